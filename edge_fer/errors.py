@@ -1,0 +1,32 @@
+"""One exception family. The CLI turns these into one clear line and exit code 2."""
+
+
+class EdgeFerError(Exception):
+    """Base class for every error that is the user's input, not a bug."""
+
+    exit_code = 2
+
+
+class DataError(EdgeFerError):
+    """A dataset that cannot be read: wrong columns, wrong pixel count, no images, ..."""
+
+
+class ModelError(EdgeFerError):
+    """A model file or bundle that cannot be used, with the reason."""
+
+
+class SourceError(EdgeFerError):
+    """A frame source that cannot be opened or read."""
+
+
+class ConfigError(EdgeFerError):
+    """An invalid configuration key or value."""
+
+
+class MissingExtraError(EdgeFerError):
+    """An optional dependency is not installed; the message says which extra to install."""
+
+    def __init__(self, what: str, extra: str, module: str | None = None):
+        mod = f" ({module} is not installed)" if module else ""
+        super().__init__(f"{what} needs the '{extra}' extra{mod}: pip install 'edge-fer[{extra}]'")
+        self.extra = extra

@@ -1,0 +1,1 @@
+"""edge_fer.train: datasets, the convolutional autoencoder and the classifier (needs the 'train' extra)."""
