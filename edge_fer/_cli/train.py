@@ -1,0 +1,61 @@
+"""`edge-fer train`: dataset -> autoencoder pretraining -> classifier fine-tuning -> run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from edge_fer.errors import MissingExtraError
+
+
+def require_tensorflow(what: str) -> None:
+    """One clear line, not an ImportError traceback, when the 'train' extra is missing."""
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        raise MissingExtraError(what, "train", "tensorflow") from None
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("train")
+    def train_cmd(
+        data: Path = typer.Option(..., "--data", help="FER2013 .csv, a .zip, or a folder of <class>/ images."),
+        out: Path = typer.Option(..., "--out", help="Run directory to write (model, metrics.json, plots)."),
+        ae_epochs: int = typer.Option(20, "--ae-epochs", help="Autoencoder pretraining epochs (stage 1)."),
+        epochs: int = typer.Option(40, "--epochs", help="End-to-end fine-tuning epochs (stage 3), early-stopped."),
+        head_epochs: int = typer.Option(3, "--head-epochs", help="Epochs with the encoder frozen (stage 2)."),
+        batch_size: int = typer.Option(128, "--batch-size"),
+        lr: float = typer.Option(1e-3, "--lr", help="Learning rate of the head stage (and of --no-pretrain)."),
+        finetune_lr: float = typer.Option(3e-4, "--finetune-lr", help="Learning rate of end-to-end fine-tuning."),
+        ae_lr: float = typer.Option(1e-3, "--ae-lr"),
+        patience: int = typer.Option(8, "--patience", help="Early-stopping patience on validation accuracy."),
+        width: int = typer.Option(16, "--width", help="Channel width multiplier of the network."),
+        latent_channels: int = typer.Option(32, "--latent-channels", help="Bottleneck channels (6x6xL code)."),
+        dropout: float = typer.Option(0.4, "--dropout"),
+        seed: int = typer.Option(0, "--seed"),
+        val_fraction: float = typer.Option(0.1, "--val-fraction", help="Held-out share when the data has no validation split."),
+        class_map: list[str] = typer.Option([], "--class-map", help="FOLDER=LABEL mapping of your class folders (repeatable)."),
+        unlabeled: Path | None = typer.Option(None, "--unlabeled", help="Folder of extra unlabeled face crops for stage 1."),
+        no_pretrain: bool = typer.Option(False, "--no-pretrain", help="Ablation: same classifier trained from scratch."),
+        limit: int = typer.Option(0, "--limit", help="Use at most N training faces (stratified), for smoke runs."),
+        margin: float = typer.Option(0.1, "--margin", help="Crop margin the runtime adds around detected faces."),
+        resume: bool = typer.Option(False, "--resume", help="Continue a stopped run in --out."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run in --out."),
+    ) -> None:
+        """Train the autoencoder-pretrained expression classifier (needs the 'train' extra)."""
+        require_tensorflow("edge-fer train")
+        from edge_fer.train.trainer import TrainConfig, train
+
+        cfg = TrainConfig(
+            data=str(data), out=str(out), ae_epochs=ae_epochs, epochs=epochs, head_epochs=head_epochs,
+            batch_size=batch_size, ae_lr=ae_lr, lr=lr, finetune_lr=finetune_lr, patience=patience, seed=seed,
+            width=width, latent_channels=latent_channels, dropout=dropout, val_fraction=val_fraction,
+            class_map=list(class_map), unlabeled=str(unlabeled) if unlabeled else None, pretrain=not no_pretrain,
+            limit=limit, margin=margin,
+        )
+        metrics = train(cfg, resume=resume, overwrite=overwrite)
+        for name, m in metrics.items():
+            if isinstance(m, dict) and "accuracy" in m:
+                typer.echo(f"{name}: accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  (n={m['n']})")
+        typer.echo(f"run directory: {out}")
