@@ -1,0 +1,148 @@
+"""Float Keras vs quantized TFLite on the same held-out crops: metrics, agreement, latency.
+
+The TFLite side runs in the runtime's interpreter (LiteRT, ``ai_edge_litert``), one crop at a time
+at batch 1, exactly as deployed: quantize the float input with the model's input (scale,
+zero_point), invoke, read the output's argmax.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+
+from edge_fer.errors import MissingExtraError, ModelError
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: tuple[str, ...]) -> dict[str, Any]:
+    """Accuracy, macro-F1 (over classes present in ``y_true`` or ``y_pred``), per-class precision/
+    recall/F1/support and the confusion matrix (rows: true, columns: predicted)."""
+    k = len(labels)
+    cm = np.zeros((k, k), dtype=np.int64)
+    np.add.at(cm, (y_true.astype(np.int64), y_pred.astype(np.int64)), 1)
+    tp = np.diag(cm).astype(np.float64)
+    support = cm.sum(axis=1)
+    predicted = cm.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, tp / np.maximum(predicted, 1), 0.0)
+        recall = np.where(support > 0, tp / np.maximum(support, 1), 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
+    present = (support > 0) | (predicted > 0)
+    n = int(cm.sum())
+    return {
+        "accuracy": float(tp.sum() / n) if n else 0.0,
+        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
+        "n": n,
+        "per_class": {
+            labels[c]: {
+                "precision": round(float(precision[c]), 6),
+                "recall": round(float(recall[c]), 6),
+                "f1": round(float(f1[c]), 6),
+                "support": int(support[c]),
+            }
+            for c in range(k)
+        },
+        "confusion_matrix": cm.tolist(),
+    }
+
+
+def keras_predict(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Float model probabilities for float inputs (N, H, W, C)."""
+    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
+
+
+def make_interpreter(model_bytes: bytes, num_threads: int = 1) -> Any:
+    """The runtime's TFLite interpreter for ``model_bytes`` (LiteRT)."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError as e:
+        raise MissingExtraError("running a .tflite model", "train", "ai-edge-litert") from e
+    try:
+        it = Interpreter(model_content=model_bytes, num_threads=num_threads)
+        it.allocate_tensors()
+    except (ValueError, RuntimeError) as e:
+        raise ModelError(f"the TFLite runtime cannot load the converted model: {e}") from None
+    return it
+
+
+def io_details(it: Any) -> tuple[dict, dict]:
+    ins, outs = it.get_input_details(), it.get_output_details()
+    if len(ins) != 1 or len(outs) != 1:
+        raise ModelError(f"expected 1 input and 1 output, the TFLite model has {len(ins)} and {len(outs)}")
+    return ins[0], outs[0]
+
+
+def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
+    """Float model input -> the tensor's dtype with its (scale, zero_point)."""
+    dtype = detail["dtype"]
+    scale, zp = detail["quantization"]
+    if np.issubdtype(dtype, np.floating) or not scale:
+        return x.astype(dtype)
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale + zp), info.min, info.max).astype(dtype)
+
+
+def dequantize(q: np.ndarray, detail: dict) -> np.ndarray:
+    scale, zp = detail["quantization"]
+    if np.issubdtype(detail["dtype"], np.floating) or not scale:
+        return q.astype(np.float32)
+    return (q.astype(np.float32) - zp) * np.float32(scale)
+
+
+def tflite_predict(model_bytes: bytes, x: np.ndarray) -> np.ndarray:
+    """Dequantized outputs (N, K) of the TFLite model for float inputs (N, H, W, C), at batch 1."""
+    it = make_interpreter(model_bytes)
+    din, dout = io_details(it)
+    if tuple(din["shape"][1:]) != tuple(x.shape[1:]):
+        raise ModelError(f"TFLite input {tuple(din['shape'])} does not take crops of shape {x.shape[1:]}")
+    q = quantize_input(x, din)
+    out = np.empty((x.shape[0], int(np.prod(dout["shape"][1:]))), dtype=np.float32)
+    for i in range(x.shape[0]):
+        it.set_tensor(din["index"], q[i : i + 1])
+        it.invoke()
+        out[i] = dequantize(it.get_tensor(dout["index"]), dout).reshape(-1)
+    return out
+
+
+def latency_ms(model_bytes: bytes, x: np.ndarray, runs: int = 200, warmup: int = 20, num_threads: int = 1) -> dict[str, Any]:
+    """Median/p90 wall time of one ``invoke()`` at batch 1 on this machine (input set once)."""
+    it = make_interpreter(model_bytes, num_threads=num_threads)
+    din, _ = io_details(it)
+    it.set_tensor(din["index"], quantize_input(x[:1], din))
+    for _ in range(warmup):
+        it.invoke()
+    times = []
+    for _ in range(max(1, runs)):
+        t0 = time.perf_counter()
+        it.invoke()
+        times.append((time.perf_counter() - t0) * 1000.0)
+    times.sort()
+    return {
+        "median": round(statistics.median(times), 4),
+        "p90": round(times[min(len(times) - 1, int(0.9 * len(times)))], 4),
+        "runs": len(times),
+        "threads": num_threads,
+        "runtime": "ai_edge_litert",
+    }
+
+
+def compare(
+    y: np.ndarray, p_float: np.ndarray, p_q: np.ndarray, labels: tuple[str, ...]
+) -> tuple[dict[str, Any], dict[str, Any], float, dict[str, Any]]:
+    """(float metrics, quantized metrics, top-1 agreement, deltas in percentage points)."""
+    a, b = p_float.argmax(axis=1), p_q.argmax(axis=1)
+    mf, mq = classification_metrics(y, a, labels), classification_metrics(y, b, labels)
+    agreement = float((a == b).mean()) if len(a) else 0.0
+    delta = {
+        "accuracy_points": round(100 * (mq["accuracy"] - mf["accuracy"]), 4),
+        "macro_f1_points": round(100 * (mq["macro_f1"] - mf["macro_f1"]), 4),
+        "per_class_f1_points": {
+            c: round(100 * (mq["per_class"][c]["f1"] - mf["per_class"][c]["f1"]), 4) for c in labels
+        },
+        "per_class_recall_points": {
+            c: round(100 * (mq["per_class"][c]["recall"] - mf["per_class"][c]["recall"]), 4) for c in labels
+        },
+    }
+    return mf, mq, agreement, delta

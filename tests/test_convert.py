@@ -1,0 +1,417 @@
+"""edge-fer convert: a tiny trained run -> verified int8 bundle; audit, metadata, agreement, gate, bad input.
+
+Everything is tiny (a ~1k-parameter model, a few hundred 48x48 crops) so the file runs in well under
+a minute on 2 cores. The crops are synthetic but class-dependent (learnable); the converter's own
+rule is "real crops only", which the fixture honours by writing them as a real FER2013 CSV dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+keras = pytest.importorskip("keras")
+
+from edge_fer.bundle import ModelMeta, read_bundle_meta  # noqa: E402
+from edge_fer.cli import main  # noqa: E402
+from edge_fer.labels import LABELS  # noqa: E402
+
+K = len(LABELS)
+
+
+# --- tiny data and a tiny trained run -------------------------------------------------------------
+
+
+def make_crops(n_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (N, 48, 48) crops whose brightness and a bar position depend on the class."""
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for c in range(K):
+        for _ in range(n_per_class):
+            img = rng.normal(40 + 28 * c, 12, (48, 48))
+            r = 4 + 6 * c
+            img[r : r + 4, :] += 60
+            xs.append(np.clip(img, 0, 255).astype(np.uint8))
+            ys.append(c)
+    x, y = np.stack(xs), np.asarray(ys, dtype=np.int64)
+    order = rng.permutation(len(y))
+    return x[order], y[order]
+
+
+def write_fer_csv(path: Path, splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    lines = ["emotion,pixels,Usage"]
+    for usage, (x, y) in splits.items():
+        for img, lab in zip(x, y):
+            lines.append(f"{int(lab)},{' '.join(str(int(v)) for v in img.ravel())},{usage}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def tiny_classifier(input_shape=(48, 48, 1)):
+    L = keras.layers
+    inp = keras.Input(input_shape)
+    x = L.Conv2D(8, 3, strides=2, padding="same", use_bias=False)(inp)
+    x = L.BatchNormalization(momentum=0.7)(x)
+    x = L.ReLU()(x)
+    x = L.SeparableConv2D(16, 3, strides=2, padding="same")(x)
+    x = L.BatchNormalization(momentum=0.7)(x)
+    x = L.ReLU()(x)
+    x = L.DepthwiseConv2D(3, padding="same")(x)
+    x = L.MaxPooling2D()(x)
+    x = L.GlobalAveragePooling2D()(x)
+    x = L.Dropout(0.1)(x)
+    out = L.Dense(K, activation="softmax")(x)
+    return keras.Model(inp, out)
+
+
+def build_run(root: Path) -> dict[str, Path]:
+    """A run directory as `edge-fer train` writes it, plus .npz copies of the splits."""
+    keras.utils.set_random_seed(0)
+    tr = make_crops(40, seed=1)
+    va = make_crops(6, seed=2)
+    te = make_crops(12, seed=3)
+    data = root / "fer_tiny.csv"
+    write_fer_csv(data, {"Training": tr, "PublicTest": va, "PrivateTest": te})
+    np.savez(root / "train.npz", x=tr[0], y=tr[1])
+    np.savez(root / "test.npz", x=te[0], y=te[1])
+
+    run = root / "run"
+    run.mkdir()
+    model = tiny_classifier()
+    model.compile(keras.optimizers.Adam(0.02), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(tr[0][..., None].astype("float32") / 255.0, tr[1], epochs=6, batch_size=32, verbose=0)
+    model.save(run / "model.keras")
+
+    # autoencoder parts (encoder: 48x48x1 -> 12x12x4, decoder back)
+    L = keras.layers
+    ei = keras.Input((48, 48, 1))
+    e = L.Conv2D(4, 3, strides=4, padding="same", activation="relu")(ei)
+    keras.Model(ei, e).save(run / "encoder.keras")
+    di = keras.Input((12, 12, 4))
+    d = L.Conv2DTranspose(4, 3, strides=4, padding="same", activation="relu")(di)
+    d = L.Conv2D(1, 3, padding="same", activation="sigmoid")(d)
+    keras.Model(di, d).save(run / "decoder.keras")
+
+    ModelMeta(provenance={"run": "tiny-test-run"}).save(run / "metadata.json")
+    (run / "config.json").write_text(json.dumps({"data": str(data), "seed": 0}))
+    return {"run": run, "data": data, "train_npz": root / "train.npz", "test_npz": root / "test.npz", "model": model}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("convert")
+    paths = build_run(root)
+    out_dir = root / "out"
+    out_dir.mkdir()
+    out = out_dir / "fer_int8.tflite"
+    rep = out_dir / "report.json"
+    code = main(["convert", str(paths["run"]), "--out", str(out), "--report", str(rep), "--float", "--decoder",
+                 "--calib-samples", "140", "--latency-runs", "20", "--max-drop", "100"])
+    assert code == 0
+    paths.update(out=out, report=rep, out_dir=out_dir, root=root)
+    return paths
+
+
+def cli(args: list[str], capsys) -> tuple[int, str]:
+    code = main(args)
+    err = capsys.readouterr().err
+    return code, err
+
+
+def _load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+# --- the happy path -------------------------------------------------------------------------------
+
+
+def test_report_schema(tiny):
+    r = _load(tiny["report"])
+    for key in ("float", "int8", "agreement", "size_bytes", "edgetpu", "params", "macs", "latency_ms", "ops"):
+        assert key in r, key
+    assert 0.0 <= r["float"]["accuracy"] <= 1.0 and 0.0 <= r["int8"]["accuracy"] <= 1.0
+    assert r["size_bytes"] == tiny["out"].stat().st_size
+    assert r["eval"]["split"] == "PrivateTest" and r["eval"]["n"] == 12 * K
+    assert r["calibration"]["split"] == "Training" and r["calibration"]["n"] == 140
+    assert set(r["calibration"]["per_class"].values()) == {20}  # stratified: 140 / 7 classes
+    assert r["parameters"] > 0 and r["macs"] > 0 and r["latency_ms"]["median"] > 0
+    assert r["gate"]["passed"] is True
+    assert r["float"]["accuracy"] > 0.5  # the tiny model did learn something
+    assert set(r["delta"]["per_class_f1_points"]) == set(LABELS)
+
+
+def test_every_tensor_is_int8_except_int32_biases(tiny):
+    from edge_fer.convert.audit import inspect_tflite
+
+    info = inspect_tflite(tiny["out"].read_bytes())
+    assert info["all_int8"]
+    used = [t for t in info["tensors"] if t["role"] != "unused"]
+    assert used
+    for t in used:
+        if t["dtype"] == "int32":
+            assert t["role"] in ("bias", "param"), t
+        else:
+            assert t["dtype"] == "int8", t
+    names = {o["op"] for o in info["ops"]}
+    assert "DEQUANTIZE" not in names and "CONV_2D" in names
+    for o in _load(tiny["report"])["ops"]:
+        for t in o["inputs"] + o["outputs"]:
+            assert t["dtype"] in ("int8", "uint8") or (t["dtype"] == "int32" and t["role"] in ("bias", "param"))
+
+
+def test_bundle_metadata_readable_by_runtime(tiny):
+    meta = read_bundle_meta(tiny["out"].read_bytes(), "bundle")
+    assert meta.labels == LABELS
+    assert (meta.input_height, meta.input_width, meta.input_channels) == (48, 48, 1)
+    q = meta.quantization
+    assert q["input"]["dtype"] == "int8" and q["output"]["dtype"] == "int8"
+    assert q["input"]["shape"] == [1, 48, 48, 1]
+    assert abs(q["input"]["scale"] - 1 / 255) < 1e-6 and q["input"]["zero_point"] == -128
+    assert meta.provenance["run"] == "tiny-test-run"  # the trainer's provenance is kept
+    assert meta.provenance["source_run"].endswith("run") and "converted_at" in meta.provenance
+    assert "tensorflow" in " ".join(meta.provenance["versions"])
+    r = _load(tiny["report"])
+    assert meta.metrics["quantized"]["agreement"] == r["agreement"]
+    assert meta.metrics["quantized"]["int8"]["accuracy"] == pytest.approx(r["int8"]["accuracy"], abs=1e-6)
+
+
+def test_runtime_interpreter_agrees_at_the_reported_rate(tiny):
+    """The runtime's own interpreter loads the bundle; float-vs-int8 agreement equals the report's."""
+    from edge_fer.interpreter import load_interpreter
+
+    li = load_interpreter(model_content=tiny["out"].read_bytes(), device="cpu", threads=1)
+    it = li.interpreter
+    din, dout = it.get_input_details()[0], it.get_output_details()[0]
+    assert din["dtype"] == np.int8 and list(din["shape"]) == [1, 48, 48, 1]
+    with np.load(tiny["test_npz"]) as z:
+        x, y = z["x"], z["y"]
+    scale, zp = din["quantization"]
+    xf = x[..., None].astype(np.float32) / 255.0
+    pred_q = []
+    for i in range(len(x)):
+        it.set_tensor(din["index"], np.clip(np.round(xf[i : i + 1] / scale + zp), -128, 127).astype(np.int8))
+        it.invoke()
+        pred_q.append(int(it.get_tensor(dout["index"]).argmax()))
+    model = keras.models.load_model(tiny["run"] / "model.keras", compile=False)
+    pred_f = model.predict(xf, verbose=0).argmax(axis=1)
+    r = _load(tiny["report"])
+    assert np.mean(pred_f == np.asarray(pred_q)) == pytest.approx(r["agreement"], abs=1e-9)
+    assert int(np.sum(pred_f == np.asarray(pred_q))) == r["agreement_count"]
+    assert np.mean(np.asarray(pred_q) == y) == pytest.approx(r["int8"]["accuracy"], abs=1e-9)
+    assert r["agreement"] >= 0.8
+
+
+def test_float_and_decoder_outputs(tiny):
+    from edge_fer.convert.audit import inspect_tflite
+
+    r = _load(tiny["report"])
+    fpath = Path(r["outputs"]["float"])
+    assert fpath.name == "fer_int8_float.tflite" and fpath.is_file()
+    fmeta = read_bundle_meta(fpath.read_bytes())
+    assert fmeta.quantization["input"]["dtype"] == "float32"
+    dpath = Path(r["outputs"]["decoder"])
+    assert dpath.name == "fer_int8_decoder.tflite" and dpath.is_file()
+    assert inspect_tflite(dpath.read_bytes())["all_int8"]
+    assert r["decoder"]["input_shape"] == [1, 12, 12, 4]
+    assert r["decoder"]["mse_int8"] < r["decoder"]["mse_float"] + 0.05
+    leftovers = [p.name for p in tiny["out_dir"].iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_edgetpu_audit_and_missing_compiler(tiny):
+    e = _load(tiny["report"])["edgetpu"]
+    assert e["compatible"] is True and e["problems"] == []
+    assert e["ops_expected_on_tpu"] == e["ops_total"] > 0
+    if e["compiler"]["available"] is False:
+        assert "edgetpu_compiler" in e["compiler"]["message"] and "apt" in e["compiler"]["message"]
+
+
+def test_edgetpu_compiler_is_run_when_on_path(tiny, tmp_path, monkeypatch):
+    from edge_fer.convert.audit import run_edgetpu_compiler
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake = bindir / "edgetpu_compiler"
+    fake.write_text(
+        "#!/bin/sh\n"
+        'out=""; while [ $# -gt 1 ]; do case "$1" in -o) out="$2"; shift;; esac; shift; done\n'
+        'm="$1"; b=$(basename "$m" .tflite); cp "$m" "$out/${b}_edgetpu.tflite"; '
+        'echo "Edge TPU Compiler version 16.0" > "$out/${b}_edgetpu.log"; echo "Model compiled successfully."\n'
+    )
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    model = tmp_path / "m.tflite"
+    model.write_bytes(tiny["out"].read_bytes())
+    res = run_edgetpu_compiler(model, tmp_path)
+    assert res["ran"] and res["returncode"] == 0
+    assert (tmp_path / "m_edgetpu.tflite").is_file()
+    assert "Compiler version" in (tmp_path / "m_edgetpu.log").read_text()
+
+
+def test_audit_flags_a_float_model(tiny):
+    from edge_fer.convert.audit import inspect_tflite
+
+    info = inspect_tflite((tiny["out_dir"] / "fer_int8_float.tflite").read_bytes())
+    assert not info["all_int8"] and not info["edgetpu"]["compatible"]
+    assert any("float32" in p for p in info["edgetpu"]["problems"])
+    assert info["edgetpu"]["first_unmappable_op"].startswith("0:")
+
+
+def test_float_op_left_by_the_converter_is_refused():
+    """TFLITE_BUILTINS_INT8 still keeps an op without an int8 kernel (here SIN) in float between
+    DEQUANTIZE/QUANTIZE; the audit refuses the model instead of shipping it."""
+    from edge_fer.convert import quantize
+    from edge_fer.convert.audit import require_full_integer
+    from edge_fer.errors import ModelError
+
+    inp = keras.Input((48, 48, 1))
+    x = keras.layers.Conv2D(4, 3, strides=4)(inp)
+    x = keras.layers.Lambda(lambda t: keras.ops.sin(t))(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    m = keras.Model(inp, keras.layers.Dense(K, activation="softmax")(x))
+    b = quantize.convert(m, np.random.default_rng(0).random((8, 48, 48, 1), dtype=np.float32))
+    with pytest.raises(ModelError, match="not fully integer.*SIN"):
+        require_full_integer(b)
+
+
+# --- the gate and uint8 I/O ----------------------------------------------------------------------
+
+
+def test_max_drop_gate_fails_with_exit_3(tiny, tmp_path, capsys):
+    out, rep = tmp_path / "m.tflite", tmp_path / "r.json"
+    code, err = cli(["convert", str(tiny["run"] / "model.keras"), "--out", str(out), "--report", str(rep),
+                     "--calib-data", str(tiny["train_npz"]), "--eval-data", str(tiny["test_npz"]),
+                     "--calib-samples", "70", "--latency-runs", "5", "--max-drop", "-100", "--io", "uint8"], capsys)
+    assert code == 3
+    assert "exceeds --max-drop" in err and "Traceback" not in err
+    r = _load(rep)
+    assert r["gate"]["passed"] is False and r["gate"]["max_drop_points"] == -100
+    # uint8 I/O: QUANTIZE at the edges only, still Edge-TPU compatible
+    meta = read_bundle_meta(out.read_bytes())
+    assert meta.quantization["input"]["dtype"] == "uint8" and meta.quantization["input"]["zero_point"] == 0
+    assert r["all_int8"] and r["edgetpu"]["compatible"], r["edgetpu"]["problems"]
+    assert r["eval"]["split"] == "all" and r["calibration"]["n"] == 70
+
+
+# --- bad input: one line, exit 2, nothing written -------------------------------------------------
+
+
+def _assert_refused(code: int, err: str, out: Path, *needles: str) -> None:
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = [ln for ln in err.strip().splitlines() if ln.startswith("edge-fer: error:")]
+    assert len(lines) == 1, err
+    for n in needles:
+        assert n in lines[0], lines[0]
+    assert not out.exists()
+    assert [p for p in out.parent.iterdir() if p.name.startswith(".")] == []
+
+
+def test_refuses_nonexistent_path(tmp_path, capsys):
+    out = tmp_path / "m.tflite"
+    code, err = cli(["convert", str(tmp_path / "nope"), "--out", str(out)], capsys)
+    _assert_refused(code, err, out, "does not exist")
+
+
+def test_refuses_corrupt_model_file(tmp_path, capsys):
+    bad = tmp_path / "model.keras"
+    bad.write_bytes(b"this is not a keras model at all" * 10)
+    out = tmp_path / "m.tflite"
+    code, err = cli(["convert", str(bad), "--out", str(out)], capsys)
+    _assert_refused(code, err, out, "not a Keras model")
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.keras").write_bytes(b"PK\x03\x04" + os.urandom(200))
+    code, err = cli(["convert", str(run), "--out", str(out)], capsys)
+    _assert_refused(code, err, out)
+
+    txt = tmp_path / "notes.txt"
+    txt.write_text("hello")
+    code, err = cli(["convert", str(txt), "--out", str(out)], capsys)
+    _assert_refused(code, err, out, "not a model")
+
+
+def test_refuses_a_tflite_model_as_input(tiny, tmp_path, capsys):
+    out = tmp_path / "m.tflite"
+    code, err = cli(["convert", str(tiny["out_dir"] / "fer_int8_float.tflite"), "--out", str(out)], capsys)
+    _assert_refused(code, err, out, "already a TFLite model")
+
+
+def test_refuses_wrong_input_shape(tiny, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    tiny_classifier((64, 64, 1)).save(run / "model.keras")
+    ModelMeta().save(run / "metadata.json")
+    out = tmp_path / "m.tflite"
+    code, err = cli(["convert", str(run), "--out", str(out), "--calib-data", str(tiny["train_npz"])], capsys)
+    _assert_refused(code, err, out, "wrong input shape")
+
+
+def test_refuses_empty_and_unreadable_calibration(tiny, tmp_path, capsys):
+    out = tmp_path / "out" / "m.tflite"
+    out.parent.mkdir()
+    empty = tmp_path / "empty.npz"
+    np.savez(empty, x=np.zeros((0, 48, 48), np.uint8), y=np.zeros((0,), np.int64))
+    code, err = cli(["convert", str(tiny["run"]), "--out", str(out), "--calib-data", str(empty)], capsys)
+    _assert_refused(code, err, out, "empty")
+
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"not an npz")
+    code, err = cli(["convert", str(tiny["run"]), "--out", str(out), "--calib-data", str(garbage)], capsys)
+    _assert_refused(code, err, out, "cannot read")
+
+    code, err = cli(["convert", str(tiny["run"]), "--out", str(out), "--calib-data", str(tmp_path / "missing.csv")],
+                    capsys)
+    _assert_refused(code, err, out, "does not exist")
+
+
+def test_refuses_unwritable_output(tiny, tmp_path, capsys):
+    out = tmp_path / "no" / "such" / "dir" / "m.tflite"
+    code, err = cli(["convert", str(tiny["run"]), "--out", str(out)], capsys)
+    assert code == 2 and "does not exist" in err and "Traceback" not in err
+    out = tmp_path / "adir"
+    out.mkdir()
+    code, err = cli(["convert", str(tiny["run"]), "--out", str(out)], capsys)
+    assert code == 2 and "is a directory" in err
+
+
+def test_without_tensorflow_says_which_extra(tiny, tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tensorflow", None)  # makes `import tensorflow` fail
+    out = tmp_path / "m.tflite"
+    code, err = cli(["convert", str(tiny["run"]), "--out", str(out)], capsys)
+    _assert_refused(code, err, out, "'train' extra")
+
+
+# --- pure helpers ---------------------------------------------------------------------------------
+
+
+def test_stratified_sample_is_balanced_seeded_and_takes_rare_classes():
+    from edge_fer.convert.data import stratified_sample
+
+    y = np.concatenate([np.full(500, 0), np.full(3, 1), np.full(200, 2)])
+    idx = stratified_sample(y, 30, seed=5, num_classes=3)
+    counts = np.bincount(y[idx], minlength=3)
+    assert counts.tolist() == [14, 3, 13] or counts.tolist() == [13, 3, 14]
+    assert len(set(idx.tolist())) == 30
+    assert np.array_equal(idx, stratified_sample(y, 30, seed=5, num_classes=3))
+    assert not np.array_equal(np.sort(idx), np.sort(stratified_sample(y, 30, seed=6, num_classes=3)))
+    assert len(stratified_sample(y, 10_000, seed=0, num_classes=3)) == len(y)
+
+
+def test_classification_metrics_by_hand():
+    from edge_fer.convert.verify import classification_metrics
+
+    m = classification_metrics(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), ("a", "b", "c"))
+    assert m["accuracy"] == 0.75
+    assert m["per_class"]["a"] == {"precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3, abs=1e-6), "support": 2}
+    assert m["per_class"]["b"]["precision"] == pytest.approx(2 / 3, abs=1e-6)
+    assert m["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)  # class c absent from both: not averaged
+    assert m["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [0, 0, 0]]
