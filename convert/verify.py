@@ -14,38 +14,7 @@ from typing import Any
 import numpy as np
 
 from edge_fer.errors import MissingExtraError, ModelError
-
-
-def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, labels: tuple[str, ...]) -> dict[str, Any]:
-    """Accuracy, macro-F1 (over classes present in ``y_true`` or ``y_pred``), per-class precision/
-    recall/F1/support and the confusion matrix (rows: true, columns: predicted)."""
-    k = len(labels)
-    cm = np.zeros((k, k), dtype=np.int64)
-    np.add.at(cm, (y_true.astype(np.int64), y_pred.astype(np.int64)), 1)
-    tp = np.diag(cm).astype(np.float64)
-    support = cm.sum(axis=1)
-    predicted = cm.sum(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.where(predicted > 0, tp / np.maximum(predicted, 1), 0.0)
-        recall = np.where(support > 0, tp / np.maximum(support, 1), 0.0)
-        f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
-    present = (support > 0) | (predicted > 0)
-    n = int(cm.sum())
-    return {
-        "accuracy": float(tp.sum() / n) if n else 0.0,
-        "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
-        "n": n,
-        "per_class": {
-            labels[c]: {
-                "precision": round(float(precision[c]), 6),
-                "recall": round(float(recall[c]), 6),
-                "f1": round(float(f1[c]), 6),
-                "support": int(support[c]),
-            }
-            for c in range(k)
-        },
-        "confusion_matrix": cm.tolist(),
-    }
+from edge_fer.train.metrics import classification_report
 
 
 def keras_predict(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -133,7 +102,7 @@ def compare(
 ) -> tuple[dict[str, Any], dict[str, Any], float, dict[str, Any]]:
     """(float metrics, quantized metrics, top-1 agreement, deltas in percentage points)."""
     a, b = p_float.argmax(axis=1), p_q.argmax(axis=1)
-    mf, mq = classification_metrics(y, a, labels), classification_metrics(y, b, labels)
+    mf, mq = classification_report(y, a, labels), classification_report(y, b, labels)
     agreement = float((a == b).mean()) if len(a) else 0.0
     delta = {
         "accuracy_points": round(100 * (mq["accuracy"] - mf["accuracy"]), 4),

@@ -404,14 +404,3 @@ def test_stratified_sample_is_balanced_seeded_and_takes_rare_classes():
     assert np.array_equal(idx, stratified_sample(y, 30, seed=5, num_classes=3))
     assert not np.array_equal(np.sort(idx), np.sort(stratified_sample(y, 30, seed=6, num_classes=3)))
     assert len(stratified_sample(y, 10_000, seed=0, num_classes=3)) == len(y)
-
-
-def test_classification_metrics_by_hand():
-    from edge_fer.convert.verify import classification_metrics
-
-    m = classification_metrics(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), ("a", "b", "c"))
-    assert m["accuracy"] == 0.75
-    assert m["per_class"]["a"] == {"precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3, abs=1e-6), "support": 2}
-    assert m["per_class"]["b"]["precision"] == pytest.approx(2 / 3, abs=1e-6)
-    assert m["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)  # class c absent from both: not averaged
-    assert m["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [0, 0, 0]]

@@ -82,3 +82,6 @@ def test_classification_report():
     assert r["per_class"]["a"]["recall"] == 0.5
     f1 = [2 * 0.5 * 0.5 / 1.0, 2 * (2 / 3) * 1 / (2 / 3 + 1), 2 * 1 * 0.5 / 1.5]
     assert r["macro_f1"] == pytest.approx(np.mean(f1), abs=1e-6)
+    # a class absent from both truth and predictions is not averaged (as scikit-learn)
+    r4 = classification_report(y_true, y_pred, ["a", "b", "c", "d"])
+    assert r4["macro_f1"] == pytest.approx(r["macro_f1"]) and r4["confusion_matrix"][3] == [0, 0, 0, 0]

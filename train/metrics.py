@@ -15,8 +15,8 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -
 
 
 def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> dict:
-    """Everything metrics.json holds for one split. Classes with no samples and no predictions
-    get F1 = 0 and are left out of the macro average."""
+    """Everything metrics.json holds for one split. Macro-F1 averages over the classes that occur
+    in ``y_true`` or ``y_pred`` (as scikit-learn does); a class with neither is left out."""
     k = len(labels)
     cm = confusion_matrix(y_true, y_pred, k)
     tp = np.diag(cm).astype(np.float64)
@@ -26,15 +26,15 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequen
     recall = np.divide(tp, support, out=np.zeros(k), where=support > 0)
     denom = precision + recall
     f1 = np.divide(2 * precision * recall, denom, out=np.zeros(k), where=denom > 0)
-    present = support > 0
+    present = (support > 0) | (predicted > 0)
     n = int(cm.sum())
     return {
         "n": n,
         "accuracy": float(tp.sum() / n) if n else 0.0,
         "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
         "per_class": {
-            name: {"precision": round(float(precision[i]), 4), "recall": round(float(recall[i]), 4),
-                   "f1": round(float(f1[i]), 4), "support": int(support[i])}
+            name: {"precision": round(float(precision[i]), 6), "recall": round(float(recall[i]), 6),
+                   "f1": round(float(f1[i]), 6), "support": int(support[i])}
             for i, name in enumerate(labels)
         },
         "confusion_matrix": cm.tolist(),
