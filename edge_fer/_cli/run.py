@@ -1,9 +1,85 @@
-"""`edge-fer run`: placeholder until its issue lands."""
+"""`edge-fer run`: camera/video/images -> faces -> expressions -> JSON-line events.
+
+Flags are a view of :mod:`edge_fer.config` (``--config file.toml`` is the other); flags override
+the file. Heavy imports (OpenCV, the interpreter) happen inside the command, never TensorFlow.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
 
 import typer
 
+# flag parameter name -> config key
+FLAG_KEYS = {
+    "source": "source.uri",
+    "model": "model.path",
+    "device": "model.device",
+    "threads": "model.threads",
+    "detector": "detector.name",
+    "detector_model": "detector.model",
+    "detect_every": "detector.every",
+    "detect_scale": "detector.scale",
+    "min_face": "detector.min_size",
+    "output": "output.path",
+    "format": "output.format",
+    "per_frame": "output.per_frame",
+    "annotate": "output.annotate",
+    "save_crops": "output.save_crops",
+    "mqtt_host": "mqtt.host",
+    "mqtt_port": "mqtt.port",
+    "mqtt_topic": "mqtt.topic",
+    "http_host": "http.host",
+    "http_port": "http.port",
+    "max_frames": "run.max_frames",
+    "loop": "source.loop",
+    "width": "source.width",
+    "height": "source.height",
+}
+
 
 def register(app: typer.Typer) -> None:
-    @app.command("run", help="(not implemented yet)")
-    def _cmd() -> None:
-        raise typer.Exit(1)
+    @app.command("run", help="Run the recognizer on a camera, stream, video or images; print JSON-line events.")
+    def run_cmd(
+        source: Optional[str] = typer.Option(None, "--source", "-s", help="Video file, image/folder/glob, camera index, rtsp://|http:// URL, or 'picamera2'."),
+        model: Optional[str] = typer.Option(None, "--model", "-m", help="Model bundle (.tflite from 'edge-fer convert'). Default: the shipped model."),
+        output: Optional[str] = typer.Option(None, "--output", "-o", help="Events file, or '-' for stdout (default)."),
+        config: Optional[str] = typer.Option(None, "--config", "-c", help="TOML config file; flags override it."),
+        format: Optional[str] = typer.Option(None, "--format", help="Output format: jsonl (default) or csv."),
+        detector: Optional[str] = typer.Option(None, "--detector", help="Face detector: haar (default) or yunet."),
+        detector_model: Optional[str] = typer.Option(None, "--detector-model", help="YuNet .onnx model (with --detector yunet)."),
+        detect_every: Optional[int] = typer.Option(None, "--detect-every", help="Detect faces every N frames; the tracker carries them in between."),
+        detect_scale: Optional[float] = typer.Option(None, "--detect-scale", help="Downscale factor of the frame for detection (default 0.5)."),
+        min_face: Optional[int] = typer.Option(None, "--min-face", help="Smallest face side in pixels."),
+        device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | edgetpu."),
+        threads: Optional[int] = typer.Option(None, "--threads", help="Interpreter threads (0: default)."),
+        max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Stop after N frames (0: no limit)."),
+        per_frame: Optional[bool] = typer.Option(None, "--per-frame/--no-per-frame", help="Also emit one 'face' event per face per frame."),
+        loop: Optional[bool] = typer.Option(None, "--loop/--no-loop", help="Loop a video file."),
+        width: Optional[int] = typer.Option(None, "--width", help="Camera capture width."),
+        height: Optional[int] = typer.Option(None, "--height", help="Camera capture height."),
+        annotate: Optional[str] = typer.Option(None, "--annotate", help="Write an annotated video here (off by default: privacy)."),
+        save_crops: Optional[str] = typer.Option(None, "--save-crops", help="Save face crops to this folder (off by default: privacy)."),
+        mqtt_host: Optional[str] = typer.Option(None, "--mqtt-host", help="Publish events to this MQTT broker (needs edge-fer[mqtt])."),
+        mqtt_port: Optional[int] = typer.Option(None, "--mqtt-port", help="MQTT broker port (1883)."),
+        mqtt_topic: Optional[str] = typer.Option(None, "--mqtt-topic", help="MQTT topic prefix (edge-fer)."),
+        http_port: Optional[int] = typer.Option(None, "--http-port", help="Serve /healthz /metrics /latest on this port (0: off)."),
+        http_host: Optional[str] = typer.Option(None, "--http-host", help="HTTP bind address (127.0.0.1)."),
+        print_config: bool = typer.Option(False, "--print-config", help="Print the effective config as TOML and exit."),
+    ) -> None:
+        from edge_fer import config as cfgmod
+        from edge_fer.errors import ConfigError
+
+        values = dict(locals())
+        overrides = {key: values[name] for name, key in FLAG_KEYS.items()}
+        cfg = cfgmod.build(config, overrides)
+        if print_config:
+            typer.echo(cfgmod.to_toml(cfg))
+            raise typer.Exit(0)
+        if source is None and not config:
+            raise ConfigError("no --source given (a video file, images, a camera index, a URL or 'picamera2')")
+        from edge_fer.daemon import run_from_config
+
+        code = run_from_config(cfg)
+        if code:
+            raise typer.Exit(code)

@@ -1,0 +1,95 @@
+"""Frame sources behind one protocol, chosen from the ``--source`` string.
+
+* ``0``, ``1`` ...              OpenCV camera (live: latest frame only, drops counted, reopened on failure)
+* ``rtsp://...``, ``http://...`` OpenCV stream (live, same)
+* ``picamera2`` / ``picamera2:1`` Raspberry Pi camera via picamera2 (live, Y plane of a YUV420 stream)
+* ``video.mp4``                  a video file: every frame, in order, no drops
+* ``img.jpg``, a folder, a glob  still images: every image, in order
+
+Adding a source kind is one module plus one branch in :func:`open_source`.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from edge_fer.errors import SourceError
+from edge_fer.types import Frame
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+
+
+@runtime_checkable
+class Source(Protocol):
+    name: str
+    live: bool  # latest-frame semantics (cameras, streams): frames may be dropped
+    still: bool  # independent still images: no tracking across frames
+
+    def open(self) -> None: ...
+
+    def read(self, timeout: float | None = None) -> Frame | None:
+        """The next frame; ``None`` at the end of a finite source (or on timeout for a live one)."""
+        ...
+
+    def close(self) -> None: ...
+
+    def stats(self) -> dict[str, Any]:
+        """Counters: {"frames", "dropped", "errors", "reopens"}."""
+        ...
+
+    @property
+    def finished(self) -> bool: ...
+
+
+def describe(spec: str) -> str:
+    return spec if not _URL.match(spec) else re.sub(r"//[^/@]*@", "//***@", spec)  # hide credentials
+
+
+def open_source(spec: str | int, *, width: int = 0, height: int = 0, fps: float = 0.0, loop: bool = False) -> Source:
+    """Build (not yet open) the source for a ``--source`` string."""
+    s = str(spec).strip()
+    if not s:
+        raise SourceError("empty --source")
+    if s == "picamera2" or s.startswith("picamera2:"):
+        from edge_fer.sources.picamera2 import Picamera2Source
+
+        num = int(s.split(":", 1)[1]) if ":" in s else 0
+        return Picamera2Source(camera_num=num, size=(width or 640, height or 480), fps=fps)
+    if re.fullmatch(r"\d+", s):
+        from edge_fer.sources.opencv import OpenCVCameraSource
+
+        return OpenCVCameraSource(int(s), width=width, height=height, fps=fps)
+    if _URL.match(s) and not s.startswith("file://"):
+        from edge_fer.sources.opencv import OpenCVCameraSource
+
+        return OpenCVCameraSource(s, width=width, height=height, fps=fps)
+    if s.startswith("file://"):
+        s = s[len("file://") :]
+    p = Path(os.path.expanduser(s))
+    from edge_fer.sources.images import ImageSource
+
+    if p.is_dir():
+        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS)
+        if not files:
+            raise SourceError(f"no images ({', '.join(sorted(IMAGE_EXTS))}) in folder {p}")
+        return ImageSource(files, name=str(p))
+    if p.is_file():
+        if p.suffix.lower() in IMAGE_EXTS:
+            return ImageSource([p], name=str(p))
+        from edge_fer.sources.opencv import VideoFileSource
+
+        return VideoFileSource(p, loop=loop)
+    if glob.has_magic(s):
+        files = sorted(Path(f) for f in glob.glob(os.path.expanduser(s)) if Path(f).suffix.lower() in IMAGE_EXTS)
+        if not files:
+            raise SourceError(f"no images match {s!r}")
+        return ImageSource(files, name=s)
+    raise SourceError(f"source {s!r} is not a file, folder, glob, camera index, URL or 'picamera2'")
+
+
+__all__ = ["Source", "open_source", "describe", "IMAGE_EXTS"]

@@ -1,0 +1,270 @@
+"""One configuration schema for ``edge-fer run``: a TOML file and CLI flags are two views of it.
+
+::
+
+    [source]   uri, width, height, fps, loop
+    [model]    path, device, threads
+    [detector] name, model, every, scale, min_size, score_threshold
+    [tracker]  iou_threshold, max_missed, min_hits, ema_alpha, switch_margin, switch_frames
+    [output]   path, format, per_frame, annotate, save_crops
+    [mqtt]     host, port, topic, client_id, username, password, qos, discovery
+    [http]     host, port
+    [run]      max_frames, status_interval_s
+
+Unknown sections/keys and values of the wrong type are :class:`~edge_fer.errors.ConfigError`
+naming the key and, for a file, its line. CLI flags (dotted keys such as ``detector.every``)
+override the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from edge_fer.errors import ConfigError
+
+
+@dataclass
+class SourceConfig:
+    uri: str = "0"  # path, folder, glob, camera index, URL, "picamera2"
+    width: int = 0  # camera capture size (0: device default; picamera2 default 640x480)
+    height: int = 0
+    fps: float = 0.0
+    loop: bool = False  # loop a video file (soak tests, demos)
+
+
+@dataclass
+class ModelConfig:
+    path: str = ""  # empty: the default model shipped in the package
+    device: str = "auto"  # auto | cpu | edgetpu
+    threads: int = 0  # 0: the interpreter's default
+
+
+@dataclass
+class DetectorConfig:
+    name: str = "haar"  # haar | yunet
+    model: str = ""  # YuNet .onnx (or a Haar cascade XML)
+    every: int = 1  # detect every N frames; the tracker carries faces in between
+    scale: float = 0.5  # detection runs on the frame downscaled by this factor
+    min_size: int = 30  # smallest face side, full-frame pixels
+    score_threshold: float = 0.6  # YuNet
+
+
+@dataclass
+class TrackerSection:
+    iou_threshold: float = 0.3
+    max_missed: int = 15
+    min_hits: int = 2
+    ema_alpha: float = 0.4
+    switch_margin: float = 0.1
+    switch_frames: int = 3
+
+
+@dataclass
+class OutputConfig:
+    path: str = "-"  # "-" is stdout
+    format: str = "jsonl"  # jsonl | csv
+    per_frame: bool = False  # also one "face" event per face per frame
+    annotate: str = ""  # write an annotated video here (privacy: off unless asked)
+    save_crops: str = ""  # save face crops here (privacy: off unless asked)
+
+
+@dataclass
+class MqttConfig:
+    host: str = ""  # empty: no MQTT
+    port: int = 1883
+    topic: str = "edge-fer"
+    client_id: str = ""
+    username: str = ""
+    password: str = ""
+    qos: int = 1
+    discovery: bool = False  # Home Assistant discovery
+
+
+@dataclass
+class HttpConfig:
+    port: int = 0  # 0: no HTTP endpoint
+    host: str = "127.0.0.1"
+
+
+@dataclass
+class RunConfig:
+    max_frames: int = 0  # 0: until the source ends or a signal
+    status_interval_s: float = 10.0  # systemd STATUS / log line period
+
+
+@dataclass
+class Config:
+    source: SourceConfig = field(default_factory=SourceConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    tracker: TrackerSection = field(default_factory=TrackerSection)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def set(self, dotted: str, value: Any, where: str = "") -> None:
+        """Set ``section.key`` with type checking (the CLI and the file use this)."""
+        section, _, key = dotted.partition(".")
+        sec = getattr(self, section, None) if section in _SECTIONS else None
+        if sec is None:
+            raise ConfigError(f"{where}unknown config section [{section}] (known: {', '.join(_SECTIONS)})")
+        hints = _hints(type(sec))
+        if key not in hints:
+            raise ConfigError(f"{where}unknown config key '{dotted}' (known in [{section}]: {', '.join(hints)})")
+        setattr(sec, key, _coerce(dotted, hints[key], value, where))
+
+
+_SECTIONS = tuple(f.name for f in fields(Config))
+_HINTS: dict[type, dict[str, type]] = {}
+
+
+def _hints(cls: type) -> dict[str, type]:
+    if cls not in _HINTS:
+        _HINTS[cls] = get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _coerce(key: str, typ: type, value: Any, where: str) -> Any:
+    bad = ConfigError(f"{where}config key '{key}' must be {typ.__name__}, got {value!r}")
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        raise bad
+    if typ is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise bad
+    if typ is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise bad
+    if typ is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):  # source = 0
+            return str(value)
+        raise bad
+    return value
+
+
+def _line_of(text: str, section: str, key: str | None) -> int | None:
+    """1-based line of ``[section]`` / ``key =`` in the TOML text (best effort)."""
+    cur = None
+    for i, line in enumerate(text.splitlines(), 1):
+        s = line.strip()
+        m = re.match(r"^\[\s*([^\]]+?)\s*\]", s)
+        if m:
+            cur = m.group(1).strip().strip('"')
+            if key is None and cur == section:
+                return i
+            continue
+        if key is not None and cur == section and re.match(rf'^"?{re.escape(key)}"?\s*=', s):
+            return i
+        if key is not None and cur is None and re.match(rf'^"?{re.escape(section)}"?\s*\.\s*"?{re.escape(key)}"?\s*=', s):
+            return i
+    return None
+
+
+def validate(cfg: Config) -> Config:
+    """Value checks that types alone do not catch."""
+    def need(ok: bool, key: str, msg: str) -> None:
+        if not ok:
+            raise ConfigError(f"config key '{key}' {msg}")
+
+    from edge_fer.detect import DETECTORS
+    from edge_fer.interpreter import DEVICES
+
+    need(cfg.model.device in DEVICES, "model.device", f"must be one of {', '.join(DEVICES)}, got {cfg.model.device!r}")
+    need(cfg.model.threads >= 0, "model.threads", "must be >= 0")
+    need(cfg.detector.name in DETECTORS, "detector.name", f"must be one of {', '.join(DETECTORS)}, got {cfg.detector.name!r}")
+    need(cfg.detector.every >= 1, "detector.every", "must be >= 1")
+    need(0.05 <= cfg.detector.scale <= 1.0, "detector.scale", "must be in [0.05, 1]")
+    need(cfg.detector.min_size >= 0, "detector.min_size", "must be >= 0")
+    need(cfg.output.format in ("jsonl", "csv"), "output.format", f"must be jsonl or csv, got {cfg.output.format!r}")
+    t = cfg.tracker
+    need(0.0 < t.iou_threshold <= 1.0, "tracker.iou_threshold", "must be in (0, 1]")
+    need(0.0 < t.ema_alpha <= 1.0, "tracker.ema_alpha", "must be in (0, 1]")
+    need(t.min_hits >= 1, "tracker.min_hits", "must be >= 1")
+    need(t.switch_frames >= 1, "tracker.switch_frames", "must be >= 1")
+    need(t.max_missed >= 0, "tracker.max_missed", "must be >= 0")
+    need(0 <= cfg.mqtt.port <= 65535, "mqtt.port", "must be a port number")
+    need(cfg.mqtt.qos in (0, 1, 2), "mqtt.qos", "must be 0, 1 or 2")
+    need(0 <= cfg.http.port <= 65535, "http.port", "must be a port number")
+    need(cfg.run.max_frames >= 0, "run.max_frames", "must be >= 0")
+    return cfg
+
+
+def from_dict(data: dict[str, Any], text: str | None = None, source: str = "config") -> Config:
+    cfg = Config()
+    for section, body in data.items():
+        line = _line_of(text, section, None) if text else None
+        where = f"{source}:{line}: " if line else f"{source}: "
+        if section not in _SECTIONS:
+            raise ConfigError(f"{where}unknown config section [{section}] (known: {', '.join(_SECTIONS)})")
+        if not isinstance(body, dict):
+            raise ConfigError(f"{where}[{section}] must be a table")
+        for key, value in body.items():
+            line = _line_of(text, section, key) if text else None
+            where = f"{source}:{line}: " if line else f"{source}: "
+            cfg.set(f"{section}.{key}", value, where)
+    return cfg
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate a TOML config file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read config {p}: {e.strerror or e}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: invalid TOML: {e}") from None
+    cfg = from_dict(data, text, str(p))
+    try:
+        return validate(cfg)
+    except ConfigError as e:
+        m = re.search(r"'(\w+)\.(\w+)'", str(e))
+        line = _line_of(text, m.group(1), m.group(2)) if m else None
+        raise ConfigError(f"{p}:{line}: {e}" if line else f"{p}: {e}") from None
+
+
+def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
+    """Apply ``{"section.key": value}``; ``None`` values (flag not given) are skipped."""
+    for k, v in overrides.items():
+        if v is not None:
+            cfg.set(k, v, "")
+    return validate(cfg)
+
+
+def build(config_file: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """The effective config: defaults <- file <- CLI flags."""
+    cfg = load(config_file) if config_file else Config()
+    return apply_overrides(cfg, overrides or {})
+
+
+def to_toml(cfg: Config) -> str:
+    """The config as TOML text (for ``--print-config`` and the example file)."""
+    out = []
+    for sec, body in cfg.to_dict().items():
+        out.append(f"[{sec}]")
+        for k, v in body.items():
+            if isinstance(v, bool):
+                s = "true" if v else "false"
+            elif isinstance(v, (int, float)):
+                s = repr(v)
+            else:
+                s = '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+            out.append(f"{k} = {s}")
+        out.append("")
+    return "\n".join(out)

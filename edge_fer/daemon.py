@@ -1,0 +1,151 @@
+"""The run loop as a service: signals, systemd notify/watchdog, status lines.
+
+SIGTERM/SIGINT set a flag; the frame in hand is finished, then the pipeline closes: open tracks get
+``face_left``, sinks are flushed and closed (the MQTT sink publishes "offline" on close), the
+camera is released, and the process exits 0. A second signal exits at once (code 130/143).
+
+systemd (``Type=notify``): READY=1 after the first processed frame, WATCHDOG=1 from the processing
+loop (also while a live source waits for frames), STATUS=... with fps. Uses :mod:`edge_fer.systemd`
+when it is installed; without it (or outside systemd) notifications are no-ops.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from edge_fer.config import Config
+
+log = logging.getLogger(__name__)
+
+
+def _systemd_notify() -> Callable[[str], Any]:
+    """``edge_fer.systemd.notify`` when present, else a no-op."""
+    try:
+        from edge_fer import systemd  # type: ignore[attr-defined]
+    except ImportError:
+        return lambda state: None
+    return getattr(systemd, "notify", None) or (lambda state: None)
+
+
+class Notify:
+    """READY / WATCHDOG / STATUS / STOPPING. ``watchdog()`` is cheap to call every frame: it is
+    rate-limited (by :mod:`edge_fer.systemd` to half of ``WATCHDOG_USEC``, else to 1 s)."""
+
+    def __init__(self, notify: Callable[[str], Any] | None = None):
+        self._sd = None
+        if notify is None:
+            try:
+                from edge_fer import systemd as sd  # type: ignore[attr-defined]
+
+                if all(hasattr(sd, n) for n in ("ready", "watchdog", "status", "stopping")):
+                    self._sd = sd
+            except ImportError:
+                pass
+        self._notify = notify or _systemd_notify()
+        self._last_ping = 0.0
+
+    def _send(self, state: str) -> None:
+        try:
+            self._notify(state)
+        except Exception as e:  # notification must never stop the loop
+            log.debug("sd_notify(%s) failed: %s", state, e)
+
+    def ready(self) -> None:
+        self._sd.ready() if self._sd else self._send("READY=1")
+
+    def watchdog(self) -> None:
+        if self._sd:
+            self._sd.watchdog()
+            return
+        now = time.monotonic()
+        if now - self._last_ping >= 1.0:
+            self._last_ping = now
+            self._send("WATCHDOG=1")
+
+    def status(self, text: str) -> None:
+        self._sd.status(text) if self._sd else self._send(f"STATUS={text}")
+
+    def stopping(self) -> None:
+        self._sd.stopping() if self._sd else self._send("STOPPING=1")
+
+
+class Daemon:
+    def __init__(self, pipeline: Any, *, max_frames: int = 0, status_interval_s: float = 10.0,
+                 notify: Callable[[str], Any] | None = None):
+        self.pipeline = pipeline
+        self.max_frames = max_frames
+        self.status_interval_s = status_interval_s
+        self.notify = Notify(notify)
+        self.stop_event = threading.Event()
+        self.signal_received: int | None = None
+        self._old_handlers: dict[int, Any] = {}
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        if self.stop_event.is_set():  # second signal: give up at once
+            raise SystemExit(128 + signum)
+        self.signal_received = signum
+        self.stop_event.set()
+        log.info("received %s: finishing the current frame", signal.Signals(signum).name)
+
+    def install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._old_handlers[sig] = signal.signal(sig, self._on_signal)
+
+    def restore_signals(self) -> None:
+        for sig, h in self._old_handlers.items():
+            signal.signal(sig, h)
+        self._old_handlers.clear()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def run(self) -> int:
+        """Run until the source ends, ``max_frames``, or a signal. Returns the exit code (0)."""
+        pipe = self.pipeline
+        self.install_signals()
+        ready = False
+        last_status = time.monotonic()
+        try:
+            pipe.open()
+            self.notify.status("running")
+            while not self.stop_event.is_set():
+                r = pipe.step(timeout=0.5)
+                self.notify.watchdog()
+                if r is False:
+                    break
+                if r is None:
+                    continue
+                if not ready:
+                    ready = True
+                    self.notify.ready()
+                    log.info("first frame processed: ready")
+                now = time.monotonic()
+                if now - last_status >= self.status_interval_s:
+                    last_status = now
+                    st = pipe.status()
+                    self.notify.status(f"{st['fps']:.1f} fps, {st['frames']} frames, {st['tracks']} faces tracked")
+                    log.info("%.1f fps, %d frames, %d dropped, %d errors", st["fps"], st["frames"], st["dropped_frames"], st["errors"])
+                if self.max_frames and pipe.frames >= self.max_frames:
+                    break
+        finally:
+            self.notify.stopping()
+            pipe.close()
+            self.restore_signals()
+        st = pipe.status()
+        log.info("stopped after %d frames (%.1f fps)%s", st["frames"], st["fps"],
+                 f" on {signal.Signals(self.signal_received).name}" if self.signal_received else "")
+        return 0
+
+
+def run_from_config(cfg: Config) -> int:
+    from edge_fer.pipeline import Pipeline
+
+    pipe = Pipeline.from_config(cfg)
+    return Daemon(pipe, max_frames=cfg.run.max_frames, status_interval_s=cfg.run.status_interval_s).run()

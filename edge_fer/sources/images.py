@@ -1,0 +1,56 @@
+"""Still images (files, a folder, a glob): every image once, in order."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from edge_fer.types import Frame
+
+log = logging.getLogger(__name__)
+
+
+class ImageSource:
+    live = False
+    still = True
+
+    def __init__(self, paths: Sequence[str | Path], name: str | None = None):
+        self.paths = [Path(p) for p in paths]
+        self.name = name or (str(self.paths[0]) if self.paths else "images")
+        self._i = 0
+        self._frames = 0
+        self._errors = 0
+        self.current_path: Path | None = None
+
+    def open(self) -> None:
+        self._i = 0
+
+    @property
+    def finished(self) -> bool:
+        return self._i >= len(self.paths)
+
+    def read(self, timeout: float | None = None) -> Frame | None:
+        while self._i < len(self.paths):
+            p = self.paths[self._i]
+            self._i += 1
+            img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+            if img is None:
+                self._errors += 1
+                log.warning("cannot read image %s: skipped", p)
+                continue
+            self.current_path = p
+            f = Frame(img, self._frames, time.time(), None)
+            self._frames += 1
+            return f
+        return None
+
+    def close(self) -> None:
+        pass
+
+    def stats(self) -> dict[str, Any]:
+        return {"frames": self._frames, "dropped": 0, "errors": self._errors, "reopens": 0}

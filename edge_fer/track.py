@@ -1,0 +1,216 @@
+"""Tracking faces across frames: stable ids, smoothed probabilities, hysteresis, events.
+
+Matching is greedy on IoU, with a centroid-distance fallback for fast moves (camera pans). Each
+track keeps an EMA of its class probabilities; its *stable* label changes only when another label
+beats it by ``switch_margin`` for ``switch_frames`` consecutive updates, so labels do not flicker.
+
+Events: ``face_appeared`` (a track confirmed after ``min_hits`` detections), ``expression_changed``,
+``face_left`` (unseen for more than ``max_missed`` frames, or the stream ended), and with
+``per_frame=True`` one ``face`` event per tracked face per frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edge_fer.types import Event, Face, Prediction
+
+
+@dataclass
+class TrackerConfig:
+    iou_threshold: float = 0.3
+    centroid_factor: float = 0.6  # fallback match: centre distance < factor * track box side
+    max_missed: int = 15  # frames without a detection before face_left
+    min_hits: int = 2  # detections before face_appeared
+    ema_alpha: float = 0.4  # weight of the newest probabilities
+    switch_margin: float = 0.1
+    switch_frames: int = 3
+
+
+@dataclass
+class Track:
+    id: int
+    box: tuple[int, int, int, int]
+    scores: np.ndarray
+    first_frame: int
+    first_ts: float
+    last_frame: int
+    last_ts: float
+    hits: int = 1
+    frames: int = 1
+    label: str | None = None  # stable label, set when confirmed
+    candidate: str | None = None
+    candidate_count: int = 0
+    confirmed: bool = False
+    score: float = 1.0
+    updated: bool = field(default=False, repr=False)
+
+
+def iou(a: Sequence[float], b: Sequence[float]) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    ix = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    iy = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    inter = ix * iy
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0
+
+
+class Tracker:
+    def __init__(self, config: TrackerConfig | None = None, labels: Sequence[str] | None = None, per_frame: bool = False):
+        self.cfg = config or TrackerConfig()
+        self.labels = tuple(labels) if labels else None
+        self.per_frame = per_frame
+        self.tracks: list[Track] = []
+        self._next_id = 1
+        self.last_assignment: list[int] = []  # track id per face of the last update()
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _labels(self, pred: Prediction) -> tuple[str, ...]:
+        if self.labels is None:
+            self.labels = pred.labels
+        return self.labels
+
+    def _scores_dict(self, t: Track) -> dict[str, float]:
+        return {n: round(float(p), 4) for n, p in zip(self.labels or (), t.scores)}
+
+    def _event(self, kind: str, t: Track, frame: int, ts: float, **extra) -> Event:
+        return Event(kind, ts, frame, t.id, t.label or self._argmax(t), self._scores_dict(t), t.box, extra)
+
+    def _argmax(self, t: Track) -> str:
+        return (self.labels or ())[int(np.argmax(t.scores))] if self.labels else ""
+
+    def carried_faces(self) -> list[Face]:
+        """Faces at the tracks' last boxes: what the pipeline classifies on frames without detection."""
+        return [Face(t.box, t.score) for t in self.tracks]
+
+    def _match(self, boxes: Sequence[tuple[int, int, int, int]]) -> list[tuple[int, int]]:
+        pairs = []
+        for ti, t in enumerate(self.tracks):
+            for fi, b in enumerate(boxes):
+                v = iou(t.box, b)
+                if v >= self.cfg.iou_threshold:
+                    pairs.append((v, ti, fi))
+        pairs.sort(reverse=True)
+        used_t, used_f, out = set(), set(), []
+        for _, ti, fi in pairs:
+            if ti not in used_t and fi not in used_f:
+                used_t.add(ti), used_f.add(fi), out.append((ti, fi))
+        cands = []
+        for ti, t in enumerate(self.tracks):
+            if ti in used_t:
+                continue
+            tx, ty = t.box[0] + t.box[2] / 2, t.box[1] + t.box[3] / 2
+            side = max(t.box[2], t.box[3])
+            for fi, b in enumerate(boxes):
+                if fi in used_f:
+                    continue
+                d = float(np.hypot(b[0] + b[2] / 2 - tx, b[1] + b[3] / 2 - ty))
+                ratio = max(b[2], b[3]) / max(1, side)
+                if d < self.cfg.centroid_factor * side and 0.5 < ratio < 2.0:
+                    cands.append((d, ti, fi))
+        cands.sort()
+        for _, ti, fi in cands:
+            if ti not in used_t and fi not in used_f:
+                used_t.add(ti), used_f.add(fi), out.append((ti, fi))
+        return out
+
+    # -- the step --------------------------------------------------------------------------------
+    def update(
+        self,
+        faces: Sequence[Face],
+        predictions: Sequence[Prediction],
+        frame: int,
+        ts: float,
+        detected: bool = True,
+    ) -> list[Event]:
+        """Feed one frame's faces and their predictions; returns the events it causes.
+
+        ``detected=False`` (frames between detections, where ``faces`` are the carried boxes):
+        probabilities are updated but the tracks are not counted as seen again."""
+        cfg = self.cfg
+        events: list[Event] = []
+        boxes = [tuple(int(v) for v in f.box) for f in faces]
+        for p in predictions[:1]:
+            self._labels(p)
+        matches = self._match(boxes)
+        assignment = [0] * len(boxes)
+        matched_f = set()
+        for t in self.tracks:
+            t.updated = False
+        for ti, fi in matches:
+            t = self.tracks[ti]
+            p = predictions[fi].scores.astype(np.float32)
+            t.scores = (1.0 - cfg.ema_alpha) * t.scores + cfg.ema_alpha * p
+            t.box, t.score, t.frames, t.updated = boxes[fi], faces[fi].score, t.frames + 1, True
+            if detected:
+                t.hits += 1
+                t.last_frame, t.last_ts = frame, ts
+            assignment[fi] = t.id
+            matched_f.add(fi)
+            if t.confirmed:
+                ev = self._hysteresis(t, frame, ts)
+                if ev:
+                    events.append(ev)
+        if detected:
+            for fi, b in enumerate(boxes):
+                if fi in matched_f:
+                    continue
+                t = Track(self._next_id, b, predictions[fi].scores.astype(np.float32).copy(), frame, ts, frame, ts, score=faces[fi].score)
+                t.updated = True
+                self._next_id += 1
+                self.tracks.append(t)
+                assignment[fi] = t.id
+        for t in self.tracks:
+            if not t.confirmed and t.hits >= cfg.min_hits and t.updated:
+                t.confirmed = True
+                t.label = self._argmax(t)
+                events.append(self._event("face_appeared", t, frame, ts))
+        if detected:
+            kept = []
+            for t in self.tracks:
+                if frame - t.last_frame > cfg.max_missed:
+                    if t.confirmed:
+                        events.append(self._left(t, frame, ts))
+                else:
+                    kept.append(t)
+            self.tracks = kept
+        if self.per_frame:
+            for t in self.tracks:
+                if t.confirmed and t.updated:
+                    events.append(self._event("face", t, frame, ts, confidence=round(float(np.max(t.scores)), 4)))
+        self.last_assignment = assignment
+        return events
+
+    def _hysteresis(self, t: Track, frame: int, ts: float) -> Event | None:
+        labels = self.labels or ()
+        best = int(np.argmax(t.scores))
+        cur = labels.index(t.label) if t.label in labels else best
+        if best != cur and t.scores[best] >= t.scores[cur] + self.cfg.switch_margin:
+            if t.candidate == labels[best]:
+                t.candidate_count += 1
+            else:
+                t.candidate, t.candidate_count = labels[best], 1
+            if t.candidate_count >= self.cfg.switch_frames:
+                previous = t.label
+                t.label, t.candidate, t.candidate_count = labels[best], None, 0
+                return self._event("expression_changed", t, frame, ts, previous=previous)
+        else:
+            t.candidate, t.candidate_count = None, 0
+        return None
+
+    def _left(self, t: Track, frame: int, ts: float) -> Event:
+        return self._event("face_left", t, frame, ts, duration_s=round(max(0.0, t.last_ts - t.first_ts), 3), frames=t.frames)
+
+    def finish(self, frame: int, ts: float) -> list[Event]:
+        """End of stream (or of a still image): ``face_left`` for every confirmed track; reset."""
+        events = [self._left(t, frame, ts) for t in self.tracks if t.confirmed]
+        self.tracks = []
+        return events
+
+    @property
+    def active(self) -> int:
+        return sum(1 for t in self.tracks if t.confirmed)

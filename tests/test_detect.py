@@ -1,0 +1,57 @@
+"""Haar and YuNet on real photos (../shared/data/images)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from edge_fer.detect import DETECTORS, Detector, create_detector
+from edge_fer.errors import ConfigError, ModelError
+
+
+def _inside(box, shape):
+    x, y, w, h = box
+    return x >= 0 and y >= 0 and w > 0 and h > 0 and x + w <= shape[1] and y + h <= shape[0]
+
+
+@pytest.mark.parametrize("name", ["haar", "yunet"])
+def test_detectors_find_faces_on_real_photos(name, face_images, yunet_model):
+    det = create_detector(name, model=str(yunet_model) if name == "yunet" else None)
+    assert isinstance(det, Detector)
+    expected = {"obama": 1, "obama_240p": 1, "two_people": 2}
+    for img_name, n in expected.items():
+        img = cv2.imread(str(face_images[img_name]))
+        faces = det.detect(img)
+        assert len(faces) == n, (name, img_name, faces)
+        assert all(_inside(f.box, img.shape) for f in faces)
+        # works on the gray image too (picamera2 Y plane)
+        assert len(det.detect(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY))) == n
+    if name == "yunet":
+        assert faces[0].landmarks.shape == (5, 2)
+
+
+def test_haar_boxes_are_in_full_frame_pixels(face_images):
+    img = cv2.imread(str(face_images["obama"]))
+    full = create_detector("haar", scale=1.0).detect(img)[0].box
+    half = create_detector("haar", scale=0.5).detect(img)[0].box
+    cx = lambda b: (b[0] + b[2] / 2, b[1] + b[3] / 2)  # noqa: E731
+    assert np.hypot(*np.subtract(cx(full), cx(half))) < 0.15 * full[2]
+
+
+def test_no_faces_in_a_blank_frame():
+    assert create_detector("haar").detect(np.zeros((240, 320, 3), np.uint8)) == []
+
+
+def test_detector_errors(tmp_path):
+    with pytest.raises(ConfigError, match="unknown detector"):
+        create_detector("mtcnn")
+    with pytest.raises(ConfigError, match="detector-model"):
+        create_detector("yunet")
+    with pytest.raises(ModelError, match="not found"):
+        create_detector("yunet", model=str(tmp_path / "none.onnx"))
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"junk")
+    with pytest.raises(ModelError):
+        create_detector("yunet", model=str(bad))
+    assert set(DETECTORS) >= {"haar", "yunet"}
