@@ -127,3 +127,23 @@ def test_real_fer2013_zip_counts(fer2013_zip):
     assert len(ds.splits["train"]) == 28709
     assert len(ds.splits["val"]) == len(ds.splits["test"]) == 3589
     assert ds.splits["train"].class_counts() == [3995, 436, 4097, 7215, 4830, 3171, 4965]
+
+
+def test_unlabeled_folder_skips_corrupt_images(tmp_path):
+    import cv2
+
+    from edge_fer.train.trainer import load_unlabeled
+
+    x, _ = faces(3)
+    d = tmp_path / "crops" / "sub"
+    d.mkdir(parents=True)
+    for i, img in enumerate(x):
+        cv2.imwrite(str(d / f"{i}.png"), cv2.resize(img, (64, 64)))
+    (d / "bad.jpg").write_bytes(b"not an image")
+    out = load_unlabeled(str(tmp_path / "crops"), 48)
+    assert out.shape == (3, 48, 48) and out.dtype == np.uint8
+    with pytest.raises(DataError, match="not a folder"):
+        load_unlabeled(str(tmp_path / "crops" / "sub" / "missing"), 48)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no readable images"):
+        load_unlabeled(str(tmp_path / "empty"), 48)
