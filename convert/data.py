@@ -175,8 +175,9 @@ def stratified_sample(y: np.ndarray, n: int, seed: int, num_classes: int) -> np.
 
 def to_model_input(x: np.ndarray, prep: Preprocessing, channels: int) -> np.ndarray:
     """uint8 crops (N, H, W) -> float32 model input (N, H, W, C) = pixel * scale + offset."""
-    f = x.astype(np.float32) * np.float32(prep.scale) + np.float32(prep.offset)
-    f = f[..., None]
+    from edge_fer.preprocess import normalize
+
+    f = normalize(x, prep.scale, prep.offset)[..., None]
     if channels == 3:
         f = np.repeat(f, 3, axis=-1)
     return np.ascontiguousarray(f, dtype=np.float32)

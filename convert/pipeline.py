@@ -294,7 +294,7 @@ def convert_run(opts: ConvertOptions) -> dict[str, Any]:
     # Verify: float Keras vs int8 LiteRT on the same held-out crops.
     eval_x = data.to_model_input(eval_set.x, meta.preprocessing, meta.input_channels)
     p_float = verify.keras_predict(model, eval_x)
-    p_q = verify.tflite_predict(q_bytes, eval_x)
+    p_q = verify.classifier_predict(embed_metadata(q_bytes, meta), eval_set.x)
     m_float, m_q, agreement, delta = verify.compare(eval_set.y, p_float, p_q, meta.labels)
     drop = round(100 * (m_float["accuracy"] - m_q["accuracy"]), 4)
     passed = drop <= opts.max_drop

@@ -44,13 +44,12 @@ def io_details(it: Any) -> tuple[dict, dict]:
 
 
 def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
-    """Float model input -> the tensor's dtype with its (scale, zero_point)."""
-    dtype = detail["dtype"]
+    """Float model input -> the tensor's dtype with its (scale, zero_point): the runtime's function."""
+    from edge_fer.preprocess import quantize
+
     scale, zp = detail["quantization"]
-    if np.issubdtype(dtype, np.floating) or not scale:
-        return x.astype(dtype)
-    info = np.iinfo(dtype)
-    return np.clip(np.round(x / scale + zp), info.min, info.max).astype(dtype)
+    dtype = np.dtype(detail["dtype"])
+    return x.astype(dtype) if dtype.kind == "f" or not scale else quantize(x, dtype, scale, zp)
 
 
 def dequantize(q: np.ndarray, detail: dict) -> np.ndarray:
@@ -60,8 +59,19 @@ def dequantize(q: np.ndarray, detail: dict) -> np.ndarray:
     return (q.astype(np.float32) - zp) * np.float32(scale)
 
 
+def classifier_predict(bundle_bytes: bytes, crops: np.ndarray, batch: int = 64) -> np.ndarray:
+    """Probabilities (N, K) for uint8 gray crops (N, H, W), computed by the runtime's own
+    :class:`edge_fer.classify.Classifier`: the same preprocessing, quantization, batching and
+    dequantization code that runs on the device, so the verification covers the deployed path."""
+    from edge_fer.classify import Classifier
+
+    clf = Classifier(bundle_bytes, source="the converted model", device="cpu", threads=1)
+    out = [clf.predict_raw(clf.prepare_crops(list(crops[i : i + batch]))) for i in range(0, len(crops), batch)]
+    return np.concatenate(out) if out else np.zeros((0, len(clf.labels)), np.float32)
+
+
 def tflite_predict(model_bytes: bytes, x: np.ndarray) -> np.ndarray:
-    """Dequantized outputs (N, K) of the TFLite model for float inputs (N, H, W, C), at batch 1."""
+    """Dequantized raw outputs (N, ...) of any TFLite model (the decoder) for float inputs, at batch 1."""
     it = make_interpreter(model_bytes)
     din, dout = io_details(it)
     if tuple(din["shape"][1:]) != tuple(x.shape[1:]):

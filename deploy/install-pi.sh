@@ -214,7 +214,10 @@ if [[ -x $VENV/bin/python ]]; then
 else
     run python3 -m venv --system-site-packages "$VENV"
 fi
-run "$VENV/bin/python" -m pip install --upgrade "$pip_spec"
+# Raspberry Pi OS's picamera2 stack (simplejpeg, python3-numpy 1.24) is compiled against numpy 1.x; a
+# numpy 2 wheel in the venv would shadow the system one and break it. Keep numpy < 2 in the venv (pip
+# then picks an opencv-python-headless build that supports numpy 1.x). Not verified on a device yet.
+run "$VENV/bin/python" -m pip install --upgrade "$pip_spec" "numpy<2"
 if [[ $DRY_RUN -eq 0 ]]; then
     "$VENV/bin/edge-fer" --help >/dev/null || die "$VENV/bin/edge-fer does not run"
     "$VENV/bin/python" -c 'import picamera2' 2>/dev/null \
