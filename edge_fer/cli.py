@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     """Console-script entry point."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(os.environ.get("EDGE_FER_DEBUG"))
     try:
-        app(args=argv, standalone_mode=False)
+        # without standalone mode click returns typer.Exit(n)'s code instead of exiting
+        rv = app(args=argv, standalone_mode=False)
     except EdgeFerError as e:
         if debug:
             raise
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             print("edge-fer: aborted", file=sys.stderr)
             return 1
         raise
-    return 0
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":

@@ -1,9 +1,122 @@
-"""`edge-fer bench`: placeholder until its issue lands."""
+"""`edge-fer bench`: per-stage latency of the real pipeline, the classifier alone, a real-time budget.
+
+    edge-fer bench --source video.mp4 --json bench.json [--plot bench.png] [--target-fps 30 [--fail-under]]
+    edge-fer bench --model-only --model a.tflite --model b.tflite --threads 1,2
+    edge-fer bench --source video.mp4 --compare fer        # needs the `fer` package (benchmarks/compare_fer.py)
+
+The pipeline flags mirror `edge-fer run` (the same config keys; ``--config`` reads the same TOML file).
+Events go to ``os.devnull`` unless ``--events PATH``: the sink stage is still timed. Exit codes: 0, 1
+when ``--fail-under`` is given and the budget verdict is FAIL, 2 for bad input.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import List, Optional
 
 import typer
 
+# flag parameter name -> config key (the same keys as `edge-fer run`)
+FLAG_KEYS = {
+    "source": "source.uri",
+    "device": "model.device",
+    "detector": "detector.name",
+    "detector_model": "detector.model",
+    "detect_every": "detector.every",
+    "detect_scale": "detector.scale",
+    "min_face": "detector.min_size",
+    "width": "source.width",
+    "height": "source.height",
+}
+
 
 def register(app: typer.Typer) -> None:
-    @app.command("bench", help="(not implemented yet)")
-    def _cmd() -> None:
-        raise typer.Exit(1)
+    @app.command("bench", help="Benchmark latency: every pipeline stage per frame (p50/p90/p99), or the classifier alone (--model-only).")
+    def bench_cmd(
+        source: Optional[str] = typer.Option(None, "--source", "-s", help="Video file, images, camera index, URL or 'picamera2' (pipeline mode)."),
+        json_path: Optional[str] = typer.Option(None, "--json", help="Write every figure to this JSON file."),
+        plot_path: Optional[str] = typer.Option(None, "--plot", help="Write a latency-distribution plot (PNG; needs the 'plot' extra)."),
+        model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="Model bundle (.tflite); repeat with --model-only to compare several."),
+        config: Optional[str] = typer.Option(None, "--config", "-c", help="The TOML config of 'edge-fer run'; flags override it."),
+        detector: Optional[str] = typer.Option(None, "--detector", help="Face detector: haar (default) or yunet."),
+        detector_model: Optional[str] = typer.Option(None, "--detector-model", help="YuNet .onnx model (with --detector yunet)."),
+        detect_every: Optional[int] = typer.Option(None, "--detect-every", help="Detect faces every N frames; the tracker carries them in between."),
+        detect_scale: Optional[float] = typer.Option(None, "--detect-scale", help="Downscale factor of the frame for detection (default 0.5)."),
+        min_face: Optional[int] = typer.Option(None, "--min-face", help="Smallest face side in pixels."),
+        device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | edgetpu."),
+        threads: Optional[str] = typer.Option(None, "--threads", help="Interpreter threads (0: default); with --model-only a list such as 1,2."),
+        width: Optional[int] = typer.Option(None, "--width", help="Camera capture width."),
+        height: Optional[int] = typer.Option(None, "--height", help="Camera capture height."),
+        max_frames: int = typer.Option(0, "--max-frames", help="Measure at most N frames after warm-up (0: the whole source; 300 for a camera)."),
+        loop: int = typer.Option(1, "--loop", help="Play a finite source N times (a short video makes a longer run)."),
+        warmup: int = typer.Option(10, "--warmup", help="Warm-up frames (or runs with --model-only), run but left out of the figures."),
+        events: Optional[str] = typer.Option(None, "--events", help="Write the events here (default: discarded; the sink is timed either way)."),
+        model_only: bool = typer.Option(False, "--model-only", help="Time the classifier alone (init, first inference, N runs) for each --model and --threads."),
+        runs: int = typer.Option(200, "--runs", help="Timed runs per model and thread count (--model-only)."),
+        batch: int = typer.Option(1, "--batch", help="Faces per inference (--model-only)."),
+        target_fps: Optional[float] = typer.Option(None, "--target-fps", help="Real-time target: PASS/FAIL per stage and overall, with the headroom."),
+        budget_ms: Optional[float] = typer.Option(None, "--budget-ms", help="Latency budget per frame in ms (instead of --target-fps)."),
+        budget_percentile: str = typer.Option("p99", "--budget-percentile", help="Judge the budget at p50 | p90 | p99 | max."),
+        fail_under: bool = typer.Option(False, "--fail-under", help="Exit 1 when the budget verdict is FAIL (needs --target-fps or --budget-ms)."),
+        compare: Optional[str] = typer.Option(None, "--compare", help="Also run a peer side by side on the same frames: 'fer'."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No table on stdout (use with --json)."),
+    ) -> None:
+        from edge_fer import bench
+        from edge_fer.errors import ConfigError
+
+        budget = bench.budget_ms_from(target_fps, budget_ms)
+        if fail_under and budget is None:
+            raise ConfigError("--fail-under needs --target-fps or --budget-ms")
+        if budget_percentile not in bench.BUDGET_PERCENTILES:
+            raise ConfigError(f"--budget-percentile must be one of {', '.join(bench.BUDGET_PERCENTILES)}, got {budget_percentile!r}")
+        if compare is not None and compare != "fer":
+            raise ConfigError(f"--compare: unknown peer {compare!r} (known: fer)")
+        if compare == "fer":
+            bench._import_fer()  # a missing peer is one clear error before anything runs
+        thread_list = bench.parse_threads(threads)
+        models = list(model or [])
+
+        if model_only:
+            if compare:
+                raise ConfigError("--compare runs the whole pipeline; it does not go with --model-only")
+            rep = bench.bench_models(models, threads=thread_list, device=device or "auto", runs=runs, warmup=warmup,
+                                     batch=batch, keep_samples=bool(plot_path))
+            if budget is not None:
+                rep["budget"] = bench.evaluate_model_budget(rep, budget, budget_percentile)
+            text = bench.format_models(rep)
+        else:
+            from edge_fer import config as cfgmod
+
+            if source is None and not config:
+                raise ConfigError("no --source given (a video file, images, a camera index, a URL or 'picamera2'); "
+                                  "or use --model-only")
+            if len(models) > 1:
+                raise ConfigError("the pipeline benchmark takes one --model; use --model-only to compare several")
+            if len(thread_list) > 1:
+                raise ConfigError("the pipeline benchmark takes one --threads value; use --model-only for a list")
+            values = dict(locals())
+            overrides = {key: values[name] for name, key in FLAG_KEYS.items()}
+            overrides["model.path"] = models[0] if models else None
+            overrides["model.threads"] = thread_list[0] if threads is not None else None
+            overrides["output.path"] = events or os.devnull
+            cfg = cfgmod.build(config, overrides)
+            if source is not None and not source.strip():
+                raise ConfigError("empty --source")
+            rep = bench.bench_pipeline(cfg, warmup=warmup, max_frames=max_frames, loops=loop, keep_samples=bool(plot_path))
+            if budget is not None:
+                rep["budget"] = bench.evaluate_budget(rep, budget, budget_percentile)
+            text = bench.format_pipeline(rep)
+            if compare == "fer":
+                rep["compare"] = bench.compare_fer(cfg, max_frames=max_frames, warmup=min(warmup, 5), loops=loop)
+                text += "\n\n" + bench.format_compare(rep["compare"])
+
+        if json_path:
+            bench.write_json(rep, json_path)
+        if plot_path:
+            bench.plot(rep, plot_path)
+        if not quiet:
+            typer.echo(text)
+        if fail_under and rep.get("budget") and not rep["budget"]["pass"]:
+            # SystemExit, not typer.Exit: cli.main() runs click with standalone_mode=False, which
+            # turns typer.Exit(1) into a return value that main() does not pass on
+            raise SystemExit(1)
