@@ -173,11 +173,15 @@ def stratified_sample(y: np.ndarray, n: int, seed: int, num_classes: int) -> np.
     return rng.permutation(idx)
 
 
-def to_model_input(x: np.ndarray, prep: Preprocessing, channels: int) -> np.ndarray:
-    """uint8 crops (N, H, W) -> float32 model input (N, H, W, C) = pixel * scale + offset."""
-    from edge_fer.preprocess import normalize
+def to_model_input(x: np.ndarray, prep: Preprocessing, channels: int, field: bool = True) -> np.ndarray:
+    """uint8 crops (N, H, W) -> float32 model input (N, H, W, C) = pixel * scale + offset.
 
-    f = normalize(x, prep.scale, prep.offset)[..., None]
+    ``field=True`` treats the crops as real-world faces and applies the bundle's ``blur_sigma`` as the
+    runtime does; ``field=False`` is for the training faces themselves (calibration), which already
+    have the training distribution's sharpness."""
+    from edge_fer.preprocess import blur, normalize
+
+    f = normalize(blur(x, prep.blur_sigma) if field else x, prep.scale, prep.offset)[..., None]
     if channels == 3:
         f = np.repeat(f, 3, axis=-1)
     return np.ascontiguousarray(f, dtype=np.float32)

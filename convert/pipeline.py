@@ -273,7 +273,7 @@ def convert_run(opts: ConvertOptions) -> dict[str, Any]:
     data.check_labels(eval_set, meta.labels)
 
     idx = data.stratified_sample(calib_all.y, opts.calib_samples, seed, len(meta.labels))
-    calib_x = data.to_model_input(calib_all.x[idx], meta.preprocessing, meta.input_channels)
+    calib_x = data.to_model_input(calib_all.x[idx], meta.preprocessing, meta.input_channels, field=False)
     calib_counts = np.bincount(calib_all.y[idx], minlength=len(meta.labels))
     calibration = {
         **calib_all.describe(),

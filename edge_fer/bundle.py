@@ -34,7 +34,10 @@ class Preprocessing:
 
     ``model_input = pixel * scale + offset`` on a ``color`` image of the model's input size,
     resized with ``resize`` interpolation from a square crop of the detector's box widened by
-    ``margin`` (a fraction of the box side, on each side).
+    ``margin`` (a fraction of the box side, on each side). When ``blur_sigma`` > 0 the resized crop is
+    low-passed with a Gaussian of that sigma (pixels) first: the trainer sets it when the training
+    faces are much blurrier than real ones (see ``edge_fer.train.sharpness``), so that faces in the
+    field look like the faces the model learned from.
     """
 
     color: str = "gray"
@@ -42,6 +45,7 @@ class Preprocessing:
     scale: float = 1.0 / 255.0
     offset: float = 0.0
     margin: float = 0.1
+    blur_sigma: float = 0.0
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Preprocessing:
@@ -55,6 +59,8 @@ class Preprocessing:
             raise ModelError(f"unsupported resize method {p.resize!r} (supported: {_RESIZE_METHODS})")
         if not (0.0 <= float(p.margin) < 2.0):
             raise ModelError(f"preprocessing margin {p.margin} out of range [0, 2)")
+        if not (0.0 <= float(p.blur_sigma) < 10.0):
+            raise ModelError(f"preprocessing blur_sigma {p.blur_sigma} out of range [0, 10)")
         return p
 
 

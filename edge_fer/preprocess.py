@@ -104,11 +104,21 @@ def face_crops(gray: np.ndarray, boxes: Sequence[Sequence[int]], pre: Preprocess
     return [resize(crop_square(gray, b, pre.margin), width, height, pre.resize) for b in boxes]
 
 
+def blur(crops: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian low-pass of uint8 crops (N, H, W) with ``sigma`` pixels (identity for 0): the
+    bundle's ``blur_sigma``, matching field faces to blurry training faces."""
+    if sigma <= 0:
+        return crops
+    import cv2
+
+    return np.stack([cv2.GaussianBlur(c, (0, 0), sigma, borderType=cv2.BORDER_REFLECT) for c in crops])
+
+
 def to_model_input(crops: Sequence[np.ndarray], pre: Preprocessing, spec: InputSpec) -> np.ndarray:
     """Stack resized uint8 crops into the model's input batch (N, H, W, C) of ``spec.dtype``."""
-    if not crops:
+    if not len(crops):
         return np.zeros((0, spec.height, spec.width, spec.channels), spec.dtype)
-    batch = np.stack(crops)[..., None]  # (N, H, W, 1)
+    batch = blur(np.stack(crops), pre.blur_sigma)[..., None]  # (N, H, W, 1)
     if spec.channels == 3:
         batch = np.repeat(batch, 3, axis=-1)
     return quantize(normalize(batch, pre.scale, pre.offset), spec.dtype, spec.scale, spec.zero_point)

@@ -39,6 +39,7 @@ def test_run_directory_has_everything(tiny_run):
         assert 0 <= m[split]["accuracy"] <= 1 and 0 <= m[split]["macro_f1"] <= 1
         assert len(m[split]["confusion_matrix"]) == 7 and set(m[split]["per_class"]) >= {"happy", "disgust"}
     assert m["selection"]["split"] == "PublicTest"
+    assert m["sharpness"]["degraded"] is False and m["sharpness"]["blur_sigma"] == 0.0
     meta = ModelMeta.load(out / "metadata.json")
     assert meta.labels[3] == "happy" and meta.input_height == 48
     assert meta.metrics["PrivateTest"]["n"] == 14
@@ -77,6 +78,11 @@ def test_no_pretrain_ablation(tmp_path):
     assert not (out / "decoder.keras").exists()
     m = json.loads((out / "metrics.json").read_text())
     assert m["pretrain"] is False and "ae" not in m["timing"]
+
+
+def test_bad_blur_sigma_is_a_clear_error(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--blur-sigma", "lots"]) == 2
+    assert "--blur-sigma must be 'auto' or a number" in capsys.readouterr().err
 
 
 def test_malformed_dataset_exits_2_with_one_line(tmp_path):

@@ -58,6 +58,7 @@ class TrainConfig:
     class_weight_power: float = 0.5
     limit: int = 0
     margin: float = 0.1
+    blur_sigma: float | None = None  # None: measure (edge_fer.train.sharpness)
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
@@ -274,6 +275,24 @@ def _train(cfg: TrainConfig, run: RunDir, state: dict, dataset) -> dict:
     def save_state():
         _write_json(run.state, state)
 
+    # Training faces much blurrier than real ones? Then every non-training input is low-passed to match.
+    from edge_fer.train.sharpness import assess, gaussian_blur
+
+    if "sharpness" not in state:
+        if cfg.blur_sigma is None:
+            state["sharpness"] = assess(tx, va.x)
+        else:
+            state["sharpness"] = {"blur_sigma": float(cfg.blur_sigma), "set_by": "--blur-sigma"}
+        save_state()
+    sharp = state["sharpness"]
+    sigma = float(sharp["blur_sigma"])
+    if sharp.get("degraded"):
+        log.warning("the training faces are far blurrier than the %s faces (median Laplacian variance %.1f vs "
+                    "%.1f): validation, test and runtime inputs get a Gaussian blur of sigma %.2f to match "
+                    "(stored in the bundle's preprocessing)", va.name, sharp["train_laplacian_var"],
+                    sharp["val_laplacian_var"], sigma)
+    va_x = gaussian_blur(va.x, sigma)
+
     with strategy.scope():
         encoder = build_encoder(mcfg)
         decoder = build_decoder(mcfg)
@@ -309,12 +328,12 @@ def _train(cfg: TrainConfig, run: RunDir, state: dict, dataset) -> dict:
                 autoencoder.compile(optimizer=keras.optimizers.Adam(cfg.ae_lr), loss="mse")
             fit_stage("ae", autoencoder,
                       make_dataset(ax, batch_size=cfg.batch_size, training=True, seed=cfg.seed, autoencoder=True),
-                      make_dataset(va.x, batch_size=256, autoencoder=True), cfg.ae_epochs, len(ax))
+                      make_dataset(va_x, batch_size=256, autoencoder=True), cfg.ae_epochs, len(ax))
 
     cw = class_weights(ty, mcfg.num_classes, cfg.class_weight_power)
     log.info("class weights: %s", ", ".join(f"{n}={w:.2f}" for n, w in zip(dataset.labels, cw)))
     train_ds = make_dataset(tx, ty, batch_size=cfg.batch_size, training=True, seed=cfg.seed, sample_weight=cw[ty])
-    val_ds = make_dataset(va.x, va.y, batch_size=256)
+    val_ds = make_dataset(va_x, va.y, batch_size=256)
     metrics_names = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
 
     # --- stage 2: head with the encoder frozen ---------------------------------------------------
@@ -365,7 +384,7 @@ def _train(cfg: TrainConfig, run: RunDir, state: dict, dataset) -> dict:
         split = dataset.splits.get(key)
         if split is None:
             continue
-        probs = np.concatenate([predict(b).numpy() for b in make_dataset(split.x, batch_size=512)])
+        probs = np.concatenate([predict(b).numpy() for b in make_dataset(gaussian_blur(split.x, sigma), batch_size=512)])
         metrics[split.name] = classification_report(split.y, probs.argmax(1), dataset.labels)
         log.info("%s: accuracy %.4f, macro-F1 %.4f (n=%d)", split.name, metrics[split.name]["accuracy"],
                  metrics[split.name]["macro_f1"], metrics[split.name]["n"])
@@ -373,6 +392,7 @@ def _train(cfg: TrainConfig, run: RunDir, state: dict, dataset) -> dict:
     metrics["timing"] = timing
     metrics["train_images"] = len(ty)
     metrics["pretrain"] = cfg.pretrain
+    metrics["sharpness"] = sharp
     _write_json(run.metrics, metrics)
     _write_json(run.history, rows)
     _StageLogger.write_csv(rows, run.history_csv)
@@ -389,7 +409,7 @@ def _train(cfg: TrainConfig, run: RunDir, state: dict, dataset) -> dict:
         log.warning("SavedModel export failed (%s); convert will read model.keras", e)
     meta = ModelMeta(
         labels=tuple(dataset.labels), input_height=mcfg.input_size, input_width=mcfg.input_size, input_channels=1,
-        preprocessing=Preprocessing(margin=cfg.margin),
+        preprocessing=Preprocessing(margin=cfg.margin, blur_sigma=sigma),
         provenance={
             "run_dir": str(run.root.resolve()), "dataset": str(Path(cfg.data).resolve()),
             "dataset_kind": dataset.report.kind, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

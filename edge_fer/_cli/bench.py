@@ -16,18 +16,11 @@ from typing import List, Optional
 
 import typer
 
-# flag parameter name -> config key (the same keys as `edge-fer run`)
-FLAG_KEYS = {
-    "source": "source.uri",
-    "device": "model.device",
-    "detector": "detector.name",
-    "detector_model": "detector.model",
-    "detect_every": "detector.every",
-    "detect_scale": "detector.scale",
-    "min_face": "detector.min_size",
-    "width": "source.width",
-    "height": "source.height",
-}
+from edge_fer._cli.run import FLAG_KEYS as _RUN_FLAG_KEYS
+
+# flag parameter name -> config key: the pipeline flags shared with `edge-fer run`
+FLAG_KEYS = {k: _RUN_FLAG_KEYS[k] for k in (
+    "source", "device", "detector", "detector_model", "detect_every", "detect_scale", "min_face", "width", "height")}
 
 
 def register(app: typer.Typer) -> None:

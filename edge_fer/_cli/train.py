@@ -40,19 +40,26 @@ def register(app: typer.Typer) -> None:
         no_pretrain: bool = typer.Option(False, "--no-pretrain", help="Ablation: same classifier trained from scratch."),
         limit: int = typer.Option(0, "--limit", help="Use at most N training faces (stratified), for smoke runs."),
         margin: float = typer.Option(0.1, "--margin", help="Crop margin the runtime adds around detected faces."),
+        blur_sigma: str = typer.Option("auto", "--blur-sigma", help="Blur applied to non-training inputs: 'auto' (match the training faces' sharpness) or a sigma; 0 disables."),
         resume: bool = typer.Option(False, "--resume", help="Continue a stopped run in --out."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run in --out."),
     ) -> None:
         """Train the autoencoder-pretrained expression classifier (needs the 'train' extra)."""
         require_tensorflow("edge-fer train")
+        from edge_fer.errors import EdgeFerError
         from edge_fer.train.trainer import TrainConfig, train
+
+        try:
+            sigma = None if blur_sigma == "auto" else float(blur_sigma)
+        except ValueError:
+            raise EdgeFerError(f"--blur-sigma must be 'auto' or a number, not {blur_sigma!r}") from None
 
         cfg = TrainConfig(
             data=str(data), out=str(out), ae_epochs=ae_epochs, epochs=epochs, head_epochs=head_epochs,
             batch_size=batch_size, ae_lr=ae_lr, lr=lr, finetune_lr=finetune_lr, patience=patience, seed=seed,
             width=width, latent_channels=latent_channels, dropout=dropout, val_fraction=val_fraction,
             class_map=list(class_map), unlabeled=str(unlabeled) if unlabeled else None, pretrain=not no_pretrain,
-            limit=limit, margin=margin,
+            limit=limit, margin=margin, blur_sigma=sigma,
         )
         metrics = train(cfg, resume=resume, overwrite=overwrite)
         for name, m in metrics.items():
