@@ -11,6 +11,9 @@ from edge_fer.errors import MissingExtraError
 
 def require_tensorflow(what: str) -> None:
     """One clear line, not an ImportError traceback, when the 'train' extra is missing."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info lines, before its import
     try:
         import tensorflow  # noqa: F401
     except ImportError:
