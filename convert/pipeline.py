@@ -156,6 +156,7 @@ class _Staged:
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
         except OSError as e:
             Path(tmp).unlink(missing_ok=True)
             raise EdgeFerError(f"cannot write {target}: {e.strerror or e}") from None
@@ -170,6 +171,12 @@ class _Staged:
         for tmp, _ in self._items:
             tmp.unlink(missing_ok=True)
         self._items.clear()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _atomic_write(target: Path, data: bytes) -> None:

@@ -219,6 +219,13 @@ def test_float_and_decoder_outputs(tiny):
     assert inspect_tflite(dpath.read_bytes())["all_int8"]
     assert r["decoder"]["input_shape"] == [1, 12, 12, 4]
     assert r["decoder"]["mse_int8"] < r["decoder"]["mse_float"] + 0.05
+    # outputs get the usual permissions (not the temp file's 0600): a service user must read them
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    for p in (fpath, dpath, Path(r["outputs"]["model"]), Path(r["outputs"]["report"])):
+        assert p.stat().st_mode & 0o777 == 0o666 & ~umask, p
     leftovers = [p.name for p in tiny["out_dir"].iterdir() if p.name.startswith(".")]
     assert leftovers == []
 

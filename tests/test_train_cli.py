@@ -48,6 +48,23 @@ def test_run_directory_has_everything(tiny_run):
     assert "val_accuracy" in history[-1]
 
 
+def test_saved_autoencoder_is_the_stage1_one(tiny_run):
+    """Fine-tuning changes the encoder the classifier shares; the saved autoencoder must still be
+    the stage-1 pair (the reconstruction-error signal), not the fine-tuned encoder + old decoder."""
+    import numpy as np
+    from tensorflow import keras
+
+    from edge_fer.train.model import ModelConfig, build_autoencoder, build_decoder, build_encoder
+
+    _, out = tiny_run
+    saved = keras.models.load_model(out / "autoencoder.keras")
+    cfg = ModelConfig(width=4, latent_channels=8)
+    ref = build_autoencoder(build_encoder(cfg), build_decoder(cfg))
+    ref.load_weights(out / "checkpoints" / "ae.weights.h5")
+    x = np.random.default_rng(0).random((4, 48, 48, 1), dtype=np.float32)
+    np.testing.assert_allclose(saved.predict(x, verbose=0), ref.predict(x, verbose=0), atol=1e-6)
+
+
 def test_existing_run_needs_resume_or_overwrite(tiny_run, capsys):
     data, out = tiny_run
     assert main(["train", "--data", str(data), "--out", str(out), *TINY]) == 2

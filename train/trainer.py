@@ -233,6 +233,22 @@ class _StageLogger:
             w.writerows(rows)
 
 
+def export_autoencoder(run: RunDir, mcfg):
+    """Save the stage-1 autoencoder (and its encoder and decoder) from its own checkpoint.
+
+    Fine-tuning changes the encoder it shares with the classifier, so the pair that reconstructs
+    faces — the reconstruction-error quality signal — is rebuilt from ``checkpoints/ae.weights.h5``."""
+    from edge_fer.train.model import build_autoencoder, build_decoder, build_encoder
+
+    encoder, decoder = build_encoder(mcfg), build_decoder(mcfg)
+    autoencoder = build_autoencoder(encoder, decoder)
+    autoencoder.load_weights(run.ckpt / "ae.weights.h5")
+    encoder.save(run.encoder)
+    decoder.save(run.decoder)
+    autoencoder.save(run.autoencoder)
+    return autoencoder
+
+
 def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> dict:
     """Run (or resume) a whole training; returns metrics.json's content."""
     cfg.validate()
@@ -399,10 +415,7 @@ def _train(cfg: TrainConfig, run: RunDir, state: dict, dataset) -> dict:
 
     # --- artefacts ------------------------------------------------------------------------------
     classifier.save(run.model)
-    if cfg.pretrain and cfg.ae_epochs > 0:
-        encoder.save(run.encoder)
-        decoder.save(run.decoder)
-        autoencoder.save(run.autoencoder)
+    stage1 = export_autoencoder(run, mcfg) if (cfg.pretrain and cfg.ae_epochs > 0) else None
     try:
         classifier.export(str(run.saved_model), verbose=False)
     except Exception as e:  # the .keras file is the primary artefact; export is a convenience
@@ -423,7 +436,7 @@ def _train(cfg: TrainConfig, run: RunDir, state: dict, dataset) -> dict:
     meta.save(run.metadata)
     from edge_fer.train import report
 
-    report.write_all(run, rows, metrics, dataset, autoencoder if (cfg.pretrain and cfg.ae_epochs > 0) else None,
+    report.write_all(run, rows, metrics, dataset, stage1,
                      cfg, meta)
     state["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     _write_json(run.state, state)
