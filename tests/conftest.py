@@ -41,9 +41,20 @@ def fer2013_zip() -> Path:
 
 # --- a tiny int8 model bundle, made with TensorFlow (test fixture only) ---------------------------
 # The runtime never imports TensorFlow; only this fixture does, lazily. The bundles are cached in
-# pytest's cache folder (keyed by a version string), so TensorFlow runs once per machine, not per run.
+# pytest's cache folder, keyed by the code that makes them (this file, the metadata schema and its
+# embedding), so TensorFlow runs once per machine and a schema change rebuilds them.
 
-TINY_BUNDLE_VERSION = "tiny-bundle-v1"
+
+def _fixture_key() -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for rel in ("tests/conftest.py", "edge_fer/bundle.py", "convert/metadata.py"):
+        h.update((REPO / rel).read_bytes())
+    return "tiny-bundle-" + h.hexdigest()[:12]
+
+
+TINY_BUNDLE_VERSION = _fixture_key()
 
 
 def build_tiny_bundle(path: Path, io_type: str = "int8", seed: int = 0) -> Path:
