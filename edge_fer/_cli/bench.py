@@ -17,6 +17,7 @@ from typing import List, Optional
 import typer
 
 from edge_fer._cli.run import FLAG_KEYS as _RUN_FLAG_KEYS
+from edge_fer._cli.run import PIPELINE_OPTIONS as _O
 
 # flag parameter name -> config key: the pipeline flags shared with `edge-fer run`
 FLAG_KEYS = {k: _RUN_FLAG_KEYS[k] for k in (
@@ -31,15 +32,15 @@ def register(app: typer.Typer) -> None:
         plot_path: Optional[str] = typer.Option(None, "--plot", help="Write a latency-distribution plot (PNG; needs the 'plot' extra)."),
         model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="Model bundle (.tflite); repeat with --model-only to compare several."),
         config: Optional[str] = typer.Option(None, "--config", "-c", help="The TOML config of 'edge-fer run'; flags override it."),
-        detector: Optional[str] = typer.Option(None, "--detector", help="Face detector: haar (default) or yunet."),
-        detector_model: Optional[str] = typer.Option(None, "--detector-model", help="YuNet .onnx model (with --detector yunet)."),
-        detect_every: Optional[int] = typer.Option(None, "--detect-every", help="Detect faces every N frames; the tracker carries them in between."),
-        detect_scale: Optional[float] = typer.Option(None, "--detect-scale", help="Downscale factor of the frame for detection (default 0.5)."),
-        min_face: Optional[int] = typer.Option(None, "--min-face", help="Smallest face side in pixels."),
-        device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | edgetpu."),
+        detector: Optional[str] = _O["detector"],
+        detector_model: Optional[str] = _O["detector_model"],
+        detect_every: Optional[int] = _O["detect_every"],
+        detect_scale: Optional[float] = _O["detect_scale"],
+        min_face: Optional[int] = _O["min_face"],
+        device: Optional[str] = _O["device"],
         threads: Optional[str] = typer.Option(None, "--threads", help="Interpreter threads (0: default); with --model-only a list such as 1,2."),
-        width: Optional[int] = typer.Option(None, "--width", help="Camera capture width."),
-        height: Optional[int] = typer.Option(None, "--height", help="Camera capture height."),
+        width: Optional[int] = _O["width"],
+        height: Optional[int] = _O["height"],
         max_frames: int = typer.Option(0, "--max-frames", help="Measure at most N frames after warm-up (0: the whole source; 300 for a camera)."),
         loop: int = typer.Option(1, "--loop", help="Play a finite source N times (a short video makes a longer run)."),
         warmup: int = typer.Option(10, "--warmup", help="Warm-up frames (or runs with --model-only), run but left out of the figures."),

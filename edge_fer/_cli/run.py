@@ -38,6 +38,20 @@ FLAG_KEYS = {
 }
 
 
+# Pipeline options that `edge-fer bench` shares with `edge-fer run` (same flags, same help).
+PIPELINE_OPTIONS = {
+    "detector": typer.Option(None, "--detector", help="Face detector: haar (default) or yunet."),
+    "detector_model": typer.Option(None, "--detector-model", help="YuNet .onnx model (with --detector yunet)."),
+    "detect_every": typer.Option(None, "--detect-every", help="Detect faces every N frames; the tracker carries them in between."),
+    "detect_scale": typer.Option(None, "--detect-scale", help="Downscale factor of the frame for detection (default 0.5)."),
+    "min_face": typer.Option(None, "--min-face", help="Smallest face side in pixels."),
+    "device": typer.Option(None, "--device", help="auto | cpu | edgetpu."),
+    "width": typer.Option(None, "--width", help="Camera capture width."),
+    "height": typer.Option(None, "--height", help="Camera capture height."),
+}
+_O = PIPELINE_OPTIONS
+
+
 def register(app: typer.Typer) -> None:
     @app.command("run", help="Run the recognizer on a camera, stream, video or images; print JSON-line events.")
     def run_cmd(
@@ -46,18 +60,18 @@ def register(app: typer.Typer) -> None:
         output: Optional[str] = typer.Option(None, "--output", "-o", help="Events file, or '-' for stdout (default)."),
         config: Optional[str] = typer.Option(None, "--config", "-c", help="TOML config file; flags override it."),
         format: Optional[str] = typer.Option(None, "--format", help="Output format: jsonl (default) or csv."),
-        detector: Optional[str] = typer.Option(None, "--detector", help="Face detector: haar (default) or yunet."),
-        detector_model: Optional[str] = typer.Option(None, "--detector-model", help="YuNet .onnx model (with --detector yunet)."),
-        detect_every: Optional[int] = typer.Option(None, "--detect-every", help="Detect faces every N frames; the tracker carries them in between."),
-        detect_scale: Optional[float] = typer.Option(None, "--detect-scale", help="Downscale factor of the frame for detection (default 0.5)."),
-        min_face: Optional[int] = typer.Option(None, "--min-face", help="Smallest face side in pixels."),
-        device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | edgetpu."),
+        detector: Optional[str] = _O["detector"],
+        detector_model: Optional[str] = _O["detector_model"],
+        detect_every: Optional[int] = _O["detect_every"],
+        detect_scale: Optional[float] = _O["detect_scale"],
+        min_face: Optional[int] = _O["min_face"],
+        device: Optional[str] = _O["device"],
         threads: Optional[int] = typer.Option(None, "--threads", help="Interpreter threads (0: default)."),
         max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Stop after N frames (0: no limit)."),
         per_frame: Optional[bool] = typer.Option(None, "--per-frame/--no-per-frame", help="Also emit one 'face' event per face per frame."),
         loop: Optional[bool] = typer.Option(None, "--loop/--no-loop", help="Loop a video file."),
-        width: Optional[int] = typer.Option(None, "--width", help="Camera capture width."),
-        height: Optional[int] = typer.Option(None, "--height", help="Camera capture height."),
+        width: Optional[int] = _O["width"],
+        height: Optional[int] = _O["height"],
         annotate: Optional[str] = typer.Option(None, "--annotate", help="Write an annotated video here (off by default: privacy)."),
         save_crops: Optional[str] = typer.Option(None, "--save-crops", help="Save face crops to this folder (off by default: privacy)."),
         mqtt_host: Optional[str] = typer.Option(None, "--mqtt-host", help="Publish events to this MQTT broker (needs edge-fer[mqtt])."),
