@@ -35,6 +35,7 @@ class SourceConfig:
     height: int = 0
     fps: float = 0.0
     loop: bool = False  # loop a video file (soak tests, demos)
+    wait: bool = False  # a camera/stream that cannot be opened at start is retried with back-off (daemon)
 
 
 @dataclass

@@ -202,6 +202,8 @@ class Pipeline:
         detector = create_detector(d.name, model=d.model or None, scale=d.scale, min_size=d.min_size, score_threshold=d.score_threshold)
         s = cfg.source
         source = open_source(s.uri, width=s.width, height=s.height, fps=s.fps, loop=s.loop)
+        if getattr(source, "live", False):
+            source.wait_at_start = s.wait
         t = cfg.tracker
         tcfg = TrackerConfig(iou_threshold=t.iou_threshold, max_missed=t.max_missed, min_hits=t.min_hits,
                              ema_alpha=t.ema_alpha, switch_margin=t.switch_margin, switch_frames=t.switch_frames)

@@ -141,6 +141,24 @@ def test_live_source_first_open_failure_is_clear():
         LiveSource("cam", opener).open()
 
 
+def test_live_source_can_wait_for_a_camera_that_is_not_there_yet(caplog):
+    attempts = []
+
+    def opener():
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise OSError("no such device")
+        return FakeCapture()
+
+    src = LiveSource("cam", opener, backoff_initial=0.01, backoff_max=0.05, wait_at_start=True)
+    src.open()  # does not raise
+    frame = src.read(timeout=5)
+    src.close()
+    assert frame is not None and len(attempts) == 3
+    assert src.stats()["errors"] >= 2
+    assert any("waiting for it" in r.getMessage() for r in caplog.records)
+
+
 def test_live_read_times_out_and_close_unblocks():
     src = LiveSource("slow", lambda: FakeCapture(delay=10))
     src.open()

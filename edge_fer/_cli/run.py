@@ -33,6 +33,7 @@ FLAG_KEYS = {
     "http_port": "http.port",
     "max_frames": "run.max_frames",
     "loop": "source.loop",
+    "wait_for_source": "source.wait",
     "width": "source.width",
     "height": "source.height",
 }
@@ -70,6 +71,7 @@ def register(app: typer.Typer) -> None:
         max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Stop after N frames (0: no limit)."),
         per_frame: Optional[bool] = typer.Option(None, "--per-frame/--no-per-frame", help="Also emit one 'face' event per face per frame."),
         loop: Optional[bool] = typer.Option(None, "--loop/--no-loop", help="Loop a video file."),
+        wait_for_source: Optional[bool] = typer.Option(None, "--wait-for-source/--no-wait-for-source", help="Keep retrying (with back-off) a camera or stream that cannot be opened yet, instead of exiting (daemon)."),
         width: Optional[int] = _O["width"],
         height: Optional[int] = _O["height"],
         annotate: Optional[str] = typer.Option(None, "--annotate", help="Write an annotated video here (off by default: privacy)."),

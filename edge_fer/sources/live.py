@@ -40,8 +40,12 @@ class LiveSource:
         *,
         backoff_initial: float = 0.5,
         backoff_max: float = 10.0,
+        wait_at_start: bool = False,
     ):
         self.name = name
+        # a daemon waits for a camera that is not there yet (boot order, unplugged USB) instead of
+        # exiting; interactive runs fail at once with the reason
+        self.wait_at_start = wait_at_start
         self._opener = opener
         self.backoff_initial, self.backoff_max = backoff_initial, backoff_max
         self._cap: Capture | None = None
@@ -60,14 +64,19 @@ class LiveSource:
 
     # -- lifecycle -----------------------------------------------------------------------------
     def open(self) -> None:
-        """Open the device (a clear SourceError if it cannot be opened at all) and start grabbing."""
+        """Open the device and start grabbing. A device that cannot be opened is a clear SourceError,
+        or, with ``wait_at_start``, reported and retried with back-off by the grabber thread."""
         try:
             self._cap = self._opener()
-        except SourceError:
-            raise
+            self.connected = True
         except Exception as e:
-            raise SourceError(f"cannot open {self.name}: {e}") from None
-        self.connected = True
+            err = e if isinstance(e, SourceError) else SourceError(f"cannot open {self.name}: {e}")
+            if not self.wait_at_start:
+                raise SourceError(f"{err} (--wait-for-source / source.wait = true keeps retrying)") from None
+            self._cap, self.connected = None, False
+            self._errors += 1
+            self.last_error = str(err)
+            log.warning("%s; waiting for it (retrying with back-off up to %.0fs)", err, self.backoff_max)
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name=f"grab-{self.name}", daemon=True)
         self._thread.start()
