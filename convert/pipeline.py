@@ -245,12 +245,9 @@ def convert_run(opts: ConvertOptions) -> dict[str, Any]:
     if opts.decoder and src.run_dir is None:
         raise ModelError("--decoder needs a run directory (with encoder.keras and decoder.keras)")
 
-    try:
-        import tensorflow  # noqa: F401
-    except ImportError as e:
-        from edge_fer.errors import MissingExtraError
+    from edge_fer.train._tf import require_tensorflow
 
-        raise MissingExtraError("edge-fer convert", "train", "tensorflow") from e
+    require_tensorflow("edge-fer convert")
     from edge_fer.convert import audit, data, quantize, verify
     from edge_fer.convert.metadata import embed_metadata
 

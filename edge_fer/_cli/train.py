@@ -6,19 +6,6 @@ from pathlib import Path
 
 import typer
 
-from edge_fer.errors import MissingExtraError
-
-
-def require_tensorflow(what: str) -> None:
-    """One clear line, not an ImportError traceback, when the 'train' extra is missing."""
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info lines, before its import
-    try:
-        import tensorflow  # noqa: F401
-    except ImportError:
-        raise MissingExtraError(what, "train", "tensorflow") from None
-
 
 def register(app: typer.Typer) -> None:
     @app.command("train")
@@ -48,6 +35,8 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run in --out."),
     ) -> None:
         """Train the autoencoder-pretrained expression classifier (needs the 'train' extra)."""
+        from edge_fer.train._tf import require_tensorflow
+
         require_tensorflow("edge-fer train")
         from edge_fer.errors import EdgeFerError
         from edge_fer.train.trainer import TrainConfig, train
