@@ -53,10 +53,10 @@ def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
 
 
 def dequantize(q: np.ndarray, detail: dict) -> np.ndarray:
-    scale, zp = detail["quantization"]
-    if np.issubdtype(detail["dtype"], np.floating) or not scale:
-        return q.astype(np.float32)
-    return (q.astype(np.float32) - zp) * np.float32(scale)
+    """Raw output values (the decoder's pixels, not probabilities): the runtime's dequantization."""
+    from edge_fer.classify import dequantize_values
+
+    return dequantize_values(q, *detail["quantization"])
 
 
 def classifier_predict(bundle_bytes: bytes, crops: np.ndarray, batch: int = 64) -> np.ndarray:

@@ -37,14 +37,20 @@ def default_model_path() -> Path:
     return p
 
 
-def dequantize(raw: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """The one place where model outputs become probabilities (float32, rows sum to 1).
-
-    Integer outputs use ``(q - zero_point) * scale``; outputs that are not already a distribution
-    (logits) go through a softmax."""
+def dequantize_values(raw: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """Integer tensor values -> float32 ``(q - zero_point) * scale`` (float tensors unchanged)."""
     x = raw.astype(np.float32)
     if raw.dtype.kind in "iu" and scale:
         x = (x - np.float32(zero_point)) * np.float32(scale)
+    return x
+
+
+def dequantize(raw: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """The one place where model outputs become probabilities (float32, rows sum to 1).
+
+    Integer outputs are dequantized by :func:`dequantize_values`; outputs that are not already a
+    distribution (logits) go through a softmax."""
+    x = dequantize_values(raw, scale, zero_point)
     if x.size and (x.min() < -1e-3 or x.max() > 1.0 + 1e-3):
         x = np.exp(x - x.max(axis=-1, keepdims=True))
     x = np.clip(x, 0.0, None)

@@ -5,12 +5,11 @@ Adding a detector is one new module plus one line in :data:`DETECTORS`.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from edge_fer.errors import ConfigError
+from edge_fer import plugins
 from edge_fer.types import Face
 
 
@@ -32,12 +31,7 @@ DETECTORS: dict[str, str] = {
 
 
 def detector_class(name: str) -> type:
-    try:
-        target = DETECTORS[name]
-    except KeyError:
-        raise ConfigError(f"unknown detector {name!r} (choose from {', '.join(DETECTORS)})") from None
-    mod, cls = target.split(":")
-    return getattr(importlib.import_module(mod), cls)
+    return plugins.load(DETECTORS, name, "detector")
 
 
 def create_detector(name: str = "haar", **options: Any) -> Detector:

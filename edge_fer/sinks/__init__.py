@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from edge_fer import plugins
 from edge_fer.errors import ConfigError, MissingExtraError
 from edge_fer.types import Sink
 
@@ -24,11 +25,7 @@ _EXTRAS = {"mqtt": ("mqtt", "paho")}
 
 
 def sink_class(name: str) -> type:
-    try:
-        target = SINKS[name]
-    except KeyError:
-        raise ConfigError(f"unknown sink {name!r} (choose from {', '.join(SINKS)})") from None
-    mod, cls = target.split(":")
+    mod, cls = plugins.resolve(SINKS, name, "sink")
     try:
         return getattr(importlib.import_module(mod), cls)
     except ImportError as e:

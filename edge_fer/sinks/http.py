@@ -339,18 +339,13 @@ def render_metrics(
                     w.metric("edge_fer_stage_latency_seconds", "gauge",
                              "Per-stage latency quantiles over the recent window, seconds.",
                              float(q[key]) / 1000.0, stage=stage, quantile=quant)
-        for stage in ordered:
-            q = stages[stage] or {}
-            if q.get("mean_ms") is not None:
-                w.metric("edge_fer_stage_latency_mean_seconds", "gauge",
-                         "Per-stage mean latency over the recent window, seconds.",
-                         float(q["mean_ms"]) / 1000.0, stage=stage)
-        for stage in ordered:
-            q = stages[stage] or {}
-            if q.get("max_ms") is not None:
-                w.metric("edge_fer_stage_latency_max_seconds", "gauge",
-                         "Per-stage maximum latency over the recent window, seconds.",
-                         float(q["max_ms"]) / 1000.0, stage=stage)
+        for key, what in (("mean", "mean"), ("max", "maximum")):
+            for stage in ordered:
+                q = stages[stage] or {}
+                if q.get(f"{key}_ms") is not None:
+                    w.metric(f"edge_fer_stage_latency_{key}_seconds", "gauge",
+                             f"Per-stage {what} latency over the recent window, seconds.",
+                             float(q[f"{key}_ms"]) / 1000.0, stage=stage)
     for key, mtype, help_ in (
         ("sent", "counter", "Events delivered by the sink."),
         ("dropped", "counter", "Events the sink dropped (queue full, gave up)."),
