@@ -58,11 +58,12 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console-script entry point."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(os.environ.get("EDGE_FER_DEBUG"))
+    """Console-script entry point: returns the exit code; a user mistake is one line and code 2."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or bool(os.environ.get("EDGE_FER_DEBUG"))
     try:
-        # without standalone mode click returns typer.Exit(n)'s code instead of exiting
-        rv = app(args=argv, standalone_mode=False)
+        # without standalone mode the parser returns typer.Exit(n)'s code instead of exiting
+        rv = app(args=args, prog_name="edge-fer", standalone_mode=False)
     except EdgeFerError as e:
         if debug:
             raise
@@ -71,18 +72,26 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("edge-fer: interrupted", file=sys.stderr)
         return 130
-    except SystemExit as e:  # typer.Exit / click exits
+    except typer.Exit as e:
+        return int(e.exit_code)
+    except typer.Abort:
+        print("edge-fer: aborted", file=sys.stderr)
+        return 1
+    except typer.TyperException as e:  # usage errors: unknown option or command, bad value
+        if debug:
+            raise
+        ctx = getattr(e, "ctx", None)
+        path = getattr(ctx, "command_path", "") or "edge-fer"
+        print(f"{path}: error: {e.format_message()} (see '{path} --help')", file=sys.stderr)
+        return int(getattr(e, "exit_code", 2) or 2)
+    except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    except Exception as e:  # click usage errors and the like
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            return e.exit_code
-        if isinstance(e, click.exceptions.Abort):
-            print("edge-fer: aborted", file=sys.stderr)
-            return 1
-        raise
+    except OSError as e:  # a file or device the user named: one line, not a traceback
+        if debug:
+            raise
+        where = f" {e.filename}" if getattr(e, "filename", None) else ""
+        print(f"edge-fer: error:{where}: {e.strerror or e}", file=sys.stderr)
+        return 2
     return rv if isinstance(rv, int) else 0
 
 

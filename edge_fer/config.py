@@ -19,6 +19,7 @@ override the file.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -27,13 +28,21 @@ from typing import Any, get_type_hints
 
 from edge_fer.errors import ConfigError
 
+INF = float("inf")
+
+
+def _r(default: Any, lo: float, hi: float = INF, *, open_lo: bool = False) -> Any:
+    """A config field with its allowed range [lo, hi] (``open_lo``: (lo, hi]); ``validate`` checks
+    every ranged field, and refuses NaN and infinities, with the key and the range in the message."""
+    return field(default=default, metadata={"range": (lo, hi, open_lo)})
+
 
 @dataclass
 class SourceConfig:
     uri: str = "0"  # path, folder, glob, camera index, URL, "picamera2"
-    width: int = 0  # camera capture size (0: device default; picamera2 default 640x480)
-    height: int = 0
-    fps: float = 0.0
+    width: int = _r(0, 0, 16384)  # camera capture size (0: device default; picamera2 default 640x480)
+    height: int = _r(0, 0, 16384)
+    fps: float = _r(0.0, 0, 1000)
     loop: bool = False  # loop a video file (soak tests, demos)
     wait: bool = False  # a camera/stream that cannot be opened at start is retried with back-off (daemon)
 
@@ -42,27 +51,27 @@ class SourceConfig:
 class ModelConfig:
     path: str = ""  # empty: the default model shipped in the package
     device: str = "auto"  # auto | cpu | edgetpu
-    threads: int = 0  # 0: the interpreter's default
+    threads: int = _r(0, 0, 64)  # 0: the interpreter's default
 
 
 @dataclass
 class DetectorConfig:
     name: str = "haar"  # haar | yunet
     model: str = ""  # YuNet .onnx (or a Haar cascade XML)
-    every: int = 1  # detect every N frames; the tracker carries faces in between
-    scale: float = 0.5  # detection runs on the frame downscaled by this factor
-    min_size: int = 30  # smallest face side, full-frame pixels
-    score_threshold: float = 0.6  # YuNet
+    every: int = _r(1, 1, 1000)  # detect every N frames; the tracker carries faces in between
+    scale: float = _r(0.5, 0.05, 1.0)  # detection runs on the frame downscaled by this factor
+    min_size: int = _r(30, 0, 10000)  # smallest face side, full-frame pixels
+    score_threshold: float = _r(0.6, 0.0, 1.0)  # YuNet
 
 
 @dataclass
 class TrackerSection:
-    iou_threshold: float = 0.3
-    max_missed: int = 15
-    min_hits: int = 2
-    ema_alpha: float = 0.4
-    switch_margin: float = 0.1
-    switch_frames: int = 3
+    iou_threshold: float = _r(0.3, 0.0, 1.0, open_lo=True)
+    max_missed: int = _r(15, 0, 100000)
+    min_hits: int = _r(2, 1, 1000)
+    ema_alpha: float = _r(0.4, 0.0, 1.0, open_lo=True)
+    switch_margin: float = _r(0.1, 0.0, 1.0)
+    switch_frames: int = _r(3, 1, 1000)
 
 
 @dataclass
@@ -77,7 +86,7 @@ class OutputConfig:
 @dataclass
 class MqttConfig:
     host: str = ""  # empty: no MQTT
-    port: int = 1883
+    port: int = _r(1883, 1, 65535)
     topic: str = "edge-fer"
     client_id: str = ""
     username: str = ""
@@ -88,14 +97,14 @@ class MqttConfig:
 
 @dataclass
 class HttpConfig:
-    port: int = 0  # 0: no HTTP endpoint
+    port: int = _r(0, 0, 65535)  # 0: no HTTP endpoint
     host: str = "127.0.0.1"
 
 
 @dataclass
 class RunConfig:
-    max_frames: int = 0  # 0: until the source ends or a signal
-    status_interval_s: float = 10.0  # systemd STATUS / log line period
+    max_frames: int = _r(0, 0)  # 0: until the source ends or a signal
+    status_interval_s: float = _r(10.0, 0.0, 86400.0, open_lo=True)  # systemd STATUS / log line period
 
 
 @dataclass
@@ -185,22 +194,24 @@ def validate(cfg: Config) -> Config:
     from edge_fer.interpreter import DEVICES
 
     need(cfg.model.device in DEVICES, "model.device", f"must be one of {', '.join(DEVICES)}, got {cfg.model.device!r}")
-    need(cfg.model.threads >= 0, "model.threads", "must be >= 0")
     need(cfg.detector.name in DETECTORS, "detector.name", f"must be one of {', '.join(DETECTORS)}, got {cfg.detector.name!r}")
-    need(cfg.detector.every >= 1, "detector.every", "must be >= 1")
-    need(0.05 <= cfg.detector.scale <= 1.0, "detector.scale", "must be in [0.05, 1]")
-    need(cfg.detector.min_size >= 0, "detector.min_size", "must be >= 0")
     need(cfg.output.format in ("jsonl", "csv"), "output.format", f"must be jsonl or csv, got {cfg.output.format!r}")
-    t = cfg.tracker
-    need(0.0 < t.iou_threshold <= 1.0, "tracker.iou_threshold", "must be in (0, 1]")
-    need(0.0 < t.ema_alpha <= 1.0, "tracker.ema_alpha", "must be in (0, 1]")
-    need(t.min_hits >= 1, "tracker.min_hits", "must be >= 1")
-    need(t.switch_frames >= 1, "tracker.switch_frames", "must be >= 1")
-    need(t.max_missed >= 0, "tracker.max_missed", "must be >= 0")
-    need(0 <= cfg.mqtt.port <= 65535, "mqtt.port", "must be a port number")
     need(cfg.mqtt.qos in (0, 1, 2), "mqtt.qos", "must be 0, 1 or 2")
-    need(0 <= cfg.http.port <= 65535, "http.port", "must be a port number")
-    need(cfg.run.max_frames >= 0, "run.max_frames", "must be >= 0")
+    for sec_field in fields(cfg):
+        sec = getattr(cfg, sec_field.name)
+        for f in fields(sec):
+            value = getattr(sec, f.name)
+            key = f"{sec_field.name}.{f.name}"
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"config key '{key}' must be a finite number, got {value!r}")
+            rng = f.metadata.get("range")
+            if rng is None:
+                continue
+            lo, hi, open_lo = rng
+            ok = (lo < value if open_lo else lo <= value) and value <= hi
+            if not ok:
+                span = f"{'(' if open_lo else '['}{lo:g}, {hi:g}]" if hi != INF else f"{'>' if open_lo else '>='} {lo:g}"
+                raise ConfigError(f"config key '{key}' must be {'in ' if hi != INF else ''}{span}, got {value!r}")
     return cfg
 
 
@@ -227,6 +238,9 @@ def load(path: str | Path) -> Config:
         text = p.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"cannot read config {p}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        line = p.read_bytes()[: e.start].count(b"\n") + 1
+        raise ConfigError(f"{p}:{line}: not UTF-8 text (byte 0x{e.object[e.start]:02x}); TOML files must be UTF-8") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

@@ -16,6 +16,7 @@ Build one from a :class:`~edge_fer.config.Config` with :meth:`Pipeline.from_conf
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -181,6 +182,8 @@ class Pipeline:
         self.faces = 0
         self.events = 0
         self.errors = 0
+        self.crops_saved = 0
+        self.crop_errors = 0
         self.last_frame_ts: float | None = None
         self._last_frame: Frame | None = None
         self._t_start = time.monotonic()
@@ -223,6 +226,8 @@ class Pipeline:
     # -- lifecycle -----------------------------------------------------------------------------
     def open(self) -> None:
         if not self._opened:
+            if self.save_crops:
+                self._check_crops_folder()
             self.source.open()
             self._opened = True
             self._t_start = time.monotonic()
@@ -351,6 +356,19 @@ class Pipeline:
                 self.errors += 1
                 log.warning("sink %s flush raised: %s", getattr(sink, "name", sink), e)
 
+    def _check_crops_folder(self) -> None:
+        """``--save-crops`` must name a folder we can write, checked before the first frame."""
+        from edge_fer.errors import ConfigError
+
+        assert self.save_crops is not None
+        probe = self.save_crops / f".edge-fer-write-test-{os.getpid()}"
+        try:
+            self.save_crops.mkdir(parents=True, exist_ok=True)
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise ConfigError(f"--save-crops {self.save_crops}: cannot write there ({e.strerror or e})") from None
+
     def _write_private_outputs(self, frame: Frame, gray: np.ndarray, boxes, preds) -> None:
         ids = list(self.tracker.last_assignment)
         if self.annotate_path:
@@ -370,7 +388,17 @@ class Pipeline:
             spec = self.classifier.input_spec
             self.save_crops.mkdir(parents=True, exist_ok=True)
             for crop, tid in zip(face_crops(gray, boxes, self.classifier.preprocessing, spec.width, spec.height), ids):
-                cv2.imwrite(str(self.save_crops / f"f{frame.index:07d}_t{tid}.png"), crop)
+                path = self.save_crops / f"f{frame.index:07d}_t{tid}.png"
+                try:
+                    ok = cv2.imwrite(str(path), crop)
+                except cv2.error:
+                    ok = False
+                if ok:
+                    self.crops_saved += 1
+                else:
+                    self.crop_errors += 1
+                    if self.crop_errors in (1, 10, 100) or self.crop_errors % 1000 == 0:
+                        log.warning("--save-crops: cannot write %s (%d crop(s) lost so far)", path, self.crop_errors)
 
     # -- status ----------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -387,7 +415,7 @@ class Pipeline:
             "frames": self.frames,
             "faces": self.faces,
             "dropped_frames": int(src.get("dropped", 0)),
-            "errors": self.errors + int(src.get("errors", 0)) + sink_errors,
+            "errors": self.errors + self.crop_errors + int(src.get("errors", 0)) + sink_errors,
             "tracks": int(getattr(self.tracker, "active", 0)),
             "uptime_s": round(time.monotonic() - self._t_start, 3),
             "last_frame_ts": self.last_frame_ts,

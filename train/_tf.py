@@ -8,9 +8,16 @@ from edge_fer.errors import MissingExtraError
 
 
 def require_tensorflow(what: str) -> None:
-    """Import TensorFlow (quietly) or raise :class:`MissingExtraError` naming the 'train' extra."""
+    """Check that TensorFlow is installed, or raise :class:`MissingExtraError` naming the 'train' extra.
+
+    It is found, not imported: the import (seconds, and C++ log lines on stderr) happens where it is
+    used, after the user's input has been checked, so a mistake is one line and fast."""
+    import importlib.util
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info lines, before its import
     try:
-        import tensorflow  # noqa: F401
-    except ImportError:
-        raise MissingExtraError(what, "train", "tensorflow") from None
+        found = importlib.util.find_spec("tensorflow") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise MissingExtraError(what, "train", "tensorflow")

@@ -156,7 +156,8 @@ def _read_csv(stream: Iterable[str], source: str, size: int, report: LoadReport)
     i_us = header.index("Usage") if "Usage" in header else None
     npx = size * size
     out: dict[str, tuple[list, list]] = {}
-    for lineno, row in enumerate(reader, start=2):
+    rows = _csv_rows(reader, source)
+    for lineno, row in rows:
         if not row or all(not c.strip() for c in row):
             continue
         if len(row) < len(header):
@@ -168,9 +169,9 @@ def _read_csv(stream: Iterable[str], source: str, size: int, report: LoadReport)
         if not 0 <= label < len(LABELS):
             raise DataError(f"{source}: line {lineno}: emotion {label} out of range 0-{len(LABELS) - 1}")
         try:
-            px = np.array(row[i_px].split(), dtype=np.int32)
-        except ValueError:
-            raise DataError(f"{source}: line {lineno}: pixels must be space-separated integers") from None
+            px = np.array(row[i_px].split(), dtype=np.int64)
+        except (ValueError, OverflowError):
+            raise DataError(f"{source}: line {lineno}: pixels must be space-separated integers 0-255") from None
         if px.size != npx:
             raise DataError(f"{source}: line {lineno}: {px.size} pixels, expected {npx} ({size}x{size})")
         if px.min() < 0 or px.max() > 255:
@@ -186,6 +187,19 @@ def _read_csv(stream: Iterable[str], source: str, size: int, report: LoadReport)
     if report.loaded == 0:
         raise DataError(f"{source}: CSV has a header but no rows")
     return out
+
+
+def _csv_rows(reader, source: str) -> Iterator[tuple[int, list[str]]]:
+    """(line number, row) pairs; a malformed CSV line (a field over the csv module's size limit, a
+    stray NUL, an unclosed quote) is a DataError naming the line, not a csv.Error traceback."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            raise DataError(f"{source}: line {reader.line_num}: malformed CSV ({e})") from None
+        yield reader.line_num, row
 
 
 # --- image folders (plain or zipped) -------------------------------------------------------------
@@ -383,6 +397,10 @@ def load_dataset(path: str | os.PathLike, val_fraction: float = 0.1, seed: int =
     if "train" not in raw:
         raise DataError(f"{source}: no training images found (expected a train/ folder or Usage=Training rows)")
     splits = {k: to_split(names[k], *raw[k]) for k in raw}
+    present = sorted(set(int(v) for v in splits["train"].y))
+    if len(present) < 2:
+        only = LABELS[present[0]] if present else "none"
+        raise DataError(f"{source}: the training images hold a single class ({only}); a classifier needs at least 2")
     if "val" not in splits:
         keep, held = stratified_split(splits["train"].y, val_fraction, seed)
         tr = splits["train"]

@@ -38,9 +38,14 @@ class HaarDetector:
         if not hasattr(cv2, "CascadeClassifier"):
             raise MissingExtraError("the Haar detector", "default", "opencv-python-headless<5 (OpenCV 5 has no Haar)")
         path = Path(model) if model else Path(cv2.data.haarcascades) / DEFAULT_CASCADE
-        self.cascade = cv2.CascadeClassifier(str(path))
+        if not path.is_file():
+            raise ModelError(f"Haar cascade {path}: no such file")
+        try:  # OpenCV raises (cv2.error, or SystemError) on a file that is not a cascade XML
+            self.cascade = cv2.CascadeClassifier(str(path))
+        except Exception:
+            raise ModelError(f"cannot load the Haar cascade {path}: not an OpenCV cascade XML") from None
         if self.cascade.empty():
-            raise ModelError(f"cannot load the Haar cascade {path}")
+            raise ModelError(f"cannot load the Haar cascade {path}: not an OpenCV cascade XML")
         self.scale, self.scale_factor, self.min_neighbors = float(scale), float(scale_factor), int(min_neighbors)
         self.min_size = int(min_size)
         self.equalize = equalize

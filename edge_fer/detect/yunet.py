@@ -36,8 +36,9 @@ class YuNetDetector:
             raise ConfigError(f"detector scale {scale} must be in [0.05, 1]")
         try:
             self.net = cv2.FaceDetectorYN.create(str(p), "", (320, 320), float(score_threshold), float(nms_threshold), int(top_k))
-        except cv2.error as e:
-            raise ModelError(f"cannot load YuNet model {p}: {str(e).strip().splitlines()[-1]}") from None
+        except Exception as e:  # cv2.error, or SystemError for some malformed files
+            msg = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+            raise ModelError(f"cannot load YuNet model {p}: {msg}") from None
         self.scale = float(scale)
         self.min_size = int(min_size)
         self._size: tuple[int, int] | None = None

@@ -58,7 +58,10 @@ def open_source(spec: str | int, *, width: int = 0, height: int = 0, fps: float 
     if s == "picamera2" or s.startswith("picamera2:"):
         from edge_fer.sources.picamera2 import Picamera2Source
 
-        num = int(s.split(":", 1)[1]) if ":" in s else 0
+        arg = s.split(":", 1)[1] if ":" in s else "0"
+        if not re.fullmatch(r"\d+", arg):
+            raise SourceError(f"--source {s!r}: the camera number after 'picamera2:' must be 0, 1, ...")
+        num = int(arg)
         return Picamera2Source(camera_num=num, size=(width or 640, height or 480), fps=fps)
     if re.fullmatch(r"\d+", s):
         from edge_fer.sources.opencv import OpenCVCameraSource
