@@ -9,6 +9,13 @@ Encoder (width w):       48x48x1 -> 48x48xw -> 24x24x2w -> 12x12x4w -> 12x12x4w 
                          -> 1x1 conv -> 6x6xL  (the bottleneck; L*36 < 2304 input values)
 Decoder:                 6x6xL -> 12x12x4w -> 24x24x2w -> 48x48xw -> 48x48x1 (sigmoid)
 Classifier:              encoder -> 3x3 conv (8w) -> GAP -> dropout -> dense(7) softmax
+
+``arch="res"`` (the default since 0.2) keeps that shape but adds a residual block (two 3x3 convs
+and an ADD, int8- and Edge-TPU-friendly) after the 12x12 and 6x6 transitions, and takes the 6x6
+transition straight from 12x12x4w:
+
+Encoder res (width w):   48x48x1 -> 48x48xw -> 24x24x2w -> 12x12x4w -> [res 4w] -> 6x6x8w -> [res 8w]
+                         -> 1x1 conv -> 6x6xL
 """
 
 from __future__ import annotations
@@ -22,8 +29,9 @@ INPUT_SIZE = 48
 
 @dataclass(frozen=True)
 class ModelConfig:
-    width: int = 32
+    width: int = 16
     latent_channels: int = 32
+    arch: str = "v1"
     dropout: float = 0.4
     weight_decay: float = 1e-4
     num_classes: int = NUM_CLASSES
@@ -47,19 +55,40 @@ def _conv_bn_relu(x, filters: int, strides: int, name: str, wd: float):
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 
+def _res_block(x, filters: int, name: str, wd: float):
+    from tensorflow import keras
+
+    y = _conv_bn_relu(x, filters, 1, f"{name}_a", wd)
+    y = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
+                            kernel_regularizer=keras.regularizers.l2(wd) if wd else None, name=f"{name}_b_conv")(y)
+    y = keras.layers.BatchNormalization(name=f"{name}_b_bn")(y)
+    x = keras.layers.Add(name=f"{name}_add")([x, y])
+    return keras.layers.ReLU(name=f"{name}_relu")(x)
+
+
+ARCHS = ("v1", "res")
+
+
 def build_encoder(cfg: ModelConfig):
     from tensorflow import keras
 
     if cfg.bottleneck_size >= cfg.input_size * cfg.input_size:
         raise ValueError(f"bottleneck {cfg.bottleneck_size} is not smaller than the input "
                          f"({cfg.input_size}x{cfg.input_size}): the autoencoder would not be undercomplete")
+    if cfg.arch not in ARCHS:
+        raise ValueError(f"unknown architecture {cfg.arch!r} (choose from {', '.join(ARCHS)})")
     w, wd = cfg.width, cfg.weight_decay
     inp = keras.Input((cfg.input_size, cfg.input_size, 1), name="image")
     x = _conv_bn_relu(inp, w, 1, "enc1", wd)
     x = _conv_bn_relu(x, 2 * w, 2, "enc2", wd)
     x = _conv_bn_relu(x, 4 * w, 2, "enc3", wd)
-    x = _conv_bn_relu(x, 4 * w, 1, "enc4", wd)
-    x = _conv_bn_relu(x, 8 * w, 2, "enc5", wd)
+    if cfg.arch == "res":
+        x = _res_block(x, 4 * w, "enc4", wd)
+        x = _conv_bn_relu(x, 8 * w, 2, "enc5", wd)
+        x = _res_block(x, 8 * w, "enc6", wd)
+    else:
+        x = _conv_bn_relu(x, 4 * w, 1, "enc4", wd)
+        x = _conv_bn_relu(x, 8 * w, 2, "enc5", wd)
     x = keras.layers.Conv2D(cfg.latent_channels, 1, padding="same", name="bottleneck")(x)
     return keras.Model(inp, x, name="encoder")
 

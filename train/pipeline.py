@@ -35,11 +35,12 @@ def _affine_batch(images, max_rotate: float, max_shift: float, max_zoom: float, 
 
 def make_dataset(x: np.ndarray, y: np.ndarray | None = None, *, batch_size: int = 128, training: bool = False,
                  seed: int = 0, sample_weight: np.ndarray | None = None, autoencoder: bool = False,
-                 scale: float = 1.0 / 255.0, offset: float = 0.0):
+                 scale: float = 1.0 / 255.0, offset: float = 0.0, erase: float = 0.0, one_hot: int | None = None):
     """uint8 (N, H, W) faces -> batched float datasets.
 
     ``autoencoder=True`` yields ``(image, image)`` pairs (the reconstruction target is the
-    augmented image itself). Otherwise ``(image, label[, weight])``.
+    augmented image itself). Otherwise ``(image, label[, weight])``; ``one_hot=K`` turns labels
+    into K-wide one-hot rows (for label smoothing). ``erase`` is the random-erasing probability.
     """
     import tensorflow as tf
 
@@ -58,9 +59,14 @@ def make_dataset(x: np.ndarray, y: np.ndarray | None = None, *, batch_size: int 
         img = to_float(t[0])
         if training:
             img = augment_batch(aug_gen, img)
+            if erase > 0 and not autoencoder:
+                img = erase_batch(aug_gen, img, erase)
         if autoencoder or y is None:
             return (img, img) if autoencoder else img
-        return (img, *t[1:])
+        rest = t[1:]
+        if one_hot:
+            rest = (tf.one_hot(tf.cast(rest[0], tf.int32), one_hot), *rest[1:])
+        return (img, *rest)
 
     ds = ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
     return ds.prefetch(tf.data.AUTOTUNE)
@@ -84,6 +90,28 @@ def augment_batch(gen, images):
     mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
     images = (images - mean) * uniform([n, 1, 1, 1], 0.8, 1.2) + mean + uniform([n, 1, 1, 1], -0.1, 0.1)
     return tf.clip_by_value(images, 0.0, 1.0)
+
+
+def erase_batch(gen, images, p: float):
+    """Random erasing: with probability ``p`` per face, one rectangle (4-25% of the area, aspect
+    0.5-2) is filled with mid grey, standing in for occlusions (hands, glasses, hair)."""
+    import tensorflow as tf
+
+    n = tf.shape(images)[0]
+    size = tf.cast(tf.shape(images)[1], tf.float32)
+    area = gen.uniform([n], 0.04, 0.25) * size * size
+    aspect = tf.exp(gen.uniform([n], math.log(0.5), math.log(2.0)))
+    h = tf.minimum(tf.sqrt(area * aspect), size)
+    w = tf.minimum(tf.sqrt(area / aspect), size)
+    y0 = gen.uniform([n], 0.0, 1.0) * (size - h)
+    x0 = gen.uniform([n], 0.0, 1.0) * (size - w)
+    coords = tf.range(size)
+    rows = (coords[None, :] >= y0[:, None]) & (coords[None, :] < (y0 + h)[:, None])
+    cols = (coords[None, :] >= x0[:, None]) & (coords[None, :] < (x0 + w)[:, None])
+    box = rows[:, :, None] & cols[:, None, :]
+    on = gen.uniform([n], 0.0, 1.0) < p
+    mask = (box & on[:, None, None])[..., None]
+    return tf.where(mask, tf.fill(tf.shape(images), 0.5), images)
 
 
 def class_weights(y: np.ndarray, num_classes: int, power: float = 0.5) -> np.ndarray:

@@ -49,6 +49,11 @@ class TrainConfig:
     seed: int = 0
     width: int = 16
     latent_channels: int = 32
+    arch: str = "v1"
+    optimizer: str = "adam"  # adam: Adam + ReduceLROnPlateau; sgd: SGD Nesterov + warm-up + cosine decay
+    label_smoothing: float = 0.0
+    warmup_epochs: int = 3
+    erase: float = 0.0  # probability of random erasing (one grey rectangle) per training face
     dropout: float = 0.4
     weight_decay: float = 1e-4
     val_fraction: float = 0.1
@@ -71,6 +76,16 @@ class TrainConfig:
                 raise EdgeFerError(f"--{name.replace('_', '-')} must be >= 0")
         if self.batch_size < 1:
             raise EdgeFerError("--batch-size must be >= 1")
+        if self.optimizer not in ("adam", "sgd"):
+            raise EdgeFerError(f"--optimizer must be adam or sgd, not {self.optimizer!r}")
+        from edge_fer.train.model import ARCHS
+
+        if self.arch not in ARCHS:
+            raise EdgeFerError(f"--arch must be one of {', '.join(ARCHS)}, not {self.arch!r}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise EdgeFerError("--label-smoothing must be in [0, 1)")
+        if not 0.0 <= self.erase <= 1.0:
+            raise EdgeFerError("--erase must be in [0, 1]")
         if not 0.0 < self.val_fraction < 1.0:
             raise EdgeFerError("--val-fraction must be between 0 and 1")
         if self.epochs + (self.head_epochs if self.pretrain else 0) == 0:
@@ -110,7 +125,7 @@ def prepare_run_dir(cfg: TrainConfig, resume: bool, overwrite: bool) -> tuple[Ru
         if resume:
             saved = TrainConfig.from_dict(json.loads(run.config.read_text()))
             # epochs may be raised on resume; everything that shapes the model must stay the same
-            for k in ("width", "latent_channels", "pretrain", "seed", "data", "limit"):
+            for k in ("width", "latent_channels", "arch", "pretrain", "seed", "data", "limit"):
                 if getattr(saved, k) != getattr(cfg, k):
                     log.warning("--resume: keeping %s=%r from the run (asked %r)", k, getattr(saved, k), getattr(cfg, k))
                     setattr(cfg, k, getattr(saved, k))
@@ -278,7 +293,7 @@ def _train(cfg: TrainConfig, run: RunDir, state: dict, dataset) -> dict:
     keras.utils.set_random_seed(cfg.seed)
     verbose = 1 if sys.stdout.isatty() else 0
     strategy = choose_strategy()
-    mcfg = ModelConfig(width=cfg.width, latent_channels=cfg.latent_channels, dropout=cfg.dropout,
+    mcfg = ModelConfig(width=cfg.width, latent_channels=cfg.latent_channels, arch=cfg.arch, dropout=cfg.dropout,
                        weight_decay=cfg.weight_decay, num_classes=len(dataset.labels))
     tr, va = dataset.splits["train"], dataset.splits["val"]
     tx, ty = _subsample(tr.x, tr.y, cfg.limit, cfg.seed)
@@ -348,9 +363,16 @@ def _train(cfg: TrainConfig, run: RunDir, state: dict, dataset) -> dict:
 
     cw = class_weights(ty, mcfg.num_classes, cfg.class_weight_power)
     log.info("class weights: %s", ", ".join(f"{n}={w:.2f}" for n, w in zip(dataset.labels, cw)))
-    train_ds = make_dataset(tx, ty, batch_size=cfg.batch_size, training=True, seed=cfg.seed, sample_weight=cw[ty])
-    val_ds = make_dataset(va_x, va.y, batch_size=256)
-    metrics_names = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    onehot = mcfg.num_classes if cfg.label_smoothing > 0 else None
+    train_ds = make_dataset(tx, ty, batch_size=cfg.batch_size, training=True, seed=cfg.seed, sample_weight=cw[ty],
+                            erase=cfg.erase, one_hot=onehot)
+    val_ds = make_dataset(va_x, va.y, batch_size=256, one_hot=onehot)
+
+    def loss_and_metrics():
+        if onehot:
+            return (keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+                    [keras.metrics.CategoricalAccuracy(name="accuracy")])
+        return "sparse_categorical_crossentropy", [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
 
     # --- stage 2: head with the encoder frozen ---------------------------------------------------
     if cfg.pretrain and cfg.head_epochs > 0:
@@ -359,8 +381,8 @@ def _train(cfg: TrainConfig, run: RunDir, state: dict, dataset) -> dict:
         else:
             encoder.trainable = False
             with strategy.scope():
-                classifier.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss="sparse_categorical_crossentropy",
-                                   metrics=metrics_names)
+                loss, mets = loss_and_metrics()
+                classifier.compile(optimizer=keras.optimizers.Adam(cfg.lr), loss=loss, metrics=mets)
             log.info("stage head: encoder frozen, %d epochs", cfg.head_epochs)
             fit_stage("head", classifier, train_ds, val_ds, cfg.head_epochs, len(ty))
             encoder.trainable = True
@@ -373,19 +395,30 @@ def _train(cfg: TrainConfig, run: RunDir, state: dict, dataset) -> dict:
     elif ft_epochs > 0:
         encoder.trainable = True
         lr = cfg.finetune_lr if cfg.pretrain else cfg.lr
+        steps = -(-len(ty) // cfg.batch_size)
         with strategy.scope():
-            classifier.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",
-                               metrics=metrics_names)
-        log.info("stage finetune: %s, %d epochs at lr %g, selection on %s val_accuracy",
-                 "end to end" if cfg.pretrain else "from scratch (--no-pretrain)", ft_epochs, lr, va.name)
+            if cfg.optimizer == "sgd":
+                warm = min(cfg.warmup_epochs, ft_epochs - 1) * steps
+                sched = keras.optimizers.schedules.CosineDecay(
+                    lr * 0.1 if warm else lr, decay_steps=max(1, ft_epochs * steps - warm), alpha=0.0,
+                    warmup_target=lr if warm else None, warmup_steps=warm)
+                opt = keras.optimizers.SGD(sched, momentum=0.9, nesterov=True)
+            else:
+                opt = keras.optimizers.Adam(lr)
+            loss, mets = loss_and_metrics()
+            classifier.compile(optimizer=opt, loss=loss, metrics=mets)
+        log.info("stage finetune: %s, %d epochs, %s at lr %g, selection on %s val_accuracy",
+                 "end to end" if cfg.pretrain else "from scratch (--no-pretrain)", ft_epochs,
+                 "SGD Nesterov, warm-up + cosine" if cfg.optimizer == "sgd" else "Adam", lr, va.name)
         cbs = [
             keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_accuracy", mode="max",
                                             save_best_only=True, save_weights_only=True,
                                             initial_value_threshold=state.get("best_val_accuracy")),
-            keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(2, cfg.patience // 3),
-                                              min_lr=1e-5),
             keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=cfg.patience),
         ]
+        if cfg.optimizer == "adam":  # a schedule already sets the SGD rate
+            cbs.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
+                                                         patience=max(2, cfg.patience // 3), min_lr=1e-5))
         fit_stage("finetune", classifier, train_ds, val_ds, ft_epochs, len(ty), callbacks=cbs)
     if best_path.exists():
         classifier.load_weights(best_path)
