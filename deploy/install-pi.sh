@@ -24,6 +24,14 @@ STATE_DIR=/var/lib/edge-fer
 CORAL_KEYRING=/usr/share/keyrings/coral-edgetpu-archive-keyring.gpg
 CORAL_LIST=/etc/apt/sources.list.d/coral-edgetpu.list
 CORAL_REPO_URL=https://packages.cloud.google.com/apt
+CORAL_KEY_URL=${CORAL_KEY_URL:-$CORAL_REPO_URL/doc/apt-key.gpg}
+# The only signing keys trusted for Google's Coral repository (full fingerprints). Google's
+# packages.cloud.google.com keyring holds several keys; only these are exported into the keyring
+# apt uses. Taken from public listings of that keyring (Rapture Automatic Signing Key 2022-03-07,
+# Artifact Registry Repository Signer); re-check with `gpg --show-keys` when Google rotates keys.
+CORAL_KEY_FINGERPRINTS=${CORAL_KEY_FINGERPRINTS:-"A362B822F6DEDC652817EA46B53DC80D13EDEF05 35BAA0B33E9EB396F59CA838C0BA5CE6DC6315A3"}
+# The edge-fer release this script installs from PyPI (kept equal to pyproject.toml by the tests).
+EDGE_FER_VERSION=0.1.0
 SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
 
 ARGS=("$@")
@@ -51,6 +59,10 @@ Install edge-fer as a hardened systemd service on Raspberry Pi OS Bookworm 64-bi
 Options:
   --from PATH      install from a local checkout, wheel or sdist instead of PyPI
   --extras LIST    pip extras (default: $EXTRAS; '' for none)
+  --version X      the edge-fer release to install from PyPI (default: $EDGE_FER_VERSION, pinned)
+  --check-coral-key FILE
+                   only check that FILE (an apt key, armored or binary) holds a pinned Coral key
+                   fingerprint, print the fingerprints found, and exit (0: trusted, 1: not)
   --coral          add Google's apt repository and install libedgetpu1-std (network access on the Pi)
   --no-apt         skip the apt steps (packages already installed, or offline)
   --no-start       install and enable the service, but do not (re)start it now
@@ -109,12 +121,43 @@ install_file() {
     write_file "$@" <"$src"
 }
 
+# coral_key_keyring KEYFILE OUT: verify that KEYFILE holds at least one pinned fingerprint and
+# write a binary keyring with only the pinned keys to OUT (no OUT: only check). 0 ok, 1 refused.
+coral_key_keyring() {
+    local keyfile=$1 out=$2 home found fpr ok=()
+    [[ -s $keyfile ]] || { printf 'install-pi: error: Coral key %s is empty or missing\n' "$keyfile" >&2; return 1; }
+    home="$(mktemp -d)"
+    found="$(gpg --homedir "$home" --batch --with-colons --show-keys "$keyfile" 2>/dev/null |
+        awk -F: '$1 == "pub" {want = 1; next} $1 == "fpr" && want {print $10; want = 0}')" || true
+    for fpr in $found; do
+        [[ " $CORAL_KEY_FINGERPRINTS " == *" $fpr "* ]] && ok+=("$fpr")
+    done
+    printf '    key fingerprints in %s: %s\n' "$keyfile" "${found:-none}" | tr '\n' ' '
+    printf '\n'
+    if [[ ${#ok[@]} -eq 0 ]]; then
+        rm -rf "$home"
+        printf 'install-pi: error: the Coral apt key does not carry a pinned fingerprint (%s); refusing to trust it. Check it with Google'"'"'s documentation, then set CORAL_KEY_FINGERPRINTS="<fingerprint>"\n' "$CORAL_KEY_FINGERPRINTS" >&2
+        return 1
+    fi
+    if [[ -n $out ]]; then
+        gpg --homedir "$home" --batch --quiet --import "$keyfile" 2>/dev/null &&
+            gpg --homedir "$home" --batch --export "${ok[@]}" >"$out.tmp" && mv "$out.tmp" "$out" ||
+            { rm -rf "$home" "$out.tmp"; printf 'install-pi: error: cannot write %s\n' "$out" >&2; return 1; }
+    fi
+    rm -rf "$home"
+    printf '    trusted: %s\n' "${ok[*]}"
+    return 0
+}
+
 while [[ $# -gt 0 ]]; do
     case $1 in
         --from) [[ $# -ge 2 ]] || die "--from needs a path"; FROM=$2; shift 2 ;;
         --from=*) FROM=${1#*=}; shift ;;
         --extras) [[ $# -ge 2 ]] || die "--extras needs a value"; EXTRAS=$2; shift 2 ;;
         --extras=*) EXTRAS=${1#*=}; shift ;;
+        --version) [[ $# -ge 2 ]] || die "--version needs a value"; EDGE_FER_VERSION=$2; shift 2 ;;
+        --version=*) EDGE_FER_VERSION=${1#*=}; shift ;;
+        --check-coral-key) [[ $# -ge 2 ]] || die "--check-coral-key needs a file"; coral_key_keyring "$2" ""; exit $? ;;
         --coral) CORAL=1; shift ;;
         --no-apt) APT=0; shift ;;
         --no-start) START=0; shift ;;
@@ -143,7 +186,8 @@ note "OS codename: $codename, architecture: $arch"
 [[ $codename == bookworm ]] || warn "written for Raspberry Pi OS Bookworm; this is '$codename'"
 [[ $arch == aarch64 ]] || warn "written for 64-bit Raspberry Pi OS (aarch64); this is '$arch'"
 
-pip_spec="edge-fer"
+[[ $EDGE_FER_VERSION =~ ^[0-9][0-9A-Za-z.+-]*$ ]] || die "--version $EDGE_FER_VERSION: not a version number"
+pip_spec="edge-fer==$EDGE_FER_VERSION"
 if [[ -n $FROM ]]; then
     [[ -e $FROM ]] || die "--from $FROM: no such file or directory"
     if [[ -d $FROM ]]; then
@@ -171,7 +215,16 @@ if [[ $CORAL -eq 1 ]]; then
     fi
     if [[ ! -s $CORAL_KEYRING ]]; then
         [[ $APT -eq 1 ]] && run apt-get install -y --no-install-recommends ca-certificates curl gnupg
-        run bash -c "curl -fsSL $CORAL_REPO_URL/doc/apt-key.gpg | gpg --dearmor --yes -o $CORAL_KEYRING"
+        if [[ $DRY_RUN -eq 1 ]]; then
+            run curl -fsSL -o /tmp/coral-apt-key.gpg "$CORAL_KEY_URL"
+            note "+ check the key's fingerprint against: $CORAL_KEY_FINGERPRINTS; write $CORAL_KEYRING"
+        else
+            keytmp="$(mktemp)"
+            curl -fsSL -o "$keytmp" "$CORAL_KEY_URL" || { rm -f "$keytmp"; die "cannot download the Coral apt key from $CORAL_KEY_URL"; }
+            coral_key_keyring "$keytmp" "$CORAL_KEYRING" || { rm -f "$keytmp"; die "Coral apt key refused"; }
+            rm -f "$keytmp"
+            chmod 0644 "$CORAL_KEYRING"
+        fi
     else
         note "$CORAL_KEYRING present"
     fi

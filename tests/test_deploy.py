@@ -96,9 +96,9 @@ def test_install_script_syntax_and_shellcheck():
     assert r.returncode == 0, r.stdout
 
 
-def run_script(*args: str) -> subprocess.CompletedProcess:
+def run_script(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "LC_ALL": "C"})
+                          env={**os.environ, "LC_ALL": "C", **(env_extra or {})})
 
 
 def test_install_script_help_and_bad_option():
@@ -130,7 +130,8 @@ def test_install_script_dry_run_prints_every_step_and_changes_nothing(tmp_path):
     r = run_script("--dry-run", "--no-apt", "--no-start", "--extras", "")
     assert r.returncode == 0, r.stderr
     assert "+ apt-get" not in r.stdout and "+ systemctl restart" not in r.stdout
-    assert "pip install --upgrade edge-fer numpy\\<2\n" in r.stdout  # numpy 1.x ABI of the Pi camera stack
+    # a pinned release (never "whatever PyPI has today"), numpy 1.x ABI of the Pi camera stack
+    assert "pip install --upgrade edge-fer==0.1.0 numpy\\<2\n" in r.stdout
     r = run_script("--dry-run", "--from", str(tmp_path / "missing"))
     assert r.returncode != 0 and "no such file" in r.stderr
 
@@ -166,3 +167,46 @@ def test_example_config_validates_against_the_schema():
 
     assert set(schema["mqtt"]) <= set(inspect.signature(MqttSink).parameters)
     assert set(schema["http"]) <= set(inspect.signature(HttpSink).parameters)
+
+
+def test_install_script_pins_the_release_of_this_checkout():
+    version = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    text = (REPO / "deploy" / "install-pi.sh").read_text()
+    assert f"EDGE_FER_VERSION={version}\n" in text, "install-pi.sh must pin the version in pyproject.toml"
+    r = run_script("--dry-run", "--no-apt", "--no-start", "--version", "9.9.9")
+    assert r.returncode == 0 and "edge-fer==9.9.9" in r.stdout
+    r = run_script("--dry-run", "--version", "1.0; rm -rf /")
+    assert r.returncode != 0 and "not a version number" in r.stderr
+
+
+def _gpg_key(tmp_path, name):
+    import shutil
+    import subprocess
+
+    if not shutil.which("gpg"):
+        pytest.skip("gpg not installed")
+    home = tmp_path / f"gnupg-{name}"
+    home.mkdir(mode=0o700)
+    env = {**os.environ, "GNUPGHOME": str(home)}
+    subprocess.run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", f"{name} <{name}@example.invalid>",
+                    "ed25519", "sign", "never"], check=True, capture_output=True, env=env)
+    key = tmp_path / f"{name}.asc"
+    key.write_bytes(subprocess.run(["gpg", "--batch", "--armor", "--export"], check=True, capture_output=True,
+                                   env=env).stdout)
+    out = subprocess.run(["gpg", "--batch", "--with-colons", "--list-keys"], check=True, capture_output=True,
+                         text=True, env=env).stdout
+    fpr = next(line.split(":")[9] for line in out.splitlines() if line.startswith("fpr:"))
+    return key, fpr
+
+
+def test_coral_key_is_trusted_only_with_a_pinned_fingerprint(tmp_path):
+    key, fpr = _gpg_key(tmp_path, "impostor")
+    r = run_script("--check-coral-key", str(key))
+    assert r.returncode == 1 and "refusing to trust" in r.stderr and fpr in r.stdout
+    r = run_script("--check-coral-key", str(key), env_extra={"CORAL_KEY_FINGERPRINTS": f"0000 {fpr}"})
+    assert r.returncode == 0, r.stderr
+    assert f"trusted: {fpr}" in r.stdout
+    empty = tmp_path / "empty.gpg"
+    empty.write_bytes(b"")
+    r = run_script("--check-coral-key", str(empty))
+    assert r.returncode == 1 and "empty or missing" in r.stderr
