@@ -1,4 +1,4 @@
-"""The ``edge-fer`` command: one typer app with train | convert | run | bench.
+"""The ``edge-fer`` command: one typer app with train | convert | run | bench | eval.
 
 Each command lives in its own module under ``edge_fer/_cli`` and imports its heavy dependencies
 (TensorFlow for train/convert, OpenCV and the interpreter for run/bench) inside the command body,
@@ -45,12 +45,15 @@ def _root(
     _state["debug"] = debug or bool(os.environ.get("EDGE_FER_DEBUG"))
     level = logging.DEBUG if (debug or verbose) else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from edge_fer.redact import install_log_redaction
+
+    install_log_redaction()  # no password (camera URL, MQTT) in any log line
 
 
 def _register() -> None:
-    from edge_fer._cli import bench, convert, run, train
+    from edge_fer._cli import bench, convert, eval, run, train
 
-    for mod in (train, convert, run, bench):
+    for mod in (train, convert, run, bench, eval):
         mod.register(app)
 
 

@@ -37,7 +37,7 @@ CSV_COLUMNS = ("emotion", "pixels", "Usage")
 CLASS_ALIASES: dict[str, str] = {
     **{name: name for name in LABELS},
     "anger": "angry", "angry": "angry", "mad": "angry",
-    "disgusted": "disgust", "contempt": "disgust",
+    "disgusted": "disgust",  # 'contempt' is its own expression (CK+, AffectNet): not mapped
     "fearful": "fear", "scared": "fear", "afraid": "fear",
     "happiness": "happy", "joy": "happy", "smile": "happy",
     "sadness": "sad", "unhappy": "sad",
@@ -123,8 +123,9 @@ class FaceDataset:
 # --- decoding -------------------------------------------------------------------------------------
 
 
-def decode_gray(data: bytes, size: int) -> np.ndarray | None:
-    """JPEG/PNG bytes -> (size, size) uint8 grayscale, or None when the image is unreadable."""
+def decode_gray(data: bytes, size: int | None) -> np.ndarray | None:
+    """JPEG/PNG bytes -> (size, size) uint8 grayscale (``size`` None: as stored), or None when the
+    image is unreadable."""
     import cv2
 
     if not data:
@@ -132,7 +133,7 @@ def decode_gray(data: bytes, size: int) -> np.ndarray | None:
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
     if img is None or img.size == 0:
         return None
-    if img.shape != (size, size):
+    if size and img.shape != (size, size):
         interp = cv2.INTER_AREA if min(img.shape) >= size else cv2.INTER_LINEAR
         img = cv2.resize(img, (size, size), interpolation=interp)
     return img
@@ -141,7 +142,8 @@ def decode_gray(data: bytes, size: int) -> np.ndarray | None:
 # --- CSV (the original fer2013.csv) ---------------------------------------------------------------
 
 
-def _read_csv(stream: Iterable[str], source: str, size: int, report: LoadReport) -> dict[str, tuple[list, list]]:
+def _read_csv(stream: Iterable[str], source: str, size: int | None, report: LoadReport) -> dict[str, tuple[list, list]]:
+    size = size or 48  # the CSV's pixel rows are 48x48
     reader = csv.reader(stream)
     try:
         header = [h.strip() for h in next(reader)]
@@ -254,8 +256,8 @@ def _split_of(parts: tuple[str, ...]) -> str | None:
     return None
 
 
-def _read_folders(entries: list[_Entry], source: str, size: int, class_map: dict[str, str],
-                  report: LoadReport) -> dict[str, tuple[list, list]]:
+def _read_folders(entries: list[_Entry], source: str, size: int | None, class_map: dict[str, str],
+                  report: LoadReport, only: str | None = None) -> dict[str, tuple[list, list]]:
     entries = _strip_common_root(entries)
     out: dict[str, tuple[list, list]] = {}
     seen_classes: Counter[str] = Counter()
@@ -275,6 +277,9 @@ def _read_folders(entries: list[_Entry], source: str, size: int, class_map: dict
         if label is None:
             report.unknown_classes[folder] = report.unknown_classes.get(folder, 0) + 1
             continue
+        split = _split_of(e.parts) or "all"
+        if only is not None and split != only:
+            continue
         seen_classes[label] += 1
         try:
             img = decode_gray(e.read(), size)  # type: ignore[operator]
@@ -284,7 +289,6 @@ def _read_folders(entries: list[_Entry], source: str, size: int, class_map: dict
         if img is None:
             report.add_corrupt("/".join(e.parts))
             continue
-        split = _split_of(e.parts) or "all"
         fer_named += e.parts[-1].startswith(("Training_", "PublicTest_", "PrivateTest_"))
         xs, ys = out.setdefault(split, ([], []))
         xs.append(img)
@@ -335,12 +339,10 @@ def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndar
     return np.sort(np.concatenate(keep)), np.sort(np.concatenate(held))
 
 
-def load_dataset(path: str | os.PathLike, val_fraction: float = 0.1, seed: int = 0, image_size: int = 48,
-                 class_map: Iterable[str] | dict[str, str] | None = None) -> FaceDataset:
-    """Read a FER2013 CSV, an image-folder dataset, or a .zip of either.
-
-    Raises :class:`DataError` with a one-line reason for anything it cannot use.
-    """
+def _read_any(path: str | Path, image_size: int | None, class_map,
+              only: str | None = None) -> tuple[dict[str, tuple[list, list]], LoadReport, str]:
+    """Every labeled face of a FER2013 CSV/zip/folder or a <class>/ image folder, by split name
+    ('train', 'val', 'test', or 'all' for a layout without splits)."""
     p = Path(path)
     source = str(p)
     report = LoadReport(source)
@@ -362,7 +364,7 @@ def load_dataset(path: str | os.PathLike, val_fraction: float = 0.1, seed: int =
                                         image_size, report)
                 else:
                     report.kind = "image folders in zip"
-                    raw = _read_folders(list(_iter_zip(zf)), source, image_size, cmap, report)
+                    raw = _read_folders(list(_iter_zip(zf)), source, image_size, cmap, report, only)
         elif p.is_dir():
             csvs = sorted(p.glob("*.csv"))
             if csvs:
@@ -371,7 +373,7 @@ def load_dataset(path: str | os.PathLike, val_fraction: float = 0.1, seed: int =
                     raw = _read_csv(f, str(csvs[0]), image_size, report)
             else:
                 report.kind = "image folders"
-                raw = _read_folders(list(_iter_dir(p)), source, image_size, cmap, report)
+                raw = _read_folders(list(_iter_dir(p)), source, image_size, cmap, report, only)
         elif p.is_file():
             raise DataError(f"{source}: not a dataset (expected a FER2013 .csv, a .zip, or a folder of <class>/ images)")
         else:
@@ -383,6 +385,65 @@ def load_dataset(path: str | os.PathLike, val_fraction: float = 0.1, seed: int =
     except OSError as e:
         raise DataError(f"{source}: cannot read ({e.strerror or e})") from None
 
+    return raw, report, source
+
+
+# split names a user may give (``--split``) -> the internal key
+SPLIT_NAMES = {
+    "privatetest": "test", "test": "test", "publictest": "val", "val": "val", "validation": "val",
+    "training": "train", "train": "train", "all": "all",
+}
+
+
+@dataclass
+class LabeledImages:
+    """Labeled faces at their stored resolution (grayscale uint8, any size) from one split."""
+
+    images: list[np.ndarray]
+    y: np.ndarray
+    split: str
+    report: LoadReport
+
+
+def load_labeled_images(path: str | os.PathLike, split: str | None = None,
+                        class_map: Iterable[str] | dict[str, str] | None = None) -> LabeledImages:
+    """The faces of one split, undecimated (for evaluation through the runtime's own resize and
+    detector). ``split`` None: the test split (FER2013 PrivateTest), else everything of a dataset
+    without splits. Unknown class folders and unreadable images are counted in the report."""
+    key = None
+    if split is not None:
+        key = SPLIT_NAMES.get(split.strip().lower())
+        if key is None:
+            raise DataError(f"--split {split!r}: choose PrivateTest, PublicTest, Training, test, val, train or all")
+    only = key if key not in (None, "all") else None
+    raw, report, source = _read_any(path, None, class_map, only=only)
+    if key is None:
+        key = "test" if "test" in raw else ("all" if "all" in raw else None)
+    if key == "all":
+        xs, ys = [], []
+        for k in sorted(raw):
+            xs += raw[k][0]
+            ys += raw[k][1]
+        name = "all"
+    else:
+        if key not in raw:
+            have = ", ".join(sorted(raw)) or "none"
+            raise DataError(f"{source}: no {split or 'test'} split (splits found: {have})")
+        xs, ys = raw[key]
+        fer = "FER2013" in report.kind
+        name = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}[key] if fer else key
+    if not xs:
+        raise DataError(f"{source}: no readable labeled faces in the {split or 'test'} split")
+    return LabeledImages(list(xs), np.asarray(ys, dtype=np.int64), name, report)
+
+
+def load_dataset(path: str | os.PathLike, val_fraction: float = 0.1, seed: int = 0, image_size: int = 48,
+                 class_map: Iterable[str] | dict[str, str] | None = None) -> FaceDataset:
+    """Read a FER2013 CSV, an image-folder dataset, or a .zip of either.
+
+    Raises :class:`DataError` with a one-line reason for anything it cannot use.
+    """
+    raw, report, source = _read_any(path, image_size, class_map)
     def to_split(name: str, xs: list, ys: list) -> Split:
         return Split(name, np.stack(xs).astype(np.uint8), np.asarray(ys, dtype=np.int64))
 

@@ -1,0 +1,125 @@
+"""`edge-fer eval`: the binding interface (flags, JSON keys), on tiny data made here and the shared photos."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.datasets import faces, write_fer_folders, zip_folder
+from tests.test_cli_errors import EDGE_FER, assert_one_line_error, cli
+
+KEYS = {"accuracy", "macro_f1", "n", "per_class", "confusion", "labels", "skipped"}
+
+
+def direct_predictions(bundle, crops: list[np.ndarray]) -> np.ndarray:
+    """Argmax of the runtime classifier on already 48x48 crops, computed without edge_fer.evaluate."""
+    from edge_fer.classify import Classifier
+
+    clf = Classifier.from_file(bundle, device="cpu", threads=1)
+    return np.concatenate([clf.predict_raw(clf.prepare_crops([c])) for c in crops]).argmax(1)
+
+
+def run_eval(tmp_path, *args) -> dict:
+    out = tmp_path / "eval.json"
+    p = cli("eval", *args, "--json", str(out), "--quiet")
+    assert p.returncode == 0, p.stderr[-2000:]
+    rep = json.loads(out.read_text())
+    assert KEYS <= set(rep)
+    return rep
+
+
+def test_fer2013_zip_private_and_public_split(tmp_path, tiny_bundle):
+    root = write_fer_folders(tmp_path / "fer", n_train=14, n_test=28)
+    z = zip_folder(root, tmp_path / "fer.zip", prefix="fer2013/")
+    rep = run_eval(tmp_path, "--model", str(tiny_bundle), "--data", str(z))
+    assert rep["split"] == "PrivateTest" and rep["n"] == 14  # odd indices of the 28 test faces
+    assert rep["labels"] == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    cm = np.array(rep["confusion"])
+    assert cm.shape == (7, 7) and cm.sum() == 14
+    assert rep["accuracy"] == pytest.approx(np.trace(cm) / 14)
+    # the same figure computed independently from the images and the runtime classifier
+    x, y = faces(28, seed=1)
+    priv = [i for i in range(28) if i % 2 == 1]
+    crops = [cv2.imdecode(cv2.imencode(".jpg", x[i])[1], cv2.IMREAD_GRAYSCALE) for i in priv]
+    pred = direct_predictions(tiny_bundle, crops)
+    assert rep["accuracy"] == pytest.approx(float((pred == y[priv]).mean()))
+    pub = run_eval(tmp_path, "--model", str(tiny_bundle), "--data", str(z), "--split", "PublicTest")
+    assert pub["split"] == "PublicTest" and pub["n"] == 14
+
+
+def test_labeled_folder_with_aliases_unmapped_class_and_corrupt_file(tmp_path, tiny_bundle):
+    root = tmp_path / "other_dataset"
+    x, _ = faces(12, seed=3, size=64)
+    layout = {"anger": 3, "happiness": 4, "sadness": 2, "contempt": 3}
+    k = 0
+    for folder, n in layout.items():
+        (root / folder).mkdir(parents=True)
+        for i in range(n):
+            img = cv2.resize(x[k], (64, 80))  # not square: squared as the runtime squares a box
+            cv2.imwrite(str(root / folder / f"{i}.png"), img)
+            k += 1
+    (root / "sadness" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    rep = run_eval(tmp_path, "--model", str(tiny_bundle), "--data", str(root))
+    assert rep["n"] == 9
+    assert rep["skipped"]["unmapped_classes"] == {"contempt": 3}
+    assert rep["skipped"]["unmapped_class"] == 3 and rep["skipped"]["unreadable"] == 1
+    support = {c: v["support"] for c, v in rep["per_class"].items()}
+    assert support == {"angry": 3, "disgust": 0, "fear": 0, "happy": 4, "sad": 2, "surprise": 0, "neutral": 0}
+    # --class-map maps the leftover folder too
+    rep = run_eval(tmp_path, "--model", str(tiny_bundle), "--data", str(root), "--class-map", "contempt=disgust")
+    assert rep["n"] == 12 and rep["per_class"]["disgust"]["support"] == 3
+
+
+def test_detect_on_the_shared_photos(tmp_path, tiny_bundle, face_images):
+    root = tmp_path / "photos"
+    for label, name in (("happy", "obama"), ("neutral", "two_people"), ("happy", "obama_240p")):
+        (root / label).mkdir(parents=True, exist_ok=True)
+        (root / label / f"{name}.jpg").write_bytes(face_images[name].read_bytes())
+    (root / "sad").mkdir()
+    noise = np.random.default_rng(0).integers(0, 255, (240, 320), dtype=np.uint8)
+    cv2.imwrite(str(root / "sad" / "noise.png"), noise)
+    rep = run_eval(tmp_path, "--model", str(tiny_bundle), "--data", str(root), "--detect")
+    assert rep["detect"] is True
+    assert rep["n"] == 3 and rep["skipped"]["no_face"] == 1
+    # without --detect every image is taken as a face
+    assert run_eval(tmp_path, "--model", str(tiny_bundle), "--data", str(root))["n"] == 4
+
+
+def test_human_readable_table(tmp_path, tiny_bundle):
+    root = write_fer_folders(tmp_path / "fer", n_train=7, n_test=14)
+    p = cli("eval", "--model", str(tiny_bundle), "--data", str(root))
+    assert p.returncode == 0, p.stderr
+    for needle in ("accuracy", "macro-F1", "precision", "recall", "confusion", "disgust", "PrivateTest"):
+        assert needle in p.stdout
+
+
+@pytest.mark.parametrize("make,needle", [
+    (lambda t: ["--data", str(t / "missing")], "no such file"),
+    (lambda t: ["--data", str(write_fer_folders(t / "f", 7, 14)), "--split", "bogus"], "--split"),
+    (lambda t: ["--data", str(t / "only_contempt")], "no readable face images"),
+    (lambda t: ["--data", str(write_fer_folders(t / "f", 7, 14)), "--model", str(t / "nope.tflite")], "nope.tflite"),
+    (lambda t: ["--data", str(write_fer_folders(t / "f", 7, 14)), "--detect", "--detect-scale", "3"], "--detect-scale"),
+])
+def test_bad_input_is_one_line_exit_2(tmp_path, make, needle):
+    (tmp_path / "only_contempt" / "contempt").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "only_contempt" / "contempt" / "a.png"), np.zeros((48, 48), np.uint8))
+    assert_one_line_error(cli("eval", *make(tmp_path)), needle)
+
+
+def test_eval_never_imports_tensorflow(tmp_path, tiny_bundle):
+    root = write_fer_folders(tmp_path / "fer", n_train=7, n_test=14)
+    code = (
+        "import sys; from edge_fer.cli import main; rc = main(['eval', '--model', sys.argv[1], '--data', sys.argv[2], '-q']);"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]; print(bad); sys.exit(rc or (3 if bad else 0))"
+    )
+    p = subprocess.run([sys.executable, "-c", code, str(tiny_bundle), str(root)], capture_output=True, text=True,
+                       timeout=120, env={**os.environ})
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.strip().endswith("[]")
+    assert EDGE_FER
