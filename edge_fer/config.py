@@ -6,7 +6,7 @@
     [model]    path, device, threads
     [detector] name, model, every, scale, min_size, score_threshold
     [tracker]  iou_threshold, max_missed, min_hits, ema_alpha, switch_margin, switch_frames
-    [output]   path, format, per_frame, annotate, save_crops
+    [output]   path, format, overwrite, per_frame, annotate, save_crops
     [mqtt]     host, port, topic, client_id, username, password, qos, discovery
     [http]     host, port
     [run]      max_frames, status_interval_s
@@ -78,6 +78,7 @@ class TrackerSection:
 class OutputConfig:
     path: str = "-"  # "-" is stdout
     format: str = "jsonl"  # jsonl | csv
+    overwrite: bool = False  # truncate the output file at start (default: append to it)
     per_frame: bool = False  # also one "face" event per face per frame
     annotate: str = ""  # write an annotated video here (privacy: off unless asked)
     save_crops: str = ""  # save face crops here (privacy: off unless asked)

@@ -1,8 +1,14 @@
 """The run loop as a service: signals, systemd notify/watchdog, status lines.
 
-SIGTERM/SIGINT set a flag; the frame in hand is finished, then the pipeline closes: open tracks get
-``face_left``, sinks are flushed and closed (the MQTT sink publishes "offline" on close), the
-camera is released, and the process exits 0. A second signal exits at once (code 130/143).
+SIGTERM/SIGINT/SIGHUP set a flag; the frame in hand is finished, then the pipeline closes: open
+tracks get ``face_left``, sinks are flushed and closed (the MQTT sink publishes "offline" on close),
+the camera is released, and the process exits 0. SIGHUP (a closed SSH session or terminal) is a stop,
+not a config reload: restart the service to load a new config. A second signal exits at once
+(code 128 + the signal number: 129/130/143).
+
+The run also ends when an output gives up for good (a full disk, a closed pipe: see
+:mod:`edge_fer.sinks.textfile`): :class:`~edge_fer.errors.OutputError`, exit code 74. A file source
+(video, images) that yields no frame at all ends with :class:`~edge_fer.errors.SourceError` (exit 2).
 
 systemd (``Type=notify``): READY=1 after the first processed frame, WATCHDOG=1 from the processing
 loop (also while a live source waits for frames), STATUS=... with fps. Uses :mod:`edge_fer.systemd`
@@ -95,7 +101,9 @@ class Daemon:
     def install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            if sig == signal.SIGHUP and signal.getsignal(sig) == signal.SIG_IGN:
+                continue  # started under nohup: keep running when the terminal goes
             self._old_handlers[sig] = signal.signal(sig, self._on_signal)
 
     def restore_signals(self) -> None:
@@ -107,11 +115,13 @@ class Daemon:
         self.stop_event.set()
 
     def run(self) -> int:
-        """Run until the source ends, ``max_frames``, or a signal. Returns the exit code (0)."""
+        """Run until the source ends, ``max_frames``, a signal, or an output that gave up. Returns the
+        exit code (0); raises OutputError / SourceError (after closing) as the module docstring says."""
         pipe = self.pipeline
         self.install_signals()
         ready = False
         last_status = time.monotonic()
+        failed_output = getattr(pipe, "failed_output", None)
         try:
             pipe.open()
             self.notify.status("running")
@@ -119,6 +129,8 @@ class Daemon:
                 r = pipe.step(timeout=0.5)
                 self.notify.watchdog()
                 if r is False:
+                    break
+                if failed_output is not None and failed_output():
                     break
                 if r is None:
                     continue
@@ -130,8 +142,13 @@ class Daemon:
                 if now - last_status >= self.status_interval_s:
                     last_status = now
                     st = pipe.status()
-                    self.notify.status(f"{st['fps']:.1f} fps, {st['frames']} frames, {st['tracks']} faces tracked")
-                    log.info("%.1f fps, %d frames, %d dropped, %d errors", st["fps"], st["frames"], st["dropped_frames"], st["errors"])
+                    lost, waiting = st.get("dropped_events", 0), st.get("queued_events", 0)
+                    self.notify.status(f"{st['fps']:.1f} fps, {st['frames']} frames, {st['tracks']} faces tracked"
+                                       + (f", {lost} events dropped" if lost else "")
+                                       + (f", {waiting} events waiting" if waiting else ""))
+                    log.info("%.1f fps, %d frames, %d dropped, %d bad frames, %d events dropped, %d events waiting, "
+                             "%d errors", st["fps"], st["frames"], st["dropped_frames"], st.get("bad_frames", 0), lost,
+                             waiting, st["errors"])
                 if self.max_frames and pipe.frames >= self.max_frames:
                     break
         finally:
@@ -139,8 +156,12 @@ class Daemon:
             pipe.close()
             self.restore_signals()
         st = pipe.status()
-        log.info("stopped after %d frames (%.1f fps)%s", st["frames"], st["fps"],
+        extra = "".join(f", {st[k]} {what}" for k, what in (("bad_frames", "unreadable frames skipped"),
+                                                             ("dropped_events", "events dropped")) if st.get(k))
+        log.info("stopped after %d frames (%.1f fps)%s%s", st["frames"], st["fps"], extra,
                  f" on {signal.Signals(self.signal_received).name}" if self.signal_received else "")
+        if hasattr(pipe, "check_outcome"):
+            pipe.check_outcome()
         return 0
 
 

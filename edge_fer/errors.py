@@ -23,6 +23,13 @@ class ConfigError(EdgeFerError):
     """An invalid configuration key or value."""
 
 
+class OutputError(EdgeFerError):
+    """An output (events file, stdout) that cannot be written any more: full disk, closed pipe.
+    Not the user's input, so its own exit code (EX_IOERR from sysexits.h)."""
+
+    exit_code = 74
+
+
 class MissingExtraError(EdgeFerError):
     """An optional dependency is not installed; the message says which extra to install."""
 

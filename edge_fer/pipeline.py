@@ -122,12 +122,25 @@ class FpsMeter:
         return (k - 1) / (newest - oldest) if newest > oldest else 0.0
 
 
+def _free_name(path: Path) -> Path:
+    """``path`` when it is free or empty, else the first free ``stem.N.suffix`` (logged)."""
+    p, n = path, 0
+    while p.exists() and (not p.is_file() or p.stat().st_size > 0):
+        n += 1
+        p = path.with_name(f"{path.stem}.{n}{path.suffix}")
+    if p != path:
+        log.info("%s exists: writing %s instead (--overwrite replaces it)", path, p)
+    return p
+
+
 class Annotator:
     """Writes an annotated video (boxes, track ids, labels). Only when the user asks (--annotate)."""
 
-    def __init__(self, path: str | Path, fps: float = 15.0):
+    def __init__(self, path: str | Path, fps: float = 15.0, overwrite: bool = False):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not overwrite:  # a restart never erases an earlier video: the next free name instead
+            self.path = _free_name(self.path)
         self.fps = fps or 15.0
         self.writer = None
 
@@ -168,6 +181,7 @@ class Pipeline:
         save_crops: str | Path | None = None,
         times: StageTimes | None = None,
         model_name: str | None = None,
+        overwrite: bool = False,
     ):
         self.source, self.detector, self.classifier, self.tracker = source, detector, classifier, tracker
         self.sinks: list[Sink] = list(sinks)
@@ -177,6 +191,9 @@ class Pipeline:
         self.annotate_path = annotate
         self.annotator: Annotator | None = None
         self.save_crops = Path(save_crops) if save_crops else None
+        self.overwrite = overwrite  # --overwrite: replace an existing annotated video
+        # crops are named per run, so that a restart (frame numbers from 0 again) never replaces earlier ones
+        self._run_tag = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
         self.model_name = model_name or (classifier.describe() if hasattr(classifier, "describe") else "model")
         self.frames = 0
         self.faces = 0
@@ -215,7 +232,8 @@ class Pipeline:
         tracker = Tracker(tcfg, classifier.labels, per_frame=cfg.output.per_frame)
         sinks = build_sinks(cfg, classifier.labels) + list(extra_sinks)
         pipe = cls(source, detector, classifier, tracker, sinks, detect_every=d.every,
-                   annotate=cfg.output.annotate or None, save_crops=cfg.output.save_crops or None)
+                   annotate=cfg.output.annotate or None, save_crops=cfg.output.save_crops or None,
+                   overwrite=cfg.output.overwrite)
         for sink in sinks:
             if hasattr(sink, "set_status_provider"):
                 sink.set_status_provider(pipe.status)
@@ -293,9 +311,41 @@ class Pipeline:
                     on_frame(r)
                 if max_frames and self.frames >= max_frames:
                     break
+                if self.failed_output():
+                    break
         finally:
             self.close()
+        self.check_outcome()
         return self.frames
+
+    def failed_output(self) -> tuple[Any, str] | None:
+        """(sink, reason) for the first sink that has given up for good (its ``failed`` attribute:
+        a full disk, a closed pipe; see :mod:`edge_fer.sinks.textfile`), else None. Cheap."""
+        for sink in self.sinks:
+            reason = getattr(sink, "failed", None)
+            if reason:
+                return sink, str(reason)
+        return None
+
+    def check_outcome(self) -> None:
+        """After :meth:`close`: :class:`~edge_fer.errors.OutputError` when an output gave up (events
+        were lost), :class:`~edge_fer.errors.SourceError` when a finite source (file, images) reached
+        its end without yielding a single frame."""
+        from edge_fer.errors import OutputError, SourceError
+
+        bad = self.failed_output()
+        if bad is not None:
+            sink, reason = bad
+            try:
+                dropped = int(sink.stats().get("dropped", 0))
+            except Exception:
+                dropped = 0
+            where = getattr(sink, "where", None) or getattr(sink, "path", None) or getattr(sink, "name", "sink")
+            raise OutputError(f"output {where}: {reason}; {dropped} event(s) dropped")
+        src = self.source
+        if self._opened and self.frames == 0 and not getattr(src, "live", False) and getattr(src, "finished", False):
+            why = getattr(src, "last_error", None)
+            raise SourceError(f"{getattr(src, 'name', 'source')}: no frame could be read" + (f" ({why})" if why else ""))
 
     def process(self, frame: Frame) -> list[Event]:
         """Detect, classify, track and emit for one frame (every stage timed)."""
@@ -373,7 +423,7 @@ class Pipeline:
         ids = list(self.tracker.last_assignment)
         if self.annotate_path:
             if self.annotator is None:
-                self.annotator = Annotator(self.annotate_path, getattr(self.source, "fps", 0.0) or 15.0)
+                self.annotator = Annotator(self.annotate_path, getattr(self.source, "fps", 0.0) or 15.0, self.overwrite)
             labels = []
             by_id = {t.id: t for t in self.tracker.tracks}
             for tid, p in zip(ids, preds):
@@ -388,7 +438,7 @@ class Pipeline:
             spec = self.classifier.input_spec
             self.save_crops.mkdir(parents=True, exist_ok=True)
             for crop, tid in zip(face_crops(gray, boxes, self.classifier.preprocessing, spec.width, spec.height), ids):
-                path = self.save_crops / f"f{frame.index:07d}_t{tid}.png"
+                path = self.save_crops / f"{self._run_tag}_f{frame.index:07d}_t{tid}.png"
                 try:
                     ok = cv2.imwrite(str(path), crop)
                 except cv2.error:
@@ -404,10 +454,13 @@ class Pipeline:
     def status(self) -> dict[str, Any]:
         """Runtime status (the HTTP sink's /metrics and /latest, systemd STATUS, logs)."""
         src = self.source.stats() if hasattr(self.source, "stats") else {}
-        sink_errors = 0
+        sink_errors = sink_dropped = sink_queued = 0
         for s in self.sinks:
             try:
-                sink_errors += int(s.stats().get("errors", 0))
+                st = s.stats()
+                sink_errors += int(st.get("errors", 0))
+                sink_dropped += int(st.get("dropped", 0))
+                sink_queued += int(st.get("queued", 0))
             except Exception:
                 pass
         return {
@@ -415,6 +468,9 @@ class Pipeline:
             "frames": self.frames,
             "faces": self.faces,
             "dropped_frames": int(src.get("dropped", 0)),
+            "bad_frames": int(src.get("bad_frames", 0)),
+            "dropped_events": sink_dropped,
+            "queued_events": sink_queued,
             "errors": self.errors + self.crop_errors + int(src.get("errors", 0)) + sink_errors,
             "tracks": int(getattr(self.tracker, "active", 0)),
             "uptime_s": round(time.monotonic() - self._t_start, 3),
@@ -430,7 +486,7 @@ def build_sinks(cfg: Any, labels: Sequence[str]) -> list[Sink]:
     from edge_fer.sinks import create_sink
 
     out = cfg.output
-    sinks: list[Sink] = [create_sink(out.format, path=out.path, labels=labels)]
+    sinks: list[Sink] = [create_sink(out.format, path=out.path, labels=labels, overwrite=out.overwrite)]
     try:
         m = cfg.mqtt
         if m.host:

@@ -83,7 +83,9 @@ class Event:
 @runtime_checkable
 class Sink(Protocol):
     """Where events go. ``emit`` must not raise for transport failures: a sink that cannot
-    deliver retries with back-off and counts what it drops; it never stops the pipeline."""
+    deliver retries with back-off and counts what it drops. A sink that can never deliver again
+    (a full disk, a closed pipe) may set a ``failed`` attribute to the reason: the runtime then ends
+    the run with an error (``Pipeline.check_outcome``)."""
 
     name: str
 

@@ -1,12 +1,17 @@
-"""CSV: one row per event; a column per label for the scores."""
+"""CSV: one row per event; a column per label for the scores.
+
+A file is appended to (``overwrite=True`` truncates it): the header row is written only to an empty
+file, and a file that starts with another header is refused (its columns would not line up)."""
 
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from edge_fer.errors import ConfigError
 from edge_fer.labels import LABELS
 from edge_fer.sinks.textfile import TextFileSink
 from edge_fer.types import Event
@@ -14,20 +19,33 @@ from edge_fer.types import Event
 BASE_COLUMNS = ("type", "ts", "frame", "track_id", "label", "x", "y", "w", "h")
 
 
+def _row(values: Sequence[Any]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf).writerow(values)
+    return buf.getvalue()
+
+
 class CsvSink(TextFileSink):
     name = "csv"
 
-    def __init__(self, path: str | Path | None = "-", labels: Sequence[str] = LABELS, **_ignored: Any):
-        super().__init__(path, "w", newline="")
+    def __init__(self, path: str | Path | None = "-", labels: Sequence[str] = LABELS, overwrite: bool = False,
+                 **_ignored: Any):
+        super().__init__(path, overwrite)
         self.labels = tuple(labels)
-        self._w = csv.writer(self._f)
-        self._write(lambda: self._w.writerow([*BASE_COLUMNS, *self.labels]))
+        header = _row([*BASE_COLUMNS, *self.labels])
+        if not self.appending:
+            self._queue(header, event=False)
+            return
+        with open(self.path, encoding="utf-8", errors="replace", newline="") as f:
+            first = f.readline()
+        if first.rstrip("\r\n") != header.rstrip("\r\n"):
+            self.close()
+            raise ConfigError(f"output {self.path}: the file has other CSV columns than this model's "
+                              f"({first.strip()[:80]!r}); append to another file, or pass --overwrite")
 
     def emit(self, event: Event) -> None:
         box = event.box or ("", "", "", "")
         scores = event.scores or {}
-        row = [event.type, f"{event.ts:.6f}", event.frame if event.frame is not None else "",
-               event.track_id if event.track_id is not None else "", event.label or "", *box,
-               *(scores.get(n, "") for n in self.labels)]
-        if self._write(lambda: self._w.writerow(row)):
-            self._sent += 1
+        self._queue(_row([event.type, f"{event.ts:.6f}", event.frame if event.frame is not None else "",
+                          event.track_id if event.track_id is not None else "", event.label or "", *box,
+                          *(scores.get(n, "") for n in self.labels)]))

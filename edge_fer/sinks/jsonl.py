@@ -1,4 +1,6 @@
-"""JSON lines to stdout (``-``) or a file: one object per event, each with ``type`` and ``ts``."""
+"""JSON lines to stdout (``-``) or a file: one object per event, each with ``type`` and ``ts``.
+
+A file is appended to (``overwrite=True`` truncates it); see :mod:`edge_fer.sinks.textfile`."""
 
 from __future__ import annotations
 
@@ -13,10 +15,9 @@ from edge_fer.types import Event
 class JsonlSink(TextFileSink):
     name = "jsonl"
 
-    def __init__(self, path: str | Path | None = "-", append: bool = False, **_ignored: Any):
-        super().__init__(path, "a" if append else "w")
+    def __init__(self, path: str | Path | None = "-", overwrite: bool = False, append: bool | None = None,
+                 **_ignored: Any):
+        super().__init__(path, overwrite if append is None else not append)
 
     def emit(self, event: Event) -> None:
-        line = json.dumps(event.to_dict(), separators=(",", ":"), ensure_ascii=False) + "\n"
-        if self._write(lambda: self._f.write(line)):
-            self._sent += 1
+        self._queue(json.dumps(event.to_dict(), separators=(",", ":"), ensure_ascii=False) + "\n")

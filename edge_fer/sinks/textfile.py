@@ -1,71 +1,225 @@
-"""The shared part of the text-file sinks (JSON lines, CSV): stdout (``-``) or a file, counters,
-and the rule that a broken pipe or closed file stops writing (counted as dropped), never the pipeline."""
+"""The shared part of the text-file sinks (JSON lines, CSV): stdout (``-``) or a file.
+
+What these sinks guarantee:
+
+* **A restart never erases earlier output.** A file is opened for appending (``overwrite=True``
+  truncates it instead). When the file's last line was left half-written (a crash, a full disk), the
+  next line written starts on a new line, so the new run's first line is intact.
+* **``sent`` counts lines that reached the file**, not lines handed to a buffer: ``emit`` queues the
+  line in memory and ``flush`` (the pipeline calls it after every frame that has events) hands the
+  queued lines to the OS with ``os.write``, so a short write or an error tells exactly which lines
+  got through.
+* **A failed write is counted and said**: ``errors`` +1 per failed attempt, a log line for the first
+  one and then at most one every :attr:`TextFileSink.log_every_s`. The lines stay queued and are
+  written by the next successful flush (at most :attr:`TextFileSink.max_pending` lines: the oldest
+  beyond that are dropped and counted in ``dropped``).
+* **A sink that cannot write gives up and says so**: on an error that cannot go away (a broken pipe,
+  a closed or hung-up output) at once, otherwise after :attr:`TextFileSink.max_consecutive_errors`
+  failed writes in a row, or when events are still unwritten at close. :attr:`TextFileSink.failed`
+  then holds the reason, everything queued or emitted later is counted as dropped, and the runtime
+  ends the run with an error (see :mod:`edge_fer.daemon`).
+"""
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import stat
 import sys
-from collections.abc import Callable
+import time
 from pathlib import Path
-from typing import IO
 
 from edge_fer.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
+# errors after which the output can never be written again
+_PERMANENT_ERRNOS = {errno.EPIPE, errno.EBADF, errno.EIO, errno.ENXIO, errno.EINVAL, errno.ESHUTDOWN,
+                     errno.ECONNRESET, errno.EROFS, errno.EISDIR}
 
-def open_output(path: str | Path | None, mode: str, newline: str | None = None) -> tuple[IO[str], bool]:
-    """(stream, owned): stdout for None/''/'-', else the file (parent folders created)."""
-    if path in (None, "", "-"):
-        return sys.stdout, False
+
+def _is_stdout(path: str | Path | None) -> bool:
+    return path in (None, "", "-")
+
+
+def open_output(path: str | Path, overwrite: bool = False) -> int:
+    """A write-only file descriptor for ``path`` (parent folders created): appending unless ``overwrite``."""
     p = Path(path)
+    flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | (os.O_TRUNC if overwrite else os.O_APPEND)
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
-        return open(p, mode, encoding="utf-8", newline=newline), True
+        return os.open(p, flags, 0o644)
     except OSError as e:
         raise ConfigError(f"cannot open output {p}: {e.strerror or e}") from None
 
 
 class TextFileSink:
     name = "text"
+    #: failed writes in a row after which the sink gives up
+    max_consecutive_errors = 10
+    #: lines kept in memory for a retry while writes fail; older ones are dropped (and counted)
+    max_pending = 10_000
+    #: at most one warning per this many seconds while writes keep failing
+    log_every_s = 10.0
+    #: ``emit`` writes by itself once this many bytes are queued
+    auto_flush_bytes = 64 * 1024
 
-    def __init__(self, path: str | Path | None, mode: str = "w", newline: str | None = None):
-        self.path = str(path or "-")
-        self._f, self._owned = open_output(path, mode, newline)
+    def __init__(self, path: str | Path | None, overwrite: bool = False):
+        self.path = "-" if _is_stdout(path) else str(path)
+        self.where = "stdout" if _is_stdout(path) else self.path  # for messages
+        self.failed: str | None = None  # why this sink gave up for good (None while it can write)
         self._sent = self._errors = self._dropped = 0
-        self._dead = False
-
-    def _write(self, write: Callable[[], object]) -> bool:
-        """Run ``write``; on failure count it, and stop for good on a broken pipe / closed file."""
-        if self._dead:
-            self._dropped += 1
-            return False
-        try:
-            write()
-            return True
-        except (OSError, ValueError) as e:  # broken pipe, disk full, closed file
-            self._errors += 1
-            self._dropped += 1
-            self._dead = isinstance(e, (BrokenPipeError, ValueError))
-            log.warning("%s sink %s: %s", self.name, self.path, e)
-            return False
-
-    def flush(self) -> None:
-        if self._dead:
+        self._pending: list[tuple[str, bool]] = []  # (text, is an event)
+        self._pending_bytes = 0
+        self._streak = 0  # failed writes in a row
+        self._last_log = -1e18
+        self._torn = False  # the output's last line is unfinished: start with a newline
+        self._regular = False
+        self._size_at_open = 0
+        self._fd: int | None = None
+        if _is_stdout(path):
             return
-        try:
-            self._f.flush()
-        except (OSError, ValueError) as e:
-            self._errors += 1
-            self._dead = isinstance(e, (BrokenPipeError, ValueError))
+        self._fd = open_output(path, overwrite)
+        st = os.fstat(self._fd)
+        self._regular = stat.S_ISREG(st.st_mode)
+        self._size_at_open = st.st_size if self._regular else 0
+        if self._size_at_open:
+            with open(self.path, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                self._torn = f.read(1) != b"\n"
+            if self._torn:
+                log.warning("%s output %s: its last line is unfinished (an earlier run stopped while writing); "
+                            "new lines start on the next line", self.name, self.where)
+
+    # -- for subclasses --------------------------------------------------------------------------
+    @property
+    def appending(self) -> bool:
+        """True when the output is a file that already had content (no header needed, say)."""
+        return self._size_at_open > 0
+
+    def _queue(self, text: str, event: bool = True) -> None:
+        """Queue one line (``text`` ends with its line terminator); ``event``: counts in sent/dropped."""
+        if self.failed is not None:
+            self._dropped += event
+            return
+        self._pending.append((text, event))
+        self._pending_bytes += len(text)
+        if len(self._pending) > self.max_pending:
+            old, ev = self._pending.pop(0)
+            self._pending_bytes -= len(old)
+            self._dropped += ev
+        if self._pending_bytes >= self.auto_flush_bytes:
+            self.flush()
+
+    # -- the Sink protocol -----------------------------------------------------------------------
+    def flush(self) -> None:
+        if self.failed is not None or not self._pending:
+            return
+        prefix = b"\n" if self._torn else b""
+        chunks = [t.encode("utf-8") for t, _ in self._pending]
+        data = prefix + b"".join(chunks)
+        done, err = self._write_all(data)
+        if done >= len(prefix):
+            self._torn = False
+        body = max(0, done - len(prefix))
+        # which lines got through whole
+        k = 0
+        while k < len(chunks) and body >= len(chunks[k]):
+            body -= len(chunks[k])
+            k += 1
+        for _, ev in self._pending[:k]:
+            self._sent += ev
+        if body:  # line k is in the output only in part
+            self._cut_partial_line(body)
+        del self._pending[:k]
+        self._pending_bytes = sum(len(t) for t, _ in self._pending)
+        if err is None:
+            if self._streak:
+                log.info("%s output %s: writing again after %d failed write(s); %d event(s) dropped so far",
+                         self.name, self.where, self._streak, self._dropped)
+            self._streak = 0
+            return
+        self._errors += 1
+        self._streak += 1
+        reason = (err.strerror or str(err)) if isinstance(err, OSError) else str(err)
+        permanent = not isinstance(err, OSError) or err.errno in _PERMANENT_ERRNOS
+        if permanent or self._streak >= self.max_consecutive_errors:
+            what = "cannot write" if permanent else f"{self._streak} writes in a row failed"
+            self._give_up(f"{what} ({reason})")
+            return
+        now = time.monotonic()
+        if self._streak == 1 or now - self._last_log >= self.log_every_s:
+            self._last_log = now
+            log.warning("%s output %s: write failed (%s); %d event(s) kept for a retry, %d dropped so far, "
+                        "%d write error(s)", self.name, self.where, reason, len(self._pending), self._dropped, self._errors)
 
     def close(self) -> None:
         self.flush()
-        if self._owned:
+        if self._pending and self.failed is None:
+            self._give_up(f"{len(self._pending)} event(s) still unwritten at the end")
+        if self._fd is not None:
             try:
-                self._f.close()
+                os.close(self._fd)
             except OSError:
                 pass
+            self._fd = None
 
     def stats(self) -> dict[str, int]:
-        return {"sent": self._sent, "dropped": self._dropped, "errors": self._errors}
+        return {"sent": self._sent, "dropped": self._dropped, "errors": self._errors,
+                "queued": sum(ev for _, ev in self._pending)}
+
+    # -- internals -------------------------------------------------------------------------------
+    def _write_all(self, data: bytes) -> tuple[int, BaseException | None]:
+        """Write ``data``; (bytes written, the error that stopped it or None)."""
+        done = 0
+        try:
+            fd = self._fd
+            if fd is None:  # stdout: its file descriptor when there is one, else the text stream
+                out = sys.stdout
+                try:
+                    fd = out.fileno()
+                    out.flush()  # anything printed before goes first
+                except (AttributeError, OSError, ValueError):
+                    out.write(data.decode("utf-8"))
+                    out.flush()
+                    return len(data), None
+            while done < len(data):
+                n = os.write(fd, data[done:])
+                if n <= 0:
+                    raise OSError(errno.EIO, "the output accepted no bytes")
+                done += n
+            return done, None
+        except (OSError, ValueError) as e:  # ValueError: a closed stream
+            return done, e
+
+    def _cut_partial_line(self, nbytes: int) -> None:
+        """Remove the ``nbytes`` of an unfinished line just written (regular files), else remember it."""
+        if self._regular and self._fd is not None:
+            try:
+                os.ftruncate(self._fd, os.fstat(self._fd).st_size - nbytes)
+                return
+            except OSError:
+                pass
+        self._torn = True
+
+    def _give_up(self, reason: str) -> None:
+        self.failed = reason
+        lost = sum(ev for _, ev in self._pending)
+        self._dropped += lost
+        self._pending.clear()
+        self._pending_bytes = 0
+        log.error("%s output %s: giving up: %s; %d event(s) dropped in all", self.name, self.where, reason, self._dropped)
+        if self._fd is None:
+            _silence_stdout()
+
+
+def _silence_stdout() -> None:
+    """Point a dead stdout at /dev/null so nothing else (exit-time flush) trips over it."""
+    try:
+        fd = sys.stdout.fileno()
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, fd)
+        os.close(null)
+    except (AttributeError, OSError, ValueError):
+        pass

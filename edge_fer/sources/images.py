@@ -26,6 +26,7 @@ class ImageSource:
         self._frames = 0
         self._errors = 0
         self.current_path: Path | None = None
+        self.last_error: str | None = None
 
     def open(self) -> None:
         self._i = 0
@@ -41,6 +42,7 @@ class ImageSource:
             img = cv2.imread(str(p), cv2.IMREAD_COLOR)
             if img is None:
                 self._errors += 1
+                self.last_error = f"cannot read image {p}: missing, unreadable or not an image OpenCV can decode"
                 log.warning("cannot read image %s: skipped", p)
                 continue
             self.current_path = p

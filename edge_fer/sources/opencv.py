@@ -55,26 +55,51 @@ class OpenCVCameraSource(LiveSource):
 
 
 class VideoFileSource:
-    """A video file: every frame, in order, never dropped. ``loop=True`` restarts at the end."""
+    """A video file: every frame, in order, never dropped. ``loop=True`` restarts at the end.
+
+    A frame that cannot be decoded (a damaged file) is skipped and counted (``bad_frames``), and
+    reading goes on: the decoder usually recovers at the next frame or key frame. After
+    ``max_bad_frames`` unreadable frames in a row the file counts as ended (a truncated file ends that
+    way too); so does a failed read at the frame count the container announces. What was skipped, and
+    where a damaged file ended, is logged when the source closes.
+    """
 
     live = False
     still = False
+    max_bad_frames = 100
 
-    def __init__(self, path: str | Path, loop: bool = False):
+    def __init__(self, path: str | Path, loop: bool = False, max_bad_frames: int | None = None):
         self.path = Path(path)
         self.name = str(self.path)
         self.loop = loop
+        if max_bad_frames is not None:
+            self.max_bad_frames = max(1, int(max_bad_frames))
         self.cap: cv2.VideoCapture | None = None
         self._frames = 0
         self._errors = 0
+        self._bad = 0  # unreadable frames skipped (decoding went on after them)
+        self._streak = 0  # failed reads in a row
         self._loops = 0
         self._done = False
+        self._count = 0  # frames announced by the container (0: unknown)
+        self._pass_frames = 0  # frames decoded in this pass over the file
+        self._gave_up_at: tuple[int, int] | None = None  # (frames decoded in the pass, failed reads)
+        self.last_error: str | None = None
         self.fps = 0.0
 
-    def open(self) -> None:
+    def _open_capture(self) -> None:
         self.cap = cv2.VideoCapture(str(self.path))
         if not self.cap.isOpened():
+            self.cap.release()
+            self.cap = None
             raise SourceError(f"cannot open video {self.path} (not a video OpenCV can decode)")
+        self._count = max(0, int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
+        self._pass_frames = 0
+        self._streak = 0
+
+    def open(self) -> None:
+        self._open_capture()
+        assert self.cap is not None
         self.fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self._done = False
 
@@ -82,26 +107,69 @@ class VideoFileSource:
     def finished(self) -> bool:
         return self._done
 
-    def read(self, timeout: float | None = None) -> Frame | None:
-        if self.cap is None or self._done:
-            return None
-        ok, img = self.cap.read()
-        if not ok and self.loop and self._frames > 0:
-            self._loops += 1
-            self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+    def _read_one(self) -> np.ndarray | None:
+        """The next decoded frame, or None (``last_error`` says why)."""
+        assert self.cap is not None
+        try:
             ok, img = self.cap.read()
-        if not ok or img is None:
-            self._done = True
+        except cv2.error as e:
+            self.last_error = f"decoder error: {str(e).strip().splitlines()[-1]}"
             return None
-        pos = self.cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-        f = Frame(img, self._frames, time.time(), pos)
-        self._frames += 1
-        return f
+        if ok and img is not None and img.size:
+            return img
+        self.last_error = "the decoder returned no frame"
+        return None
+
+    def _at_end(self) -> bool:
+        """A failed read is the end of the file (not a damaged frame) at the announced frame count."""
+        assert self.cap is not None
+        return self._count > 0 and self.cap.get(cv2.CAP_PROP_POS_FRAMES) >= self._count
+
+    def read(self, timeout: float | None = None) -> Frame | None:
+        while self.cap is not None and not self._done:
+            img = self._read_one()
+            if img is not None:
+                if self._streak:
+                    self._bad += self._streak
+                    self._errors += self._streak
+                    if self._bad == self._streak:  # the first damage seen: say it once, sum up at close
+                        log.warning("video %s: %d unreadable frame(s) before frame %d: skipped", self.path,
+                                    self._streak, self._frames)
+                    self._streak = 0
+                pos = self.cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+                f = Frame(img, self._frames, time.time(), pos)
+                self._frames += 1
+                self._pass_frames += 1
+                return f
+            self._streak += 1
+            if not (self._at_end() or self._streak >= self.max_bad_frames):
+                continue  # a damaged frame: try the next one
+            # the end of this pass over the file
+            if not self._at_end():
+                self._gave_up_at = (self._pass_frames, self._streak)
+                self.last_error = f"{self._streak} reads in a row failed"
+            if self.loop and self._pass_frames > 0:
+                self._loops += 1
+                self.cap.release()
+                self._open_capture()
+                continue
+            self._done = True
+        return None
 
     def close(self) -> None:
         if self.cap is not None:
             self.cap.release()
             self.cap = None
+        parts = []
+        if self._bad:
+            parts.append(f"{self._bad} unreadable frame(s) skipped, {self._frames} decoded")
+        if self._gave_up_at:
+            n, k = self._gave_up_at
+            of = f" of the {self._count} it announces" if self._count else ""
+            parts.append(f"a pass ended after {n}{of} frames, at {k} unreadable frames in a row (damaged or truncated)")
+        if parts:
+            log.warning("video %s: %s", self.path, "; ".join(parts))
 
     def stats(self) -> dict[str, Any]:
-        return {"frames": self._frames, "dropped": 0, "errors": self._errors, "reopens": 0, "loops": self._loops}
+        return {"frames": self._frames, "dropped": 0, "errors": self._errors, "bad_frames": self._bad,
+                "reopens": 0, "loops": self._loops}
