@@ -59,6 +59,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     class_map: list[str] = field(default_factory=list)
     unlabeled: str | None = None
+    init_ae: str | None = None  # stage 1 taken from another run (its checkpoints/ae.weights.h5)
     pretrain: bool = True
     class_weight_power: float = 0.5
     limit: int = 0
@@ -345,7 +346,24 @@ def _train(cfg: TrainConfig, run: RunDir, state: dict, dataset) -> dict:
         save_state()
 
     # --- stage 1: autoencoder ------------------------------------------------------------------
-    if cfg.pretrain and cfg.ae_epochs > 0:
+    if cfg.pretrain and cfg.init_ae and "ae" not in done:
+        src = Path(cfg.init_ae)
+        src = src / "checkpoints" / "ae.weights.h5" if src.is_dir() else src
+        if not src.is_file():
+            raise DataError(f"--init-ae {cfg.init_ae}: no autoencoder weights there (want a run dir or ae.weights.h5)")
+        try:
+            autoencoder.load_weights(src)
+        except (ValueError, OSError) as e:
+            raise DataError(f"--init-ae {src}: weights do not fit this model (same --arch, --width and "
+                            f"--latent-channels needed): {str(e).splitlines()[0][:200]}") from None
+        import shutil
+
+        shutil.copyfile(src, run.ckpt / "ae.weights.h5")
+        log.info("stage ae: taken from %s (not retrained)", src)
+        timing["ae"] = {"seconds": 0.0, "epochs": 0, "from": str(src)}
+        done.append("ae")
+        save_state()
+    elif cfg.pretrain and (cfg.ae_epochs > 0 or "ae" in done):
         if "ae" in done:
             autoencoder.load_weights(run.ckpt / "ae.weights.h5")
             log.info("stage ae: done earlier, weights restored")
@@ -394,7 +412,8 @@ def _train(cfg: TrainConfig, run: RunDir, state: dict, dataset) -> dict:
         log.info("stage finetune: done earlier")
     elif ft_epochs > 0:
         encoder.trainable = True
-        lr = cfg.finetune_lr if cfg.pretrain else cfg.lr
+        # --finetune-lr is the classifier stage's (peak) rate; --no-pretrain with Adam keeps --lr as before
+        lr = cfg.finetune_lr if (cfg.pretrain or cfg.optimizer == "sgd") else cfg.lr
         steps = -(-len(ty) // cfg.batch_size)
         with strategy.scope():
             if cfg.optimizer == "sgd":
@@ -448,7 +467,7 @@ def _train(cfg: TrainConfig, run: RunDir, state: dict, dataset) -> dict:
 
     # --- artefacts ------------------------------------------------------------------------------
     classifier.save(run.model)
-    stage1 = export_autoencoder(run, mcfg) if (cfg.pretrain and cfg.ae_epochs > 0) else None
+    stage1 = export_autoencoder(run, mcfg) if (cfg.pretrain and (cfg.ae_epochs > 0 or cfg.init_ae)) else None
     try:
         classifier.export(str(run.saved_model), verbose=False)
     except Exception as e:  # the .keras file is the primary artefact; export is a convenience

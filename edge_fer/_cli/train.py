@@ -34,6 +34,7 @@ def register(app: typer.Typer) -> None:
         val_fraction: float = typer.Option(0.1, "--val-fraction", help="Held-out share when the data has no validation split."),
         class_map: list[str] = typer.Option([], "--class-map", help="FOLDER=LABEL mapping of your class folders (repeatable)."),
         unlabeled: Path | None = typer.Option(None, "--unlabeled", help="Folder of extra unlabeled face crops for stage 1."),
+        init_ae: Path | None = typer.Option(None, "--init-ae", help="Take stage 1 (the autoencoder) from another run dir instead of training it (same --arch/--width/--latent-channels)."),
         no_pretrain: bool = typer.Option(False, "--no-pretrain", help="Ablation: same classifier trained from scratch."),
         limit: int = typer.Option(0, "--limit", help="Use at most N training faces (stratified), for smoke runs."),
         margin: float = typer.Option(0.1, "--margin", help="Crop margin the runtime adds around detected faces."),
@@ -59,7 +60,8 @@ def register(app: typer.Typer) -> None:
             width=width, latent_channels=latent_channels, arch=arch, optimizer=optimizer,
             label_smoothing=label_smoothing, warmup_epochs=warmup_epochs, erase=erase, weight_decay=weight_decay,
             class_weight_power=class_weight_power, dropout=dropout, val_fraction=val_fraction,
-            class_map=list(class_map), unlabeled=str(unlabeled) if unlabeled else None, pretrain=not no_pretrain,
+            class_map=list(class_map), unlabeled=str(unlabeled) if unlabeled else None,
+            init_ae=str(init_ae) if init_ae else None, pretrain=not no_pretrain,
             limit=limit, margin=margin, blur_sigma=sigma,
         )
         metrics = train(cfg, resume=resume, overwrite=overwrite)
