@@ -53,9 +53,12 @@ class ConvertOptions:
     max_drop: float = 1.0
     write_float: bool = False
     decoder: bool = False
+    quality: bool = False  # also the stage-1 autoencoder as <out>_ae.tflite, the crop-quality gate
+    quality_percentile: float = 99.0
     seed: int | None = None
     latency_runs: int = 200
     compile_edgetpu: bool = True
+    flip_average: bool = False  # the runtime averages each crop with its mirror image (stored in the bundle)
 
 
 @dataclass
@@ -237,13 +240,21 @@ def convert_run(opts: ConvertOptions) -> dict[str, Any]:
     report_path = Path(opts.report) if opts.report else sibling(out, "_report.json")
     float_path = sibling(out, "_float.tflite") if opts.write_float else None
     decoder_path = sibling(out, "_decoder.tflite") if opts.decoder else None
-    targets = [p for p in (out, report_path, float_path, decoder_path) if p is not None]
+    quality_path = sibling(out, "_ae.tflite") if opts.quality else None
+    targets = [p for p in (out, report_path, float_path, decoder_path, quality_path) if p is not None]
     if len({p.resolve() for p in targets}) != len(targets):
-        raise EdgeFerError("the output, report, float and decoder paths must differ")
-    for p, what in zip(targets, ("output", "report", "output", "output")):
+        raise EdgeFerError("the output, report, float, decoder and autoencoder paths must differ")
+    for p, what in zip(targets, ("output", "report", "output", "output", "output")):
         _check_writable(p, what)
     if opts.decoder and src.run_dir is None:
         raise ModelError("--decoder needs a run directory (with encoder.keras and decoder.keras)")
+    if opts.quality:
+        if src.run_dir is None:
+            raise ModelError("--quality needs a run directory (with autoencoder.keras)")
+        if not (src.run_dir / "autoencoder.keras").is_file():
+            raise ModelError(f"--quality: {src.run_dir / 'autoencoder.keras'} not found (the run had no autoencoder pretraining?)")
+        if not 50.0 <= opts.quality_percentile <= 100.0:
+            raise EdgeFerError(f"--quality-percentile must be in [50, 100], got {opts.quality_percentile}")
 
     from edge_fer.train._tf import require_tensorflow
 
@@ -252,6 +263,8 @@ def convert_run(opts: ConvertOptions) -> dict[str, Any]:
     from edge_fer.convert.metadata import embed_metadata
 
     meta = src.meta
+    if opts.flip_average:
+        meta = replace(meta, preprocessing=replace(meta.preprocessing, flip_average=True))
     seed = int(opts.seed if opts.seed is not None else src.config.get("seed", 0))
     hw = (meta.input_height, meta.input_width)
 
@@ -298,11 +311,14 @@ def convert_run(opts: ConvertOptions) -> dict[str, Any]:
     # Verify: float Keras vs int8 LiteRT on the same held-out crops.
     eval_x = data.to_model_input(eval_set.x, meta.preprocessing, meta.input_channels)
     p_float = verify.keras_predict(model, eval_x)
+    if meta.preprocessing.flip_average:  # the float reference does what the runtime does
+        p_float = (p_float + verify.keras_predict(model, eval_x[:, :, ::-1])) * 0.5
     p_q = verify.classifier_predict(embed_metadata(q_bytes, meta), eval_set.x)
     m_float, m_q, agreement, delta = verify.compare(eval_set.y, p_float, p_q, meta.labels)
     drop = round(100 * (m_float["accuracy"] - m_q["accuracy"]), 4)
     passed = drop <= opts.max_drop
     lat = verify.latency_ms(q_bytes, eval_x[:1], runs=opts.latency_runs)
+    lat["inferences_per_face"] = 2 if meta.preprocessing.flip_average else 1  # per invoke() above
 
     it = verify.make_interpreter(q_bytes)
     din, dout = verify.io_details(it)
@@ -361,6 +377,7 @@ def convert_run(opts: ConvertOptions) -> dict[str, Any]:
             "seed": seed,
             "float": opts.write_float,
             "decoder": opts.decoder,
+            "quality": opts.quality,
             "latency_runs": opts.latency_runs,
         },
         "calibration": calibration,
@@ -404,6 +421,12 @@ def convert_run(opts: ConvertOptions) -> dict[str, Any]:
             staged.add(decoder_path, d_final)
             report["outputs"]["decoder"] = str(decoder_path)
             report["decoder"] = d_report
+        if quality_path is not None:
+            val_set = data.load_labeled(opts.eval_data or cfg_data or calib_src, "validation", hw, **load_kw)
+            a_final, a_report = _convert_autoencoder(src, calib_x, val_set, opts, bundle_meta)
+            staged.add(quality_path, a_final)
+            report["outputs"]["quality"] = str(quality_path)
+            report["quality"] = a_report
         staged.commit()
     finally:
         staged.discard()
@@ -462,6 +485,58 @@ def _convert_decoder(src: _Source, calib_x: np.ndarray, io: str, meta: ModelMeta
         "all_int8": info["all_int8"],
         "edgetpu_compatible": info["edgetpu"]["compatible"],
     }
+
+
+def _convert_autoencoder(src: _Source, calib_x: np.ndarray, val_set: Any, opts: ConvertOptions,
+                         meta: ModelMeta) -> tuple[bytes, dict[str, Any]]:
+    """The stage-1 autoencoder (image -> reconstruction) as its own int8 model: the crop-quality gate
+    (:mod:`edge_fer.quality`). Its threshold is a percentile of the int8 reconstruction MSE of the
+    validation faces, measured through the runtime's own gate, and stored in its metadata."""
+    from edge_fer.convert import audit, data, quantize
+    from edge_fer.convert.metadata import embed_metadata
+    from edge_fer.quality import META_KEY, ROLE, QualityGate
+
+    assert src.run_dir is not None
+    ae_p = src.run_dir / "autoencoder.keras"
+    ae = quantize.load_keras_model(ae_p)
+    want = (None, meta.input_height, meta.input_width, meta.input_channels)
+    if tuple(_shape_of(ae.inputs[0])) != want or tuple(_shape_of(ae.outputs[0])) != want:
+        raise ModelError(f"--quality: {ae_p} does not map {want[1:]} images to {want[1:]} reconstructions")
+    a_bytes = quantize.convert(ae, calib_x, io=opts.io)
+    info = audit.require_full_integer(a_bytes, "the converted autoencoder")
+    from edge_fer.convert import verify
+
+    din, dout = verify.io_details(verify.make_interpreter(a_bytes))
+    val_x = data.to_model_input(val_set.x, meta.preprocessing, meta.input_channels)
+    rec_f = np.asarray(ae.predict(val_x, batch_size=256, verbose=0), dtype=np.float32)
+    err_f = np.mean((rec_f - val_x).reshape(len(val_x), -1) ** 2, axis=1)
+    role_meta = replace(meta, quantization={"input": _io_quant(din), "output": _io_quant(dout), "model_role": ROLE})
+    gate = QualityGate(embed_metadata(a_bytes, role_meta), source=str(ae_p), threshold=1.0)
+    err_q = gate.errors_float(val_x)
+    pct = {str(p): round(float(np.percentile(err_q, p)), 6) for p in (50, 90, 95, 99, 99.5)}
+    threshold = round(float(np.percentile(err_q, opts.quality_percentile)), 6)
+    calib = {
+        "threshold": threshold,
+        "percentile": opts.quality_percentile,
+        "split": val_set.split,
+        "n": int(len(val_x)),
+        "error": "mean squared error of the int8 reconstruction, in model-input units (pixels * scale + offset)",
+        "percentiles": pct,
+        "mse_float_mean": round(float(err_f.mean()), 6),
+        "mse_int8_mean": round(float(err_q.mean()), 6),
+    }
+    a_meta = replace(
+        role_meta,
+        provenance={**meta.provenance, "role": ROLE, "source_model": str(ae_p.resolve())},
+        metrics={**meta.metrics, META_KEY: calib},
+    )
+    final = embed_metadata(a_bytes, a_meta)
+    return final, {"size_bytes": len(final), **calib, "all_int8": info["all_int8"],
+                   "edgetpu_compatible": info["edgetpu"]["compatible"]}
+
+
+def _shape_of(t: Any) -> tuple:
+    return tuple(None if d is None else int(d) for d in t.shape)
 
 
 # --- terminal summary -----------------------------------------------------------------------------

@@ -46,6 +46,9 @@ class Preprocessing:
     offset: float = 0.0
     margin: float = 0.1
     blur_sigma: float = 0.0
+    # test-time augmentation: the runtime classifies each crop and its mirror image and averages the
+    # probabilities (two inferences per face; every accuracy and latency figure of the bundle includes it)
+    flip_average: bool = False
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Preprocessing:
@@ -61,6 +64,8 @@ class Preprocessing:
             raise ModelError(f"preprocessing margin {p.margin} out of range [0, 2)")
         if not (0.0 <= float(p.blur_sigma) < 10.0):
             raise ModelError(f"preprocessing blur_sigma {p.blur_sigma} out of range [0, 10)")
+        if not isinstance(p.flip_average, bool):
+            raise ModelError(f"preprocessing flip_average must be true or false, got {p.flip_average!r}")
         return p
 
 

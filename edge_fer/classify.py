@@ -161,6 +161,13 @@ class Classifier:
             return np.zeros((0, len(self.labels)), np.float32)
         if batch.dtype != self.input_spec.dtype:
             raise ModelError(f"input batch dtype {batch.dtype}, the model wants {self.input_spec.dtype}")
+        if self.meta.preprocessing.flip_average:  # each crop and its mirror image, probabilities averaged
+            probs = self._predict_raw(np.concatenate([batch, batch[:, :, ::-1]]))
+            return (probs[:n] + probs[n:]) * np.float32(0.5)
+        return self._predict_raw(batch)
+
+    def _predict_raw(self, batch: np.ndarray) -> np.ndarray:
+        n = len(batch)
         if self._ensure_batch(n):
             raw = self._invoke(batch)
         else:

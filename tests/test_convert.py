@@ -411,3 +411,37 @@ def test_stratified_sample_is_balanced_seeded_and_takes_rare_classes():
     assert np.array_equal(idx, stratified_sample(y, 30, seed=5, num_classes=3))
     assert not np.array_equal(np.sort(idx), np.sort(stratified_sample(y, 30, seed=6, num_classes=3)))
     assert len(stratified_sample(y, 10_000, seed=0, num_classes=3)) == len(y)
+
+
+def test_flip_average_is_stored_verified_and_applied_by_the_runtime(tiny, tmp_path, capsys):
+    """--flip-average: the bundle says so, the float reference and the runtime both average each face
+    with its mirror image, and the runtime's probabilities are exactly that average."""
+    from edge_fer.classify import Classifier
+
+    out, rep = tmp_path / "flip.tflite", tmp_path / "r.json"
+    code, err = cli(["convert", str(tiny["run"]), "--out", str(out), "--report", str(rep), "--flip-average",
+                     "--calib-samples", "70", "--latency-runs", "5", "--max-drop", "100"], capsys)
+    assert code == 0, err
+    r = _load(rep)
+    assert r["latency_ms"]["inferences_per_face"] == 2
+    assert read_bundle_meta(out.read_bytes()).preprocessing.flip_average is True
+    flip = Classifier.from_file(out, device="cpu", threads=1)
+    plain = Classifier.from_file(tiny["out"], device="cpu", threads=1)
+    assert plain.preprocessing.flip_average is False
+    crops = np.random.default_rng(0).integers(0, 255, (5, 48, 48), dtype=np.uint8)
+    x = flip.prepare_crops(list(crops))
+    # the same weights (same run, calibration seed and sample size differ only in the metadata flag)
+    same = Classifier(embed_flag(out.read_bytes(), False), device="cpu", threads=1)
+    want = (same.predict_raw(x) + same.predict_raw(x[:, :, ::-1])) / 2
+    np.testing.assert_allclose(flip.predict_raw(x), want, atol=1e-6)
+    # mirror-invariant by construction
+    np.testing.assert_allclose(flip.predict_raw(x), flip.predict_raw(x[:, :, ::-1]), atol=1e-6)
+
+
+def embed_flag(bundle: bytes, flag: bool) -> bytes:
+    from dataclasses import replace
+
+    from edge_fer.convert.metadata import embed_metadata
+
+    meta = read_bundle_meta(bundle)
+    return embed_metadata(bundle, replace(meta, preprocessing=replace(meta.preprocessing, flip_average=flag)))

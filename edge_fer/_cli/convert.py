@@ -35,9 +35,18 @@ def register(app: typer.Typer) -> None:
         max_drop: float = typer.Option(1.0, "--max-drop", help="Fail (exit 3) when int8 accuracy drops more than this, in points."),
         write_float: bool = typer.Option(False, "--float", help="Also write a float32 <out>_float.tflite."),
         decoder: bool = typer.Option(False, "--decoder", help="Also write the autoencoder decoder as <out>_decoder.tflite."),
+        quality: bool = typer.Option(
+            False, "--quality",
+            help="Also write the stage-1 autoencoder as <out>_ae.tflite: the crop-quality gate of 'edge-fer run' "
+            "(threshold calibrated on the validation faces, stored in its metadata).",
+        ),
+        quality_percentile: float = typer.Option(
+            99.0, "--quality-percentile", help="With --quality: the threshold is this percentile of the validation faces' reconstruction error."
+        ),
         seed: int = typer.Option(None, "--seed", help="Calibration sampling seed (default: the run's seed)."),
         latency_runs: int = typer.Option(200, "--latency-runs", help="Invocations timed for the median latency."),
         no_compile: bool = typer.Option(False, "--no-edgetpu-compile", help="Do not run edgetpu_compiler even if installed."),
+        flip_average: bool = typer.Option(False, "--flip-average", help="Runtime test-time augmentation: average each face with its mirror image (2 inferences per face; verified and timed as deployed)."),
     ) -> None:
         import os
 
@@ -57,9 +66,12 @@ def register(app: typer.Typer) -> None:
             max_drop=max_drop,
             write_float=write_float,
             decoder=decoder,
+            quality=quality,
+            quality_percentile=quality_percentile,
             seed=seed,
             latency_runs=latency_runs,
             compile_edgetpu=not no_compile,
+            flip_average=flip_average,
         )
         try:
             rep = convert_run(opts)
