@@ -2,13 +2,13 @@
 
 ::
 
-    [source]   uri, width, height, fps, loop
+    [source]   uri, width, height, fps, loop, wait, max_pixels
     [model]    path, device, threads
     [detector] name, model, every, scale, min_size, score_threshold
     [tracker]  iou_threshold, max_missed, min_hits, ema_alpha, switch_margin, switch_frames
     [output]   path, format, overwrite, per_frame, annotate, save_crops
-    [mqtt]     host, port, topic, client_id, username, password, qos, discovery
-    [http]     host, port
+    [mqtt]     host, port, topic, client_id, username, password, qos, discovery, queue_size, ack_timeout
+    [http]     host, port, allowed_hosts
     [run]      max_frames, status_interval_s
 
 Unknown sections/keys and values of the wrong type are :class:`~edge_fer.errors.ConfigError`
@@ -45,6 +45,8 @@ class SourceConfig:
     fps: float = _r(0.0, 0, 1000)
     loop: bool = False  # loop a video file (soak tests, demos)
     wait: bool = False  # a camera/stream that cannot be opened at start is retried with back-off (daemon)
+    # images (and videos) declaring more pixels are refused from their header, before decoding; 0: no limit
+    max_pixels: int = _r(50_000_000, 0)
 
 
 @dataclass
@@ -94,12 +96,17 @@ class MqttConfig:
     password: str = ""
     qos: int = 1
     discovery: bool = False  # Home Assistant discovery
+    queue_size: int = _r(1000, 1, 10_000_000)  # events held while the broker is down or stalled; oldest dropped
+    ack_timeout: float = _r(5.0, 0.0, 3600.0, open_lo=True)  # no acknowledgement for this long: broker stalled
 
 
 @dataclass
 class HttpConfig:
     port: int = _r(0, 0, 65535)  # 0: no HTTP endpoint
     host: str = "127.0.0.1"
+    # Host header names accepted besides localhost, IP addresses and this machine's names (DNS-rebinding
+    # guard); comma-separated, "*": any
+    allowed_hosts: str = ""
 
 
 @dataclass
@@ -145,7 +152,10 @@ def _hints(cls: type) -> dict[str, type]:
 
 
 def _coerce(key: str, typ: type, value: Any, where: str) -> Any:
-    bad = ConfigError(f"{where}config key '{key}' must be {typ.__name__}, got {value!r}")
+    from edge_fer.redact import is_secret_key
+
+    shown = f"a {type(value).__name__}" if is_secret_key(key) else repr(value)  # never echo a password
+    bad = ConfigError(f"{where}config key '{key}' must be {typ.__name__}, got {shown}")
     if typ is bool:
         if isinstance(value, bool):
             return value
@@ -269,10 +279,14 @@ def build(config_file: str | Path | None = None, overrides: dict[str, Any] | Non
     return apply_overrides(cfg, overrides or {})
 
 
-def to_toml(cfg: Config) -> str:
-    """The config as TOML text (for ``--print-config`` and the example file)."""
+def to_toml(cfg: Config, *, redact: bool = False) -> str:
+    """The config as TOML text (for ``--print-config`` and the example file). ``redact``: secrets
+    (``mqtt.password``, the password in a camera URL) are printed as ``***`` (:mod:`edge_fer.redact`)."""
+    from edge_fer.redact import redact_config
+
     out = []
-    for sec, body in cfg.to_dict().items():
+    data = cfg.to_dict()
+    for sec, body in (redact_config(data) if redact else data).items():
         out.append(f"[{sec}]")
         for k, v in body.items():
             if isinstance(v, bool):

@@ -167,6 +167,8 @@ class Daemon:
 
 def run_from_config(cfg: Config) -> int:
     from edge_fer.pipeline import Pipeline
+    from edge_fer.redact import install_log_redaction
 
+    install_log_redaction()  # also when used as a library, not only through the CLI
     pipe = Pipeline.from_config(cfg)
     return Daemon(pipe, max_frames=cfg.run.max_frames, status_interval_s=cfg.run.status_interval_s).run()

@@ -2,9 +2,15 @@
 
 
 class EdgeFerError(Exception):
-    """Base class for every error that is the user's input, not a bug."""
+    """Base class for every error that is the user's input, not a bug. Its message is redacted
+    (:func:`edge_fer.redact.redact`): a camera URL's password never reaches the terminal or a log."""
 
     exit_code = 2
+
+    def __str__(self) -> str:
+        from edge_fer.redact import redact
+
+        return redact(super().__str__())
 
 
 class DataError(EdgeFerError):

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from edge_fer.preprocess import to_gray
+from edge_fer.redact import redact
 from edge_fer.types import Event, Face, Frame, Prediction, Sink
 
 log = logging.getLogger(__name__)
@@ -221,7 +222,7 @@ class Pipeline:
         d = cfg.detector
         detector = create_detector(d.name, model=d.model or None, scale=d.scale, min_size=d.min_size, score_threshold=d.score_threshold)
         s = cfg.source
-        source = open_source(s.uri, width=s.width, height=s.height, fps=s.fps, loop=s.loop)
+        source = open_source(s.uri, width=s.width, height=s.height, fps=s.fps, loop=s.loop, max_pixels=s.max_pixels)
         if getattr(source, "live", False):
             source.wait_at_start = s.wait
         t = cfg.tracker
@@ -475,7 +476,7 @@ class Pipeline:
             "tracks": int(getattr(self.tracker, "active", 0)),
             "uptime_s": round(time.monotonic() - self._t_start, 3),
             "last_frame_ts": self.last_frame_ts,
-            "source": getattr(self.source, "name", str(self.source)),
+            "source": redact(getattr(self.source, "name", str(self.source))),  # /metrics, MQTT stats: no password
             "model": self.model_name,
             "stages": self.times.summary(),
         }
@@ -493,7 +494,7 @@ def build_sinks(cfg: Any, labels: Sequence[str]) -> list[Sink]:
             kw = {k: v for k, v in vars(m).items() if v not in ("", None)}
             sinks.append(create_sink("mqtt", labels=tuple(labels), **kw))
         if cfg.http.port:
-            sinks.append(create_sink("http", host=cfg.http.host, port=cfg.http.port))
+            sinks.append(create_sink("http", host=cfg.http.host, port=cfg.http.port, allowed_hosts=cfg.http.allowed_hosts))
     except Exception:
         for s in sinks:
             s.close()

@@ -92,7 +92,7 @@ def register(app: typer.Typer) -> None:
         overrides = {key: values[name] for name, key in FLAG_KEYS.items()}
         cfg = cfgmod.build(config, overrides)
         if print_config:
-            typer.echo(cfgmod.to_toml(cfg))
+            typer.echo(cfgmod.to_toml(cfg, redact=True))  # secrets as ***: a printed config is often shared
             raise typer.Exit(0)
         if source is None and not config:
             raise ConfigError("no --source given (a video file, images, a camera index, a URL or 'picamera2')")

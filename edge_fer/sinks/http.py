@@ -15,6 +15,15 @@ Endpoints (GET):
 ``/``
     A tiny JSON index of the above.
 
+``HEAD`` is answered like ``GET``: the same status and headers, no body.
+
+Host check (DNS rebinding): a web page in a browser on the device could otherwise point its own DNS
+name at 127.0.0.1 and read ``/latest``. Requests whose ``Host`` header names anything else than
+``localhost`` (or ``*.localhost``), an IP address (an IP literal cannot be rebound), the bound host name,
+or this machine's name (``<hostname>``, ``<hostname>.local``) get 403, unless the name is listed in
+``allowed_hosts`` (config ``http.allowed_hosts``: comma-separated; ``.example.com`` also allows its
+subdomains; ``*`` turns the check off). Requests without a ``Host`` header (HTTP/1.0 tools) are answered.
+
 ``emit`` only records the event in memory under a lock: no network I/O on the pipeline's thread. The
 server binds ``127.0.0.1`` unless told otherwise; ``port=0`` picks a free port, reported by ``.port``.
 The status provider (``set_status_provider``) is called from the server's threads, once per request:
@@ -23,6 +32,7 @@ it must be thread-safe and cheap (return a snapshot).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import math
@@ -63,8 +73,20 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 10  # a client that connects and sends nothing does not hold a thread forever
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        self._handle()
+
+    def do_HEAD(self) -> None:  # noqa: N802: the same status and headers as GET, no body (see _send)
+        self._handle()
+
+    def _handle(self) -> None:
         sink = self.server.sink
         path = self.path.split("?", 1)[0].rstrip("/") or "/"
+        host = self.headers.get("Host")
+        if not sink.host_allowed(host):
+            sink._rejected(host, self.address_string())
+            self._send(403, _json_bytes({"error": "host not allowed", "hint": "add it to http.allowed_hosts"}),
+                       "application/json")
+            return
         try:
             if path == "/healthz":
                 code, body = sink.health()
@@ -92,7 +114,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
         self.server.sink._count("requests")
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
@@ -106,6 +129,8 @@ class HttpSink:
     :param port: TCP port; 0 picks a free one (read ``.port``).
     :param max_age_s: ``/healthz`` is healthy while the last frame is at most this many seconds old.
     :param latest_size: how many recent events ``/latest`` keeps.
+    :param allowed_hosts: more ``Host`` header names to answer (a comma-separated string or a list;
+        ``.example.com`` includes subdomains; ``*``: any); see the module docstring for the defaults.
     :raises ConfigError: when the address cannot be bound (port in use, bad host).
     """
 
@@ -116,15 +141,24 @@ class HttpSink:
         *,
         max_age_s: float = 10.0,
         latest_size: int = 50,
+        allowed_hosts: str | Iterable[str] | None = None,
         name: str = "http",
     ) -> None:
         self.name = name
         self.host = host
+        self.allowed_hosts = _host_names(allowed_hosts)
+        self._trusted = {"localhost", _host_only(host)} - {"", "0.0.0.0", "::"}
+        try:
+            me = socket.gethostname().lower()
+            self._trusted |= {me, f"{me}.local", me.split(".")[0]} - {""}
+        except OSError:
+            pass
+        self._warned_hosts: set[str] = set()
         self.max_age_s = float(max_age_s)
         self._lock = threading.Lock()
         self._events: deque[dict[str, Any]] = deque(maxlen=max(1, int(latest_size)))
         self._tracks: dict[int, dict[str, Any]] = {}
-        self._counters = {"sent": 0, "dropped": 0, "errors": 0, "requests": 0}
+        self._counters = {"sent": 0, "dropped": 0, "errors": 0, "requests": 0, "rejected_host": 0}
         self._status_provider: StatusProvider | None = None
         self._sinks: list[Any] = []
         self._closed = False
@@ -190,6 +224,36 @@ class HttpSink:
     def _count(self, key: str, n: int = 1) -> None:
         with self._lock:
             self._counters[key] = self._counters.get(key, 0) + n
+
+    # -- Host check (DNS rebinding) -----------------------------------------------------------------
+    def host_allowed(self, header: str | None) -> bool:
+        """Whether a request with this ``Host`` header is answered (see the module docstring)."""
+        if header is None or "*" in self.allowed_hosts:
+            return True
+        name = _host_only(header)
+        if not name:
+            return False
+        if name in self._trusted or name.endswith(".localhost") or name in self.allowed_hosts:
+            return True
+        if any(a.startswith(".") and (name.endswith(a) or name == a[1:]) for a in self.allowed_hosts):
+            return True
+        try:
+            ipaddress.ip_address(name.split("%", 1)[0])
+            return True
+        except ValueError:
+            return False
+
+    def _rejected(self, header: str | None, client: str) -> None:
+        self._count("rejected_host")
+        shown = repr((header or "")[:100])
+        with self._lock:
+            first = shown not in self._warned_hosts and len(self._warned_hosts) < 100
+            if first:
+                self._warned_hosts.add(shown)
+        (log.warning if first else log.debug)(
+            "HTTP sink: refused a request from %s for Host %s (not this device; add it to http.allowed_hosts "
+            "if it is one of its names)", client, shown,
+        )
 
     # -- what the endpoints return ------------------------------------------------------------------
     def _status(self) -> tuple[Mapping[str, Any] | None, str | None]:
@@ -351,13 +415,31 @@ def render_metrics(
         ("dropped", "counter", "Events the sink dropped (queue full, gave up)."),
         ("errors", "counter", "Transport errors seen by the sink (failed connects, publish errors)."),
         ("queued", "gauge", "Events waiting in the sink's queue."),
-        ("connected", "gauge", "1 while the sink is connected to its server."),
+        ("inflight", "gauge", "Events handed to the server and not yet acknowledged."),
+        ("connected", "gauge", "1 while the sink is connected to its server and it acknowledges."),
+        ("stalled", "gauge", "1 while the server is connected but acknowledges nothing (frozen, half-open)."),
     ):
         suffix = "_total" if mtype == "counter" else ""
         for sink_name, s in (sinks or {}).items():
             if isinstance(s, Mapping) and key in s:
                 w.metric(f"edge_fer_sink_{key}{suffix}", mtype, help_, s[key], sink=sink_name)
     return "\n".join(w.lines) + "\n"
+
+
+def _host_only(header: str) -> str:
+    """The host part of a ``Host`` header (no port, no IPv6 brackets, no trailing dot), lower case."""
+    h = header.strip().lower()
+    if h.startswith("["):
+        end = h.find("]")
+        return h[1:end] if end > 0 else ""
+    if h.count(":") == 1:
+        h = h.split(":", 1)[0]
+    return h.rstrip(".")
+
+
+def _host_names(value: str | Iterable[str] | None) -> frozenset[str]:
+    items = value.split(",") if isinstance(value, str) else list(value or ())
+    return frozenset(n for n in (str(i).strip().lower().rstrip(".") for i in items) if n)
 
 
 def _json_default(o: Any) -> Any:

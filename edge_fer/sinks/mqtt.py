@@ -30,9 +30,21 @@ queue; when it is full the **oldest** event is dropped and counted in ``stats()[
 network thread reconnects with exponential back-off (``reconnect_min_delay`` .. ``reconnect_max_delay``)
 and the queue drains on reconnect. With QoS 1, events handed to paho before a disconnect are resent
 after reconnect (at-least-once: a subscriber may rarely see a duplicate). ``sent`` counts events the
-broker acknowledged (QoS >= 1) or that were written to the socket (QoS 0). ``emit`` and the constructor
-never raise on transport errors and never wait on the network; ``flush``/``close`` wait at most their
-timeout (``close`` counts what is still undelivered then as dropped).
+broker acknowledged (QoS >= 1) or that were written to the socket (QoS 0).
+
+Nothing on the pipeline's thread waits on the network: ``emit`` and the constructor never raise on
+transport errors and never block; ``flush()`` (which the pipeline calls after every frame with events)
+only wakes the worker. Waiting for acknowledgements belongs to shutdown: ``close`` drains for at most
+``close_timeout`` seconds, stops paho's thread within a bounded time even when the broker no longer
+reads its socket, and counts what is still undelivered as dropped.
+
+A **stalled** broker (connected, but no acknowledgement for ``ack_timeout`` seconds while events are in
+flight: a frozen process, a half-open TCP connection) is treated like a disconnected one: it is logged
+(once per stall, and again when it answers), ``stats()`` reports ``stalled`` = 1 and ``connected`` = 0,
+no further events are handed to paho (at most ``max_inflight`` wait there), and new events wait in the
+bounded queue (oldest dropped when full). When acknowledgements resume, the queue drains; QoS >= 1
+events in flight are delivered at least once. (With QoS 0 nothing is acknowledged, so a stall shows only
+once the socket's buffers fill.)
 
 Home Assistant: with ``discovery=True``, retained config messages under
 ``<discovery_prefix>/sensor/<node_id>/<object>/config`` create one device with an ``Expression`` sensor
@@ -118,6 +130,7 @@ class MqttSink:
         reconnect_max_delay: float = 30.0,
         max_inflight: int = 20,
         close_timeout: float = 2.0,
+        ack_timeout: float = 5.0,
         name: str = "mqtt",
     ) -> None:
         topic = (topic or "").strip().rstrip("/")
@@ -131,6 +144,11 @@ class MqttSink:
             raise ConfigError(f"mqtt.queue_size: must be >= 1, not {queue_size!r}")
         if int(keepalive) < 5:
             raise ConfigError(f"mqtt.keepalive: must be >= 5 seconds, not {keepalive!r}")
+        if not (float(ack_timeout) > 0):
+            raise ConfigError(f"mqtt.ack_timeout: must be > 0 seconds, not {ack_timeout!r}")
+        from edge_fer.redact import register_secret
+
+        register_secret(password)  # hidden from every log line and error from now on
         mqtt = _import_paho()
         self._mqtt = mqtt
 
@@ -147,12 +165,18 @@ class MqttSink:
         self.labels = tuple(labels) if labels else LABELS
         self.stats_interval = float(stats_interval)
         self.close_timeout = float(close_timeout)
+        self.ack_timeout = float(ack_timeout)
         self._max_inflight = max(1, int(max_inflight))
 
         self._cond = threading.Condition()
         self._queue: deque[dict[str, Any]] = deque()
         self._queue_size = int(queue_size)
         self._pending: deque[tuple[int, int]] = deque()  # (mid, qos) of events handed to paho, not yet done
+        # stall detection: the last time the broker made progress (an event acknowledged, a connect, or
+        # the first event handed over after none was in flight)
+        self._last_progress = time.monotonic()
+        self._stalled = False
+        self._stalled_since = 0.0
         self._acked: set[int] = set()  # mids paho reported as published (PUBACK for QoS 1, written for QoS 0)
         self._publishing = False  # the worker is between client.publish() and recording the mid
         self._tracks: dict[int, dict[str, Any]] = {}
@@ -167,7 +191,7 @@ class MqttSink:
         self._status_provider: StatusProvider | None = None
         self._c = {
             "sent": 0, "dropped": 0, "errors": 0,
-            "connects": 0, "disconnects": 0, "connect_failures": 0, "publish_errors": 0,
+            "connects": 0, "disconnects": 0, "connect_failures": 0, "publish_errors": 0, "stalls": 0,
         }
 
         cid = client_id or f"edge-fer-{_slug(socket.gethostname())}-{uuid.uuid4().hex[:6]}"
@@ -204,7 +228,12 @@ class MqttSink:
 
     @property
     def connected(self) -> bool:
-        return self._connected
+        """Connected and acknowledging (False while the broker is stalled)."""
+        return self._connected and not self._stalled
+
+    @property
+    def stalled(self) -> bool:
+        return self._stalled
 
     # -- Sink protocol ----------------------------------------------------------------------------
     def emit(self, event: Event) -> None:
@@ -228,18 +257,23 @@ class MqttSink:
                 if not self._warned_drop:
                     self._warned_drop = True
                     log.warning(
-                        "MQTT sink: queue full (%d events) while the broker is unreachable; dropping the oldest",
-                        self._queue_size,
+                        "MQTT sink: queue full (%d events) while the broker is %s; dropping the oldest",
+                        self._queue_size, "stalled" if self._stalled else "unreachable",
                     )
             self._track(event.type, d)
             self._cond.notify_all()
 
-    def flush(self, timeout: float = 1.0) -> None:
-        """While connected, wait up to ``timeout`` s for queued events to be acknowledged. Returns at once
-        when disconnected (the queue then waits for the reconnect)."""
+    def flush(self, timeout: float = 0.0) -> None:
+        """Wake the worker; never waits by default (the pipeline calls this after every frame with
+        events: the frame loop must not wait on the network). With ``timeout`` > 0 (shutdown), wait at
+        most that long for queued events to be acknowledged; returns at once when disconnected or
+        stalled (the queue then waits for the broker)."""
         deadline = time.monotonic() + max(0.0, timeout)
         with self._cond:
-            while self._connected and (self._queue or self._pending):
+            self._cond.notify_all()
+            if timeout <= 0:
+                return
+            while self._connected and not self._stalled and (self._queue or self._pending):
                 self._reap_locked()
                 left = deadline - time.monotonic()
                 if left <= 0 or not (self._queue or self._pending):
@@ -262,7 +296,7 @@ class MqttSink:
             self._stop_worker = True
             self._cond.notify_all()
         self._worker.join(timeout=2.0)
-        if self._connected:
+        if self._connected and not self._stalled:
             try:
                 info = self._client.publish(self.availability_topic, "offline", qos=1, retain=True)
                 info.wait_for_publish(timeout=max(0.2, deadline - time.monotonic()))
@@ -272,7 +306,7 @@ class MqttSink:
             self._client.disconnect()
         except Exception as exc:  # noqa: BLE001
             log.debug("MQTT sink: disconnect failed: %s", exc)
-        self._client.loop_stop()
+        self._stop_network(timeout=1.0)
         with self._cond:
             self._reap_locked()
             lost = len(self._queue) + len(self._pending)
@@ -280,19 +314,41 @@ class MqttSink:
             self._pending.clear()
             self._c["dropped"] += lost
             self._connected = False
+            summary = (self._c["sent"], self._c["dropped"], self._c["stalls"])
         if lost:
             log.warning("MQTT sink: %d event(s) not delivered at close", lost)
+        log.info("MQTT sink: closed: %d sent, %d dropped, %d stall(s)", *summary)
+
+    def _stop_network(self, timeout: float) -> None:
+        """``loop_stop()`` within ``timeout`` s. paho's thread keeps looping while unacknowledged
+        messages remain and its socket is open, which with a stalled broker lasts until the keepalive
+        gives up; past ``timeout`` the socket is shut down, which ends it at once."""
+        stopper = threading.Thread(target=self._client.loop_stop, name="edge-fer-mqtt-stop", daemon=True)
+        stopper.start()
+        stopper.join(timeout)
+        if stopper.is_alive():
+            log.debug("MQTT sink: paho did not stop within %.1fs; shutting its socket down", timeout)
+            sock = self._client.socket()
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            stopper.join(2.0)
 
     def stats(self) -> dict[str, int]:
         """``sent``, ``dropped``, ``errors`` (= connect failures + unexpected disconnects + publish errors),
-        ``queued``, ``inflight``, ``connected`` (0/1), ``connects``, ``disconnects``, ``connect_failures``,
-        ``publish_errors``."""
+        ``queued``, ``inflight``, ``connected`` (0/1: connected *and* acknowledging), ``stalled`` (0/1:
+        connected but no acknowledgement for ``ack_timeout`` s), ``stalls``, ``connects``, ``disconnects``,
+        ``connect_failures``, ``publish_errors``."""
         with self._cond:
             self._reap_locked()
+            self._check_stall_locked(time.monotonic())
             d = dict(self._c)
             d["queued"] = len(self._queue)
             d["inflight"] = len(self._pending)
-            d["connected"] = int(self._connected)
+            d["connected"] = int(self._connected and not self._stalled)
+            d["stalled"] = int(self._stalled)
             return d
 
     # -- paho callbacks (paho's network thread) ------------------------------------------------------
@@ -309,6 +365,7 @@ class MqttSink:
                 client.publish(cfg_topic, _dumps(cfg), qos=1, retain=True)
         with self._cond:
             self._connected = True
+            self._last_progress = time.monotonic()
             self._c["connects"] += 1
             self._warned_connect = False
             self._warned_drop = False
@@ -321,6 +378,7 @@ class MqttSink:
         with self._cond:
             was = self._connected
             self._connected = False
+            self._stalled = False  # "disconnected" says it now; paho resends the QoS >= 1 ones on reconnect
             expected = self._closing
             if was and not expected:
                 self._c["disconnects"] += 1
@@ -354,6 +412,7 @@ class MqttSink:
                 if mid in self._acked:
                     self._acked.discard(mid)
                     self._c["sent"] += 1
+                    self._last_progress = time.monotonic()
                 elif qos == 0 and not self._connected:
                     self._c["dropped"] += 1
                 else:
@@ -362,6 +421,26 @@ class MqttSink:
         if not self._publishing:
             # What is left are acks of other messages (availability, state, stats, discovery): forget them.
             self._acked.clear()
+
+    def _check_stall_locked(self, now: float) -> None:
+        """Enter / leave the stalled state (see the module docstring); logs each transition."""
+        stalled = self._connected and bool(self._pending) and now - self._last_progress > self.ack_timeout
+        if stalled == self._stalled:
+            return
+        self._stalled = stalled
+        if stalled:
+            self._stalled_since = now
+            self._c["stalls"] += 1
+            self._c["errors"] += 1
+            log.warning(
+                "MQTT sink: broker %s:%d has acknowledged nothing for %.1fs (stalled); holding events in the "
+                "queue (up to %d, then the oldest are dropped) until it answers",
+                self.host, self.port, now - self._last_progress, self._queue_size,
+            )
+        else:
+            log.info("MQTT sink: broker %s:%d answers again after %.1fs stalled (%d event(s) queued)",
+                     self.host, self.port, now - self._stalled_since, len(self._queue))
+        self._cond.notify_all()
 
     def _run(self) -> None:
         next_stats = time.monotonic() + self.stats_interval if self.stats_interval > 0 else math.inf
@@ -374,7 +453,8 @@ class MqttSink:
                     if self._stop_worker:
                         return
                     now = time.monotonic()
-                    if self._connected:
+                    self._check_stall_locked(now)
+                    if self._connected and not self._stalled:
                         if self._queue and len(self._pending) < self._max_inflight:
                             item = self._queue.popleft()
                             break
@@ -427,6 +507,8 @@ class MqttSink:
             self._publishing = False
             if rc == self._mqtt.MQTT_ERR_SUCCESS or (rc == self._mqtt.MQTT_ERR_NO_CONN and self.qos > 0):
                 # QoS >= 1 without a connection stays in paho's store and is sent on reconnect.
+                if not self._pending:
+                    self._last_progress = time.monotonic()  # the ack clock starts with the first in flight
                 self._pending.append((info.mid, self.qos))
             elif rc == self._mqtt.MQTT_ERR_NO_CONN:
                 self._queue.appendleft(d)  # QoS 0 raced a disconnect: keep it for the reconnect

@@ -47,12 +47,24 @@ class Source(Protocol):
 
 
 def describe(spec: str) -> str:
-    return spec if not _URL.match(spec) else re.sub(r"//[^/@]*@", "//***@", spec)  # hide credentials
+    """The source as it may be printed: credentials hidden (:func:`edge_fer.redact.redact`)."""
+    from edge_fer.redact import redact
+
+    return redact(spec)
 
 
-def open_source(spec: str | int, *, width: int = 0, height: int = 0, fps: float = 0.0, loop: bool = False) -> Source:
-    """Build (not yet open) the source for a ``--source`` string."""
+def open_source(spec: str | int, *, width: int = 0, height: int = 0, fps: float = 0.0, loop: bool = False,
+                max_pixels: int | None = None) -> Source:
+    """Build (not yet open) the source for a ``--source`` string. ``max_pixels`` (``source.max_pixels``,
+    default :data:`edge_fer.imageio.DEFAULT_MAX_PIXELS`, 0: no limit): larger images and videos are
+    refused from their header, before anything is decoded."""
+    from edge_fer.imageio import DEFAULT_MAX_PIXELS
+    from edge_fer.redact import register_uri_secrets
+
     s = str(spec).strip()
+    register_uri_secrets(s)  # a camera password is hidden from every log line and error from now on
+    if max_pixels is None:
+        max_pixels = DEFAULT_MAX_PIXELS
     if not s:
         raise SourceError("empty --source")
     if s == "picamera2" or s.startswith("picamera2:"):
@@ -80,18 +92,20 @@ def open_source(spec: str | int, *, width: int = 0, height: int = 0, fps: float 
         files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS)
         if not files:
             raise SourceError(f"no images ({', '.join(sorted(IMAGE_EXTS))}) in folder {p}")
-        return ImageSource(files, name=str(p))
+        return ImageSource(files, name=str(p), max_pixels=max_pixels)
     if p.is_file():
         if p.suffix.lower() in IMAGE_EXTS:
-            return ImageSource([p], name=str(p))
+            return ImageSource([p], name=str(p), max_pixels=max_pixels)
         from edge_fer.sources.opencv import VideoFileSource
 
-        return VideoFileSource(p, loop=loop)
+        video = VideoFileSource(p, loop=loop)
+        video.max_pixels = max_pixels
+        return video
     if glob.has_magic(s):
         files = sorted(Path(f) for f in glob.glob(os.path.expanduser(s)) if Path(f).suffix.lower() in IMAGE_EXTS)
         if not files:
             raise SourceError(f"no images match {s!r}")
-        return ImageSource(files, name=s)
+        return ImageSource(files, name=s, max_pixels=max_pixels)
     raise SourceError(f"source {s!r} is not a file, folder, glob, camera index, URL or 'picamera2'")
 
 

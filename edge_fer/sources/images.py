@@ -10,6 +10,7 @@ from typing import Any
 
 import cv2
 
+from edge_fer.imageio import DEFAULT_MAX_PIXELS, ImageTooLarge, read_image
 from edge_fer.types import Frame
 
 log = logging.getLogger(__name__)
@@ -19,8 +20,9 @@ class ImageSource:
     live = False
     still = True
 
-    def __init__(self, paths: Sequence[str | Path], name: str | None = None):
+    def __init__(self, paths: Sequence[str | Path], name: str | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS):
         self.paths = [Path(p) for p in paths]
+        self.max_pixels = max_pixels  # source.max_pixels: larger images are refused from their header
         self.name = name or (str(self.paths[0]) if self.paths else "images")
         self._i = 0
         self._frames = 0
@@ -39,7 +41,13 @@ class ImageSource:
         while self._i < len(self.paths):
             p = self.paths[self._i]
             self._i += 1
-            img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+            try:
+                img = read_image(p, self.max_pixels, cv2.IMREAD_COLOR)  # header checked before decoding
+            except ImageTooLarge as e:
+                self._errors += 1
+                self.last_error = str(e)
+                log.warning("%s: skipped", e)
+                continue
             if img is None:
                 self._errors += 1
                 self.last_error = f"cannot read image {p}: missing, unreadable or not an image OpenCV can decode"

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from edge_fer.errors import SourceError
+from edge_fer.imageio import check_pixels
 from edge_fer.sources.live import LiveSource
 from edge_fer.types import Frame
 
@@ -100,6 +101,12 @@ class VideoFileSource:
     def open(self) -> None:
         self._open_capture()
         assert self.cap is not None
+        w, h = int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
+        try:  # source.max_pixels, from the container's header: no frame of a huge video is decoded
+            check_pixels(w, h, getattr(self, "max_pixels", None), f"video {self.path}")
+        except SourceError:
+            self.close()
+            raise
         self.fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self._done = False
 
