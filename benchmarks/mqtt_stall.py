@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import http.client
 import json
 import os
 import shutil
@@ -139,7 +140,7 @@ def metrics(port: int) -> dict[str, float]:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
             text = r.read().decode()
-    except OSError:
+    except (OSError, http.client.HTTPException):  # not up yet, or closing
         return {}
     out = {}
     for line in text.splitlines():

@@ -36,6 +36,7 @@ import numpy as np
 
 from edge_fer.errors import ConfigError, EdgeFerError, MissingExtraError, ModelError, SourceError
 from edge_fer.pipeline import STAGES, StageTimes
+from edge_fer.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -428,7 +429,7 @@ def bench_pipeline(
         "schema": SCHEMA,
         "mode": "pipeline",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "source": name,
+        "source": redact(name),  # a camera URL's password is not printed nor saved
         "fps": round(n / wall, 3),
         "frames": n,
         "warmup_frames": processed - n,
@@ -730,7 +731,7 @@ def compare_fer(cfg: Any, *, max_frames: int = 0, warmup: int = 5, loops: int = 
         "mode": "compare",
         "peer": "fer",
         "peer_version": _dist_version("fer"),
-        "source": name,
+        "source": redact(name),  # a camera URL's password is not printed nor saved
         "frames": n,
         "warmup_frames": min(warmup, total),
         "timed": "detection to sink for ours (Pipeline.process), FER.detect_emotions for fer; decoding excluded for both",

@@ -11,6 +11,7 @@ by name): it is reported as unreadable, like a corrupt image.
 
 from __future__ import annotations
 
+import io
 import struct
 from pathlib import Path
 from typing import BinaryIO
@@ -188,10 +189,11 @@ def _gif(f: BinaryIO, head: bytes) -> tuple[int, int] | None:
     return struct.unpack("<HH", head[6:10]) if len(head) >= 10 else None
 
 
-def image_size(path: str | Path) -> tuple[int, int] | None:
-    """(width, height) from the header of an image file, without decoding it; None when the format
-    is not one of those above or the header is damaged. Raises ``OSError`` when the file cannot be read."""
-    with open(path, "rb") as f:
+def image_size(src: str | Path | bytes) -> tuple[int, int] | None:
+    """(width, height) from the header of an image file (a path, or the file's bytes), without decoding
+    it; None when the format is not one of those above or the header is damaged. Raises ``OSError`` when
+    the file cannot be read."""
+    with (io.BytesIO(src) if isinstance(src, (bytes, bytearray, memoryview)) else open(src, "rb")) as f:
         head = f.read(4096)
         try:
             if head.startswith(b"\x89PNG\r\n\x1a\n"):

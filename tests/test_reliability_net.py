@@ -419,3 +419,20 @@ def test_image_size_unknown_or_damaged_is_none(tmp_path):
     assert image_size(p) is None and read_image(p) is None
     p.write_bytes(b"not an image at all")
     assert image_size(p) is None and read_image(p) is None
+
+
+def test_eval_skips_a_huge_image_without_decoding_it(tmp_path):
+    # `edge-fer eval` (and train) decode user images too (edge_fer.train.data.decode_gray)
+    for cls, name, src in (("happy", "a_huge.png", None), ("happy", "face.jpg", "images/obama_240p.jpg")):
+        (tmp_path / "data" / cls).mkdir(parents=True, exist_ok=True)
+        dst = tmp_path / "data" / cls / name
+        huge_png(dst) if src is None else dst.write_bytes(shared_file(src).read_bytes())
+    errf = tmp_path / "err.txt"
+    with open(errf, "wb") as ef:
+        proc = subprocess.Popen([*CLI, "eval", "--data", str(tmp_path / "data")], stdout=subprocess.PIPE, stderr=ef)
+        out = proc.stdout.read().decode()
+        _, status, ru = os.wait4(proc.pid, 0)
+    err = errf.read_text()
+    assert os.waitstatus_to_exitcode(status) == 0, err[-2000:]
+    assert ru.ru_maxrss / 1024 < 300, ru.ru_maxrss  # about 110 MB; decoding it (gray) takes 400 MB more
+    assert "20000x20000 pixels is above the 50000000-pixel limit" in err and "unreadable 1" in out

@@ -130,6 +130,13 @@ def decode_gray(data: bytes, size: int | None) -> np.ndarray | None:
 
     if not data:
         return None
+    from edge_fer.imageio import DEFAULT_MAX_PIXELS, image_size
+
+    dims = image_size(data)  # the header only: a small file can declare gigapixels
+    if dims is not None and dims[0] * dims[1] > DEFAULT_MAX_PIXELS:
+        log.warning("an image of %dx%d pixels is above the %d-pixel limit: not decoded, counted as unreadable",
+                    dims[0], dims[1], DEFAULT_MAX_PIXELS)
+        return None
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
     if img is None or img.size == 0:
         return None
