@@ -7,7 +7,8 @@
 * :func:`redact_config` - a config mapping: values of secret keys (``password``, ``token``, ...) become
   ``***``; every other string goes through :func:`redact`.
 * :func:`install_log_redaction` - every log record of the process is redacted when it is created
-  (message, arguments, exception text), whatever logger or handler it goes to. Idempotent.
+  (message, arguments, exception text), whatever logger or handler it goes to, and so are tracebacks
+  printed by ``sys.excepthook`` / ``threading.excepthook`` (``--debug``, a crash). Idempotent.
 
 :class:`edge_fer.errors.EdgeFerError` redacts its message, so the CLI's one-line errors are covered too.
 """
@@ -16,7 +17,9 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import threading
+import traceback
 from collections.abc import Mapping
 from typing import Any
 
@@ -131,6 +134,22 @@ def install_log_redaction() -> None:
         return record
 
     logging.setLogRecordFactory(factory)
+
+    # tracebacks (``--debug``, a crash, an exception in a thread) are printed redacted too
+    if sys.excepthook is sys.__excepthook__:
+        def excepthook(etype: type[BaseException], value: BaseException, tb: Any) -> None:
+            sys.stderr.write(redact("".join(traceback.format_exception(etype, value, tb))))
+
+        sys.excepthook = excepthook
+    if threading.excepthook is threading.__excepthook__:
+        def thread_excepthook(args: Any) -> None:
+            if args.exc_type is SystemExit:
+                return
+            name = args.thread.name if args.thread is not None else "?"
+            text = "".join(traceback.format_exception(args.exc_type, args.exc_value, args.exc_traceback))
+            sys.stderr.write(redact(f"Exception in thread {name}:\n{text}"))
+
+        threading.excepthook = thread_excepthook
 
 
 __all__ = [

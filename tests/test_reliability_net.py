@@ -280,6 +280,18 @@ def test_redact_helper():
         "mqtt": {"password": "***", "host": "h"}, "source": {"uri": "rtsp://u:***@h/"}}
 
 
+def test_tracebacks_are_redacted_once_installed():
+    code = ("from edge_fer.redact import install_log_redaction; install_log_redaction()\n"
+            "import threading\n"
+            "def boom(): raise ValueError('rtsp://admin:S3cretPW@cam/x')\n"
+            "t = threading.Thread(target=boom); t.start(); t.join()\n"
+            "raise RuntimeError('http://cam/x?password=QueryPW9')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and "ValueError: rtsp://admin:***@cam/x" in proc.stderr
+    assert "RuntimeError: http://cam/x?password=***" in proc.stderr
+    assert_no_secret(proc.stderr)
+
+
 # -- 9. HTTP: Host check against DNS rebinding, HEAD ---------------------------------------------------
 
 
