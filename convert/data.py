@@ -126,6 +126,8 @@ def load_labeled(
         note = None
         if role == "calibration":
             key = "train"
+        elif role == "validation" and "val" in splits:  # the quality gate's threshold (FER2013: PublicTest)
+            key = "val"
         elif "test" in splits:
             key = "test"
         else:

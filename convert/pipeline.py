@@ -422,7 +422,13 @@ def convert_run(opts: ConvertOptions) -> dict[str, Any]:
             report["outputs"]["decoder"] = str(decoder_path)
             report["decoder"] = d_report
         if quality_path is not None:
-            val_set = data.load_labeled(opts.eval_data or cfg_data or calib_src, "validation", hw, **load_kw)
+            adapted = src.run_dir / "calibration.npz" if src.run_dir is not None else None
+            if adapted is not None and adapted.is_file() and (src.run_dir / "adapt.json").is_file():
+                # an adapted run (edge-fer adapt): the threshold comes from the new camera's own crops
+                val_set = data.load_labeled(adapted, "validation", hw)
+                val_set.split = "the adapted camera's crops"
+            else:
+                val_set = data.load_labeled(opts.eval_data or cfg_data or calib_src, "validation", hw, **load_kw)
             a_final, a_report = _convert_autoencoder(src, calib_x, val_set, opts, bundle_meta)
             staged.add(quality_path, a_final)
             report["outputs"]["quality"] = str(quality_path)

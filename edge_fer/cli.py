@@ -51,9 +51,9 @@ def _root(
 
 
 def _register() -> None:
-    from edge_fer._cli import bench, convert, eval, run, train
+    from edge_fer._cli import adapt, bench, convert, eval, run, train
 
-    for mod in (train, convert, run, bench, eval):
+    for mod in (train, convert, run, bench, eval, adapt):
         mod.register(app)
 
 

@@ -7,6 +7,7 @@
     [detector] name, model, every, scale, min_size, score_threshold
     [tracker]  iou_threshold, max_missed, min_hits, ema_alpha, switch_margin, switch_frames
     [output]   path, format, overwrite, per_frame, annotate, save_crops
+    [quality]  enabled, model, threshold
     [mqtt]     host, port, topic, client_id, username, password, qos, discovery, queue_size, ack_timeout
     [http]     host, port, allowed_hosts
     [run]      max_frames, status_interval_s
@@ -87,6 +88,14 @@ class OutputConfig:
 
 
 @dataclass
+class QualityConfig:
+    # the crop-quality gate (edge_fer.quality): on when the bundle has an autoencoder next to it
+    enabled: bool = True
+    model: str = ""  # empty: <model>_ae.tflite next to the bundle ('edge-fer convert --quality'), if present
+    threshold: float = _r(0.0, 0.0, 1.0)  # reconstruction MSE above which a crop is low quality; 0: the bundle's
+
+
+@dataclass
 class MqttConfig:
     host: str = ""  # empty: no MQTT
     port: int = _r(1883, 1, 65535)
@@ -122,6 +131,7 @@ class Config:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     tracker: TrackerSection = field(default_factory=TrackerSection)
     output: OutputConfig = field(default_factory=OutputConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     run: RunConfig = field(default_factory=RunConfig)

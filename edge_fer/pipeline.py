@@ -30,7 +30,7 @@ from edge_fer.types import Event, Face, Frame, Prediction, Sink
 
 log = logging.getLogger(__name__)
 
-STAGES: tuple[str, ...] = ("capture", "detect", "preprocess", "classify", "track", "sink")
+STAGES: tuple[str, ...] = ("capture", "detect", "preprocess", "classify", "quality", "track", "sink")
 
 
 class StageStats:
@@ -183,8 +183,11 @@ class Pipeline:
         times: StageTimes | None = None,
         model_name: str | None = None,
         overwrite: bool = False,
+        quality: Any = None,
     ):
         self.source, self.detector, self.classifier, self.tracker = source, detector, classifier, tracker
+        self.quality = quality  # edge_fer.quality.QualityGate or None
+        self.low_quality_faces = 0
         self.sinks: list[Sink] = list(sinks)
         self.detect_every = max(1, int(detect_every))
         self.times = times or StageTimes()
@@ -232,9 +235,17 @@ class Pipeline:
             tcfg.min_hits = 1  # each image is its own scene
         tracker = Tracker(tcfg, classifier.labels, per_frame=cfg.output.per_frame)
         sinks = build_sinks(cfg, classifier.labels) + list(extra_sinks)
+        from edge_fer.quality import gate_from_config
+
+        try:
+            gate = gate_from_config(getattr(cfg, "quality", None), cfg.model.path or None, threads=cfg.model.threads or None)
+        except Exception:
+            for sink in sinks:
+                sink.close()
+            raise
         pipe = cls(source, detector, classifier, tracker, sinks, detect_every=d.every,
                    annotate=cfg.output.annotate or None, save_crops=cfg.output.save_crops or None,
-                   overwrite=cfg.output.overwrite)
+                   overwrite=cfg.output.overwrite, quality=gate)
         for sink in sinks:
             if hasattr(sink, "set_status_provider"):
                 sink.set_status_provider(pipe.status)
@@ -367,7 +378,11 @@ class Pipeline:
         t2 = pc(); times.add("preprocess", t2 - t1)
         preds: list[Prediction] = self.classifier.predict(batch) if boxes else []
         t3 = pc(); times.add("classify", t3 - t2)
-        events = self.tracker.update(faces, preds, frame.index, frame.ts, detected=detected)
+        quality = self.quality.assess(batch, self.classifier.input_spec) if (self.quality is not None and boxes) else None
+        if quality:
+            self.low_quality_faces += sum(q.low for q in quality)
+        tq = pc(); times.add("quality", tq - t3); t3 = tq
+        events = self.tracker.update(faces, preds, frame.index, frame.ts, detected=detected, quality=quality)
         if getattr(self.source, "still", False):
             events += self.tracker.finish(frame.index, frame.ts)
             path = getattr(self.source, "current_path", None)
@@ -468,6 +483,7 @@ class Pipeline:
             "fps": round(self.fps_meter.fps, 3),
             "frames": self.frames,
             "faces": self.faces,
+            "low_quality_faces": self.low_quality_faces,
             "dropped_frames": int(src.get("dropped", 0)),
             "bad_frames": int(src.get("bad_frames", 0)),
             "dropped_events": sink_dropped,

@@ -7,12 +7,18 @@ beats it by ``switch_margin`` for ``switch_frames`` consecutive updates, so labe
 Events: ``face_appeared`` (a track confirmed after ``min_hits`` detections), ``expression_changed``,
 ``face_left`` (unseen for more than ``max_missed`` frames, or the stream ended), and with
 ``per_frame=True`` one ``face`` event per tracked face per frame.
+
+Crop quality (:mod:`edge_fer.quality`): with ``quality`` given to :meth:`Tracker.update`, a
+low-quality crop never starts a track, never counts towards confirming one and never moves its
+probabilities (so it cannot switch a label); it only keeps an existing track's box where the face
+is. Events then carry the track's last ``recon_error`` and ``low_quality``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -46,6 +52,8 @@ class Track:
     candidate_count: int = 0
     confirmed: bool = False
     score: float = 1.0
+    recon_error: float | None = None  # reconstruction error of the last crop (quality gate on)
+    low_quality: bool = False
     updated: bool = field(default=False, repr=False)
 
 
@@ -78,6 +86,8 @@ class Tracker:
         return {n: round(float(p), 4) for n, p in zip(self.labels or (), t.scores)}
 
     def _event(self, kind: str, t: Track, frame: int, ts: float, **extra) -> Event:
+        if t.recon_error is not None:
+            extra = {"recon_error": t.recon_error, "low_quality": t.low_quality, **extra}
         return Event(kind, ts, frame, t.id, t.label or self._argmax(t), self._scores_dict(t), t.box, extra)
 
     def _argmax(self, t: Track) -> str:
@@ -126,11 +136,13 @@ class Tracker:
         frame: int,
         ts: float,
         detected: bool = True,
+        quality: Sequence[Any] | None = None,
     ) -> list[Event]:
         """Feed one frame's faces and their predictions; returns the events it causes.
 
         ``detected=False`` (frames between detections, where ``faces`` are the carried boxes):
-        probabilities are updated but the tracks are not counted as seen again."""
+        probabilities are updated but the tracks are not counted as seen again. ``quality``: one
+        :class:`~edge_fer.quality.CropQuality` (``error``, ``low``) per face, or None (no gate)."""
         cfg = self.cfg
         events: list[Event] = []
         boxes = [tuple(int(v) for v in f.box) for f in faces]
@@ -141,8 +153,19 @@ class Tracker:
         matched_f = set()
         for t in self.tracks:
             t.updated = False
+        low = [bool(q.low) for q in quality] if quality is not None else [False] * len(boxes)
         for ti, fi in matches:
             t = self.tracks[ti]
+            if quality is not None:
+                t.recon_error, t.low_quality = float(quality[fi].error), low[fi]
+            assignment[fi] = t.id
+            matched_f.add(fi)
+            if low[fi]:  # follow the face, but this crop neither confirms the track nor moves its label
+                t.box, t.score = boxes[fi], faces[fi].score
+                t.updated = t.confirmed  # a per-frame event shows the flag; confirmation needs a good crop
+                if detected:
+                    t.last_frame, t.last_ts = frame, ts
+                continue
             p = predictions[fi].scores.astype(np.float32)
             t.scores = (1.0 - cfg.ema_alpha) * t.scores + cfg.ema_alpha * p
             t.box, t.score, t.frames, t.updated = boxes[fi], faces[fi].score, t.frames + 1, True
@@ -157,9 +180,11 @@ class Tracker:
                     events.append(ev)
         if detected:
             for fi, b in enumerate(boxes):
-                if fi in matched_f:
+                if fi in matched_f or low[fi]:  # a low-quality crop never starts a track
                     continue
                 t = Track(self._next_id, b, predictions[fi].scores.astype(np.float32).copy(), frame, ts, frame, ts, score=faces[fi].score)
+                if quality is not None:
+                    t.recon_error = float(quality[fi].error)
                 t.updated = True
                 self._next_id += 1
                 self.tracks.append(t)

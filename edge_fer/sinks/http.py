@@ -366,7 +366,7 @@ def render_metrics(
     """The ``/metrics`` body. Names (all prefixed ``edge_fer_``):
 
     ``up`` (1 while a status is available), ``fps``, ``frames_total``, ``faces_total``,
-    ``dropped_frames_total``, ``errors_total``, ``tracks``, ``uptime_seconds``,
+    ``low_quality_faces_total``, ``dropped_frames_total``, ``errors_total``, ``tracks``, ``uptime_seconds``,
     ``last_frame_age_seconds``, ``info{source,model}``,
     ``stage_latency_seconds{stage,quantile="0.5|0.9|0.99"}``, ``stage_latency_mean_seconds{stage}``,
     ``stage_latency_max_seconds{stage}`` (gauges over the pipeline's recent window, converted from ms),
@@ -381,6 +381,10 @@ def render_metrics(
     w.metric("edge_fer_fps", "gauge", "Frames processed per second (recent window).", st.get("fps"))
     w.metric("edge_fer_frames_total", "counter", "Frames processed since start.", st.get("frames"))
     w.metric("edge_fer_faces_total", "counter", "Faces detected since start.", st.get("faces"))
+    if st.get("low_quality_faces") is not None:
+        w.metric("edge_fer_low_quality_faces_total", "counter",
+                 "Face crops the quality gate marked low quality (reconstruction error above its threshold).",
+                 st.get("low_quality_faces"))
     w.metric("edge_fer_dropped_frames_total", "counter",
              "Frames dropped by the source to stay on the latest frame.", st.get("dropped_frames"))
     w.metric("edge_fer_errors_total", "counter", "Errors in the pipeline since start.", st.get("errors"))

@@ -1,0 +1,302 @@
+"""``edge-fer adapt``: adapt a trained run to a new camera from unlabeled face crops of that camera.
+
+Input: a run directory (``model.keras``, ``metadata.json``, ``config.json``, the stage-1
+``autoencoder.keras``) and a folder of face crops from the new camera, such as the ones
+``edge-fer run --save-crops DIR`` collects. Output: a new run directory that ``edge-fer convert``
+turns into a bundle as usual (``--quality`` included).
+
+What it does (each step measured in ``benchmarks/adapt_shift.py``; README, "Autoencoder on the device"):
+
+1. **Batch-norm re-estimation** of the classifier: every BatchNormalization layer's moving mean and
+   variance are recomputed (a cumulative average over the whole set, not an EMA) on the new crops
+   mixed with ``mix`` times as many of the original training faces, so the network normalizes the
+   new camera's statistics without forgetting the old ones. No weight changes, no labels.
+2. **Autoencoder reconstruction training** continued on the same mix (``ae_epochs``, a low Adam rate):
+   the crop-quality gate (:mod:`edge_fer.quality`) then reconstructs the new camera's faces as well as
+   the old ones, instead of flagging every crop of the new camera as low quality.
+3. ``calibration.npz``: the new crops with the adapted model's predicted labels, for
+   ``edge-fer convert OUT --calib-data OUT/calibration.npz`` (int8 ranges from the new camera).
+
+Bad input (an empty or unreadable crop folder, fewer than :data:`MIN_CROPS` crops, a run directory
+without an autoencoder) is a one-line :class:`~edge_fer.errors.EdgeFerError`, checked before
+TensorFlow is imported.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_fer.bundle import ModelMeta
+from edge_fer.errors import DataError, EdgeFerError, ModelError
+
+log = logging.getLogger("edge_fer.train.adapt")
+
+MIN_CROPS = 100  # fewer crops give batch-norm statistics that are mostly noise (see the README)
+REPORT_NAME = "adapt.json"
+
+
+@dataclass
+class AdaptOptions:
+    run_dir: Path
+    unlabeled: Path
+    out: Path
+    mix: float = 1.0  # original training faces per new crop (0: the new crops alone)
+    bn: bool = True
+    ae_epochs: int = 2
+    ae_lr: float = 1e-4
+    batch_size: int = 128
+    seed: int = 0
+    data: Path | None = None  # the original faces; default: the run's config.json dataset
+    overwrite: bool = False
+
+
+def _check_run(run: Path) -> tuple[ModelMeta, dict]:
+    if not run.is_dir():
+        raise ModelError(f"{run} is not a run directory")
+    if not (run / "model.keras").is_file():
+        raise ModelError(f"{run} is not a run directory (no model.keras in it)")
+    if not (run / "autoencoder.keras").is_file():
+        raise ModelError(f"{run} has no autoencoder (autoencoder.keras): adapt needs a run trained with "
+                         "autoencoder pretraining")
+    meta = ModelMeta.load(run / "metadata.json") if (run / "metadata.json").is_file() else ModelMeta()
+    cfg: dict = {}
+    if (run / "config.json").is_file():
+        try:
+            cfg = json.loads((run / "config.json").read_text())
+        except (OSError, ValueError) as e:
+            raise ModelError(f"cannot read {run / 'config.json'}: {e}") from None
+    return meta, cfg
+
+
+def load_crops(folder: Path, size: int) -> np.ndarray:
+    """The readable images under ``folder`` as (N, size, size) uint8, at least :data:`MIN_CROPS`."""
+    from edge_fer.train.data import IMAGE_EXTS, decode_gray
+
+    if not folder.exists():
+        raise DataError(f"--unlabeled {folder}: does not exist")
+    if not folder.is_dir():
+        raise DataError(f"--unlabeled {folder}: not a folder")
+    imgs, bad = [], 0
+    for p in sorted(folder.rglob("*")):
+        if p.suffix.lower() in IMAGE_EXTS and p.is_file():
+            try:
+                img = decode_gray(p.read_bytes(), size)
+            except OSError:
+                img = None
+            if img is None:
+                bad += 1
+            else:
+                imgs.append(img)
+    if not imgs:
+        what = f"{bad} image file(s), none readable" if bad else "no image files"
+        raise DataError(f"--unlabeled {folder}: {what}")
+    if len(imgs) < MIN_CROPS:
+        raise DataError(f"--unlabeled {folder}: only {len(imgs)} readable crop(s); adapt needs at least {MIN_CROPS}")
+    if bad:
+        log.warning("--unlabeled: skipped %d unreadable image(s) in %s", bad, folder)
+    return np.stack(imgs)
+
+
+def _resolve_data(raw: Any, run: Path) -> Path | None:
+    """The dataset a run's config.json names, as convert finds it (cwd, the run dir, its parent)."""
+    if not raw:
+        return None
+    p = Path(str(raw)).expanduser()
+    if not p.exists() and not p.is_absolute():
+        for cand in (run / p, run.parent / p):
+            if cand.exists():
+                return cand.resolve()
+    return p.resolve() if p.exists() else None
+
+
+def _original_faces(opts: AdaptOptions, cfg: dict, n: int, size: int) -> tuple[np.ndarray, str]:
+    raw = opts.data or cfg.get("data")
+    if not raw:
+        raise DataError("the run's config.json names no dataset: pass --data with its training faces (or --mix 0)")
+    p = _resolve_data(raw, opts.run_dir)
+    if p is None:
+        raise DataError(f"the original faces {raw} were not found: pass --data (or --mix 0)")
+    rng = np.random.default_rng(opts.seed)
+    if p.suffix.lower() == ".npz":  # already-cropped faces (x: uint8 (N, H, W)), as convert reads them
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                x = np.asarray(z["x"])
+        except (OSError, ValueError, KeyError) as e:
+            raise DataError(f"cannot read the original faces {p}: {e}") from None
+        x = x[..., 0] if x.ndim == 4 else x
+        return x[rng.choice(len(x), size=min(n, len(x)), replace=False)].astype(np.uint8), str(p)
+    from edge_fer.train.data import load_dataset
+
+    ds = load_dataset(str(p), val_fraction=cfg.get("val_fraction", 0.1), seed=cfg.get("seed", 0),
+                      image_size=size, class_map=cfg.get("class_map") or None)
+    x = ds.splits["train"].x
+    idx = rng.choice(len(x), size=min(n, len(x)), replace=False)
+    return x[idx], str(p)
+
+
+def _check_out(opts: AdaptOptions) -> None:
+    out, run = opts.out, opts.run_dir
+    if out.resolve() == run.resolve():
+        raise EdgeFerError("--out must differ from the run directory (adapt never changes the original run)")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if not opts.overwrite or not out.is_dir():
+            raise EdgeFerError(f"--out {out} exists and is not empty: pass --overwrite or choose another folder")
+
+
+def reestimate_bn(model: Any, x: np.ndarray, batch_size: int = 256) -> int:
+    """Recompute every BatchNormalization layer's moving mean/variance of ``model`` on ``x`` (float
+    model inputs) as a cumulative average over the batches. Returns the number of layers updated."""
+    import keras
+
+    bns = [ly for ly in _all_layers(model) if isinstance(ly, keras.layers.BatchNormalization)]
+    if not bns:
+        return 0
+    saved = [ly.momentum for ly in bns]
+    for ly in bns:  # start from zero so the first batch sets the statistics
+        ly.moving_mean.assign(np.zeros(ly.moving_mean.shape, np.float32))
+        ly.moving_variance.assign(np.ones(ly.moving_variance.shape, np.float32))
+    try:
+        for k, i in enumerate(range(0, len(x), batch_size), start=1):
+            for ly in bns:
+                ly.momentum = 1.0 - 1.0 / k  # moving = moving * m + batch * (1 - m): the running mean
+            model(x[i : i + batch_size], training=True)
+    finally:
+        for ly, m in zip(bns, saved):
+            ly.momentum = m
+    return len(bns)
+
+
+def _all_layers(model: Any):
+    for ly in model.layers:
+        if hasattr(ly, "layers") and ly is not model:
+            yield from _all_layers(ly)
+        else:
+            yield ly
+
+
+def _predict(model: Any, x: np.ndarray) -> np.ndarray:
+    return np.asarray(model.predict(x, batch_size=256, verbose=0), dtype=np.float32)
+
+
+def _recon_mse(ae: Any, x: np.ndarray) -> float:
+    r = _predict(ae, x)
+    return float(np.mean((r - x) ** 2))
+
+
+def adapt(opts: AdaptOptions) -> dict:
+    """Adapt ``opts.run_dir`` to the camera of ``opts.unlabeled``; writes ``opts.out``; returns the report."""
+    run, out = Path(opts.run_dir), Path(opts.out)
+    opts.run_dir, opts.out, opts.unlabeled = run, out, Path(opts.unlabeled)
+    if opts.mix < 0:
+        raise EdgeFerError(f"--mix must be >= 0, got {opts.mix}")
+    if opts.ae_epochs < 0:
+        raise EdgeFerError(f"--ae-epochs must be >= 0, got {opts.ae_epochs}")
+    if not opts.bn and opts.ae_epochs == 0:
+        raise EdgeFerError("nothing to do: --no-bn and --ae-epochs 0")
+    meta, cfg = _check_run(run)
+    _check_out(opts)
+    size = meta.input_height
+    new = load_crops(opts.unlabeled, size)
+    n_orig = int(round(opts.mix * len(new)))
+    orig, orig_src = (_original_faces(opts, cfg, n_orig, size) if n_orig else (np.zeros((0, size, size), np.uint8), None))
+    log.info("adapting %s to %d crops from %s (+ %d original faces)", run, len(new), opts.unlabeled, len(orig))
+
+    from edge_fer.train._tf import require_tensorflow
+
+    require_tensorflow("edge-fer adapt")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # predict() on several models: retracing notes
+    from edge_fer.convert.data import to_model_input
+    from edge_fer.convert.quantize import load_keras_model
+
+    keras.utils.set_random_seed(opts.seed)
+    t0 = time.perf_counter()
+    ch = meta.input_channels
+    x_new = to_model_input(new, meta.preprocessing, ch, field=True)  # field crops: the runtime's preprocessing
+    x_orig = to_model_input(orig, meta.preprocessing, ch, field=False)  # training faces, as trained
+    x_mix = np.concatenate([x_new, x_orig])
+    x_mix = x_mix[np.random.default_rng(opts.seed).permutation(len(x_mix))]
+
+    model = load_keras_model(run / "model.keras")
+    before = _predict(model, x_new)
+    bn_layers = reestimate_bn(model, x_mix) if opts.bn else 0
+    after = _predict(model, x_new)
+
+    ae = load_keras_model(run / "autoencoder.keras")
+    ae_report: dict[str, Any] = {"epochs": opts.ae_epochs, "mse_new_before": round(_recon_mse(ae, x_new), 6)}
+    if len(x_orig):
+        ae_report["mse_original_before"] = round(_recon_mse(ae, x_orig), 6)
+    if opts.ae_epochs:
+        ae.compile(optimizer=keras.optimizers.Adam(opts.ae_lr), loss="mse")
+        ae.fit(x_mix, x_mix, batch_size=opts.batch_size, epochs=opts.ae_epochs, shuffle=True, verbose=0)
+    ae_report["mse_new_after"] = round(_recon_mse(ae, x_new), 6)
+    if len(x_orig):
+        ae_report["mse_original_after"] = round(_recon_mse(ae, x_orig), 6)
+
+    # --- write the adapted run (files first into a temp folder, then renamed into place) ----------
+    tmp = out.with_name(f".{out.name}.adapt-tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "checkpoints").mkdir(parents=True)
+    new_cfg = dict(cfg)
+    data_path = _resolve_data(cfg.get("data"), run)
+    if data_path is not None:  # absolute, so that convert finds the calibration/evaluation faces from OUT
+        new_cfg["data"] = str(data_path)
+    new_cfg["out"] = str(out)
+    (tmp / "config.json").write_text(json.dumps(new_cfg, indent=2) + "\n")
+    for name in ("metrics.json", "history.json", "history.csv", "MODEL_CARD.md"):
+        if (run / name).is_file():
+            shutil.copy2(run / name, tmp / name)
+    model.save(tmp / "model.keras")
+    ae.save(tmp / "autoencoder.keras")
+    ae.save_weights(tmp / "checkpoints" / "ae.weights.h5")
+    sub = {ly.name: ly for ly in ae.layers}
+    for name in ("encoder", "decoder"):
+        if name in sub:
+            sub[name].save(tmp / f"{name}.keras")
+    y_pseudo = after.argmax(1).astype(np.int64)
+    np.savez_compressed(tmp / "calibration.npz", x=new, y=y_pseudo, labels=np.asarray(meta.labels))
+    labels = list(meta.labels)
+    report = {
+        "format": "edge-fer-adapt-report",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "source_run": str(run.resolve()),
+        "unlabeled": str(opts.unlabeled.resolve()),
+        "crops": int(len(new)),
+        "original_faces": int(len(orig)),
+        "original_source": orig_src,
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
+        "bn_layers_reestimated": bn_layers,
+        "autoencoder": ae_report,
+        "predicted_on_new_crops": {
+            "before": {c: int(n) for c, n in zip(labels, np.bincount(before.argmax(1), minlength=len(labels)))},
+            "after": {c: int(n) for c, n in zip(labels, np.bincount(y_pseudo, minlength=len(labels)))},
+            "changed": round(float(np.mean(before.argmax(1) != y_pseudo)), 4),
+        },
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    prov = dict(meta.provenance)
+    prov["adapted"] = {"from_run": str(run.resolve()), "unlabeled": str(opts.unlabeled.resolve()),
+                       "crops": int(len(new)), "original_faces": int(len(orig)), "bn": opts.bn,
+                       "ae_epochs": opts.ae_epochs, "at": report["created"]}
+    prov["run_dir"] = str(out.resolve())
+    from dataclasses import replace
+
+    replace(meta, provenance=prov).save(tmp / "metadata.json")
+    (tmp / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    log.info("adapted run written to %s (%.1f s)", out, report["seconds"])
+    return report
