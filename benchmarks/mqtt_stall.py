@@ -16,8 +16,10 @@ Each run is the installed ``edge-fer run --source CLIP --loop --max-frames N --o
   event, and stays frozen until the run has ended (then SIGCONT): a hung broker whose socket is open.
 
 The frame rate is read from ``/metrics`` (``edge_fer_frames_total``, sampled every 0.2 s) between the
-moment the run is under way (first frame; for ``mqtt-frozen``, the freeze) and its last sample, so
-model loading and start-up are not counted. Modes are interleaved (jsonl, mqtt, ..., jsonl, mqtt, ...)
+moment the run is under way (first frame; for ``mqtt-frozen``, the freeze) and the first sample at
+the final frame count, so model loading, start-up and shutdown are not counted. The ``sink`` stage's
+mean and maximum time per frame (from the same ``/metrics``) show directly whether the frame loop waited
+on the network, independently of the machine's background load. Modes are interleaved (jsonl, mqtt, ..., jsonl, mqtt, ...)
 so that background load hits them alike; the table gives every run and the median per mode, and the
 median's ratio to the ``jsonl`` median of the same invocation. Run it against another checkout with
 ``PYTHONPATH=/that/checkout`` to compare code versions on the same machine.
@@ -166,7 +168,7 @@ def one_run(mode: str, args: argparse.Namespace, tmp: Path) -> dict:
         cmd += ["--mqtt-host", "127.0.0.1", "--mqtt-port", str(port), "--mqtt-topic", f"bench-{mode}"]
     errf = open(tmp / f"{mode}.stderr", "wb")
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errf)
-    samples: list[tuple[float, float]] = []
+    samples: list[tuple[float, float, dict]] = []
     t_start = None
     frozen = False
     last: dict[str, float] = {}
@@ -185,7 +187,7 @@ def one_run(mode: str, args: argparse.Namespace, tmp: Path) -> dict:
                         frozen = True
                         t_start = now
                 if t_start is not None:
-                    samples.append((now, frames))
+                    samples.append((now, frames, m))
             time.sleep(0.2)
         code = proc.wait()
     finally:
@@ -195,14 +197,19 @@ def one_run(mode: str, args: argparse.Namespace, tmp: Path) -> dict:
         if broker:
             broker.stop()
     if samples:  # up to the first sample at the final count (not the shutdown that follows)
-        top = max(f for _, f in samples)
-        samples = samples[: next(i for i, (_, f) in enumerate(samples) if f == top) + 1]
+        top = max(f for _, f, _ in samples)
+        samples = samples[: next(i for i, (_, f, _) in enumerate(samples) if f == top) + 1]
+    at_end = samples[-1][2] if samples else {}
+    sink_mean = at_end.get('edge_fer_stage_latency_mean_seconds{stage="sink"}')
+    sink_max = at_end.get('edge_fer_stage_latency_max_seconds{stage="sink"}')
     fps = None
     if len(samples) >= 2 and samples[-1][0] > samples[0][0]:
         fps = (samples[-1][1] - samples[0][1]) / (samples[-1][0] - samples[0][0])
     mq = {k.split("{")[0].replace("edge_fer_sink_", ""): v for k, v in last.items() if 'sink="mqtt"' in k}
     return {"mode": mode, "exit": code, "fps": fps, "window_s": samples[-1][0] - samples[0][0] if samples else 0,
-            "frozen": frozen, "mqtt_last": mq}
+            "frozen": frozen, "mqtt_last": mq,
+            "sink_mean_ms": None if sink_mean is None else sink_mean * 1000.0,
+            "sink_max_ms": None if sink_max is None else sink_max * 1000.0}
 
 
 def main() -> int:
@@ -223,14 +230,17 @@ def main() -> int:
                 r = one_run(mode, args, Path(d))
                 runs.append(r)
                 extra = " ".join(f"{k}={int(v)}" for k, v in sorted(r["mqtt_last"].items()))
-                print(f"  run {i + 1} {mode:12s} exit {r['exit']} fps {r['fps'] or 0:7.1f} over {r['window_s']:5.1f}s {extra}",
+                print(f"  run {i + 1} {mode:12s} exit {r['exit']} fps {r['fps'] or 0:7.1f} over {r['window_s']:5.1f}s"
+                      f" sink stage mean {r['sink_mean_ms'] or 0:.3f} ms max {r['sink_max_ms'] or 0:.1f} ms {extra}",
                       flush=True)
     base = statistics.median([r["fps"] for r in runs if r["mode"] == "jsonl" and r["fps"]] or [float("nan")])
-    print(f"\n{'mode':12s} {'median fps':>10s} {'vs jsonl':>9s}  runs")
+    print(f"\n{'mode':12s} {'median fps':>10s} {'vs jsonl':>9s} {'sink max ms':>11s}  runs (fps)")
     for mode in modes:
         vals = [r["fps"] for r in runs if r["mode"] == mode and r["fps"]]
         med = statistics.median(vals) if vals else float("nan")
-        print(f"{mode:12s} {med:10.1f} {med / base:9.2f}  {', '.join(f'{v:.1f}' for v in vals)}")
+        smax = statistics.median([r["sink_max_ms"] for r in runs if r["mode"] == mode and r["sink_max_ms"] is not None]
+                                 or [float("nan")])
+        print(f"{mode:12s} {med:10.1f} {med / base:9.2f} {smax:11.1f}  {', '.join(f'{v:.1f}' for v in vals)}")
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "runs": runs}, indent=2))
     return 0

@@ -124,12 +124,30 @@ mqtt = pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is not installe
 from tests.test_sink_mqtt import Broker, Subscriber, needs_broker  # noqa: E402 (after the importorskip)
 
 
+@pytest.fixture
+def mosquitto(tmp_path):
+    """A real broker, always resumed (SIGCONT) and stopped at the end, whatever failed."""
+    b = Broker(tmp_path / "broker").start()
+    yield b
+    if b.proc is not None:
+        b.proc.send_signal(signal.SIGCONT)
+    b.stop()
+
+
+@pytest.fixture
+def subscriber_factory():
+    subs = []
+    yield lambda port, pattern: subs.append(Subscriber(port, pattern)) or subs[-1]
+    for s in subs:
+        s.close()
+
+
 @needs_broker
-def test_frozen_broker_is_detected_bounded_and_loses_nothing(tmp_path):
+def test_frozen_broker_is_detected_bounded_and_loses_nothing(tmp_path, mosquitto, subscriber_factory):
     clip = shared_file("video/hamilton_clip.mp4")
-    broker = Broker(tmp_path / "broker").start()
+    broker = mosquitto
     topic = f"rel-{uuid.uuid4().hex[:8]}"
-    sub = Subscriber(broker.port, f"{topic}/events")
+    sub = subscriber_factory(broker.port, f"{topic}/events")
     http_port, queue_size = free_port(), 25
     out = tmp_path / "events.jsonl"
     cfg = tmp_path / "c.toml"
@@ -179,25 +197,20 @@ def test_frozen_broker_is_detected_bounded_and_loses_nothing(tmp_path):
         assert code == 0, err[-3000:]
     finally:
         run.kill()
-        if broker.proc is not None:
-            broker.proc.send_signal(signal.SIGCONT)
-    try:
-        assert "Traceback" not in err
-        assert re.search(r"MQTT sink: broker 127\.0\.0\.1:\d+ has acknowledged nothing for .*stalled", err), err[-3000:]
-        assert "answers again" in err and f"queue full ({queue_size} events) while the broker is stalled" in err
-        assert "not delivered at close" not in err  # close drained what was left
-        n_dropped = closed_summary(err)[1]
-        assert n_dropped > 0  # the bounded queue overflowed during the stall (and counted it)
-        key = lambda e: json.dumps(e, sort_keys=True)  # noqa: E731
-        written = {key(json.loads(x)) for x in out.read_text().splitlines()}
-        received = lambda: {key(e) for e in sub.events(topic)}  # noqa: E731 (QoS 1: duplicates possible)
-        # every event was delivered, or dropped by the bounded queue and counted: none lost silently
-        assert wait_for(lambda: len(received()) >= len(written) - n_dropped, 10), (len(received()), n_dropped, len(written))
-        time.sleep(0.3)
-        assert received() <= written and len(received()) == len(written) - n_dropped
-    finally:
-        sub.close()
-        broker.stop()
+        broker.proc.send_signal(signal.SIGCONT)
+    assert "Traceback" not in err
+    assert re.search(r"MQTT sink: broker 127\.0\.0\.1:\d+ has acknowledged nothing for .*stalled", err), err[-3000:]
+    assert "answers again" in err and f"queue full ({queue_size} events) while the broker is stalled" in err
+    assert "not delivered at close" not in err  # close drained what was left
+    n_dropped = closed_summary(err)[1]
+    assert n_dropped > 0  # the bounded queue overflowed during the stall (and counted it)
+    key = lambda e: json.dumps(e, sort_keys=True)  # noqa: E731
+    written = {key(json.loads(x)) for x in out.read_text().splitlines()}
+    received = lambda: {key(e) for e in sub.events(topic)}  # noqa: E731 (QoS 1: duplicates possible)
+    # every event was delivered, or dropped by the bounded queue and counted: none lost silently
+    assert wait_for(lambda: len(received()) >= len(written) - n_dropped, 10), (len(received()), n_dropped, len(written))
+    time.sleep(0.3)
+    assert received() <= written and len(received()) == len(written) - n_dropped
 
 
 def closed_summary(err: str) -> tuple[int, int]:
