@@ -51,9 +51,9 @@ def _root(
 
 
 def _register() -> None:
-    from edge_fer._cli import adapt, bench, convert, eval, run, train
+    from edge_fer._cli import adapt, bench, convert, doctor, eval, run, train
 
-    for mod in (train, convert, run, bench, eval, adapt):
+    for mod in (train, convert, run, bench, eval, doctor, adapt):
         mod.register(app)
 
 

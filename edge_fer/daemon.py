@@ -166,9 +166,11 @@ class Daemon:
 
 
 def run_from_config(cfg: Config) -> int:
+    from edge_fer.doctor import startup_backend
     from edge_fer.pipeline import Pipeline
     from edge_fer.redact import install_log_redaction
 
     install_log_redaction()  # also when used as a library, not only through the CLI
+    startup_backend()  # a backend that crashes the process is skipped (child-process probe, cached)
     pipe = Pipeline.from_config(cfg)
     return Daemon(pipe, max_frames=cfg.run.max_frames, status_interval_s=cfg.run.status_interval_s).run()

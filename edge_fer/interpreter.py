@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import platform
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -53,12 +54,34 @@ def _probe_library(lib: str) -> None:
 def _import_backend(name: str) -> Backend:
     mod = importlib.import_module(_MODULES[name])
     if name == "tensorflow":
+        # `import tensorflow.lite` is TF's source package, which has no Interpreter; the API is tf.lite
+        mod = importlib.import_module("tensorflow").lite
         return Backend(name, mod.Interpreter, getattr(mod.experimental, "load_delegate", None), _probe_library)
     return Backend(name, mod.Interpreter, getattr(mod, "load_delegate", None), _probe_library)
 
 
+# The backend chosen at start-up by a probe in a child process (edge_fer.doctor.startup_backend: a
+# backend that crashes the process, such as LiteRT 2.2+ where /proc/cpuinfo lists no ARM cores, is
+# skipped). EDGE_FER_BACKEND in the environment forces one. None: the first importable one.
+_preferred: str | None = None
+
+
+def set_preferred_backend(name: str | None) -> None:
+    global _preferred
+    if name is not None and name not in BACKENDS:
+        raise ConfigError(f"unknown interpreter backend {name!r} (choose from {', '.join(BACKENDS)})")
+    _preferred = name
+
+
 def select_backend(prefer: str | None = None) -> Backend:
-    """The first importable backend (``prefer`` first when given)."""
+    """The first importable backend (``prefer`` first when given; else ``$EDGE_FER_BACKEND``, else the
+    one set by :func:`set_preferred_backend`)."""
+    if prefer is None and os.environ.get("EDGE_FER_BACKEND", "").strip():
+        prefer = os.environ["EDGE_FER_BACKEND"].strip()
+        if prefer not in BACKENDS:
+            raise ConfigError(f"EDGE_FER_BACKEND={prefer!r}: unknown interpreter backend (choose from {', '.join(BACKENDS)})")
+    if prefer is None:
+        prefer = _preferred
     if prefer is not None and prefer not in BACKENDS:
         raise ConfigError(f"unknown interpreter backend {prefer!r} (choose from {', '.join(BACKENDS)})")
     order = [prefer] if prefer else list(BACKENDS)
