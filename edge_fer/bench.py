@@ -4,8 +4,8 @@ Three modes, one report shape (a plain ``dict``, JSON-serialisable):
 
 * **pipeline** (:func:`bench_pipeline`): builds the real :class:`~edge_fer.pipeline.Pipeline` with
   :meth:`Pipeline.from_config` (the code ``edge-fer run`` uses), drives it with ``step()`` and records,
-  per frame, the six stages it times itself (:data:`~edge_fer.pipeline.STAGES`: capture, detect,
-  preprocess, classify, track, sink) plus the end-to-end time of the step. The recording hook is a
+  per frame, the seven stages it times itself (:data:`~edge_fer.pipeline.STAGES`: capture, detect,
+  preprocess, classify, quality (the crop-quality gate, ~0 when off), track, sink) plus the end-to-end time of the step. The recording hook is a
   :class:`StageTimes` subclass swapped into ``pipeline.times``: no copy of the pipeline, no change to
   it. Warm-up frames are run and reported but left out of every figure.
 * **model** (:func:`bench_models`): the classifier alone, the way TFLite's ``benchmark_model`` does it

@@ -92,7 +92,7 @@ def test_status_dict_and_stage_timing(tmp_path, hamilton_clip, tiny_bundle):
     pipe, _, _ = make(tmp_path, hamilton_clip, tiny_bundle, **{"run.max_frames": 30})
     pipe.run(max_frames=30)
     st = pipe.status()
-    assert set(st) == {"fps", "frames", "faces", "dropped_frames", "bad_frames", "dropped_events", "queued_events",
+    assert set(st) == {"fps", "frames", "faces", "low_quality_faces", "dropped_frames", "bad_frames", "dropped_events", "queued_events",
                        "errors", "tracks", "uptime_s", "last_frame_ts", "source", "model", "stages"}
     assert st["frames"] == 30 and st["fps"] > 0 and st["dropped_frames"] == 0 and st["errors"] == 0
     assert tuple(st["stages"]) == STAGES
