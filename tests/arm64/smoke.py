@@ -121,6 +121,7 @@ def set_cpuinfo(root: Path, cpu: str | None) -> None:
         f.unlink(missing_ok=True)
         return
     f.parent.mkdir(exist_ok=True)
+    f.unlink(missing_ok=True)  # never write through a hard link into another copy of the rootfs
     f.write_text(pi_cpuinfo(cpu))
 
 
