@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--detector", help="haar (default) | yunet")
     ap.add_argument("--detector-model", help="YuNet .onnx")
     ap.add_argument("--detect-every", type=int)
+    ap.add_argument("--full-every", type=int, help="full-frame detection every N frames, windows between (0: off)")
     ap.add_argument("--detect-scale", type=float)
     ap.add_argument("--threads", type=int)
     ap.add_argument("--device", help="auto | cpu | edgetpu")
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
     overrides = {
         "source.uri": args.source, "model.path": args.model, "detector.name": args.detector,
-        "detector.model": args.detector_model, "detector.every": args.detect_every, "detector.scale": args.detect_scale,
+        "detector.model": args.detector_model, "detector.every": args.detect_every, "detector.full_every": args.full_every, "detector.scale": args.detect_scale,
         "model.threads": args.threads, "model.device": args.device, "output.path": os.devnull,
     }
     try:

@@ -457,7 +457,7 @@ def bench_pipeline(
         "end_to_end": e2e_summ,
         "config": {
             "detector": d.name, "detector_model": d.model or None, "detect_every": d.every, "detect_scale": d.scale,
-            "min_face": d.min_size, "model": model_path, "device": cfg.model.device, "threads": cfg.model.threads or "default",
+            "full_every": d.full_every, "min_face": d.min_size, "model": model_path, "device": cfg.model.device, "threads": cfg.model.threads or "default",
             "output": cfg.output.path,
         },
         "model": {
@@ -737,7 +737,7 @@ def compare_fer(cfg: Any, *, max_frames: int = 0, warmup: int = 5, loops: int = 
         "timed": "detection to sink for ours (Pipeline.process), FER.detect_emotions for fer; decoding excluded for both",
         "ours": {"fps": round(ours_fps, 3), "latency": summarize(ours_t), "faces": int(sum(ours_n)),
                  "frames_with_faces": int(sum(1 for x in ours_n if x)), "init_ms": round(ours_init * 1000, 1),
-                 "config": {"detector": d.name, "detect_every": d.every, "detect_scale": d.scale,
+                 "config": {"detector": d.name, "detect_every": d.every, "detect_scale": d.scale, "full_every": d.full_every,
                             "model": getattr(pipe.classifier, "source", None)}},
         "fer": {"fps": round(fer_fps, 3), "latency": summarize(fer_t), "faces": int(sum(fer_n)),
                 "frames_with_faces": int(sum(1 for x in fer_n if x)), "init_ms": round(fer_init * 1000, 1),
@@ -788,7 +788,8 @@ def format_pipeline(rep: dict[str, Any]) -> str:
     lines = [
         f"edge-fer bench: {rep['source']}: {rep['frames']} frames measured (+{rep['warmup_frames']} warm-up"
         f"{', ' + str(rep['loops']) + ' passes' if rep['loops'] > 1 else ''})",
-        f"config: detector {c['detector']} every {c['detect_every']} at scale {c['detect_scale']}, model "
+        f"config: detector {c['detector']} every {c['detect_every']} at scale {c['detect_scale']}"
+        f"{', full frame every ' + str(c['full_every']) + ' (windows between)' if c.get('full_every') else ''}, model "
         f"{Path(str(c['model'])).name} ({rep['model']['format']}, {rep['model']['size_bytes'] / 1024:.0f} KiB), "
         f"device {c['device']}, threads {c['threads']}",
         "",

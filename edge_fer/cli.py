@@ -55,6 +55,9 @@ def _register() -> None:
 
     for mod in (train, convert, run, bench, eval, doctor, adapt):
         mod.register(app)
+    from edge_fer._cli import models  # edge-fer models pull|list|remove
+
+    models.register(app)
 
 
 _register()

@@ -4,7 +4,7 @@
 
     [source]   uri, width, height, fps, loop, wait, max_pixels
     [model]    path, device, threads
-    [detector] name, model, every, scale, min_size, score_threshold
+    [detector] name, model, every, full_every, scale, min_size, score_threshold
     [tracker]  iou_threshold, max_missed, min_hits, ema_alpha, switch_margin, switch_frames
     [output]   path, format, overwrite, per_frame, annotate, save_crops
     [quality]  enabled, model, threshold
@@ -62,6 +62,9 @@ class DetectorConfig:
     name: str = "haar"  # haar | yunet
     model: str = ""  # YuNet .onnx (or a Haar cascade XML)
     every: int = _r(1, 1, 1000)  # detect every N frames; the tracker carries faces in between
+    # a full-frame pass every N frames, and between them a search only in a window around each face
+    # found by the previous detection (edge_fer.detect.roi); 0: every detection scans the whole frame
+    full_every: int = _r(12, 0, 1000)
     scale: float = _r(0.5, 0.05, 1.0)  # detection runs on the frame downscaled by this factor
     min_size: int = _r(30, 0, 10000)  # smallest face side, full-frame pixels
     score_threshold: float = _r(0.6, 0.0, 1.0)  # YuNet

@@ -223,7 +223,8 @@ class Pipeline:
 
         classifier = Classifier.from_file(cfg.model.path or None, device=cfg.model.device, threads=cfg.model.threads or None)
         d = cfg.detector
-        detector = create_detector(d.name, model=d.model or None, scale=d.scale, min_size=d.min_size, score_threshold=d.score_threshold)
+        detector = create_detector(d.name, model=d.model or None, scale=d.scale, min_size=d.min_size,
+                                   score_threshold=d.score_threshold, full_every=d.full_every, frame_gap=d.every)
         s = cfg.source
         source = open_source(s.uri, width=s.width, height=s.height, fps=s.fps, loop=s.loop, max_pixels=s.max_pixels)
         if getattr(source, "live", False):
@@ -233,6 +234,7 @@ class Pipeline:
                              ema_alpha=t.ema_alpha, switch_margin=t.switch_margin, switch_frames=t.switch_frames)
         if getattr(source, "still", False):
             tcfg.min_hits = 1  # each image is its own scene
+            detector = getattr(detector, "inner", detector)  # ... so no face windows carried from the last one
         tracker = Tracker(tcfg, classifier.labels, per_frame=cfg.output.per_frame)
         sinks = build_sinks(cfg, classifier.labels) + list(extra_sinks)
         from edge_fer.quality import gate_from_config

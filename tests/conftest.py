@@ -39,6 +39,13 @@ def fer2013_zip() -> Path:
     return shared_file("fer2013.zip")
 
 
+@pytest.fixture(autouse=True)
+def _isolated_model_cache(tmp_path_factory, monkeypatch):
+    """No test sees or writes the user's model cache (~/.cache/edge-fer, `edge-fer models pull`):
+    `--detector yunet` without a path, and `models pull`, look in a fresh folder."""
+    monkeypatch.setenv("EDGE_FER_CACHE", str(tmp_path_factory.mktemp("edge-fer-cache")))
+
+
 # --- a tiny int8 model bundle, made with TensorFlow (test fixture only) ---------------------------
 # The runtime never imports TensorFlow; only this fixture does, lazily. The bundles are cached in
 # pytest's cache folder, keyed by the code that makes them (this file, the metadata schema and its

@@ -21,7 +21,8 @@ from edge_fer._cli.run import PIPELINE_OPTIONS as _O
 
 # flag parameter name -> config key: the pipeline flags shared with `edge-fer run`
 FLAG_KEYS = {k: _RUN_FLAG_KEYS[k] for k in (
-    "source", "device", "detector", "detector_model", "detect_every", "detect_scale", "min_face", "width", "height")}
+    "source", "device", "detector", "detector_model", "detect_every", "full_every", "detect_scale", "min_face", "width",
+    "height")}
 
 
 def register(app: typer.Typer) -> None:
@@ -35,6 +36,7 @@ def register(app: typer.Typer) -> None:
         detector: Optional[str] = _O["detector"],
         detector_model: Optional[str] = _O["detector_model"],
         detect_every: Optional[int] = _O["detect_every"],
+        full_every: Optional[int] = _O["full_every"],
         detect_scale: Optional[float] = _O["detect_scale"],
         min_face: Optional[int] = _O["min_face"],
         device: Optional[str] = _O["device"],

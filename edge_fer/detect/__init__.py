@@ -27,6 +27,7 @@ class Detector(Protocol):
 DETECTORS: dict[str, str] = {
     "haar": "edge_fer.detect.haar:HaarDetector",
     "yunet": "edge_fer.detect.yunet:YuNetDetector",
+    "auto": "edge_fer.detect.auto:AutoDetector",  # yunet when its model is installed, else haar
 }
 
 
@@ -34,8 +35,16 @@ def detector_class(name: str) -> type:
     return plugins.load(DETECTORS, name, "detector")
 
 
-def create_detector(name: str = "haar", **options: Any) -> Detector:
-    return detector_class(name)(**options)
+def create_detector(name: str = "haar", full_every: int = 0, frame_gap: int = 1, **options: Any) -> Detector:
+    """The detector ``name`` built with ``options``; with ``full_every`` N >= 1 it is wrapped in a
+    :class:`~edge_fer.detect.roi.RoiDetector`: a full-frame pass every N frames, windows around the
+    known faces between (``frame_gap``: frames between two calls, the pipeline's ``detector.every``)."""
+    det = detector_class(name)(**options)
+    if full_every and int(full_every) > 0:
+        from edge_fer.detect.roi import RoiDetector
+
+        det = RoiDetector(det, full_every=int(full_every), frame_gap=frame_gap)
+    return det
 
 
 def scale_box(box: tuple[float, float, float, float], f: float, width: int, height: int) -> tuple[int, int, int, int]:

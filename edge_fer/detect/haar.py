@@ -1,4 +1,13 @@
-"""OpenCV's Haar cascade: the zero-download default detector (needs opencv-python-headless < 5)."""
+"""OpenCV's Haar cascades: the zero-download default detector (needs opencv-python-headless < 5).
+
+The full-frame pass uses ``haarcascade_frontalface_alt2.xml`` (scaleFactor 1.1, minNeighbors 3): on the
+hand-annotated frames of ``benchmarks/data/hamilton_faces.json`` it found 17 of 47 faces with no false
+positive at half resolution, where ``haarcascade_frontalface_default.xml`` (scaleFactor 1.2,
+minNeighbors 5, the earlier default) found 10 (``benchmarks/detection_recall.py``). The window search
+(:meth:`HaarDetector.detect_roi`, used by :mod:`edge_fer.detect.roi`) tries the frontal cascade and,
+when it finds nothing, ``haarcascade_profileface.xml`` on the window and on its mirror image, so a face
+that turns away keeps being found.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +21,8 @@ from edge_fer.errors import ConfigError, MissingExtraError, ModelError
 from edge_fer.preprocess import to_gray
 from edge_fer.types import Face
 
-DEFAULT_CASCADE = "haarcascade_frontalface_default.xml"
+DEFAULT_CASCADE = "haarcascade_frontalface_alt2.xml"
+PROFILE_CASCADE = "haarcascade_profileface.xml"
 
 
 class HaarDetector:
@@ -26,11 +36,16 @@ class HaarDetector:
     def __init__(
         self,
         scale: float = 0.5,
-        scale_factor: float = 1.2,
-        min_neighbors: int = 5,
+        scale_factor: float = 1.1,
+        min_neighbors: int = 3,
         min_size: int = 30,
         model: str | None = None,
         equalize: bool = False,
+        roi_min_neighbors: int = 2,
+        roi_face: int = 28,
+        roi_profile: bool = True,
+        roi_range: tuple[float, float] = (0.75, 1.33),
+        roi_equalize: bool = False,
         **_ignored,
     ):
         if not (0.05 <= scale <= 1.0):
@@ -49,6 +64,16 @@ class HaarDetector:
         self.scale, self.scale_factor, self.min_neighbors = float(scale), float(scale_factor), int(min_neighbors)
         self.min_size = int(min_size)
         self.equalize = equalize
+        # window search (edge_fer.detect.roi): the face is rescaled to about roi_face px and only sizes
+        # near its last one (roi_range) are tried, so fewer neighbours are needed to trust a hit; Haar's
+        # cost concentrates on face-like windows, so a small, tight window is what makes it cheap
+        self.roi_min_neighbors, self.roi_face = int(roi_min_neighbors), int(roi_face)
+        self.roi_range = (float(roi_range[0]), float(roi_range[1]))
+        self.roi_equalize = bool(roi_equalize)
+        self.profile = None
+        if roi_profile:
+            pp = Path(cv2.data.haarcascades) / PROFILE_CASCADE
+            self.profile = cv2.CascadeClassifier(str(pp)) if pp.is_file() else None
 
     def detect(self, image: np.ndarray) -> list[Face]:
         gray = to_gray(image)
@@ -62,3 +87,42 @@ class HaarDetector:
             small, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(ms, ms)
         )
         return [Face(scale_box(tuple(r), f, w, h), 1.0) for r in (rects if len(rects) else [])]
+
+    def detect_roi(self, image: np.ndarray, box: tuple[int, int, int, int], window: tuple[int, int, int, int]) -> Face | None:
+        """The face nearest ``box`` inside ``window`` (x0, y0, x1, y1), searched only at sizes from
+        ``roi_range`` times ``box``'s side, on the window rescaled so that the face is ``roi_face`` px:
+        the frontal cascade first, then the profile cascade both ways round."""
+        from edge_fer.detect.roi import pick_nearest
+
+        gray = to_gray(image)
+        x0, y0, x1, y1 = window
+        side = max(box[2], box[3], 1)
+        f = min(2.0, self.roi_face / side)
+        crop = gray[y0:y1, x0:x1]
+        cw, ch = max(1, int(round((x1 - x0) * f))), max(1, int(round((y1 - y0) * f)))
+        small = cv2.resize(crop, (cw, ch), interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
+        if self.equalize or self.roi_equalize:
+            small = cv2.equalizeHist(small)
+        s = side * f
+        lo, hi = max(8, int(s * self.roi_range[0])), max(9, int(s * self.roi_range[1]) + 1)
+        kw = {"scaleFactor": 1.1, "minNeighbors": self.roi_min_neighbors, "minSize": (lo, lo), "maxSize": (hi, hi)}
+        rects = list(self.cascade.detectMultiScale(small, **kw))
+        if not rects and self.profile is not None:
+            rects = list(self.profile.detectMultiScale(small, **kw))
+            if not rects:
+                rects = [(cw - rx - rw, ry, rw, rh) for rx, ry, rw, rh in self.profile.detectMultiScale(cv2.flip(small, 1), **kw)]
+        if not rects:
+            return None
+        h, w = gray.shape[:2]
+        faces = []
+        for rx, ry, rw, rh in rects:
+            bx, by, bw, bh = scale_box((rx, ry, rw, rh), f, w, h)  # window pixels -> full frame
+            faces.append(Face(_clip((bx + x0, by + y0, bw, bh), w, h), 1.0))
+        return pick_nearest(faces, box)
+
+
+def _clip(box: tuple[int, int, int, int], width: int, height: int) -> tuple[int, int, int, int]:
+    x, y, w, h = box
+    x0, y0 = max(0, x), max(0, y)
+    x1, y1 = min(width, x + w), min(height, y + h)
+    return x0, y0, max(1, x1 - x0), max(1, y1 - y0)

@@ -1,0 +1,125 @@
+"""Detect where the faces are: a full-frame pass every N frames, windows around known faces between.
+
+:class:`RoiDetector` wraps any detector that also offers ``detect_roi(image, box)`` (the best face
+near ``box``, searched only at that face's own scale inside a window around it: Haar and YuNet both
+do). On frame 0, N, 2N, ... the inner detector scans the whole frame (newcomers appear there); on
+the frames between, each face found on the previous frame is looked for again in its window only,
+which costs a fraction of a full pass. A face that its window loses is searched again for
+``patience`` more frames (wider window), then dropped until the next full pass finds it.
+
+On a full-pass frame the known faces that the full pass missed are looked for in their windows
+too, so a detector that flickers (Haar on a turning head) keeps the face.
+
+Each returned face was found in this frame's pixels: nothing is carried over or extrapolated (the
+tracker does that, with ``detector.every``). Frames are numbered by the calls to :meth:`detect`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge_fer.errors import ConfigError
+from edge_fer.types import Face
+
+
+def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    ax, ay, aw, ah = a[:4]
+    bx, by, bw, bh = b[:4]
+    ix = min(ax + aw, bx + bw) - max(ax, bx)
+    iy = min(ay + ah, by + bh) - max(ay, by)
+    if ix <= 0 or iy <= 0:
+        return 0.0
+    inter = ix * iy
+    return inter / (aw * ah + bw * bh - inter)
+
+
+def roi_window(box: tuple[int, int, int, int], margin: float, width: int, height: int) -> tuple[int, int, int, int]:
+    """A square window centred on ``box``, ``1 + 2*margin`` times its larger side, clipped to the
+    frame: (x0, y0, x1, y1)."""
+    x, y, w, h = box
+    side = max(w, h) * (1.0 + 2.0 * margin)
+    cx, cy = x + w / 2.0, y + h / 2.0
+    x0, y0 = max(0, int(cx - side / 2)), max(0, int(cy - side / 2))
+    x1, y1 = min(width, int(cx + side / 2 + 0.5)), min(height, int(cy + side / 2 + 0.5))
+    return x0, y0, x1, y1
+
+
+def pick_nearest(faces: list[Face], box: tuple[int, int, int, int]) -> Face | None:
+    """The face whose centre is nearest ``box``'s centre (ties: the higher score)."""
+    if not faces:
+        return None
+    cx, cy = box[0] + box[2] / 2.0, box[1] + box[3] / 2.0
+
+    def key(f: Face) -> tuple[float, float]:
+        fx, fy = f.box[0] + f.box[2] / 2.0, f.box[1] + f.box[3] / 2.0
+        return (float(np.hypot(fx - cx, fy - cy)), -f.score)
+
+    return min(faces, key=key)
+
+
+@dataclass
+class _Known:
+    box: tuple[int, int, int, int]
+    misses: int = 0
+
+
+class RoiDetector:
+    """``inner`` on the full frame every ``full_every`` frames; between, ``inner.detect_roi`` in a
+    window (``margin`` of the face's side on each side) around each face of the previous frame.
+
+    ``patience``: calls a lost face is still searched for (its window widened) before it is
+    dropped. ``full_every=1`` is a full pass on every frame (plus the windows of faces it missed).
+    ``frame_gap``: frames between two calls (the pipeline's ``detector.every``): ``full_every`` still
+    counts frames, and windows grow with the gap, since faces move further between calls."""
+
+    def __init__(self, inner, full_every: int = 12, margin: float = 0.4, patience: int = 2, frame_gap: int = 1):
+        if not hasattr(inner, "detect_roi"):
+            raise ConfigError(f"the {getattr(inner, 'name', 'given')} detector cannot search windows (no detect_roi)")
+        if int(full_every) < 1:
+            raise ConfigError(f"full_every must be >= 1, got {full_every}")
+        gap = max(1, int(frame_gap))
+        full_every = max(1, -(-int(full_every) // gap))  # in calls: ceil(frames / gap)
+        margin = float(margin) * (1 + (gap - 1) / 2)
+        self.inner = inner
+        self.name = f"{getattr(inner, 'name', 'detector')}+roi"
+        self.wants_gray = getattr(inner, "wants_gray", False)
+        self.full_every = int(full_every)
+        self.margin = float(margin)
+        self.patience = int(patience)
+        # more known faces than this: one full pass costs less than their windows (the inner detector says)
+        self.max_windows = int(getattr(inner, "roi_max_windows", 8))
+        self.known: list[_Known] = []
+        self.frames = 0
+        self.full_passes = 0
+        self.roi_searches = 0
+
+    def reset(self) -> None:
+        """Forget the known faces (a new scene, a new source): the next frame is a full pass."""
+        self.known = []
+        self.frames = 0
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        h, w = image.shape[:2]
+        full = self.frames % self.full_every == 0 or len(self.known) > self.max_windows
+        self.frames += 1
+        found: list[Face] = []
+        if full:
+            self.full_passes += 1
+            found = list(self.inner.detect(image))
+        kept: list[_Known] = []
+        for k in self.known:
+            if any(box_iou(k.box, f.box) > 0.3 for f in found):
+                continue  # the full pass has it
+            self.roi_searches += 1
+            x0, y0, x1, y1 = roi_window(k.box, self.margin * (1 + k.misses), w, h)
+            face = self.inner.detect_roi(image, k.box, (x0, y0, x1, y1)) if x1 - x0 >= 8 and y1 - y0 >= 8 else None
+            if face is not None and not any(box_iou(face.box, f.box) > 0.3 for f in found):
+                found.append(face)
+            elif face is None and k.misses < self.patience:
+                kept.append(_Known(k.box, k.misses + 1))
+        self.known = [_Known(tuple(int(v) for v in f.box)) for f in found] + [
+            k for k in kept if not any(box_iou(k.box, f.box) > 0.3 for f in found)
+        ]
+        return found

@@ -1,0 +1,271 @@
+"""Models that edge-fer does not ship but can fetch when the user asks: ``edge-fer models pull NAME``.
+
+Each known model has pinned download URLs and a pinned SHA-256. :func:`pull` downloads (or, with
+``from_file``, copies) into a temporary file next to the destination, hashing as it goes, and only
+a file whose hash matches is renamed into place: a checksum mismatch, an interrupted transfer or a
+full disk leave nothing behind. Nothing is ever downloaded unless :func:`pull` is called.
+
+Where models live (:func:`models_dir`): ``$EDGE_FER_CACHE/models`` when that is set, else
+``$XDG_CACHE_HOME/edge-fer/models``, else ``~/.cache/edge-fer/models``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import logging
+import os
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge_fer.errors import ConfigError, EdgeFerError, ModelError
+
+log = logging.getLogger(__name__)
+
+MAX_BYTES = 64 * 1024 * 1024  # a download with no pinned size stops here (--sha256 overrides)
+CHUNK = 64 * 1024
+
+
+class DownloadError(EdgeFerError):
+    """A model could not be fetched (no network, server error); nothing was installed."""
+
+
+class ChecksumError(ModelError):
+    """The bytes fetched or copied are not the pinned (or given) SHA-256; nothing was installed."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    filename: str
+    urls: tuple[str, ...]
+    sha256: str
+    size: int | None
+    description: str
+    source: str  # where the pinned values come from
+
+
+_OPENCV_ZOO_COMMIT = "82b38c8f98e7b52aa171400f3e4c722352d0669f"
+
+# The OpenCV Zoo YuNet (2023mar, MIT licence). The SHA-256 and size are those of the Git LFS
+# pointer of models/face_detection_yunet/face_detection_yunet_2023mar.onnx in
+# github.com/opencv/opencv_zoo at commit 82b38c8f98e7b52aa171400f3e4c722352d0669f
+# ("oid sha256:8f2383e4...2552fa4", "size 232589"); several independent projects pin the same
+# value for the same file. It could not be fetched from this build machine (no network), so the
+# bytes themselves were not hashed here: a mismatch is refused, never installed.
+KNOWN: dict[str, ModelSpec] = {
+    "yunet": ModelSpec(
+        name="yunet",
+        filename="face_detection_yunet_2023mar.onnx",
+        urls=(
+            # github.com/<repo>/raw/<commit>/<path> serves the LFS object (raw.githubusercontent.com
+            # would serve the 131-byte pointer)
+            f"https://github.com/opencv/opencv_zoo/raw/{_OPENCV_ZOO_COMMIT}/models/face_detection_yunet/"
+            "face_detection_yunet_2023mar.onnx",
+            "https://huggingface.co/opencv/face_detection_yunet/resolve/main/face_detection_yunet_2023mar.onnx",
+        ),
+        sha256="8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4",
+        size=232_589,
+        description="YuNet face detector (OpenCV Zoo, 2023mar, MIT): --detector yunet",
+        source=f"git LFS pointer in opencv/opencv_zoo@{_OPENCV_ZOO_COMMIT[:12]}",
+    ),
+}
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("EDGE_FER_CACHE")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / "edge-fer"
+
+
+def models_dir() -> Path:
+    return cache_dir() / "models"
+
+
+def spec(name: str) -> ModelSpec:
+    try:
+        return KNOWN[name]
+    except KeyError:
+        raise ConfigError(f"unknown model {name!r} (known: {', '.join(KNOWN)})") from None
+
+
+def installed_path(name: str) -> Path | None:
+    """The installed file of model ``name``, or None when it has not been pulled."""
+    p = models_dir() / spec(name).filename
+    return p if p.is_file() else None
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _check_hex(value: str) -> str:
+    v = value.strip().lower()
+    if len(v) != 64 or any(c not in "0123456789abcdef" for c in v):
+        raise ConfigError(f"--sha256 must be 64 hex digits, got {value!r}")
+    return v
+
+
+def _reason(e: BaseException) -> str:
+    if isinstance(e, http.client.IncompleteRead):
+        return f"transfer cut short ({e.expected} more bytes expected)"
+    if isinstance(e, urllib.error.HTTPError):
+        return f"HTTP {e.code} {e.reason}"
+    if isinstance(e, urllib.error.URLError):
+        r = e.reason
+        return getattr(r, "strerror", None) or str(r)
+    return getattr(e, "strerror", None) or str(e) or type(e).__name__
+
+
+def _copy_hashing(read: Callable[[int], bytes], out, limit: int, progress: Callable[[int], None] | None) -> tuple[str, int]:
+    h = hashlib.sha256()
+    n = 0
+    while True:
+        block = read(CHUNK)
+        if not block:
+            break
+        n += len(block)
+        if n > limit:
+            raise ChecksumError(f"more than {limit} bytes: not the expected file")
+        h.update(block)
+        out.write(block)
+        if progress:
+            progress(n)
+    return h.hexdigest(), n
+
+
+def pull(
+    name: str,
+    *,
+    from_file: str | Path | None = None,
+    url: str | None = None,
+    sha256: str | None = None,
+    verify: bool = True,
+    force: bool = False,
+    timeout: float = 30.0,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[Path, str, bool]:
+    """Install model ``name``; returns (path, sha256 of the installed bytes, whether it was fetched).
+
+    ``from_file``: copy a local file (offline machines) instead of downloading. ``url``: download
+    from there instead of the pinned URLs (a mirror). ``sha256``: expect this hash instead of the
+    pinned one (a model you trust by other means); ``verify=False``: accept any bytes (not
+    recommended; the hash is still reported). An installed file whose hash is right is kept
+    unless ``force``."""
+    s = spec(name)
+    expected = _check_hex(sha256) if sha256 else s.sha256
+    if not verify:
+        expected = None
+    dest_dir = models_dir()
+    dest = dest_dir / s.filename
+    if dest.is_file() and not force and not from_file and not url:
+        have = sha256_file(dest)
+        if expected is None or have == expected:
+            return dest, have, False
+        log.warning("%s: installed file has sha256 %s, not %s: fetching it again", dest, have, expected)
+    try:
+        dest_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot create the model cache {dest_dir}: {e.strerror or e}") from None
+    limit = s.size if (s.size and expected == s.sha256) else MAX_BYTES
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{s.filename}.", suffix=".part", dir=dest_dir)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            if from_file:
+                src = Path(from_file).expanduser()
+                if not src.is_file():
+                    raise ConfigError(f"--from {src}: no such file")
+                with open(src, "rb") as f:
+                    got, n = _copy_hashing(f.read, out, limit, progress)
+                where = str(src)
+            else:
+                got, n, where = _download(s, url, out, limit, timeout, progress)
+            out.flush()
+            os.fsync(out.fileno())
+        if expected is not None and got != expected:
+            hint = " (a Git LFS pointer, not the model: use a URL that serves the LFS object)" if n < 1024 and _is_lfs_pointer(tmp) else ""
+            raise ChecksumError(
+                f"{where}: sha256 {got} ({n} bytes) is not the expected {expected}{hint}; nothing installed"
+            )
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return dest, got, not from_file
+
+
+def _is_lfs_pointer(path: Path) -> bool:
+    try:
+        return path.read_bytes()[:40].startswith(b"version https://git-lfs")
+    except OSError:
+        return False
+
+
+def _download(s: ModelSpec, url: str | None, out, limit: int, timeout: float,
+              progress: Callable[[int], None] | None) -> tuple[str, int, str]:
+    urls = (url,) if url else s.urls
+    failures = []
+    for u in urls:
+        if not u.startswith(("https://", "http://")):
+            raise ConfigError(f"--url must be http(s)://..., got {u!r}")
+        req = urllib.request.Request(u, headers={"User-Agent": "edge-fer"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                length = r.headers.get("Content-Length")
+                if length and length.isdigit() and int(length) > limit:
+                    raise ChecksumError(f"{u}: {length} bytes announced, more than the expected {limit}; nothing installed")
+                out.seek(0)
+                out.truncate()
+                got, n = _copy_hashing(r.read, out, limit, progress)
+                if length and length.isdigit() and n != int(length):
+                    raise http.client.IncompleteRead(b"", int(length) - n)
+                return got, n, u
+        except ChecksumError:
+            raise
+        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:  # no network, DNS, refused, 404, cut off
+            failures.append((urllib.parse.urlsplit(u).netloc or u, _reason(e)))
+            log.debug("download of %s failed: %s", u, e)
+    reasons = list(dict.fromkeys(r for _, r in failures))
+    if len(reasons) == 1:
+        tried = f"from {', '.join(h for h, _ in failures)}: {reasons[0]}"
+    else:
+        tried = "; ".join(f"{h}: {r}" for h, r in failures)
+    raise DownloadError(
+        f"cannot download {s.name} {tried}. No network? Fetch {s.filename} elsewhere and run "
+        f"'edge-fer models pull {s.name} --from FILE'"
+    )
+
+
+def remove(name: str) -> Path | None:
+    """Delete the installed file of ``name``; returns its path, or None when none was installed."""
+    p = installed_path(name)
+    if p is not None:
+        p.unlink()
+    return p
+
+
+def describe() -> list[dict[str, object]]:
+    rows = []
+    for s in KNOWN.values():
+        p = installed_path(s.name)
+        rows.append({"name": s.name, "installed": str(p) if p else None, "sha256": s.sha256, "size": s.size,
+                     "description": s.description, "source": s.source})
+    return rows
+
+
+__all__ = ["KNOWN", "ModelSpec", "DownloadError", "ChecksumError", "cache_dir", "models_dir", "installed_path",
+           "pull", "remove", "describe", "sha256_file"]

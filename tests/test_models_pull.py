@@ -1,0 +1,292 @@
+"""`edge-fer models pull|list|remove` end to end against a real HTTP server on loopback (no network
+is ever used: the pinned URLs are replaced by the test's own server, or urlopen is made to fail)."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import os
+import shutil
+import socket
+import stat
+import threading
+import urllib.error
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from edge_fer import models_store
+from edge_fer.cli import main
+
+PAYLOAD = os.urandom(5000) + b"model"  # made by the test: not a real model
+PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+class _Server:
+    """Serves ``routes`` (path -> bytes, or a callable(handler)) on 127.0.0.1; counts requests."""
+
+    def __init__(self, routes):
+        self.routes = routes
+        self.hits: list[str] = []
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                outer.hits.append(self.path)
+                body = outer.routes.get(self.path)
+                if callable(body):
+                    return body(self)
+                if body is None:
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    d = tmp_path / "cache"
+    monkeypatch.setenv("EDGE_FER_CACHE", str(d))
+    return d / "models"
+
+
+def _pin(monkeypatch, urls, sha=PAYLOAD_SHA, size=len(PAYLOAD)):
+    """Point the registry's pinned values at the test's server (what `pull` uses without flags)."""
+    spec = replace(models_store.KNOWN["yunet"], urls=tuple(urls), sha256=sha, size=size)
+    monkeypatch.setitem(models_store.KNOWN, "yunet", spec)
+    return spec
+
+
+def _leftovers(d: Path) -> list[str]:
+    return sorted(p.name for p in d.iterdir()) if d.exists() else []
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "Traceback" not in err[0]
+    return err[0]
+
+
+def test_pull_downloads_from_the_pinned_url_and_verifies(cache, monkeypatch, capsys):
+    with _Server({"/yunet.onnx": PAYLOAD}) as srv:
+        _pin(monkeypatch, [srv.url("/yunet.onnx")])
+        assert main(["models", "pull", "yunet"]) == 0
+        out = capsys.readouterr().out
+        dest = cache / "face_detection_yunet_2023mar.onnx"
+        assert dest.read_bytes() == PAYLOAD
+        assert "downloaded" in out and PAYLOAD_SHA in out and str(dest) in out
+        assert stat.S_IMODE(dest.stat().st_mode) == 0o644
+        assert _leftovers(cache) == [dest.name]  # no temporary file left behind
+        # a second pull finds the good copy and does not download again
+        assert main(["models", "pull", "yunet"]) == 0
+        assert "already installed" in capsys.readouterr().out
+        assert srv.hits == ["/yunet.onnx"]
+    assert models_store.installed_path("yunet") == dest
+
+
+def test_pull_falls_back_to_the_next_pinned_url(cache, monkeypatch, capsys):
+    with _Server({"/b": PAYLOAD}) as srv:
+        _pin(monkeypatch, [srv.url("/a"), srv.url("/b")])  # /a is a 404
+        assert main(["models", "pull", "yunet"]) == 0
+        assert srv.hits == ["/a", "/b"]
+    assert (cache / "face_detection_yunet_2023mar.onnx").read_bytes() == PAYLOAD
+
+
+def test_checksum_mismatch_is_refused_and_leaves_nothing(cache, monkeypatch, capsys):
+    tampered = PAYLOAD[:-5] + b"xxxxx"
+    with _Server({"/m": tampered}) as srv:
+        _pin(monkeypatch, [srv.url("/m")])
+        assert main(["models", "pull", "yunet"]) == 2
+    line = _one_line_error(capsys)
+    assert hashlib.sha256(tampered).hexdigest() in line and PAYLOAD_SHA in line and "nothing installed" in line
+    assert _leftovers(cache) == []
+    assert models_store.installed_path("yunet") is None
+
+
+def test_mismatch_never_replaces_a_good_install(cache, monkeypatch, capsys):
+    with _Server({"/good": PAYLOAD, "/bad": b"not the model"}) as srv:
+        _pin(monkeypatch, [srv.url("/good")])
+        assert main(["models", "pull", "yunet"]) == 0
+        assert main(["models", "pull", "yunet", "--url", srv.url("/bad")]) == 2
+    capsys.readouterr()
+    assert (cache / "face_detection_yunet_2023mar.onnx").read_bytes() == PAYLOAD
+    assert _leftovers(cache) == ["face_detection_yunet_2023mar.onnx"]
+
+
+def test_a_transfer_cut_short_leaves_nothing(cache, monkeypatch, capsys):
+    def cut(handler):
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(PAYLOAD)))
+        handler.end_headers()
+        handler.wfile.write(PAYLOAD[:100])
+        handler.wfile.flush()
+        handler.close_connection = True
+        handler.connection.shutdown(socket.SHUT_RDWR)
+
+    with _Server({"/cut": cut}) as srv:
+        _pin(monkeypatch, [srv.url("/cut")])
+        assert main(["models", "pull", "yunet"]) == 2
+    line = _one_line_error(capsys)
+    assert "cannot download yunet" in line
+    assert _leftovers(cache) == []
+
+
+def test_a_bigger_file_than_pinned_is_refused(cache, monkeypatch, capsys):
+    with _Server({"/big": PAYLOAD * 3}) as srv:
+        _pin(monkeypatch, [srv.url("/big")])
+        assert main(["models", "pull", "yunet"]) == 2
+    assert "nothing installed" in _one_line_error(capsys)
+    assert _leftovers(cache) == []
+
+
+def test_no_network_is_one_clear_line(cache, monkeypatch, capsys):
+    # the real pinned URLs, with name resolution failing the way it does on a machine without network
+    def offline(req, timeout=None):
+        raise urllib.error.URLError(socket.gaierror(-3, "Temporary failure in name resolution"))
+
+    monkeypatch.setattr(models_store.urllib.request, "urlopen", offline)
+    assert main(["models", "pull", "yunet"]) == 2
+    line = _one_line_error(capsys)
+    assert line.startswith("edge-fer: error: cannot download yunet from github.com, huggingface.co")
+    assert "Temporary failure in name resolution" in line and "--from FILE" in line
+    assert _leftovers(cache) == []
+
+
+def test_connection_refused_on_loopback(cache, capsys):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    assert main(["models", "pull", "yunet", "--url", f"http://127.0.0.1:{port}/x.onnx", "--timeout", "5"]) == 2
+    assert "refused" in _one_line_error(capsys).lower()
+
+
+def test_from_file_checks_the_pinned_hash(cache, monkeypatch, tmp_path, capsys):
+    f = tmp_path / "model.onnx"
+    f.write_bytes(PAYLOAD)
+    _pin(monkeypatch, ["http://127.0.0.1:9/never-used"])
+    assert main(["models", "pull", "yunet", "--from", str(f)]) == 0
+    assert "copied" in capsys.readouterr().out
+    assert (cache / "face_detection_yunet_2023mar.onnx").read_bytes() == PAYLOAD
+    other = tmp_path / "other.onnx"
+    other.write_bytes(b"something else")
+    assert main(["models", "pull", "yunet", "--from", str(other)]) == 2
+    assert "nothing installed" in _one_line_error(capsys)
+    assert (cache / "face_detection_yunet_2023mar.onnx").read_bytes() == PAYLOAD
+
+
+def test_from_file_overrides_sha256_and_no_verify(cache, tmp_path, capsys):
+    f = tmp_path / "mine.onnx"
+    f.write_bytes(b"my own build of the detector")
+    digest = hashlib.sha256(f.read_bytes()).hexdigest()
+    assert main(["models", "pull", "yunet", "--from", str(f)]) == 2  # the real pinned hash: refused
+    capsys.readouterr()
+    assert main(["models", "pull", "yunet", "--from", str(f), "--sha256", digest.upper()]) == 0
+    assert "ok" in capsys.readouterr().out
+    assert main(["models", "pull", "yunet", "--from", str(f), "--no-verify"]) == 0
+    out = capsys.readouterr().out
+    assert digest in out and "not checked" in out
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["models", "pull", "nosuch"], "unknown model 'nosuch'"),
+        (["models", "pull", "yunet", "--from", "/no/such/file.onnx"], "no such file"),
+        (["models", "pull", "yunet", "--sha256", "abc"], "64 hex digits"),
+        (["models", "pull", "yunet", "--url", "ftp://x/y"], "http(s)"),
+        (["models", "pull", "yunet", "--from", "a", "--url", "http://127.0.0.1/x"], "not both"),
+    ],
+)
+def test_user_mistakes_are_one_line_exit_2(cache, capsys, argv, needle):
+    assert main(argv) == 2
+    assert needle in _one_line_error(capsys)
+    assert _leftovers(cache) == []
+
+
+def test_cache_location_follows_xdg_then_home(tmp_path, monkeypatch):
+    monkeypatch.delenv("EDGE_FER_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert models_store.models_dir() == tmp_path / "xdg" / "edge-fer" / "models"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")  # the spec says: relative paths are ignored
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert models_store.models_dir() == tmp_path / "home" / ".cache" / "edge-fer" / "models"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert models_store.models_dir() == tmp_path / "home" / ".cache" / "edge-fer" / "models"
+
+
+def test_list_and_remove(cache, monkeypatch, tmp_path, capsys):
+    assert main(["models", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "not installed" in out and models_store.KNOWN["yunet"].sha256 in out
+    f = tmp_path / "m.onnx"
+    f.write_bytes(PAYLOAD)
+    _pin(monkeypatch, ["http://127.0.0.1:9/never-used"])
+    assert main(["models", "pull", "yunet", "--from", str(f)]) == 0
+    capsys.readouterr()
+    assert main(["models", "list"]) == 0
+    assert str(cache / "face_detection_yunet_2023mar.onnx") in capsys.readouterr().out
+    assert main(["models", "remove", "yunet"]) == 0
+    assert models_store.installed_path("yunet") is None
+
+
+def test_the_pinned_values_are_the_opencv_zoo_release():
+    s = models_store.KNOWN["yunet"]
+    assert s.sha256 == "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
+    assert s.size == 232_589
+    assert s.urls[0].startswith("https://github.com/opencv/opencv_zoo/raw/") and s.urls[0].endswith("face_detection_yunet_2023mar.onnx")
+    assert all(u.startswith("https://") for u in s.urls)
+
+
+def test_yunet_needs_no_path_once_pulled(cache, capsys, request):
+    from edge_fer.detect import create_detector
+    from edge_fer.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="edge-fer models pull yunet"):
+        create_detector("yunet")
+    assert create_detector("auto").name == "haar"  # auto: Haar until YuNet is installed
+    onnx = request.getfixturevalue("yunet_model")  # skips when ../shared/data is absent
+    digest = hashlib.sha256(onnx.read_bytes()).hexdigest()  # a test fixture, not the Zoo release
+    assert main(["models", "pull", "yunet", "--from", str(onnx), "--sha256", digest]) == 0
+    det = create_detector("yunet")
+    assert Path(det.model_path) == cache / "face_detection_yunet_2023mar.onnx"
+    assert create_detector("auto").name == "yunet"  # ... and YuNet once it is
+    import numpy as np
+
+    assert det.detect(np.zeros((120, 160, 3), np.uint8)) == []
+
+
+def test_nothing_is_downloaded_without_pull(cache, monkeypatch):
+    """Building the runtime's detectors never touches the network."""
+    def boom(*a, **k):
+        raise AssertionError("network used")
+
+    monkeypatch.setattr(models_store.urllib.request, "urlopen", boom)
+    from edge_fer.detect import create_detector
+    from edge_fer.errors import ConfigError
+
+    create_detector("haar")
+    with pytest.raises(ConfigError):
+        create_detector("yunet")
+    shutil.rmtree(cache.parent, ignore_errors=True)
