@@ -19,8 +19,8 @@ def register(app: typer.Typer) -> None:
         "adapt",
         help=(
             "Adapt a training run to a new camera from unlabeled face crops (what 'edge-fer run --save-crops' collects): "
-            "batch-norm statistics re-estimated and the autoencoder's reconstruction training continued on the new crops "
-            "mixed with the original faces. Writes a run directory that 'edge-fer convert' accepts. Exit 2 on bad input."
+            "the classifier's batch-norm statistics re-estimated on the new crops mixed with the original faces; "
+            "'edge-fer convert --quality' of the result calibrates the quality gate on the new crops. Exit 2 on bad input."
         ),
     )
     def adapt_cmd(
@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", "-o", help="The adapted run directory to write."),
         mix: float = typer.Option(1.0, "--mix", help="Original training faces per new crop, mixed in (0: the new crops alone)."),
         bn: bool = typer.Option(True, "--bn/--no-bn", help="Re-estimate the classifier's batch-norm statistics."),
-        ae_epochs: int = typer.Option(2, "--ae-epochs", help="Epochs of autoencoder reconstruction training on the mix (0: none)."),
+        ae_epochs: int = typer.Option(0, "--ae-epochs", help="Epochs of autoencoder reconstruction training on the mix (default 0: measured to make the quality gate worse)."),
         ae_lr: float = typer.Option(1e-4, "--ae-lr", help="Adam learning rate of that training."),
         data: Optional[Path] = typer.Option(None, "--data", help="The original faces (default: the run's dataset, config.json)."),
         seed: int = typer.Option(0, "--seed", help="Sampling and training seed."),
