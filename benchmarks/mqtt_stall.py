@@ -2,7 +2,7 @@
 
     python benchmarks/mqtt_stall.py --source ../shared/data/video/hamilton_clip.mp4 \
         [--frames 600] [--repeats 3] [--rtt-ms 50] [--per-frame] [--modes jsonl,mqtt,mqtt-rtt,mqtt-frozen] \
-        [--json out.json]
+        [--compare-with OTHER_CHECKOUT] [--json out.json]
 
 Each run is the installed ``edge-fer run --source CLIP --loop --max-frames N --output FILE
 --http-port P [--mqtt-host 127.0.0.1 --mqtt-port B]`` in a subprocess, with a real mosquitto
@@ -21,8 +21,9 @@ the final frame count, so model loading, start-up and shutdown are not counted. 
 mean and maximum time per frame (from the same ``/metrics``) show directly whether the frame loop waited
 on the network, independently of the machine's background load. Modes are interleaved (jsonl, mqtt, ..., jsonl, mqtt, ...)
 so that background load hits them alike; the table gives every run and the median per mode, and the
-median's ratio to the ``jsonl`` median of the same invocation. Run it against another checkout with
-``PYTHONPATH=/that/checkout`` to compare code versions on the same machine.
+median's ratio to the ``jsonl`` median of the same invocation. ``--compare-with DIR`` runs every mode a
+second time per repeat with ``PYTHONPATH=DIR`` (e.g. an export of the commit before a change), interleaved,
+so both versions meet the same background load.
 """
 
 from __future__ import annotations
@@ -152,7 +153,7 @@ def metrics(port: int) -> dict[str, float]:
     return out
 
 
-def one_run(mode: str, args: argparse.Namespace, tmp: Path) -> dict:
+def one_run(mode: str, args: argparse.Namespace, tmp: Path, pythonpath: str | None = None) -> dict:
     http_port = free_port()
     cmd = [*CLI, "run", "--source", args.source, "--loop", "--max-frames", str(args.frames),
            "--output", str(tmp / f"{mode}.jsonl"), "--http-port", str(http_port)]
@@ -167,7 +168,8 @@ def one_run(mode: str, args: argparse.Namespace, tmp: Path) -> dict:
             port = proxy.port
         cmd += ["--mqtt-host", "127.0.0.1", "--mqtt-port", str(port), "--mqtt-topic", f"bench-{mode}"]
     errf = open(tmp / f"{mode}.stderr", "wb")
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errf)
+    env = dict(os.environ, PYTHONPATH=pythonpath) if pythonpath else None
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errf, env=env)
     samples: list[tuple[float, float, dict]] = []
     t_start = None
     frozen = False
@@ -221,26 +223,36 @@ def main() -> int:
     ap.add_argument("--per-frame", action="store_true", help="an event per face per frame (many more events)")
     ap.add_argument("--modes", default="jsonl,mqtt,mqtt-rtt,mqtt-frozen")
     ap.add_argument("--json", help="write the runs here")
+    ap.add_argument("--compare-with", metavar="DIR",
+                    help="also run every mode with PYTHONPATH=DIR (another checkout, e.g. the code before a "
+                         "change), interleaved with this one; rows labelled 'other:'")
     args = ap.parse_args()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    versions = [("", None)] + ([("other:", args.compare_with)] if args.compare_with else [])
     runs: list[dict] = []
     with tempfile.TemporaryDirectory() as d:
         for i in range(args.repeats):
-            for mode in modes:
-                r = one_run(mode, args, Path(d))
-                runs.append(r)
-                extra = " ".join(f"{k}={int(v)}" for k, v in sorted(r["mqtt_last"].items()))
-                print(f"  run {i + 1} {mode:12s} exit {r['exit']} fps {r['fps'] or 0:7.1f} over {r['window_s']:5.1f}s"
-                      f" sink stage mean {r['sink_mean_ms'] or 0:.3f} ms max {r['sink_max_ms'] or 0:.1f} ms {extra}",
-                      flush=True)
-    base = statistics.median([r["fps"] for r in runs if r["mode"] == "jsonl" and r["fps"]] or [float("nan")])
-    print(f"\n{'mode':12s} {'median fps':>10s} {'vs jsonl':>9s} {'sink max ms':>11s}  runs (fps)")
-    for mode in modes:
-        vals = [r["fps"] for r in runs if r["mode"] == mode and r["fps"]]
-        med = statistics.median(vals) if vals else float("nan")
-        smax = statistics.median([r["sink_max_ms"] for r in runs if r["mode"] == mode and r["sink_max_ms"] is not None]
-                                 or [float("nan")])
-        print(f"{mode:12s} {med:10.1f} {med / base:9.2f} {smax:11.1f}  {', '.join(f'{v:.1f}' for v in vals)}")
+            for label, path in versions:
+                for mode in modes:
+                    r = one_run(mode, args, Path(d), path)
+                    r["version"] = label
+                    runs.append(r)
+                    extra = " ".join(f"{k}={int(v)}" for k, v in sorted(r["mqtt_last"].items()))
+                    print(f"  run {i + 1} {label + mode:18s} exit {r['exit']} fps {r['fps'] or 0:7.1f} over "
+                          f"{r['window_s']:5.1f}s sink stage mean {r['sink_mean_ms'] or 0:.3f} ms max "
+                          f"{r['sink_max_ms'] or 0:.1f} ms {extra}", flush=True)
+    print(f"\n{'mode':18s} {'median fps':>10s} {'vs jsonl':>9s} {'sink mean ms':>12s} {'sink max ms':>11s}  runs (fps)")
+    for label, _ in versions:
+        mine = [r for r in runs if r["version"] == label]
+        base = statistics.median([r["fps"] for r in mine if r["mode"] == "jsonl" and r["fps"]] or [float("nan")])
+        for mode in modes:
+            rs = [r for r in mine if r["mode"] == mode]
+            vals = [r["fps"] for r in rs if r["fps"]]
+            med = statistics.median(vals) if vals else float("nan")
+            smean = statistics.median([r["sink_mean_ms"] for r in rs if r["sink_mean_ms"] is not None] or [float("nan")])
+            smax = statistics.median([r["sink_max_ms"] for r in rs if r["sink_max_ms"] is not None] or [float("nan")])
+            print(f"{label + mode:18s} {med:10.1f} {med / base:9.2f} {smean:12.3f} {smax:11.1f}  "
+                  f"{', '.join(f'{v:.1f}' for v in vals)}")
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "runs": runs}, indent=2))
     return 0
