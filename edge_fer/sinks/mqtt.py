@@ -256,9 +256,10 @@ class MqttSink:
                 self._c["dropped"] += 1
                 if not self._warned_drop:
                     self._warned_drop = True
+                    why = ("stalled" if self._stalled else "not keeping up" if self._connected else "unreachable")
                     log.warning(
                         "MQTT sink: queue full (%d events) while the broker is %s; dropping the oldest",
-                        self._queue_size, "stalled" if self._stalled else "unreachable",
+                        self._queue_size, why,
                     )
             self._track(event.type, d)
             self._cond.notify_all()
