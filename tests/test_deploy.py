@@ -196,6 +196,8 @@ def _gpg_key(tmp_path, name):
     out = subprocess.run(["gpg", "--batch", "--with-colons", "--list-keys"], check=True, capture_output=True,
                          text=True, env=env).stdout
     fpr = next(line.split(":")[9] for line in out.splitlines() if line.startswith("fpr:"))
+    if shutil.which("gpgconf"):  # key generation started a gpg-agent for this home: stop it
+        subprocess.run(["gpgconf", "--kill", "gpg-agent"], capture_output=True, env=env)
     return key, fpr
 
 
