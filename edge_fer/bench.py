@@ -99,14 +99,9 @@ def _cpu_model() -> str:
 
 
 def _dist_version(*names: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
+    from edge_fer.doctor import dist_version
 
-    for n in names:
-        try:
-            return version(n)
-        except PackageNotFoundError:
-            continue
-    return None
+    return dist_version(*names)
 
 
 RUNTIME_DISTS = {

@@ -222,3 +222,12 @@ def read_bundle_meta(model_bytes: bytes, source: str = "model") -> ModelMeta:
             "make it with 'edge-fer convert'"
         )
     return ModelMeta.from_json(raw, source)
+
+
+def read_bundle_meta_named(model_bytes: bytes, source: str) -> ModelMeta:
+    """:func:`read_bundle_meta` whose errors always start with ``source`` (the file the user named)."""
+    try:
+        return read_bundle_meta(model_bytes, source)
+    except ModelError as e:
+        msg = str(e)
+        raise ModelError(msg if msg.startswith(source) else f"{source}: {msg}") from None

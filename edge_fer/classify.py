@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_fer.bundle import ModelMeta, read_bundle_meta
+from edge_fer.bundle import ModelMeta, read_bundle_meta_named
 from edge_fer.errors import ModelError
 from edge_fer.interpreter import Backend, load_interpreter
 from edge_fer.preprocess import InputSpec, prepare_batch, to_model_input
@@ -72,11 +72,7 @@ class Classifier:
         backend: Backend | str | None = None,
     ):
         self.source = source
-        try:
-            self.meta: ModelMeta = read_bundle_meta(model_bytes, source)
-        except ModelError as e:
-            msg = str(e)
-            raise ModelError(msg if msg.startswith(source) else f"{source}: {msg}") from None
+        self.meta: ModelMeta = read_bundle_meta_named(model_bytes, source)
         try:
             loaded = load_interpreter(model_content=model_bytes, device=device, threads=threads, backend=backend)
         except ModelError as e:

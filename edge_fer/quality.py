@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_fer.bundle import ModelMeta, read_bundle_meta
+from edge_fer.bundle import ModelMeta, read_bundle_meta_named
 from edge_fer.errors import ModelError
 from edge_fer.interpreter import Backend, load_interpreter
 from edge_fer.preprocess import InputSpec, quantize
@@ -61,11 +61,7 @@ class QualityGate:
         backend: Backend | str | None = None,
     ):
         self.source = source
-        try:
-            self.meta: ModelMeta = read_bundle_meta(model_bytes, source)
-        except ModelError as e:
-            msg = str(e)
-            raise ModelError(msg if msg.startswith(source) else f"{source}: {msg}") from None
+        self.meta: ModelMeta = read_bundle_meta_named(model_bytes, source)
         role = (self.meta.quantization or {}).get("model_role")
         if role != ROLE:
             raise ModelError(f"{source}: not an edge-fer autoencoder (model_role {role!r}); make it with 'edge-fer convert --quality'")
