@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
         run_dir: Path = typer.Argument(..., help="The trained run directory (model.keras, autoencoder.keras, config.json)."),
         unlabeled: Path = typer.Option(..., "--unlabeled", help="Folder of face crops from the new camera (at least 100)."),
         out: Path = typer.Option(..., "--out", "-o", help="The adapted run directory to write."),
-        mix: float = typer.Option(1.0, "--mix", help="Original training faces per new crop, mixed in (0: the new crops alone)."),
+        mix: float = typer.Option(2.0, "--mix", help="Original training faces per new crop, mixed in for the batch-norm statistics (0: the new crops alone)."),
         bn: bool = typer.Option(True, "--bn/--no-bn", help="Re-estimate the classifier's batch-norm statistics."),
         ae_epochs: int = typer.Option(0, "--ae-epochs", help="Epochs of autoencoder reconstruction training on the mix (default 0: measured to make the quality gate worse)."),
         ae_lr: float = typer.Option(1e-4, "--ae-lr", help="Adam learning rate of that training."),
