@@ -134,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-size", type=int, default=FER_TRAIN)
     ap.add_argument("--full-run", action="append", default=[],
                     help="VARIANT=RUN_DIR of a finished 100%% run to include (e.g. pretrained=runs/res16)")
+    ap.add_argument("--summarize-only", action="store_true",
+                    help="train nothing: tabulate the finished runs under --out (a study cut short)")
     ap.add_argument("train_args", nargs=argparse.REMAINDER, help="-- then flags passed to every edge-fer train")
     a = ap.parse_args(argv)
     extra = [x for x in a.train_args if x != "--"]
@@ -144,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             if a.seeds_large is not None and frac >= 0.25 and seed not in a.seeds_large:
                 continue
             for variant in ("pretrained", "scratch"):
+                if a.summarize_only and not (Path(a.out) / f"f{frac:g}_s{seed}_{variant}" / "metrics.json").exists():
+                    continue
                 rows.append(run_one(a, frac, seed, variant, extra))
                 (Path(a.out) / "label_efficiency_rows.json").write_text(json.dumps(rows, indent=2))
     for item in a.full_run:
