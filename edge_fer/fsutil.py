@@ -1,0 +1,57 @@
+"""Atomic file writes: a reader (or a crash) never sees half a file.
+
+The data goes to a temporary file in the target's folder, is flushed, gets the usual permissions
+(``0666 & ~umask``; ``mkstemp`` makes ``0600``) and is then renamed over the target.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from edge_fer.errors import EdgeFerError
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def stage_bytes(target: str | Path, data: bytes) -> Path:
+    """Write ``data`` to a temporary file beside ``target`` and return its path (rename it with
+    :func:`os.replace` to commit, unlink it to discard). A failed write is an :class:`EdgeFerError`."""
+    target = Path(target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise EdgeFerError(f"cannot write {target}: {e.strerror or e}") from None
+    return Path(tmp)
+
+
+def atomic_write_bytes(target: str | Path, data: bytes) -> None:
+    tmp = stage_bytes(target, data)
+    try:
+        os.replace(tmp, target)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise EdgeFerError(f"cannot write {target}: {e.strerror or e}") from None
+
+
+def atomic_write_text(target: str | Path, text: str) -> None:
+    atomic_write_bytes(target, text.encode("utf-8"))
+
+
+def atomic_write_json(target: str | Path, obj: Any, *, indent: int | None = 2) -> None:
+    from edge_fer.jsonutil import json_default
+
+    atomic_write_text(target, json.dumps(obj, indent=indent, default=json_default) + "\n")
