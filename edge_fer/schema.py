@@ -1,0 +1,192 @@
+"""One schema per set of options: a dataclass whose fields carry their range, choices, CLI flag and help.
+
+Everything else derives from it: the defaults (the dataclass), the CLI flags with their help and
+shown defaults (:func:`command`), validation with ranges and choices (:func:`check`), and for the run
+config the TOML file and ``--print-config`` (:mod:`edge_fer.config`). Used by ``run``/``bench``
+(:mod:`edge_fer.config`), ``train`` (``TrainConfig``) and ``convert`` (``ConvertOptions``)::
+
+    @dataclass
+    class DetectorConfig:
+        every: int = opt(1, lo=1, hi=1000, flag="--detect-every", help="Detect faces every N frames.")
+
+A field without ``flag`` exists in the file (or the library) only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+import types
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, Optional, Union
+
+from edge_fer.errors import ConfigError
+
+INF = float("inf")
+_MISSING = dataclasses.MISSING
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What a field's metadata says about it (``field(metadata={"spec": Spec(...)})``)."""
+
+    lo: float | None = None
+    hi: float = INF
+    open_lo: bool = False
+    choices: tuple[Any, ...] = ()
+    flag: str = ""  # "--detect-every", "--per-frame/--no-per-frame", "" = no CLI flag
+    short: str = ""  # "-s"
+    help: str = ""
+    required: bool = False  # a CLI option without default (typer's ``...``)
+
+    def describe_range(self) -> str:
+        lo = self.lo if self.lo is not None else -INF
+        if self.hi == INF:
+            return f"{'>' if self.open_lo else '>='} {lo:g}"
+        return f"in {'(' if self.open_lo else '['}{lo:g}, {self.hi:g}]"
+
+
+def opt(default: Any = _MISSING, *, lo: float | None = None, hi: float = INF, open_lo: bool = False,
+        choices: Sequence[Any] = (), flag: str = "", short: str = "", help: str = "",
+        default_factory: Callable[[], Any] | Any = _MISSING, required: bool = False) -> Any:
+    """A dataclass field with its :class:`Spec`."""
+    spec = Spec(lo=lo, hi=hi, open_lo=open_lo, choices=tuple(choices), flag=flag, short=short, help=help,
+                required=required)
+    if default_factory is not _MISSING:
+        return field(default_factory=default_factory, metadata={"spec": spec})
+    return field(default=default, metadata={"spec": spec})
+
+
+def spec_of(f: dataclasses.Field) -> Spec:
+    return f.metadata.get("spec") or Spec()
+
+
+def _name(key: str) -> str:
+    return key if key.startswith("-") else f"config key '{key}'"
+
+
+def check_value(key: str, value: Any, spec: Spec) -> None:
+    """Finite numbers, the range and the choices of one value; a :class:`ConfigError` naming ``key``
+    (a config key, shown quoted, or a ``--flag``)."""
+    if isinstance(value, bool):
+        pass
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{_name(key)} must be a finite number, got {value!r}")
+    elif isinstance(value, (int, float)) and (spec.lo is not None or spec.hi != INF):
+        lo = spec.lo if spec.lo is not None else -INF
+        if not ((lo < value if spec.open_lo else lo <= value) and value <= spec.hi):
+            raise ConfigError(f"{_name(key)} must be {spec.describe_range()}, got {value!r}")
+    if spec.choices and value not in spec.choices:
+        shown = ", ".join(str(c) for c in spec.choices)
+        raise ConfigError(f"{_name(key)} must be one of {shown}, got {value!r}")
+
+
+def check(obj: Any, prefix: str = "", *, as_flags: bool = False) -> Any:
+    """Check every field of the dataclass ``obj`` against its spec; returns ``obj``. ``as_flags``:
+    errors name the field's CLI flag (``--epochs``) where it has one, else ``prefix + name``."""
+    for f in fields(obj):
+        spec = spec_of(f)
+        key = spec.flag.split("/")[0] if as_flags and spec.flag else f"{prefix}{f.name}"
+        check_value(key, getattr(obj, f.name), spec)
+    return obj
+
+
+def field_default(f: dataclasses.Field) -> Any:
+    if f.default is not _MISSING:
+        return f.default
+    if f.default_factory is not _MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return None
+
+
+def _plain_type(t: Any) -> Any:
+    """``Optional[X]`` / ``X | None`` -> ``X``."""
+    if typing.get_origin(t) in (Union, types.UnionType):
+        args = [a for a in typing.get_args(t) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return t
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if value in ("", None, [], ()):
+        return "none"
+    return str(value)
+
+
+def flag_parameters(cls: type, prefix: str = "") -> list[tuple[str, str, inspect.Parameter]]:
+    """``(parameter name, key, parameter)`` for every field of ``cls`` with a flag. The parameter's
+    default is ``None`` (flag not given) so that a file or the dataclass default applies; the help
+    shows the schema default."""
+    import typer
+
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in fields(cls):
+        spec = spec_of(f)
+        if not spec.flag:
+            continue
+        name = spec.flag.split("/")[0].lstrip("-").replace("-", "_")
+        typ = _plain_type(hints[f.name])
+        default = field_default(f)
+        help_text = spec.help
+        if not spec.required and "(default" not in help_text:
+            help_text = f"{help_text} (default: {_shown(default)})".strip()
+        decls = [spec.flag] + ([spec.short] if spec.short else [])
+        if spec.required:
+            info = typer.Option(..., *decls, help=help_text)
+            annotation: Any = typ
+        else:
+            info = typer.Option(None, *decls, help=help_text)
+            annotation = typ if typing.get_origin(typ) is list else Optional[typ]
+        param = inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation)
+        out.append((name, f"{prefix}{f.name}", param))
+    return out
+
+
+def command(app: Any, name: str, schemas: Sequence[tuple[str, type]], **command_kw: Any) -> Callable:
+    """Register ``func`` as the typer command ``name`` with its own parameters followed by one flag per
+    schema field that has one. ``func`` receives its own arguments plus ``flags``: ``{key: value}`` of
+    the flags given (``None``, i.e. not given, left out). ``schemas``: ``(key prefix, dataclass)``."""
+
+    def deco(func: Callable) -> Callable:
+        sig = inspect.signature(func, eval_str=True)
+        own = [p for p in sig.parameters.values() if p.name != "flags"]
+        keymap: dict[str, str] = {}
+        generated: list[inspect.Parameter] = []
+        for prefix, cls in schemas:
+            for pname, key, param in flag_parameters(cls, prefix):
+                if pname in keymap or any(p.name == pname for p in own):
+                    raise RuntimeError(f"flag parameter {pname!r} defined twice in '{name}'")
+                keymap[pname] = key
+                generated.append(param)
+
+        def wrapper(**kw: Any) -> Any:
+            flags = {keymap[k]: kw.pop(k) for k in list(kw) if k in keymap}
+            flags = {k: v for k, v in flags.items() if v is not None and v != []}
+            return func(flags=flags, **kw)
+
+        params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + generated
+        wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        wrapper.__doc__ = func.__doc__
+        wrapper.__name__ = func.__name__
+        app.command(name, **command_kw)(wrapper)
+        return func
+
+    return deco
+
+
+def build(cls: type, values: dict[str, Any], *, as_flags: bool = True) -> Any:
+    """``cls(**values)`` for a flat schema (train, convert), checked (errors name the flags);
+    unknown keys are an error."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown option(s): {', '.join(unknown)}")
+    return check(cls(**values), as_flags=as_flags)
