@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 
@@ -80,24 +82,76 @@ class Event:
         return d
 
 
-@runtime_checkable
-class Sink(Protocol):
-    """Where events go. ``emit`` must not raise for transport failures: a sink that cannot
-    deliver retries with back-off and counts what it drops. A sink that can never deliver again
-    (a full disk, a closed pipe) may set a ``failed`` attribute to the reason: the runtime then ends
-    the run with an error (``Pipeline.check_outcome``)."""
+StatusProvider = Callable[[], Any]
+"""Returns the runtime's status (``Pipeline.status()``): a mapping, or an object with ``to_dict()``."""
 
-    name: str
 
+def status_dict(status: Any) -> Mapping[str, Any] | None:
+    """What a :data:`StatusProvider` returned, as a mapping (None when it is neither kind)."""
+    if isinstance(status, Mapping):
+        return status
+    to_dict = getattr(status, "to_dict", None)
+    return to_dict() if callable(to_dict) else None
+
+
+@dataclass(eq=False)
+class SinkStats(Mapping[str, int]):
+    """A sink's counters. Read them as attributes or as a read-only mapping (``stats["sent"]``,
+    ``stats.get("queued", 0)``); ``to_dict`` is the JSON (MQTT ``<topic>/stats``, ``/metrics``).
+    A counter that is None is one the sink does not have (``queued`` for a sink without a queue)
+    and is left out of the mapping. Sinks with more counters subclass this."""
+
+    sent: int = 0  # events delivered
+    dropped: int = 0  # events lost (a full queue, gave up)
+    errors: int = 0  # transport errors
+    queued: int | None = None  # events waiting for delivery
+
+    def to_dict(self) -> dict[str, int]:
+        return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
+
+    def __getitem__(self, key: str) -> int:
+        return self.to_dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_dict())
+
+    def __len__(self) -> int:
+        return len(self.to_dict())
+
+
+class Sink(ABC):
+    """Where events go. Subclass it: the runtime calls every method below without probing.
+
+    ``emit`` must not raise for transport failures: a sink that cannot deliver retries with back-off
+    and counts what it drops. A sink that can never deliver again (a full disk, a closed pipe) sets
+    :attr:`failed` to the reason: the runtime then ends the run with an error
+    (``Pipeline.check_outcome``)."""
+
+    #: the sink's name in logs and in ``/metrics`` (``sink="..."``)
+    name: str = "sink"
+    #: why the sink gave up for good; None while it can deliver
+    failed: str | None = None
+
+    @abstractmethod
     def emit(self, event: Event) -> None: ...
 
     def flush(self) -> None:
         """Called after every frame that has events: hand buffered output on (a file write), but
         never wait on the network; acknowledgement waits belong to ``close`` (bounded)."""
-        ...
 
+    @abstractmethod
     def close(self) -> None: ...
 
-    def stats(self) -> dict[str, int]:
-        """Counters such as {"sent": n, "dropped": n, "errors": n}."""
-        ...
+    @abstractmethod
+    def stats(self) -> SinkStats: ...
+
+    @property
+    def where(self) -> str:
+        """Where the output goes, for messages (a file's path, ``stdout``); the name by default."""
+        return self.name
+
+    def set_status_provider(self, fn: StatusProvider | None) -> None:
+        """The runtime's status, for sinks that report it (HTTP ``/healthz``, MQTT ``<topic>/stats``)."""
+
+    def set_sinks(self, sinks: Sequence[Sink]) -> None:
+        """All the run's sinks, for sinks that report their stats (HTTP ``/metrics``)."""
