@@ -191,14 +191,15 @@ def test_failed_writes_are_retried_counted_and_exported_in_metrics(tmp_path):
     what reached the file; errors, queued and dropped show in the HTTP sink's /metrics."""
     script = r"""
 import json, logging, resource, sys, urllib.request
+from edge_fer.config import HttpConfig, OutputConfig
 from edge_fer.sinks.http import HttpSink
 from edge_fer.sinks.jsonl import JsonlSink
 from edge_fer.types import Event
 
 logging.basicConfig(level=logging.INFO)
 path = sys.argv[1]
-sink = JsonlSink(path)
-http = HttpSink(port=0)
+sink = JsonlSink(OutputConfig(path=path))
+http = HttpSink(HttpConfig(port=0))
 http.set_sinks([sink, http])
 metrics = lambda: urllib.request.urlopen(http.url + "/metrics", timeout=10).read().decode()
 ev = lambda i: Event(type="face", ts=float(i), frame=i, track_id=1, label="happy", scores={"happy": 1.0}, box=(1, 2, 3, 4))
@@ -206,14 +207,14 @@ soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
 resource.setrlimit(resource.RLIMIT_FSIZE, (0, hard))  # "disk full"
 for i in range(3):
     sink.emit(ev(i)); sink.flush()
-full = (sink.stats(), metrics())
+full = (sink.stats().to_dict(), metrics())
 resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))  # room again
 sink.emit(ev(3)); sink.flush()
-again = (sink.stats(), metrics())
+again = (sink.stats().to_dict(), metrics())
 resource.setrlimit(resource.RLIMIT_FSIZE, (0, hard))
 for i in range(4, 4 + sink.max_consecutive_errors):
     sink.emit(ev(i)); sink.flush()
-gone = (sink.stats(), metrics(), sink.failed)
+gone = (sink.stats().to_dict(), metrics(), sink.failed)
 http.close(); sink.close()
 print(json.dumps([full, again, gone]))
 """

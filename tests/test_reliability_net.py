@@ -366,14 +366,15 @@ def test_http_host_check_and_head(tmp_path):
 
 
 def test_http_allowed_hosts_star_disables_the_check():
+    from edge_fer.config import HttpConfig
     from edge_fer.sinks.http import HttpSink
 
-    sink = HttpSink(port=0, allowed_hosts="*")
+    sink = HttpSink(HttpConfig(port=0, allowed_hosts="*"))
     try:
         assert get(sink.port, "/", "anything.example")[0] == 200
     finally:
         sink.close()
-    sink = HttpSink(port=0)
+    sink = HttpSink(HttpConfig(port=0))
     try:
         assert get(sink.port, "/", "anything.example")[0] == 403
         assert sink.stats()["rejected_host"] == 1

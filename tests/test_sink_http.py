@@ -12,8 +12,10 @@ import urllib.request
 
 import pytest
 
+from edge_fer.config import HttpConfig
 from edge_fer.errors import ConfigError
-from edge_fer.sinks.http import PROMETHEUS_CONTENT_TYPE, HttpSink, render_metrics
+from edge_fer.sinks.http import HttpSink
+from edge_fer.sinks.prometheus import PROMETHEUS_CONTENT_TYPE, render_metrics
 from edge_fer.types import Event, Sink
 
 STAGES = ("capture", "detect", "preprocess", "classify", "track", "sink")
@@ -40,7 +42,7 @@ def get(url: str) -> tuple[int, str, str]:
 
 @pytest.fixture
 def sink():
-    s = HttpSink(port=0)
+    s = HttpSink(HttpConfig(port=0))
     yield s
     s.close()
 
@@ -171,7 +173,7 @@ def test_latest_tracks_and_emit_is_cheap(sink):
 
 
 def test_concurrent_requests_and_close_releases_port():
-    s = HttpSink(port=0)
+    s = HttpSink(HttpConfig(port=0))
     s.set_status_provider(lambda: status())
     results: list[int] = []
 
@@ -197,4 +199,4 @@ def test_concurrent_requests_and_close_releases_port():
 
 def test_port_in_use_is_a_config_error(sink):
     with pytest.raises(ConfigError, match=str(sink.port)):
-        HttpSink(port=sink.port)
+        HttpSink(HttpConfig(port=sink.port))

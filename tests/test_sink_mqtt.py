@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from edge_fer import config
+from edge_fer.config import MqttConfig
 from edge_fer.errors import ConfigError, MissingExtraError
 from edge_fer.types import Event
 
@@ -152,9 +154,11 @@ def topic() -> str:
 
 
 def make_sink(port: int, topic: str, **kw) -> MqttSink:
+    """The sink on 127.0.0.1:port; ``kw`` are fields of MqttConfig or the sink's own keyword parameters."""
     kw.setdefault("reconnect_min_delay", 0.1)
     kw.setdefault("reconnect_max_delay", 0.5)
-    return MqttSink(host="127.0.0.1", port=port, topic=topic, **kw)
+    options = {k: kw.pop(k) for k in list(kw) if k in MqttConfig.__dataclass_fields__}
+    return MqttSink(MqttConfig(host="127.0.0.1", port=port, topic=topic, **options), **kw)
 
 
 def face_event(i: int, etype: str = "expression_changed", label: str = "happy") -> Event:
@@ -168,13 +172,15 @@ def face_event(i: int, etype: str = "expression_changed", label: str = "happy") 
 def test_missing_paho_raises_missing_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "paho.mqtt.client", None)
     with pytest.raises(MissingExtraError, match=r"edge-fer\[mqtt\]"):
-        MqttSink(port=1)
+        MqttSink(MqttConfig(host="localhost", port=1))
 
 
-@pytest.mark.parametrize("kw", [{"qos": 3}, {"topic": "a/#"}, {"topic": ""}, {"port": 0}, {"queue_size": 0}])
+@pytest.mark.parametrize("kw", [{"qos": 3}, {"topic": "a/#"}, {"topic": "/"}, {"port": 0}, {"queue_size": 0}])
 def test_invalid_arguments_are_config_errors(kw):
+    # checked once: ranges and choices by the config schema, the topic prefix by the sink
     with pytest.raises(ConfigError):
-        MqttSink(**kw)
+        cfg = config.build(None, {"mqtt.host": "localhost", **{f"mqtt.{k}": v for k, v in kw.items()}})
+        MqttSink(cfg.mqtt)
 
 
 @needs_broker
@@ -221,8 +227,9 @@ def test_last_will_offline_on_unclean_disconnect(broker, topic):
     code = textwrap.dedent(
         f"""
         import sys, time
+        from edge_fer.config import MqttConfig
         from edge_fer.sinks.mqtt import MqttSink
-        s = MqttSink(host="127.0.0.1", port={broker.port}, topic="{topic}", reconnect_min_delay=0.1)
+        s = MqttSink(MqttConfig(host="127.0.0.1", port={broker.port}, topic="{topic}"), reconnect_min_delay=0.1)
         for _ in range(500):
             if s.connected:
                 break

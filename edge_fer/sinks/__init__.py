@@ -1,18 +1,38 @@
-"""Event sinks behind the :class:`~edge_fer.types.Sink` protocol, chosen by name.
+"""Event sinks: subclasses of :class:`~edge_fer.types.Sink`, chosen by name.
 
-Adding a sink is one module plus one line in :data:`SINKS`. Sinks never raise on transport
-failures (they count them); constructors may raise :class:`~edge_fer.errors.EdgeFerError` for bad
-settings or a missing optional dependency.
+Adding a sink is one module plus one line in :data:`SINKS`. A sink's constructor takes its typed
+options (a section of :class:`~edge_fer.config.Config`, validated there) as the first parameter.
+Sinks never raise on transport failures (they count them); constructors may raise
+:class:`~edge_fer.errors.EdgeFerError` for settings that cannot work (a port in use) or a missing
+optional dependency.
+
+========================  ===========================================================
+module                    what it holds
+========================  ===========================================================
+``textfile``              the text-file output (stdout or a file): append, retry, give up
+``jsonl``, ``csv``        the two output formats on top of it (``[output]``)
+``mqtt``                  the MQTT sink: paho client, worker thread (``[mqtt]``)
+``outbox``                its queue, in-flight window, stall detection and counters
+``hass``                  its Home Assistant discovery messages
+``http``                  the HTTP sink: ``/healthz``, ``/metrics``, ``/latest`` (``[http]``)
+``prometheus``            the ``/metrics`` text
+``hostcheck``             the HTTP sink's ``Host`` check (DNS rebinding)
+``room``                  the faces in view now (MQTT ``<topic>/state``, HTTP ``/latest``)
+========================  ===========================================================
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from edge_fer import plugins
 from edge_fer.errors import ConfigError, MissingExtraError
 from edge_fer.types import Sink
+
+if TYPE_CHECKING:
+    from edge_fer.config import Config
 
 # name -> "module:Class" (imported lazily: paho-mqtt only when the mqtt sink is used)
 SINKS: dict[str, str] = {
@@ -37,8 +57,20 @@ def sink_class(name: str) -> type:
         raise
 
 
-def create_sink(name: str, **options: Any) -> Sink:
-    return sink_class(name)(**options)
+def build_sinks(cfg: Config, labels: Sequence[str]) -> list[Sink]:
+    """The sinks a config asks for: the output (``output.format``), then MQTT and HTTP when configured."""
+    labels = tuple(labels)
+    sinks: list[Sink] = [sink_class(cfg.output.format)(cfg.output, labels=labels)]
+    try:
+        if cfg.mqtt.host:
+            sinks.append(sink_class("mqtt")(cfg.mqtt, labels=labels))
+        if cfg.http.port:
+            sinks.append(sink_class("http")(cfg.http))
+    except Exception:
+        for s in sinks:
+            s.close()
+        raise
+    return sinks
 
 
-__all__ = ["SINKS", "create_sink", "sink_class", "Sink"]
+__all__ = ["SINKS", "Sink", "build_sinks", "sink_class"]

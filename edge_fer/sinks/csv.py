@@ -1,6 +1,6 @@
 """CSV: one row per event; a column per label for the scores.
 
-A file is appended to (``overwrite=True`` truncates it): the header row is written only to an empty
+A file is appended to (``output.overwrite`` truncates it): the header row is written only to an empty
 file, and a file that starts with another header is refused (its columns would not line up)."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
+from edge_fer.config import OutputConfig
 from edge_fer.errors import ConfigError
 from edge_fer.labels import LABELS
 from edge_fer.sinks.textfile import TextFileSink
@@ -28,9 +28,9 @@ def _row(values: Sequence[Any]) -> str:
 class CsvSink(TextFileSink):
     name = "csv"
 
-    def __init__(self, path: str | Path | None = "-", labels: Sequence[str] = LABELS, overwrite: bool = False,
-                 **_ignored: Any):
-        super().__init__(path, overwrite)
+    def __init__(self, options: OutputConfig, *, labels: Sequence[str] = LABELS) -> None:
+        """``options.path`` (``-``: stdout) and ``options.overwrite``; a score column per label."""
+        super().__init__(options.path, options.overwrite)
         self.labels = tuple(labels)
         header = _row([*BASE_COLUMNS, *self.labels])
         if not self.appending:

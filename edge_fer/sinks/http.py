@@ -8,21 +8,16 @@ Endpoints (GET):
     ``status`` = ``"starting"`` (no frame yet), ``"stale"`` (last frame too old), ``"no-status"`` (no
     status provider set) or ``"error"`` (the provider raised). Suitable for a container/systemd health probe.
 ``/metrics``
-    Prometheus text exposition format 0.0.4 (see :func:`render_metrics` for the metric names).
+    Prometheus text exposition format 0.0.4 (see :func:`~edge_fer.sinks.prometheus.render_metrics`
+    for the metric names).
 ``/latest``
     ``{"ts", "events": [last N event dicts, oldest first], "tracks": {track_id: last event of each face
-    still present}}``.
+    still present}}`` (:mod:`edge_fer.sinks.room`).
 ``/``
     A tiny JSON index of the above.
 
-``HEAD`` is answered like ``GET``: the same status and headers, no body.
-
-Host check (DNS rebinding): a web page in a browser on the device could otherwise point its own DNS
-name at 127.0.0.1 and read ``/latest``. Requests whose ``Host`` header names anything else than
-``localhost`` (or ``*.localhost``), an IP address (an IP literal cannot be rebound), the bound host name,
-or this machine's name (``<hostname>``, ``<hostname>.local``) get 403, unless the name is listed in
-``allowed_hosts`` (config ``http.allowed_hosts``: comma-separated; ``.example.com`` also allows its
-subdomains; ``*`` turns the check off). Requests without a ``Host`` header (HTTP/1.0 tools) are answered.
+``HEAD`` is answered like ``GET``: the same status and headers, no body. Requests for another host
+name than this device's get 403 (DNS rebinding: :mod:`edge_fer.sinks.hostcheck`).
 
 ``emit`` only records the event in memory under a lock: no network I/O on the pipeline's thread. The
 server binds ``127.0.0.1`` unless told otherwise; ``port=0`` picks a free port, reported by ``.port``.
@@ -32,34 +27,41 @@ it must be thread-safe and cheap (return a snapshot).
 
 from __future__ import annotations
 
-import ipaddress
-import json
+import dataclasses
 import logging
-import math
 import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
+from edge_fer import jsonutil
+from edge_fer.config import HttpConfig
 from edge_fer.errors import ConfigError
-from edge_fer.types import Event
+from edge_fer.sinks.hostcheck import HostCheck
+from edge_fer.sinks.prometheus import PROMETHEUS_CONTENT_TYPE, render_metrics
+from edge_fer.sinks.room import Room
+from edge_fer.types import Event, Sink, SinkStats, StatusProvider, status_dict
 
 log = logging.getLogger(__name__)
 
-StatusProvider = Callable[[], Mapping[str, Any]]
 
-PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-STAGES = ("capture", "detect", "preprocess", "classify", "track", "sink")
-_QUANTILES = (("p50_ms", "0.5"), ("p90_ms", "0.9"), ("p99_ms", "0.99"))
-FACE_EVENT_TYPES = ("face_appeared", "expression_changed", "face")
+@dataclass(eq=False)
+class HttpStats(SinkStats):
+    """``sent`` = events recorded, ``dropped`` = 0 (old ones roll off by design), ``errors``; plus the
+    requests answered and those refused by the Host check."""
+
+    requests: int = 0
+    rejected_host: int = 0
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    sink: "HttpSink"
+    sink: HttpSink
 
 
 class _Server6(_Server):
@@ -82,7 +84,7 @@ class _Handler(BaseHTTPRequestHandler):
         sink = self.server.sink
         path = self.path.split("?", 1)[0].rstrip("/") or "/"
         host = self.headers.get("Host")
-        if not sink.host_allowed(host):
+        if not sink.host_check.allows(host):
             sink._rejected(host, self.address_string())
             self._send(403, _json_bytes({"error": "host not allowed", "hint": "add it to http.allowed_hosts"}),
                        "application/json")
@@ -122,45 +124,38 @@ class _Handler(BaseHTTPRequestHandler):
         log.debug("HTTP %s - %s", self.address_string(), format % args)
 
 
-class HttpSink:
+class HttpSink(Sink):
     """Serves ``/healthz``, ``/metrics`` and ``/latest``; starts listening in the constructor.
 
-    :param host: interface to bind; ``127.0.0.1`` by default (set ``0.0.0.0`` to expose it on the LAN).
-    :param port: TCP port; 0 picks a free one (read ``.port``).
+    :param options: ``host`` (``127.0.0.1``: loopback; ``0.0.0.0`` exposes it on the LAN), ``port``
+        (0 picks a free one: read ``.port``) and ``allowed_hosts`` (more ``Host`` header names to answer;
+        see :mod:`edge_fer.sinks.hostcheck`), checked by :mod:`edge_fer.config`.
     :param max_age_s: ``/healthz`` is healthy while the last frame is at most this many seconds old.
     :param latest_size: how many recent events ``/latest`` keeps.
-    :param allowed_hosts: more ``Host`` header names to answer (a comma-separated string or a list;
-        ``.example.com`` includes subdomains; ``*``: any); see the module docstring for the defaults.
     :raises ConfigError: when the address cannot be bound (port in use, bad host).
     """
 
     def __init__(
         self,
-        host: str = "127.0.0.1",
-        port: int = 8080,
+        options: HttpConfig,
         *,
+        status_provider: StatusProvider | None = None,
         max_age_s: float = 10.0,
         latest_size: int = 50,
-        allowed_hosts: str | Iterable[str] | None = None,
         name: str = "http",
     ) -> None:
+        host, port = options.host, options.port
         self.name = name
         self.host = host
-        self.allowed_hosts = _host_names(allowed_hosts)
-        self._trusted = {"localhost", _host_only(host)} - {"", "0.0.0.0", "::"}
-        try:
-            me = socket.gethostname().lower()
-            self._trusted |= {me, f"{me}.local", me.split(".")[0]} - {""}
-        except OSError:
-            pass
+        self.host_check = HostCheck(host, options.allowed_hosts)
         self._warned_hosts: set[str] = set()
         self.max_age_s = float(max_age_s)
         self._lock = threading.Lock()
         self._events: deque[dict[str, Any]] = deque(maxlen=max(1, int(latest_size)))
-        self._tracks: dict[int, dict[str, Any]] = {}
-        self._counters = {"sent": 0, "dropped": 0, "errors": 0, "requests": 0, "rejected_host": 0}
-        self._status_provider: StatusProvider | None = None
-        self._sinks: list[Any] = []
+        self._room = Room()
+        self._counts = HttpStats()
+        self._status_provider = status_provider
+        self._sinks: list[Sink] = []
         self._closed = False
         server_cls = _Server6 if ":" in host else _Server
         try:
@@ -182,28 +177,20 @@ class HttpSink:
         return f"http://{h}:{self.port}"
 
     def set_status_provider(self, fn: StatusProvider | None) -> None:
-        """``fn()`` returns the pipeline's status dict (fps, frames, ..., stages); called per request."""
+        """``fn()`` returns the pipeline's status (fps, frames, ..., stages); called per request."""
         self._status_provider = fn
 
-    def set_sinks(self, sinks: Iterable[Any]) -> None:
+    def set_sinks(self, sinks: Sequence[Sink]) -> None:
         """Sinks whose ``stats()`` are exported as ``edge_fer_sink_*`` metrics (this one may be included)."""
         self._sinks = list(sinks)
 
-    # -- Sink protocol ----------------------------------------------------------------------------
+    # -- Sink -------------------------------------------------------------------------------------
     def emit(self, event: Event) -> None:
         d = event.to_dict()
         with self._lock:
             self._events.append(d)
-            self._counters["sent"] += 1
-            tid = event.track_id
-            if tid is not None:
-                if event.type == "face_left":
-                    self._tracks.pop(tid, None)
-                elif event.type in FACE_EVENT_TYPES or event.label is not None:
-                    self._tracks[tid] = d
-
-    def flush(self) -> None:
-        """Nothing is buffered for delivery: a no-op."""
+            self._counts.sent += 1
+            self._room.update(d)
 
     def close(self) -> None:
         """Stop serving and release the port (idempotent)."""
@@ -216,32 +203,13 @@ class HttpSink:
             self._server.server_close()
             self._thread.join(timeout=2.0)
 
-    def stats(self) -> dict[str, int]:
-        """``sent`` = events recorded, ``dropped`` = 0 (old ones roll off by design), ``errors``, ``requests``."""
+    def stats(self) -> HttpStats:
         with self._lock:
-            return dict(self._counters)
+            return dataclasses.replace(self._counts)
 
     def _count(self, key: str, n: int = 1) -> None:
         with self._lock:
-            self._counters[key] = self._counters.get(key, 0) + n
-
-    # -- Host check (DNS rebinding) -----------------------------------------------------------------
-    def host_allowed(self, header: str | None) -> bool:
-        """Whether a request with this ``Host`` header is answered (see the module docstring)."""
-        if header is None or "*" in self.allowed_hosts:
-            return True
-        name = _host_only(header)
-        if not name:
-            return False
-        if name in self._trusted or name.endswith(".localhost") or name in self.allowed_hosts:
-            return True
-        if any(a.startswith(".") and (name.endswith(a) or name == a[1:]) for a in self.allowed_hosts):
-            return True
-        try:
-            ipaddress.ip_address(name.split("%", 1)[0])
-            return True
-        except ValueError:
-            return False
+            setattr(self._counts, key, getattr(self._counts, key) + n)
 
     def _rejected(self, header: str | None, client: str) -> None:
         self._count("rejected_host")
@@ -261,8 +229,7 @@ class HttpSink:
         if fn is None:
             return None, None
         try:
-            st = fn()
-            return (st if isinstance(st, Mapping) else None), None
+            return status_dict(fn()), None
         except Exception as exc:  # noqa: BLE001 (the provider belongs to someone else)
             self._count("errors")
             log.warning("HTTP sink: status provider failed: %s", exc)
@@ -297,7 +264,7 @@ class HttpSink:
     def latest(self) -> dict[str, Any]:
         with self._lock:
             events = list(self._events)
-            tracks = {str(k): v for k, v in sorted(self._tracks.items())}
+            tracks = self._room.tracks()
         return {"ts": round(time.time(), 6), "events": events, "tracks": tracks}
 
     def metrics_text(self, now: float | None = None) -> str:
@@ -305,7 +272,7 @@ class HttpSink:
         sinks: dict[str, Mapping[str, Any]] = {}
         for s in self._sinks:
             try:
-                sinks[str(getattr(s, "name", type(s).__name__))] = s.stats()
+                sinks[s.name] = s.stats()
             except Exception as exc:  # noqa: BLE001
                 log.debug("HTTP sink: stats() of %r failed: %s", s, exc)
         if not any(s is self for s in self._sinks):
@@ -313,145 +280,5 @@ class HttpSink:
         return render_metrics(st, sinks, now=now, status_error=err is not None)
 
 
-# -- Prometheus text format -----------------------------------------------------------------------
-
-
-def _fmt(value: Any) -> str:
-    v = float(value)
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    if v.is_integer() and abs(v) < 1e15:
-        return str(int(v))
-    return repr(v)
-
-
-def _label_value(v: Any) -> str:
-    return str(v).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _labels(**kw: Any) -> str:
-    if not kw:
-        return ""
-    return "{" + ",".join(f'{k}="{_label_value(v)}"' for k, v in kw.items()) + "}"
-
-
-class _Writer:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self._declared: set[str] = set()
-
-    def metric(self, name: str, mtype: str, help_: str, value: Any, **labels: Any) -> None:
-        if value is None:
-            return
-        try:
-            text = _fmt(value)
-        except (TypeError, ValueError):
-            return
-        if name not in self._declared:
-            self._declared.add(name)
-            self.lines.append(f"# HELP {name} {help_}")
-            self.lines.append(f"# TYPE {name} {mtype}")
-        self.lines.append(f"{name}{_labels(**labels)} {text}")
-
-
-def render_metrics(
-    status: Mapping[str, Any] | None,
-    sinks: Mapping[str, Mapping[str, Any]] | None = None,
-    *,
-    now: float | None = None,
-    status_error: bool = False,
-) -> str:
-    """The ``/metrics`` body. Names (all prefixed ``edge_fer_``):
-
-    ``up`` (1 while a status is available), ``fps``, ``frames_total``, ``faces_total``,
-    ``low_quality_faces_total``, ``dropped_frames_total``, ``errors_total``, ``tracks``, ``uptime_seconds``,
-    ``last_frame_age_seconds``, ``info{source,model}``,
-    ``stage_latency_seconds{stage,quantile="0.5|0.9|0.99"}``, ``stage_latency_mean_seconds{stage}``,
-    ``stage_latency_max_seconds{stage}`` (gauges over the pipeline's recent window, converted from ms),
-    ``sink_sent_total{sink}``, ``sink_dropped_total{sink}``, ``sink_errors_total{sink}``, ``sink_queued{sink}``,
-    ``sink_connected{sink}``.
-    """
-    now = time.time() if now is None else now
-    w = _Writer()
-    st = status or {}
-    w.metric("edge_fer_up", "gauge", "1 when the pipeline reports its status, 0 otherwise.",
-             0 if (status is None or status_error) else 1)
-    w.metric("edge_fer_fps", "gauge", "Frames processed per second (recent window).", st.get("fps"))
-    w.metric("edge_fer_frames_total", "counter", "Frames processed since start.", st.get("frames"))
-    w.metric("edge_fer_faces_total", "counter", "Faces detected since start.", st.get("faces"))
-    if st.get("low_quality_faces") is not None:
-        w.metric("edge_fer_low_quality_faces_total", "counter",
-                 "Face crops the quality gate marked low quality (reconstruction error above its threshold).",
-                 st.get("low_quality_faces"))
-    w.metric("edge_fer_dropped_frames_total", "counter",
-             "Frames dropped by the source to stay on the latest frame.", st.get("dropped_frames"))
-    w.metric("edge_fer_errors_total", "counter", "Errors in the pipeline since start.", st.get("errors"))
-    w.metric("edge_fer_tracks", "gauge", "Faces currently tracked.", st.get("tracks"))
-    w.metric("edge_fer_uptime_seconds", "gauge", "Seconds since the pipeline started.", st.get("uptime_s"))
-    last = st.get("last_frame_ts")
-    if last is not None:
-        w.metric("edge_fer_last_frame_age_seconds", "gauge", "Seconds since the last processed frame.",
-                 max(0.0, now - float(last)))
-    if status is not None:
-        w.metric("edge_fer_info", "gauge", "Source and model in use (value is always 1).", 1,
-                 source=st.get("source", ""), model=st.get("model", ""))
-    stages = st.get("stages") or {}
-    if isinstance(stages, Mapping):
-        ordered = [s for s in STAGES if s in stages] + sorted(s for s in stages if s not in STAGES)
-        for stage in ordered:
-            q = stages[stage] or {}
-            for key, quant in _QUANTILES:
-                if q.get(key) is not None:
-                    w.metric("edge_fer_stage_latency_seconds", "gauge",
-                             "Per-stage latency quantiles over the recent window, seconds.",
-                             float(q[key]) / 1000.0, stage=stage, quantile=quant)
-        for key, what in (("mean", "mean"), ("max", "maximum")):
-            for stage in ordered:
-                q = stages[stage] or {}
-                if q.get(f"{key}_ms") is not None:
-                    w.metric(f"edge_fer_stage_latency_{key}_seconds", "gauge",
-                             f"Per-stage {what} latency over the recent window, seconds.",
-                             float(q[f"{key}_ms"]) / 1000.0, stage=stage)
-    for key, mtype, help_ in (
-        ("sent", "counter", "Events delivered by the sink."),
-        ("dropped", "counter", "Events the sink dropped (queue full, gave up)."),
-        ("errors", "counter", "Transport errors seen by the sink (failed connects, publish errors)."),
-        ("queued", "gauge", "Events waiting in the sink's queue."),
-        ("inflight", "gauge", "Events handed to the server and not yet acknowledged."),
-        ("connected", "gauge", "1 while the sink is connected to its server and it acknowledges."),
-        ("stalled", "gauge", "1 while the server is connected but acknowledges nothing (frozen, half-open)."),
-    ):
-        suffix = "_total" if mtype == "counter" else ""
-        for sink_name, s in (sinks or {}).items():
-            if isinstance(s, Mapping) and key in s:
-                w.metric(f"edge_fer_sink_{key}{suffix}", mtype, help_, s[key], sink=sink_name)
-    return "\n".join(w.lines) + "\n"
-
-
-def _host_only(header: str) -> str:
-    """The host part of a ``Host`` header (no port, no IPv6 brackets, no trailing dot), lower case."""
-    h = header.strip().lower()
-    if h.startswith("["):
-        end = h.find("]")
-        return h[1:end] if end > 0 else ""
-    if h.count(":") == 1:
-        h = h.split(":", 1)[0]
-    return h.rstrip(".")
-
-
-def _host_names(value: str | Iterable[str] | None) -> frozenset[str]:
-    items = value.split(",") if isinstance(value, str) else list(value or ())
-    return frozenset(n for n in (str(i).strip().lower().rstrip(".") for i in items) if n)
-
-
-def _json_default(o: Any) -> Any:
-    for attr in ("tolist", "item"):
-        if hasattr(o, attr):
-            return getattr(o, attr)()
-    return str(o)
-
-
 def _json_bytes(obj: Any) -> bytes:
-    return json.dumps(obj, default=_json_default).encode()
+    return jsonutil.dumps(obj).encode()

@@ -1,13 +1,14 @@
 """JSON lines to stdout (``-``) or a file: one object per event, each with ``type`` and ``ts``.
 
-A file is appended to (``overwrite=True`` truncates it); see :mod:`edge_fer.sinks.textfile`."""
+A file is appended to (``output.overwrite`` truncates it); see :mod:`edge_fer.sinks.textfile`."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
 
+from edge_fer.config import OutputConfig
+from edge_fer.labels import LABELS
 from edge_fer.sinks.textfile import TextFileSink
 from edge_fer.types import Event
 
@@ -15,9 +16,10 @@ from edge_fer.types import Event
 class JsonlSink(TextFileSink):
     name = "jsonl"
 
-    def __init__(self, path: str | Path | None = "-", overwrite: bool = False, append: bool | None = None,
-                 **_ignored: Any):
-        super().__init__(path, overwrite if append is None else not append)
+    def __init__(self, options: OutputConfig, *, labels: Sequence[str] = LABELS) -> None:
+        """``options.path`` (``-``: stdout) and ``options.overwrite``; ``labels`` are not needed (each
+        event names its scores), taken for the same signature as the other output formats."""
+        super().__init__(options.path, options.overwrite)
 
     def emit(self, event: Event) -> None:
         self._queue(json.dumps(event.to_dict(), separators=(",", ":"), ensure_ascii=False) + "\n")

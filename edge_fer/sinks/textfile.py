@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from edge_fer.errors import ConfigError
+from edge_fer.types import Sink, SinkStats
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,9 @@ def open_output(path: str | Path, overwrite: bool = False) -> int:
         raise ConfigError(f"cannot open output {p}: {e.strerror or e}") from None
 
 
-class TextFileSink:
+class TextFileSink(Sink):
+    """The base of the text-file sinks: subclasses turn an event into a line and :meth:`_queue` it."""
+
     name = "text"
     #: failed writes in a row after which the sink gives up
     max_consecutive_errors = 10
@@ -67,7 +70,6 @@ class TextFileSink:
 
     def __init__(self, path: str | Path | None, overwrite: bool = False):
         self.path = "-" if _is_stdout(path) else str(path)
-        self.where = "stdout" if _is_stdout(path) else self.path  # for messages
         self.failed: str | None = None  # why this sink gave up for good (None while it can write)
         self._sent = self._errors = self._dropped = 0
         self._pending: list[tuple[str, bool]] = []  # (text, is an event)
@@ -92,6 +94,10 @@ class TextFileSink:
                 log.warning("%s output %s: its last line is unfinished (an earlier run stopped while writing); "
                             "new lines start on the next line", self.name, self.where)
 
+    @property
+    def where(self) -> str:
+        return "stdout" if self.path == "-" else self.path
+
     # -- for subclasses --------------------------------------------------------------------------
     @property
     def appending(self) -> bool:
@@ -112,7 +118,7 @@ class TextFileSink:
         if self._pending_bytes >= self.auto_flush_bytes:
             self.flush()
 
-    # -- the Sink protocol -----------------------------------------------------------------------
+    # -- Sink ------------------------------------------------------------------------------------
     def flush(self) -> None:
         if self.failed is not None or not self._pending:
             return
@@ -165,9 +171,9 @@ class TextFileSink:
                 pass
             self._fd = None
 
-    def stats(self) -> dict[str, int]:
-        return {"sent": self._sent, "dropped": self._dropped, "errors": self._errors,
-                "queued": sum(ev for _, ev in self._pending)}
+    def stats(self) -> SinkStats:
+        return SinkStats(sent=self._sent, dropped=self._dropped, errors=self._errors,
+                         queued=sum(ev for _, ev in self._pending))
 
     # -- internals -------------------------------------------------------------------------------
     def _write_all(self, data: bytes) -> tuple[int, BaseException | None]:
