@@ -200,3 +200,20 @@ def test_concurrent_requests_and_close_releases_port():
 def test_port_in_use_is_a_config_error(sink):
     with pytest.raises(ConfigError, match=str(sink.port)):
         HttpSink(HttpConfig(port=sink.port))
+
+
+def test_room_state_is_the_largest_face_and_forgets_who_left():
+    from edge_fer.sinks.room import Room
+
+    room = Room()
+    assert room.state(5.0) == {"ts": 5.0, "faces": 0, "label": "none", "confidence": None, "scores": {},
+                               "tracks": []}
+    assert not room.update(Event(type="heartbeat", ts=1.0).to_dict())
+    for tid, label, box in ((4, "happy", (0, 0, 50, 50)), (3, "sad", (0, 0, 10, 10))):
+        assert room.update(Event(type="face_appeared", ts=1.0, track_id=tid, label=label,
+                                 scores={label: 0.75}, box=box).to_dict())
+    s = room.state(6.0)
+    assert (s["faces"], s["label"], s["confidence"], s["scores"]) == (2, "happy", 0.75, {"happy": 0.75})
+    assert [t["track_id"] for t in s["tracks"]] == [3, 4] and list(room.tracks()) == ["3", "4"]
+    assert room.update(Event(type="face_left", ts=2.0, track_id=4).to_dict())
+    assert room.state(7.0)["label"] == "sad" and list(room.tracks()) == ["3"]

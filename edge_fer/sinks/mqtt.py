@@ -78,8 +78,8 @@ class MqttSink(Sink):
     """Publishes events to an MQTT broker; see the module docstring for topics and the drop policy.
 
     ``options`` are checked by :mod:`edge_fer.config`; empty ``topic``, ``client_id``, ``username``
-    and ``password`` mean "not set". Construction refuses a topic prefix with a wildcard
-    (``ConfigError``), imports paho (``MissingExtraError`` when the ``mqtt`` extra is missing) and
+    and ``password`` mean "not set". Construction refuses a topic prefix with a wildcard and a
+    ``keepalive`` under 5 s (``ConfigError``: the config does not check those), imports paho (``MissingExtraError`` when the ``mqtt`` extra is missing) and
     starts connecting in the background; it does not wait for the broker.
     """
 
@@ -102,6 +102,8 @@ class MqttSink(Sink):
         topic = (options.topic or DEFAULT_TOPIC).strip().rstrip("/")
         if not topic or any(c in topic for c in "+#\0"):
             raise ConfigError(f"mqtt.topic: {topic!r} is not a valid topic prefix (no '+', '#', not empty)")
+        if int(keepalive) < 5:
+            raise ConfigError(f"mqtt.keepalive: must be >= 5 seconds, not {keepalive!r}")
         from edge_fer.redact import register_secret
 
         register_secret(options.password)  # hidden from every log line and error from now on
@@ -109,7 +111,7 @@ class MqttSink(Sink):
         self._mqtt = mqtt
 
         self.name = name
-        self.host, self.port, self.topic, self.qos = options.host, int(options.port), topic, int(options.qos)
+        self.host, self.port, self.qos = options.host, int(options.port), int(options.qos)
         self.availability_topic = f"{topic}/availability"
         self.events_topic = f"{topic}/events"
         self.state_topic = f"{topic}/state"
@@ -132,10 +134,10 @@ class MqttSink(Sink):
         self._warned_connect = False
         self._status_provider = status_provider
 
-        self.client_id = options.client_id or f"edge-fer-{hass.slug(socket.gethostname())}-{uuid.uuid4().hex[:6]}"
+        client_id = options.client_id or f"edge-fer-{hass.slug(socket.gethostname())}-{uuid.uuid4().hex[:6]}"
         client = mqtt.Client(
             callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
+            client_id=client_id,
             clean_session=True,
             protocol=mqtt.MQTTv311,
         )
