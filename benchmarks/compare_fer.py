@@ -4,7 +4,8 @@
         [--detector yunet --detector-model face_detection_yunet.onnx --detect-every 3 --detect-scale 0.5] \
         [--loop N] [--max-frames N] [--warmup 5] [--json out.json]
 
-The same as ``edge-fer bench --source ... --compare fer`` without the pipeline table. Each video frame
+The same as ``edge-fer bench --source ... --compare fer`` without the pipeline table: this module is the
+one implementation, which that flag loads from the checkout (:mod:`edge_fer.bench.peers`). Each video frame
 is decoded once (not timed), then given to both pipelines in one process, alternating frame by frame
 (who goes first alternates too, so neither always gets the warm cache):
 
@@ -40,8 +41,170 @@ import json
 import logging
 import os
 import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from edge_fer.bench import SCHEMA, machine_info, write_json
+from edge_fer.bench.text import machine_line, num, table
+from edge_fer.doctor import dist_version
+from edge_fer.errors import ConfigError, EdgeFerError, MissingExtraError, SourceError
+from edge_fer.redact import redact
+from edge_fer.stats import summarize_ms
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+FER_INSTALL_HINT = (
+    "pip install --no-deps fer && pip install tensorflow-cpu 'opencv-python-headless<5' 'setuptools<81' "
+    "pandas requests pillow matplotlib tqdm  (in a separate venv: see benchmarks/compare_fer.py)"
+)
+
+
+class PeerMissingError(MissingExtraError):
+    """The ``fer`` package (the side-by-side peer) is not importable."""
+
+    def __init__(self, reason: str):
+        EdgeFerError.__init__(self, f"--compare fer needs the 'fer' package ({reason}); install it leanly: {FER_INSTALL_HINT}")
+        self.extra = "fer"
+
+
+def require_peer() -> Any:
+    """The ``FER`` class; :class:`PeerMissingError` when the ``fer`` package is not importable."""
+    try:
+        from fer.fer import FER  # noqa: PLC0415 - optional peer, imports TensorFlow
+    except ImportError as e:
+        raise PeerMissingError(f"{type(e).__name__}: {e}") from None
+    return FER
+
+
+def load_frames(uri: str, max_frames: int = 0, loops: int = 1) -> tuple[list[np.ndarray], str]:
+    """Decode a finite source once (with the project's own source classes) into memory."""
+    from edge_fer.sources import open_source
+
+    src = open_source(uri)
+    if getattr(src, "live", False):
+        raise ConfigError("--compare needs a finite source (a video file or images), not a live camera")
+    imgs: list[np.ndarray] = []
+    src.open()
+    try:
+        while True:
+            f = src.read()
+            if f is None:
+                break
+            imgs.append(f.image)
+            if max_frames and len(imgs) >= max_frames:
+                break
+    finally:
+        src.close()
+    if not imgs:
+        raise SourceError(f"{getattr(src, 'name', uri)}: no frames could be read from the source")
+    frames = imgs * loops
+    if max_frames:
+        frames = frames[:max_frames]
+    return frames, getattr(src, "name", str(uri))
+
+
+def compare(cfg: Any, *, max_frames: int = 0, warmup: int = 5, loops: int = 1) -> dict[str, Any]:
+    """Ours (the real pipeline from ``cfg``, stages from detection to sink) and the ``fer`` package's
+    default pipeline (``FER()``: OpenCV Haar + its TFLite model, ``detect_emotions``) on the same
+    decoded frames, alternating frame by frame (who goes first alternates too), one process.
+
+    Decoding is done once up front and is not timed for either. Warm-up frames run both, untimed."""
+    from edge_fer.pipeline import Pipeline
+    from edge_fer.types import Frame
+
+    FER = require_peer()
+    frames, name = load_frames(cfg.source.uri, 0, 1)
+    total = len(frames) * loops
+    if max_frames:
+        total = min(total, max_frames + warmup)
+    if total <= warmup:
+        raise ConfigError(f"{name}: {total} frames, all used as warm-up (--warmup {warmup}); lower --warmup or use --loop")
+    t0 = time.perf_counter()
+    fer = FER()
+    fer_init = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pipe = Pipeline.from_config(cfg)  # its source is built but never opened: frames are fed to process()
+    ours_init = time.perf_counter() - t0
+    ours_t: list[float] = []
+    fer_t: list[float] = []
+    ours_n: list[int] = []
+    fer_n: list[int] = []
+    pc = time.perf_counter
+    try:
+        for i in range(total):
+            img = frames[i % len(frames)]
+
+            def run_ours() -> tuple[float, int]:
+                before = pipe.faces
+                t = pc()
+                pipe.process(Frame(img, i, time.time(), None))
+                return pc() - t, pipe.faces - before
+
+            def run_fer() -> tuple[float, int]:
+                t = pc()
+                res = fer.detect_emotions(img)
+                return pc() - t, len(res)
+
+            if i % 2 == 0:
+                (ta, na), (tb, nb) = run_ours(), run_fer()
+            else:
+                (tb, nb), (ta, na) = run_fer(), run_ours()
+            if i < warmup:
+                continue
+            ours_t.append(ta)
+            ours_n.append(na)
+            fer_t.append(tb)
+            fer_n.append(nb)
+    finally:
+        pipe.close()
+    n = len(ours_t)
+    ours_fps = n / sum(ours_t)
+    fer_fps = n / sum(fer_t)
+    same = sum(1 for a, b in zip(ours_n, fer_n) if a == b)
+    d = cfg.detector
+    return {
+        "schema": SCHEMA,
+        "mode": "compare",
+        "peer": "fer",
+        "peer_version": dist_version("fer"),
+        "source": redact(name),  # a camera URL's password is not printed nor saved
+        "frames": n,
+        "warmup_frames": min(warmup, total),
+        "timed": "detection to sink for ours (Pipeline.process), FER.detect_emotions for fer; decoding excluded for both",
+        "ours": {"fps": round(ours_fps, 3), "latency": summarize_ms(ours_t), "faces": int(sum(ours_n)),
+                 "frames_with_faces": int(sum(1 for x in ours_n if x)), "init_ms": round(ours_init * 1000, 1),
+                 "config": {"detector": d.name, "detect_every": d.every, "detect_scale": d.scale, "full_every": d.full_every,
+                            "model": getattr(pipe.classifier, "source", None)}},
+        "fer": {"fps": round(fer_fps, 3), "latency": summarize_ms(fer_t), "faces": int(sum(fer_n)),
+                "frames_with_faces": int(sum(1 for x in fer_n if x)), "init_ms": round(fer_init * 1000, 1),
+                "config": "FER() defaults: OpenCV Haar cascade, its emotion_model TFLite"},
+        "fps_ratio": round(ours_fps / fer_fps, 3),
+        "same_face_count_frames": same,
+        "same_face_count_fraction": round(same / n, 4),
+        "same_total_faces": bool(sum(ours_n) == sum(fer_n)),
+        "machine": machine_info(pipe.classifier),
+    }
+
+
+def format_compare(rep: dict[str, Any]) -> str:
+    o, f = rep["ours"], rep["fer"]
+    rows = [
+        ["edge-fer", num(o["fps"], 1), num(o["latency"]["p50_ms"], 2), num(o["latency"]["p99_ms"], 2), o["faces"], o["frames_with_faces"]],
+        [f"fer {rep.get('peer_version') or ''}".strip(), num(f["fps"], 1), num(f["latency"]["p50_ms"], 2), num(f["latency"]["p99_ms"], 2),
+         f["faces"], f["frames_with_faces"]],
+    ]
+    lines = [f"side-by-side on {rep['source']}: {rep['frames']} frames (+{rep['warmup_frames']} warm-up), alternating, one process", ""]
+    lines += table(["pipeline", "frames/s", "p50 ms", "p99 ms", "faces", "frames with faces"], rows)
+    lines += [
+        "",
+        f"frames/s ratio (edge-fer / fer): {rep['fps_ratio']:.2f}x",
+        f"same number of faces on {rep['same_face_count_frames']} of {rep['frames']} frames "
+        f"({100 * rep['same_face_count_fraction']:.1f}%); same total: {'yes' if rep['same_total_faces'] else 'no'}",
+        machine_line(rep["machine"]),
+    ]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,9 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    from edge_fer import bench
     from edge_fer import config as cfgmod
-    from edge_fer.errors import EdgeFerError
 
     overrides = {
         "source.uri": args.source, "model.path": args.model, "detector.name": args.detector,
@@ -74,13 +235,13 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         cfg = cfgmod.build(args.config, overrides)
-        rep = bench.compare_fer(cfg, max_frames=args.max_frames, warmup=args.warmup, loops=args.loop)
+        rep = compare(cfg, max_frames=args.max_frames, warmup=args.warmup, loops=args.loop)
         if args.json:
-            bench.write_json(rep, args.json)
+            write_json(rep, args.json)
     except EdgeFerError as e:
         print(f"compare_fer: error: {e}", file=sys.stderr)
         return 2
-    print(bench.format_compare(rep))
+    print(format_compare(rep))
     if not args.json:
         print(json.dumps({k: rep[k] for k in ("fps_ratio", "same_face_count_fraction", "same_total_faces")}))
     return 0
