@@ -264,3 +264,26 @@ def test_bench_never_imports_tensorflow(short_video, tiny_bundle, tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert json.loads(js.read_text())["frames"] == 3
+
+
+def test_compare_fer_runs_the_benchmarks_module(tmp_path, capsys, monkeypatch, short_video, tiny_bundle):
+    """--compare fer runs benchmarks/compare_fer.py (the one implementation), here with a stand-in peer."""
+    import types
+
+    class FakeFER:
+        def detect_emotions(self, img):
+            return [{"box": [0, 0, 8, 8]}]
+
+    fer_pkg, fer_mod = types.ModuleType("fer"), types.ModuleType("fer.fer")
+    fer_mod.FER = FakeFER
+    fer_pkg.fer = fer_mod
+    monkeypatch.setitem(sys.modules, "fer", fer_pkg)
+    monkeypatch.setitem(sys.modules, "fer.fer", fer_mod)
+    js = tmp_path / "c.json"
+    code, out, err = run(capsys, "--source", str(short_video), "--model", str(tiny_bundle), "--warmup", "2",
+                         "--max-frames", "5", "--compare", "fer", "--json", str(js))
+    assert code == 0, err
+    rep = json.loads(js.read_text())
+    c = rep["compare"]
+    assert c["mode"] == "compare" and c["peer"] == "fer" and c["frames"] == 5 and c["fer"]["faces"] == 5
+    assert list(rep)[-1] == "compare" and "side-by-side on" in out and "frames/s ratio" in out

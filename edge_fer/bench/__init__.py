@@ -17,18 +17,17 @@ Percentiles are :func:`edge_fer.stats.summarize_ms` (numpy's linear interpolatio
 """
 
 from edge_fer.bench.budget import BUDGET_PERCENTILES, budget_ms_from, evaluate_budget, evaluate_model_budget
-from edge_fer.bench.bundle import bundle_accuracy, bundle_format, read_model
+from edge_fer.bench.bundle import bundle_accuracy
 from edge_fer.bench.machine import machine_info
 from edge_fer.bench.output import plot, write_json
 from edge_fer.bench.peers import load_peer
 from edge_fer.bench.report import SCHEMA, ModelsReport, PipelineReport
-from edge_fer.bench.run_model import bench_model, bench_models, parse_threads
-from edge_fer.bench.run_pipeline import LIVE_DEFAULT_FRAMES, RecordingTimes, bench_pipeline
-from edge_fer.bench.text import format_budget, format_models, format_pipeline
+from edge_fer.bench.run_model import bench_models, parse_threads
+from edge_fer.bench.run_pipeline import RecordingTimes, bench_pipeline
+from edge_fer.bench.text import format_models, format_pipeline
 
 __all__ = [
-    "BUDGET_PERCENTILES", "LIVE_DEFAULT_FRAMES", "SCHEMA", "ModelsReport", "PipelineReport", "RecordingTimes",
-    "bench_model", "bench_models", "bench_pipeline", "budget_ms_from", "bundle_accuracy", "bundle_format",
-    "evaluate_budget", "evaluate_model_budget", "format_budget", "format_models", "format_pipeline", "load_peer",
-    "machine_info", "parse_threads", "plot", "read_model", "write_json",
+    "BUDGET_PERCENTILES", "SCHEMA", "ModelsReport", "PipelineReport", "RecordingTimes", "bench_models",
+    "bench_pipeline", "budget_ms_from", "bundle_accuracy", "evaluate_budget", "evaluate_model_budget",
+    "format_models", "format_pipeline", "load_peer", "machine_info", "parse_threads", "plot", "write_json",
 ]

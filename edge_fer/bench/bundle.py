@@ -58,8 +58,8 @@ def bundle_accuracy(meta: Any, fmt: str) -> tuple[float | None, str | None]:
     if isinstance(q, dict):
         v = q.get("float" if fmt == "float32" else "int8")
         if isinstance(v, dict) and isinstance(v.get("accuracy"), (int, float)):
-            ev = q.get("eval") if isinstance(q.get("eval"), dict) else {}
-            return float(v["accuracy"]), ev.get("split")
+            ev = q.get("eval")
+            return float(v["accuracy"]), ev.get("split") if isinstance(ev, dict) else None
     cands = [(k, v) for k, v in m.items() if isinstance(v, dict) and isinstance(v.get("accuracy"), (int, float))]
     if not cands:
         return None, None

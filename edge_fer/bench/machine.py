@@ -68,6 +68,7 @@ def machine_info(classifier: Any | None = None) -> dict[str, Any]:
 
     from edge_fer import __version__
 
+    usable: int | None
     try:
         usable = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
 from typing import Any
 
 SCHEMA = "edge-fer-bench/1"
@@ -119,11 +120,22 @@ class ModelInfo(JsonRecord):
     describe: str | None
 
 
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
 @dataclass(kw_only=True)
-class PipelineReport(JsonRecord):
+class BenchReport(JsonRecord):
+    """The head every bench report starts with; ``mode`` is set by each kind."""
+
     schema: str = SCHEMA
+    mode: str
+    created: str = field(default_factory=_now)
+
+
+@dataclass(kw_only=True)
+class PipelineReport(BenchReport):
     mode: str = "pipeline"
-    created: str
     source: str
     fps: float
     frames: int
@@ -153,8 +165,8 @@ class PipelineReport(JsonRecord):
 
 # --- model mode -----------------------------------------------------------------------------------
 @dataclass(kw_only=True)
-class ModelRow(JsonRecord):
-    """One bundle at one thread count."""
+class BundleRun(JsonRecord):
+    """Which bundle, at which thread count and batch: the head of every row of the model mode."""
 
     path: str
     name: str
@@ -162,6 +174,12 @@ class ModelRow(JsonRecord):
     threads: int | str
     batch: int
     format: str
+
+
+@dataclass(kw_only=True)
+class ModelRow(BundleRun):
+    """One bundle at one thread count, timed."""
+
     accuracy: float | None
     accuracy_split: str | None
     backend: str
@@ -178,23 +196,15 @@ class ModelRow(JsonRecord):
 
 
 @dataclass(kw_only=True)
-class SkippedModel(JsonRecord):
+class SkippedModel(BundleRun):
     """A bundle the runtime here cannot run (an Edge TPU model without the accelerator)."""
 
-    path: str
-    name: str
-    size_bytes: int
-    threads: int | str
-    batch: int
-    format: str
     error: str
 
 
 @dataclass(kw_only=True)
-class ModelsReport(JsonRecord):
-    schema: str = SCHEMA
+class ModelsReport(BenchReport):
     mode: str = "model"
-    created: str
     runs: int
     warmup_runs: int
     batch: int

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +20,14 @@ from edge_fer.stats import summarize_ms
 log = logging.getLogger(__name__)
 
 
-def parse_threads(spec: str | int | Sequence[int] | None) -> list[int]:
+def parse_threads(spec: str | None) -> list[int]:
     """``"1,2"`` -> ``[1, 2]``; ``None`` / ``""`` -> ``[0]`` (0: the interpreter's default)."""
-    if spec is None or spec == "":
+    if not spec:
         return [0]
-    if isinstance(spec, int):
-        vals = [spec]
-    elif isinstance(spec, str):
-        try:
-            vals = [int(x) for x in spec.replace(" ", "").split(",") if x]
-        except ValueError:
-            raise ConfigError(f"--threads must be a number or a comma-separated list such as 1,2, got {spec!r}") from None
-    else:
-        vals = [int(x) for x in spec]
+    try:
+        vals = [int(x) for x in spec.replace(" ", "").split(",") if x]
+    except ValueError:
+        raise ConfigError(f"--threads must be a number or a comma-separated list such as 1,2, got {spec!r}") from None
     if not vals or any(v < 0 for v in vals):
         raise ConfigError(f"--threads values must be >= 0, got {spec!r}")
     return list(dict.fromkeys(vals))
@@ -56,6 +50,11 @@ def _timed(fn: Any, runs: int) -> np.ndarray:
         fn()
         out[i] = time.perf_counter() - t0
     return out
+
+
+def _head(path: str | Path, data: bytes, threads: int, batch: int) -> dict[str, Any]:
+    return {"path": str(path), "name": Path(path).name, "size_bytes": len(data), "threads": threads or "default",
+            "batch": batch}
 
 
 def bench_model(
@@ -89,7 +88,7 @@ def bench_model(
     lat = _timed(lambda: clf.predict(x), runs)
     inv = _timed(clf.interpreter.invoke, runs)
     return ModelRow(
-        path=str(path), name=Path(path).name, size_bytes=len(data), threads=threads or "default", batch=batch,
+        **_head(path, data, threads, batch),
         format=fmt,
         accuracy=acc,
         accuracy_split=split,
@@ -139,8 +138,7 @@ def bench_models(
                                         keep_samples=keep_samples))
             except EdgeFerError as e:
                 data = Path(p).read_bytes()
-                rows.append(SkippedModel(path=str(p), name=Path(p).name, size_bytes=len(data), threads=t or "default",
-                                         batch=batch, format=bundle_format(data), error=str(e)))
+                rows.append(SkippedModel(**_head(p, data, t, batch), format=bundle_format(data), error=str(e)))
                 log.warning("skipped %s (threads %s): %s", p, t or "default", e)
     ran = next((r for r in rows if isinstance(r, ModelRow)), None)
     if ran is None:
@@ -150,7 +148,6 @@ def bench_models(
                           "delegate": "edgetpu" if any(getattr(r, "device", None) == "edgetpu" for r in rows) else "none",
                           "device": device, "threads": [t or "default" for t in threads]}
     return ModelsReport(
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         runs=runs,
         warmup_runs=warmup,
         batch=batch,

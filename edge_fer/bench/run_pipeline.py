@@ -15,7 +15,6 @@ import resource
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -193,7 +192,6 @@ def _report(cfg: Any, pipe: Any, run: _Run, name: str, build_s: float) -> Pipeli
     d = cfg.detector
     first = run.warm_e2e[0] if run.warm_e2e else run.e2e[0]
     return PipelineReport(
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         source=redact(name),  # a camera URL's password is not printed nor saved
         fps=round(n / wall, 3),
         frames=n,

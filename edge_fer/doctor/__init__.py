@@ -13,7 +13,7 @@ Edge TPU delegate, OpenCV's video decoding and its Haar cascade (the default det
 cameras and picamera2. :mod:`.report` gives the verdict and the table.
 
 The daemon's start-up (:func:`startup_backend`, called by ``edge-fer run``, :mod:`.startup`) uses
-the same backend probe once per installed set of versions (cached as JSON, see :func:`cache_dir`)
+the same backend probe once per installed set of versions (cached as JSON, see :func:`.startup.cache_dir`)
 and tells :mod:`edge_fer.interpreter` which backend to use, so a backend that kills the process is
 skipped for the next one that works, or ends the run with one clear error line.
 
@@ -25,13 +25,9 @@ Environment:
                               -cpu cortex-a72 -L ROOT``: emulation without binfmt_misc; testing only)
 """
 
-from edge_fer.doctor.checks import FAIL, OK, SKIP, WARN, Check
-from edge_fer.doctor.installed import BACKENDS, RUNTIME_DISTS, dist_version, shipped_model
-from edge_fer.doctor.probe import Probe, run_probe
+from edge_fer.doctor.installed import dist_version, shipped_model
+from edge_fer.doctor.probe import run_probe
 from edge_fer.doctor.report import Report, format_report, run_doctor
-from edge_fer.doctor.startup import cache_dir, startup_backend
+from edge_fer.doctor.startup import startup_backend
 
-__all__ = [
-    "BACKENDS", "FAIL", "OK", "RUNTIME_DISTS", "SKIP", "WARN", "Check", "Probe", "Report", "cache_dir", "dist_version",
-    "format_report", "run_doctor", "run_probe", "shipped_model", "startup_backend",
-]
+__all__ = ["Report", "dist_version", "format_report", "run_doctor", "run_probe", "shipped_model", "startup_backend"]

@@ -228,7 +228,3 @@ def main(argv: list[str]) -> int:
     _say("result", result)
     _stage("exit")  # a crash from here on is in the teardown (interpreter destructors)
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover - the probes run through probe.child_command
-    sys.exit(main(sys.argv[1:]))

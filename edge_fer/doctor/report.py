@@ -61,9 +61,10 @@ def run_doctor(model: str | None = None, video: str | None = None, backends: lis
         if not mpath.is_file():
             raise ModelError(f"--model {model}: no such file")
     else:
-        mpath = shipped_model()
-        if mpath is None:
+        shipped = shipped_model()
+        if shipped is None:
             raise ModelError("the shipped model is not installed (reinstall edge-fer) and no --model was given")
+        mpath = shipped
     if video and not Path(video).is_file():
         raise SourceError(f"--video {video}: no such file")
 
