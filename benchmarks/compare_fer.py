@@ -42,11 +42,13 @@ import logging
 import os
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from edge_fer.bench import SCHEMA, machine_info, write_json
+from edge_fer.bench.report import JsonRecord
 from edge_fer.bench.text import machine_line, num, table
 from edge_fer.doctor import dist_version
 from edge_fer.errors import ConfigError, EdgeFerError, MissingExtraError, SourceError
@@ -65,7 +67,8 @@ class PeerMissingError(MissingExtraError):
     """The ``fer`` package (the side-by-side peer) is not importable."""
 
     def __init__(self, reason: str):
-        EdgeFerError.__init__(self, f"--compare fer needs the 'fer' package ({reason}); install it leanly: {FER_INSTALL_HINT}")
+        EdgeFerError.__init__(self, f"--compare fer needs the 'fer' package ({reason}); "
+                                    f"install it leanly: {FER_INSTALL_HINT}")
         self.extra = "fer"
 
 
@@ -76,6 +79,45 @@ def require_peer() -> Any:
     except ImportError as e:
         raise PeerMissingError(f"{type(e).__name__}: {e}") from None
     return FER
+
+
+@dataclass(kw_only=True)
+class Side(JsonRecord):
+    """One pipeline's figures on the shared frames."""
+
+    fps: float
+    latency: dict[str, float]  # per frame, decoding excluded
+    faces: int
+    frames_with_faces: int
+    init_ms: float
+    config: dict[str, Any] | str = ""
+
+
+def _side(seconds: list[float], faces: list[int], init_s: float) -> Side:
+    return Side(fps=round(len(seconds) / sum(seconds), 3), latency=summarize_ms(seconds), faces=int(sum(faces)),
+                frames_with_faces=int(sum(1 for x in faces if x)), init_ms=round(init_s * 1000, 1))
+
+
+@dataclass(kw_only=True)
+class CompareReport(JsonRecord):
+    """The side-by-side; ``edge-fer bench --compare fer`` puts it under ``compare`` in its report."""
+
+    schema: str = SCHEMA
+    mode: str = "compare"
+    peer: str = "fer"
+    peer_version: str | None
+    source: str
+    frames: int
+    warmup_frames: int
+    timed: str = ("detection to sink for ours (Pipeline.process), FER.detect_emotions for fer; decoding excluded "
+                  "for both")
+    ours: Side
+    fer: Side
+    fps_ratio: float
+    same_face_count_frames: int
+    same_face_count_fraction: float
+    same_total_faces: bool
+    machine: dict[str, Any]
 
 
 def load_frames(uri: str, max_frames: int = 0, loops: int = 1) -> tuple[list[np.ndarray], str]:
@@ -105,7 +147,7 @@ def load_frames(uri: str, max_frames: int = 0, loops: int = 1) -> tuple[list[np.
     return frames, getattr(src, "name", str(uri))
 
 
-def compare(cfg: Any, *, max_frames: int = 0, warmup: int = 5, loops: int = 1) -> dict[str, Any]:
+def compare(cfg: Any, *, max_frames: int = 0, warmup: int = 5, loops: int = 1) -> CompareReport:
     """Ours (the real pipeline from ``cfg``, stages from detection to sink) and the ``fer`` package's
     default pipeline (``FER()``: OpenCV Haar + its TFLite model, ``detect_emotions``) on the same
     decoded frames, alternating frame by frame (who goes first alternates too), one process.
@@ -120,7 +162,8 @@ def compare(cfg: Any, *, max_frames: int = 0, warmup: int = 5, loops: int = 1) -
     if max_frames:
         total = min(total, max_frames + warmup)
     if total <= warmup:
-        raise ConfigError(f"{name}: {total} frames, all used as warm-up (--warmup {warmup}); lower --warmup or use --loop")
+        raise ConfigError(f"{name}: {total} frames, all used as warm-up (--warmup {warmup}); "
+                          "lower --warmup or use --loop")
     t0 = time.perf_counter()
     fer = FER()
     fer_init = time.perf_counter() - t0
@@ -160,55 +203,50 @@ def compare(cfg: Any, *, max_frames: int = 0, warmup: int = 5, loops: int = 1) -
     finally:
         pipe.close()
     n = len(ours_t)
-    ours_fps = n / sum(ours_t)
-    fer_fps = n / sum(fer_t)
-    same = sum(1 for a, b in zip(ours_n, fer_n) if a == b)
+    ours, peer = _side(ours_t, ours_n, ours_init), _side(fer_t, fer_n, fer_init)
     d = cfg.detector
-    return {
-        "schema": SCHEMA,
-        "mode": "compare",
-        "peer": "fer",
-        "peer_version": dist_version("fer"),
-        "source": redact(name),  # a camera URL's password is not printed nor saved
-        "frames": n,
-        "warmup_frames": min(warmup, total),
-        "timed": "detection to sink for ours (Pipeline.process), FER.detect_emotions for fer; decoding excluded for both",
-        "ours": {"fps": round(ours_fps, 3), "latency": summarize_ms(ours_t), "faces": int(sum(ours_n)),
-                 "frames_with_faces": int(sum(1 for x in ours_n if x)), "init_ms": round(ours_init * 1000, 1),
-                 "config": {"detector": d.name, "detect_every": d.every, "detect_scale": d.scale, "full_every": d.full_every,
-                            "model": getattr(pipe.classifier, "source", None)}},
-        "fer": {"fps": round(fer_fps, 3), "latency": summarize_ms(fer_t), "faces": int(sum(fer_n)),
-                "frames_with_faces": int(sum(1 for x in fer_n if x)), "init_ms": round(fer_init * 1000, 1),
-                "config": "FER() defaults: OpenCV Haar cascade, its emotion_model TFLite"},
-        "fps_ratio": round(ours_fps / fer_fps, 3),
-        "same_face_count_frames": same,
-        "same_face_count_fraction": round(same / n, 4),
-        "same_total_faces": bool(sum(ours_n) == sum(fer_n)),
-        "machine": machine_info(pipe.classifier),
-    }
+    ours.config = {"detector": d.name, "detect_every": d.every, "detect_scale": d.scale, "full_every": d.full_every,
+                   "model": getattr(pipe.classifier, "source", None)}
+    peer.config = "FER() defaults: OpenCV Haar cascade, its emotion_model TFLite"
+    same = sum(1 for a, b in zip(ours_n, fer_n) if a == b)
+    return CompareReport(
+        peer_version=dist_version("fer"),
+        source=redact(name),  # a camera URL's password is not printed nor saved
+        frames=n,
+        warmup_frames=min(warmup, total),
+        ours=ours,
+        fer=peer,
+        fps_ratio=round((n / sum(ours_t)) / (n / sum(fer_t)), 3),
+        same_face_count_frames=same,
+        same_face_count_fraction=round(same / n, 4),
+        same_total_faces=bool(ours.faces == peer.faces),
+        machine=machine_info(pipe.classifier),
+    )
 
 
-def format_compare(rep: dict[str, Any]) -> str:
-    o, f = rep["ours"], rep["fer"]
-    rows = [
-        ["edge-fer", num(o["fps"], 1), num(o["latency"]["p50_ms"], 2), num(o["latency"]["p99_ms"], 2), o["faces"], o["frames_with_faces"]],
-        [f"fer {rep.get('peer_version') or ''}".strip(), num(f["fps"], 1), num(f["latency"]["p50_ms"], 2), num(f["latency"]["p99_ms"], 2),
-         f["faces"], f["frames_with_faces"]],
-    ]
-    lines = [f"side-by-side on {rep['source']}: {rep['frames']} frames (+{rep['warmup_frames']} warm-up), alternating, one process", ""]
+def _row(label: str, side: Side) -> list[Any]:
+    lat = side.latency
+    return [label, num(side.fps, 1), num(lat["p50_ms"], 2), num(lat["p99_ms"], 2), side.faces, side.frames_with_faces]
+
+
+def format_compare(rep: CompareReport) -> str:
+    rows = [_row("edge-fer", rep.ours), _row(f"fer {rep.peer_version or ''}".strip(), rep.fer)]
+    lines = [f"side-by-side on {rep.source}: {rep.frames} frames (+{rep.warmup_frames} warm-up), alternating, "
+             "one process", ""]
     lines += table(["pipeline", "frames/s", "p50 ms", "p99 ms", "faces", "frames with faces"], rows)
     lines += [
         "",
-        f"frames/s ratio (edge-fer / fer): {rep['fps_ratio']:.2f}x",
-        f"same number of faces on {rep['same_face_count_frames']} of {rep['frames']} frames "
-        f"({100 * rep['same_face_count_fraction']:.1f}%); same total: {'yes' if rep['same_total_faces'] else 'no'}",
-        machine_line(rep["machine"]),
+        f"frames/s ratio (edge-fer / fer): {rep.fps_ratio:.2f}x",
+        f"same number of faces on {rep.same_face_count_frames} of {rep.frames} frames "
+        f"({100 * rep.same_face_count_fraction:.1f}%); same total: {'yes' if rep.same_total_faces else 'no'}",
+        machine_line(rep.machine),
     ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--source", required=True, help="a video file or images (decoded once, fed to both)")
     ap.add_argument("--model", help="edge-fer model bundle (default: the shipped model)")
     ap.add_argument("--config", help="edge-fer run's TOML config; flags override it")
@@ -230,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
 
     overrides = {
         "source.uri": args.source, "model.path": args.model, "detector.name": args.detector,
-        "detector.model": args.detector_model, "detector.every": args.detect_every, "detector.full_every": args.full_every, "detector.scale": args.detect_scale,
+        "detector.model": args.detector_model, "detector.every": args.detect_every,
+        "detector.full_every": args.full_every, "detector.scale": args.detect_scale,
         "model.threads": args.threads, "model.device": args.device, "output.path": os.devnull,
     }
     try:
@@ -243,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(format_compare(rep))
     if not args.json:
-        print(json.dumps({k: rep[k] for k in ("fps_ratio", "same_face_count_fraction", "same_total_faces")}))
+        d = rep.to_dict()
+        print(json.dumps({k: d[k] for k in ("fps_ratio", "same_face_count_fraction", "same_total_faces")}))
     return 0
 
 

@@ -159,7 +159,7 @@ class PipelineReport(BenchReport):
     model: ModelInfo
     machine: dict[str, Any]
     budget: PipelineBudget | None = None
-    compare: dict[str, Any] | None = optional()  # --compare: the peer's report (benchmarks/compare_fer.py)
+    compare: JsonRecord | None = optional()  # --compare: the peer's report (benchmarks/compare_fer.py)
     samples: dict[str, list[float]] | None = internal()  # ms per measured frame: end_to_end and each stage
 
 

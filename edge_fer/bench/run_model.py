@@ -144,8 +144,9 @@ def bench_models(
     if ran is None:
         raise ModelError("no model could be run: " + "; ".join(str(r.error) for r in rows))
     machine = machine_info()
+    edgetpu = any(getattr(r, "device", None) == "edgetpu" for r in rows)
     machine["runtime"] = {"backend": ran.backend, "version": runtime_version(ran.backend),
-                          "delegate": "edgetpu" if any(getattr(r, "device", None) == "edgetpu" for r in rows) else "none",
+                          "delegate": "edgetpu" if edgetpu else "none",
                           "device": device, "threads": [t or "default" for t in threads]}
     return ModelsReport(
         runs=runs,

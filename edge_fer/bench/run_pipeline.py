@@ -85,7 +85,8 @@ def _measure(pipe: Any, rec: RecordingTimes, *, warmup: int, max_frames: int, lo
         while True:
             if not started and run.processed >= warmup:
                 started = True
-                run.t_begin, run.cpu_begin, run.ru_begin = pc(), time.process_time(), resource.getrusage(resource.RUSAGE_SELF)
+                run.t_begin, run.cpu_begin = pc(), time.process_time()
+                run.ru_begin = resource.getrusage(resource.RUSAGE_SELF)
             n_faces = pipe.faces
             detecting = pipe.frames % every == 0
             t0 = pc()

@@ -37,7 +37,8 @@ def machine_line(m: dict[str, Any]) -> str:
     load = m.get("load_avg")
     return (
         f"machine: {board}{m.get('cpu')} ({m.get('arch')}), {m.get('cores')} cores ({m.get('usable_cores')} usable), "
-        f"Python {m.get('python')}, OpenCV {m.get('opencv')}, runtime {rt.get('backend')} {rt.get('version') or ''}".rstrip()
+        f"Python {m.get('python')}, OpenCV {m.get('opencv')}, "
+        f"runtime {rt.get('backend')} {rt.get('version') or ''}".rstrip()
         + f", delegate {rt.get('delegate', '-')}, threads {rt.get('threads', '-')}"
         + (f", load avg {' '.join(str(x) for x in load)}" if load else "")
     )

@@ -44,7 +44,8 @@ def backend_fix(name: str, probe: Probe) -> str:
         if machine in ("aarch64", "arm64"):
             arm = cpuinfo_describes_arm()
             if arm is False or arm is None:
-                what = "is unreadable" if arm is None else "does not list ARM cores (qemu-user passes the host's through)"
+                what = ("is unreadable" if arm is None
+                        else "does not list ARM cores (qemu-user passes the host's through)")
                 return (f"/proc/cpuinfo {what}: ai-edge-litert 2.2 and later crash there while creating the "
                         "Interpreter. Run on the device itself with /proc visible (no systemd ProcSubset=pid), or "
                         "pip install 'ai-edge-litert<2.2' (2.1.6 works there), or " + alt)
@@ -101,7 +102,8 @@ def camera_checks(timeout: float) -> list[Check]:
     cams = _v4l2_candidates() if sys.platform.startswith("linux") else []
     if not cams:
         checks.append(Check("camera V4L2", SKIP, "no USB/V4L2 camera (/dev/video*) found",
-                            "only needed for --source 0: plug in a USB camera; the Pi camera module is --source picamera2"))
+                            "only needed for --source 0: plug in a USB camera; the Pi camera module is "
+                            "--source picamera2"))
     for idx, dev, name in cams[:4]:
         row = f"camera {dev}"
         if not os.access(dev, os.R_OK | os.W_OK):
@@ -110,13 +112,15 @@ def camera_checks(timeout: float) -> list[Check]:
             continue
         p = run_probe("camera", {"target": idx}, min(timeout, 20.0))
         if p.status == "ok":
-            checks.append(Check(row, OK, f"{name}: {p.result.get('size')} frame via {p.result.get('decoder')} (--source {idx})"))
+            checks.append(Check(row, OK, f"{name}: {p.result.get('size')} frame via {p.result.get('decoder')} "
+                                         f"(--source {idx})"))
         elif p.status == "noframe":
             checks.append(Check(row, WARN, f"{name}: opened, but no frame came",
                                 "is another process using it (the edge-fer service)? stop it and retry"))
         else:
             checks.append(Check(row, FAIL, f"{name}: {p.describe_failure()}",
-                                "check the cable and `v4l2-ctl --list-devices`; try another index", data={"probe": asdict(p)}))
+                                "check the cable and `v4l2-ctl --list-devices`; try another index",
+                                data={"probe": asdict(p)}))
     if not importable("picamera2"):
         checks.append(Check("camera picamera2", SKIP, "picamera2 not importable",
                             "only for the Pi camera module: sudo apt install python3-picamera2 and a venv made with "
@@ -153,13 +157,15 @@ def opencv_checks(video: str | None, timeout: float) -> list[Check]:
     else:
         fix = ("this OpenCV build cannot decode that file: convert it (ffmpeg -i in -c:v libx264 out.mp4) or "
                + fix_cv) if video else fix_cv
-        checks.append(Check("opencv video", FAIL, str(r.get("error") or dec), fix, essential=True, data={"probe": asdict(p)}))
+        checks.append(Check("opencv video", FAIL, str(r.get("error") or dec), fix, essential=True,
+                            data={"probe": asdict(p)}))
     h = r.get("haar") or {}
     if h.get("status") == "ok":
         checks.append(Check("opencv haar", OK, "Haar cascade loads (the default --detector haar)"))
     else:
         checks.append(Check("opencv haar", FAIL, f"no usable Haar cascade ({h.get('error') or h.get('path')})",
-                            "pip install 'opencv-python-headless<5' (OpenCV 5 has no Haar cascades), or --detector yunet",
+                            "pip install 'opencv-python-headless<5' (OpenCV 5 has no Haar cascades), "
+                            "or --detector yunet",
                             essential=True))
     return checks
 

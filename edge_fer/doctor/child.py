@@ -87,7 +87,8 @@ def _probe_backend(a: dict) -> dict:
     except Exception as e:
         return {**out, "status": "error", "error": f"{type(e).__name__}: {e}"}
     out.update(status="ok", input=f"{list(map(int, inp['shape']))} {np.dtype(inp['dtype']).name}",
-               output=np.asarray(y).reshape(-1).tolist(), output_sha256=hashlib.sha256(np.ascontiguousarray(y).tobytes()).hexdigest()[:16],
+               output=np.asarray(y).reshape(-1).tolist(),
+               output_sha256=hashlib.sha256(np.ascontiguousarray(y).tobytes()).hexdigest()[:16],
                max_rss_mb=_max_rss_mb())
     return out
 
@@ -164,7 +165,8 @@ def _probe_opencv(a: dict) -> dict:
             if cap.isOpened():
                 out["decoder"] = cap.getBackendName()
                 codec = int(cap.get(cv2.CAP_PROP_FOURCC))
-                out["fourcc"] = "".join(chr((codec >> (8 * i)) & 0xFF) for i in range(4)).strip("\x00") if codec else None
+                fourcc = "".join(chr((codec >> (8 * i)) & 0xFF) for i in range(4)).strip("\x00")
+                out["fourcc"] = fourcc if codec else None
                 while n < int(a.get("frames", 30)):
                     ok, img = cap.read()
                     if not ok or img is None:

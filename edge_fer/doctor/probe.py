@@ -61,7 +61,8 @@ class Probe:
         if self.status == "failed":
             last = self.stderr_tail.strip().splitlines()[-1:] or [""]
             err = self.result.get("error") or last[0]
-            return f"the probe process failed (exit code {self.returncode}) while {self.where}" + (f": {err}" if err else "")
+            return (f"the probe process failed (exit code {self.returncode}) while {self.where}"
+                    + (f": {err}" if err else ""))
         return str(self.result.get("error") or self.status)
 
 

@@ -56,7 +56,8 @@ def cache_key(model: Path) -> str:
     parts = {
         "cpu": _cpu_description(),
         "edge_fer": __version__, "python": sys.version, "machine": platform.machine(), "platform": sys.platform,
-        "dists": {d: dist_version(d) for d in ("ai-edge-litert", "tflite-runtime", "tensorflow", "tensorflow-cpu", "numpy")},
+        "dists": {d: dist_version(d)
+                  for d in ("ai-edge-litert", "tflite-runtime", "tensorflow", "tensorflow-cpu", "numpy")},
         "model": hashlib.sha256(model.read_bytes()).hexdigest(),
         "wrapper": os.environ.get("EDGE_FER_PROBE_WRAPPER", ""),
     }
