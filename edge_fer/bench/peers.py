@@ -17,7 +17,8 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 def load_peer(name: str) -> ModuleType:
     """The ``benchmarks/`` module that runs ``name`` side by side with edge-fer, after checking that
     the peer itself is importable (one clear error before anything runs). The module has
-    ``compare(cfg, max_frames=, warmup=, loops=) -> dict`` and ``format_compare(dict) -> str``."""
+    ``compare(cfg, max_frames=, warmup=, loops=)``, whose report goes under ``compare`` in the
+    pipeline report, and ``format_compare(report) -> str``."""
     if name not in PEERS:
         raise ConfigError(f"--compare: unknown peer {name!r} (known: {', '.join(PEERS)})")
     modname = PEERS[name]
