@@ -70,13 +70,6 @@ class _Spy:
         return getattr(self._inner, name)
 
 
-def _loadavg() -> list[float] | None:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
-
-
 def describe_default() -> str:
     from edge_fer.config import Config
 
@@ -101,9 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
+    from compare_fer import load_frames  # benchmarks/, beside this script
+
     from edge_fer import config as cfgmod
-    from edge_fer.bench import _dist_version, load_frames, machine_info
+    from edge_fer.bench.machine import loadavg as _loadavg
+    from edge_fer.bench.machine import machine_info
     from edge_fer.detect.scoring import load_ground_truth, score
+    from edge_fer.doctor import dist_version as _dist_version
     from edge_fer.errors import EdgeFerError
     from edge_fer.pipeline import Pipeline
     from edge_fer.types import Frame

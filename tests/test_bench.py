@@ -15,6 +15,7 @@ import pytest
 from edge_fer import bench
 from edge_fer.cli import main
 from edge_fer.pipeline import STAGES
+from edge_fer.stats import summarize_ms
 from tests.conftest import shared_file
 
 N_FRAMES = 24
@@ -54,9 +55,9 @@ def _ordered(s: dict) -> bool:
 def test_summarize_percentiles_ordered():
     rng = np.random.default_rng(0)
     for data in (rng.exponential(0.01, 500), [0.002], np.full(7, 0.003), rng.random(3)):
-        s = bench.summarize(data)
+        s = summarize_ms(data)
         assert _ordered(s) and s["n"] == len(data)
-    assert bench.summarize([])["n"] == 0
+    assert summarize_ms([])["n"] == 0
 
 
 def test_recording_times_keeps_every_frame_and_the_window():
@@ -263,3 +264,26 @@ def test_bench_never_imports_tensorflow(short_video, tiny_bundle, tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert json.loads(js.read_text())["frames"] == 3
+
+
+def test_compare_fer_runs_the_benchmarks_module(tmp_path, capsys, monkeypatch, short_video, tiny_bundle):
+    """--compare fer runs benchmarks/compare_fer.py (the one implementation), here with a stand-in peer."""
+    import types
+
+    class FakeFER:
+        def detect_emotions(self, img):
+            return [{"box": [0, 0, 8, 8]}]
+
+    fer_pkg, fer_mod = types.ModuleType("fer"), types.ModuleType("fer.fer")
+    fer_mod.FER = FakeFER
+    fer_pkg.fer = fer_mod
+    monkeypatch.setitem(sys.modules, "fer", fer_pkg)
+    monkeypatch.setitem(sys.modules, "fer.fer", fer_mod)
+    js = tmp_path / "c.json"
+    code, out, err = run(capsys, "--source", str(short_video), "--model", str(tiny_bundle), "--warmup", "2",
+                         "--max-frames", "5", "--compare", "fer", "--json", str(js))
+    assert code == 0, err
+    rep = json.loads(js.read_text())
+    c = rep["compare"]
+    assert c["mode"] == "compare" and c["peer"] == "fer" and c["frames"] == 5 and c["fer"]["faces"] == 5
+    assert list(rep)[-1] == "compare" and "side-by-side on" in out and "frames/s ratio" in out

@@ -65,10 +65,8 @@ def register(app: typer.Typer) -> None:
             raise ConfigError("--fail-under needs --target-fps or --budget-ms")
         if budget_percentile not in bench.BUDGET_PERCENTILES:
             raise ConfigError(f"--budget-percentile must be one of {', '.join(bench.BUDGET_PERCENTILES)}, got {budget_percentile!r}")
-        if compare is not None and compare != "fer":
-            raise ConfigError(f"--compare: unknown peer {compare!r} (known: fer)")
-        if compare == "fer":
-            bench._import_fer()  # a missing peer is one clear error before anything runs
+        # an unknown or missing peer is one clear error before anything runs
+        peer = bench.load_peer(compare) if compare is not None else None
         thread_list = bench.parse_threads(threads)
         models = list(model or [])
 
@@ -78,7 +76,7 @@ def register(app: typer.Typer) -> None:
             rep = bench.bench_models(models, threads=thread_list, device=device or "auto", runs=runs, warmup=warmup,
                                      batch=batch, keep_samples=bool(plot_path))
             if budget is not None:
-                rep["budget"] = bench.evaluate_model_budget(rep, budget, budget_percentile)
+                rep.budget = bench.evaluate_model_budget(rep, budget, budget_percentile)
             text = bench.format_models(rep)
         else:
             from edge_fer import config as cfgmod
@@ -100,11 +98,11 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError("empty --source")
             rep = bench.bench_pipeline(cfg, warmup=warmup, max_frames=max_frames, loops=loop, keep_samples=bool(plot_path))
             if budget is not None:
-                rep["budget"] = bench.evaluate_budget(rep, budget, budget_percentile)
+                rep.budget = bench.evaluate_budget(rep, budget, budget_percentile)
             text = bench.format_pipeline(rep)
-            if compare == "fer":
-                rep["compare"] = bench.compare_fer(cfg, max_frames=max_frames, warmup=min(warmup, 5), loops=loop)
-                text += "\n\n" + bench.format_compare(rep["compare"])
+            if peer is not None:
+                rep.compare = peer.compare(cfg, max_frames=max_frames, warmup=min(warmup, 5), loops=loop)
+                text += "\n\n" + peer.format_compare(rep.compare)
 
         if json_path:
             bench.write_json(rep, json_path)
@@ -112,7 +110,7 @@ def register(app: typer.Typer) -> None:
             bench.plot(rep, plot_path)
         if not quiet:
             typer.echo(text)
-        if fail_under and rep.get("budget") and not rep["budget"]["pass"]:
+        if fail_under and rep.budget and not rep.budget.passed:
             # SystemExit, not typer.Exit: cli.main() runs click with standalone_mode=False, which
             # turns typer.Exit(1) into a return value that main() does not pass on
             raise SystemExit(1)
