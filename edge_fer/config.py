@@ -12,119 +12,144 @@
     [http]     host, port, allowed_hosts
     [run]      max_frames, status_interval_s
 
-Unknown sections/keys and values of the wrong type are :class:`~edge_fer.errors.ConfigError`
-naming the key and, for a file, its line. CLI flags (dotted keys such as ``detector.every``)
-override the file.
+Each section is a dataclass whose fields carry their range, choices, CLI flag and help
+(:func:`edge_fer.schema.opt`): the defaults, the flags of ``edge-fer run`` (and the pipeline flags
+``edge-fer bench`` shares), their help, the TOML file, ``--print-config`` and :func:`validate` all
+derive from it. Unknown sections/keys and values of the wrong type or out of range are
+:class:`~edge_fer.errors.ConfigError` naming the key and, for a file, its line. CLI flags (dotted
+keys such as ``detector.every``) override the file.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from edge_fer import schema
+from edge_fer.detect import DETECTORS
 from edge_fer.errors import ConfigError
+from edge_fer.interpreter import DEVICES
+from edge_fer.schema import opt
 
-INF = float("inf")
-
-
-def _r(default: Any, lo: float, hi: float = INF, *, open_lo: bool = False) -> Any:
-    """A config field with its allowed range [lo, hi] (``open_lo``: (lo, hi]); ``validate`` checks
-    every ranged field, and refuses NaN and infinities, with the key and the range in the message."""
-    return field(default=default, metadata={"range": (lo, hi, open_lo)})
+OUTPUT_FORMATS = ("jsonl", "csv")
 
 
 @dataclass
 class SourceConfig:
-    uri: str = "0"  # path, folder, glob, camera index, URL, "picamera2"
-    width: int = _r(0, 0, 16384)  # camera capture size (0: device default; picamera2 default 640x480)
-    height: int = _r(0, 0, 16384)
-    fps: float = _r(0.0, 0, 1000)
-    loop: bool = False  # loop a video file (soak tests, demos)
-    wait: bool = False  # a camera/stream that cannot be opened at start is retried with back-off (daemon)
-    # images (and videos) declaring more pixels are refused from their header, before decoding; 0: no limit
-    max_pixels: int = _r(50_000_000, 0)
+    uri: str = opt("0", flag="--source", short="-s",
+                   help="Video file, image/folder/glob, camera index, rtsp://|http:// URL, or 'picamera2' "
+                        "(default: none; needed unless --config names one).")
+    width: int = opt(0, lo=0, hi=16384, flag="--width",
+                     help="Camera capture width (0: the device's default; picamera2: 640).")
+    height: int = opt(0, lo=0, hi=16384, flag="--height",
+                      help="Camera capture height (0: the device's default; picamera2: 480).")
+    fps: float = opt(0.0, lo=0, hi=1000, help="Requested camera frame rate (0: the device's default).")
+    loop: bool = opt(False, flag="--loop/--no-loop", help="Loop a video file (soak tests, demos).")
+    wait: bool = opt(False, flag="--wait-for-source/--no-wait-for-source",
+                     help="Keep retrying (with back-off) a camera or stream that cannot be opened yet, "
+                          "instead of exiting (daemon).")
+    max_pixels: int = opt(50_000_000, lo=0, help="Images (and videos) declaring more pixels are refused from "
+                                                 "their header, before decoding (0: no limit).")
 
 
 @dataclass
 class ModelConfig:
-    path: str = ""  # empty: the default model shipped in the package
-    device: str = "auto"  # auto | cpu | edgetpu
-    threads: int = _r(0, 0, 64)  # 0: the interpreter's default
+    path: str = opt("", flag="--model", short="-m",
+                    help="Model bundle (.tflite from 'edge-fer convert') (default: the shipped model).")
+    device: str = opt("auto", choices=DEVICES, flag="--device", help="auto | cpu | edgetpu.")
+    threads: int = opt(0, lo=0, hi=64, flag="--threads", help="Interpreter threads (0: the interpreter's default).")
 
 
 @dataclass
 class DetectorConfig:
-    name: str = "haar"  # haar | yunet
-    model: str = ""  # YuNet .onnx (or a Haar cascade XML)
-    every: int = _r(1, 1, 1000)  # detect every N frames; the tracker carries faces in between
-    # a full-frame pass every N frames, and between them a search only in a window around each face
-    # found by the previous detection (edge_fer.detect.roi); 0: every detection scans the whole frame
-    full_every: int = _r(12, 0, 1000)
-    scale: float = _r(0.5, 0.05, 1.0)  # detection runs on the frame downscaled by this factor
-    min_size: int = _r(30, 0, 10000)  # smallest face side, full-frame pixels
-    score_threshold: float = _r(0.6, 0.0, 1.0)  # YuNet
+    name: str = opt("haar", choices=tuple(DETECTORS), flag="--detector",
+                    help="Face detector: haar, yunet, or auto (yunet when its model is installed, else haar).")
+    model: str = opt("", flag="--detector-model", help="YuNet .onnx model (with --detector yunet), or a Haar "
+                                                       "cascade XML.")
+    every: int = opt(1, lo=1, hi=1000, flag="--detect-every",
+                     help="Detect faces every N frames; the tracker carries them in between.")
+    # between full-frame passes a search only in a window around each face found by the previous
+    # detection (edge_fer.detect.roi)
+    full_every: int = opt(12, lo=0, hi=1000, flag="--full-every",
+                          help="A full-frame detection every N frames, between them only a window around each "
+                               "known face (0: full frame every time).")
+    scale: float = opt(0.5, lo=0.05, hi=1.0, flag="--detect-scale",
+                       help="Downscale factor of the frame for detection.")
+    min_size: int = opt(30, lo=0, hi=10000, flag="--min-face", help="Smallest face side in (full-frame) pixels.")
+    score_threshold: float = opt(0.6, lo=0.0, hi=1.0, help="YuNet's minimum face score.")
 
 
 @dataclass
-class TrackerSection:
-    iou_threshold: float = _r(0.3, 0.0, 1.0, open_lo=True)
-    max_missed: int = _r(15, 0, 100000)
-    min_hits: int = _r(2, 1, 1000)
-    ema_alpha: float = _r(0.4, 0.0, 1.0, open_lo=True)
-    switch_margin: float = _r(0.1, 0.0, 1.0)
-    switch_frames: int = _r(3, 1, 1000)
+class TrackerConfig:
+    """The tracker's options (:mod:`edge_fer.track`), the [tracker] section."""
+
+    iou_threshold: float = opt(0.3, lo=0.0, hi=1.0, open_lo=True, help="Least IoU of a face with a track's box.")
+    max_missed: int = opt(15, lo=0, hi=100000, help="Frames without a detection before face_left.")
+    min_hits: int = opt(2, lo=1, hi=1000, help="Detections before face_appeared.")
+    ema_alpha: float = opt(0.4, lo=0.0, hi=1.0, open_lo=True, help="Weight of the newest probabilities.")
+    switch_margin: float = opt(0.1, lo=0.0, hi=1.0, help="How much another label must lead to take over.")
+    switch_frames: int = opt(3, lo=1, hi=1000, help="... for this many updates in a row.")
 
 
 @dataclass
 class OutputConfig:
-    path: str = "-"  # "-" is stdout
-    format: str = "jsonl"  # jsonl | csv
-    overwrite: bool = False  # truncate the output file at start (default: append to it)
-    per_frame: bool = False  # also one "face" event per face per frame
-    annotate: str = ""  # write an annotated video here (privacy: off unless asked)
-    save_crops: str = ""  # save face crops here (privacy: off unless asked)
+    path: str = opt("-", flag="--output", short="-o", help="Events file, or '-' for stdout.")
+    format: str = opt("jsonl", choices=OUTPUT_FORMATS, flag="--format", help="Output format: jsonl or csv.")
+    overwrite: bool = opt(False, flag="--overwrite/--append",
+                          help="Truncate the events file at start instead of appending to it (default: append; "
+                               "a restart never erases earlier events).")
+    per_frame: bool = opt(False, flag="--per-frame/--no-per-frame",
+                          help="Also emit one 'face' event per face per frame.")
+    annotate: str = opt("", flag="--annotate", help="Write an annotated video here (default: off, for privacy).")
+    save_crops: str = opt("", flag="--save-crops", help="Save face crops to this folder (default: off, for privacy).")
 
 
 @dataclass
 class QualityConfig:
-    # the crop-quality gate (edge_fer.quality): on when the bundle has an autoencoder next to it
-    enabled: bool = True
-    model: str = ""  # empty: <model>_ae.tflite next to the bundle ('edge-fer convert --quality'), if present
-    threshold: float = _r(0.0, 0.0, 1.0)  # reconstruction MSE above which a crop is low quality; 0: the bundle's
+    """The crop-quality gate (:mod:`edge_fer.quality`): on when the bundle has an autoencoder next to it."""
+
+    enabled: bool = opt(True, flag="--quality/--no-quality",
+                        help="Crop-quality gate: use <model>_ae.tflite when it is next to the model (default on; "
+                             "'edge-fer convert --quality' makes it).")
+    model: str = opt("", flag="--quality-model", help="The gate's autoencoder bundle, if not <model>_ae.tflite.")
+    threshold: float = opt(0.0, lo=0.0, hi=1.0, flag="--quality-threshold",
+                           help="Reconstruction MSE above which a crop is low quality (default: the bundle's "
+                                "calibrated one).")
 
 
 @dataclass
 class MqttConfig:
-    host: str = ""  # empty: no MQTT
-    port: int = _r(1883, 1, 65535)
-    topic: str = "edge-fer"
+    host: str = opt("", flag="--mqtt-host", help="Publish events to this MQTT broker (needs edge-fer[mqtt]).")
+    port: int = opt(1883, lo=1, hi=65535, flag="--mqtt-port", help="MQTT broker port.")
+    topic: str = opt("edge-fer", flag="--mqtt-topic", help="MQTT topic prefix.")
     client_id: str = ""
     username: str = ""
     password: str = ""
-    qos: int = 1
-    discovery: bool = False  # Home Assistant discovery
-    queue_size: int = _r(1000, 1, 10_000_000)  # events held while the broker is down or stalled; oldest dropped
-    ack_timeout: float = _r(5.0, 0.0, 3600.0, open_lo=True)  # no acknowledgement for this long: broker stalled
+    qos: int = opt(1, choices=(0, 1, 2))
+    discovery: bool = opt(False, help="Home Assistant discovery.")
+    queue_size: int = opt(1000, lo=1, hi=10_000_000,
+                          help="Events held while the broker is down or stalled; the oldest are dropped.")
+    ack_timeout: float = opt(5.0, lo=0.0, hi=3600.0, open_lo=True,
+                             help="No acknowledgement for this long (s): the broker counts as stalled.")
 
 
 @dataclass
 class HttpConfig:
-    port: int = _r(0, 0, 65535)  # 0: no HTTP endpoint
-    host: str = "127.0.0.1"
-    # Host header names accepted besides localhost, IP addresses and this machine's names (DNS-rebinding
-    # guard); comma-separated, "*": any
-    allowed_hosts: str = ""
+    port: int = opt(0, lo=0, hi=65535, flag="--http-port", help="Serve /healthz /metrics /latest on this port (0: off).")
+    host: str = opt("127.0.0.1", flag="--http-host", help="HTTP bind address.")
+    allowed_hosts: str = opt("", help="Host header names accepted besides localhost, IP addresses and this machine's "
+                                      "names (DNS-rebinding guard); comma-separated, '*': any.")
 
 
 @dataclass
 class RunConfig:
-    max_frames: int = _r(0, 0)  # 0: until the source ends or a signal
-    status_interval_s: float = _r(10.0, 0.0, 86400.0, open_lo=True)  # systemd STATUS / log line period
+    max_frames: int = opt(0, lo=0, flag="--max-frames", help="Stop after N frames (0: no limit).")
+    status_interval_s: float = opt(10.0, lo=0.0, hi=86400.0, open_lo=True,
+                                   help="Period of the systemd STATUS and log line (s).")
 
 
 @dataclass
@@ -132,7 +157,7 @@ class Config:
     source: SourceConfig = field(default_factory=SourceConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
-    tracker: TrackerSection = field(default_factory=TrackerSection)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
@@ -154,6 +179,8 @@ class Config:
         setattr(sec, key, _coerce(dotted, hints[key], value, where))
 
 
+# (key prefix, section class) of every section: the flags of `edge-fer run` (schema.command)
+SCHEMAS: tuple[tuple[str, type], ...] = tuple((f"{f.name}.", f.default_factory) for f in fields(Config))  # type: ignore[misc]
 _SECTIONS = tuple(f.name for f in fields(Config))
 _HINTS: dict[type, dict[str, type]] = {}
 
@@ -209,33 +236,10 @@ def _line_of(text: str, section: str, key: str | None) -> int | None:
 
 
 def validate(cfg: Config) -> Config:
-    """Value checks that types alone do not catch."""
-    def need(ok: bool, key: str, msg: str) -> None:
-        if not ok:
-            raise ConfigError(f"config key '{key}' {msg}")
-
-    from edge_fer.detect import DETECTORS
-    from edge_fer.interpreter import DEVICES
-
-    need(cfg.model.device in DEVICES, "model.device", f"must be one of {', '.join(DEVICES)}, got {cfg.model.device!r}")
-    need(cfg.detector.name in DETECTORS, "detector.name", f"must be one of {', '.join(DETECTORS)}, got {cfg.detector.name!r}")
-    need(cfg.output.format in ("jsonl", "csv"), "output.format", f"must be jsonl or csv, got {cfg.output.format!r}")
-    need(cfg.mqtt.qos in (0, 1, 2), "mqtt.qos", "must be 0, 1 or 2")
-    for sec_field in fields(cfg):
-        sec = getattr(cfg, sec_field.name)
-        for f in fields(sec):
-            value = getattr(sec, f.name)
-            key = f"{sec_field.name}.{f.name}"
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ConfigError(f"config key '{key}' must be a finite number, got {value!r}")
-            rng = f.metadata.get("range")
-            if rng is None:
-                continue
-            lo, hi, open_lo = rng
-            ok = (lo < value if open_lo else lo <= value) and value <= hi
-            if not ok:
-                span = f"{'(' if open_lo else '['}{lo:g}, {hi:g}]" if hi != INF else f"{'>' if open_lo else '>='} {lo:g}"
-                raise ConfigError(f"config key '{key}' must be {'in ' if hi != INF else ''}{span}, got {value!r}")
+    """Every value against its field's range and choices (:func:`edge_fer.schema.check`); errors name
+    the key (``config key 'detector.scale' must be in [0.05, 1], got 2.0``)."""
+    for prefix, _ in SCHEMAS:
+        schema.check(getattr(cfg, prefix[:-1]), prefix)
     return cfg
 
 

@@ -10,9 +10,9 @@ The run also ends when an output gives up for good (a full disk, a closed pipe: 
 :mod:`edge_fer.sinks.textfile`): :class:`~edge_fer.errors.OutputError`, exit code 74. A file source
 (video, images) that yields no frame at all ends with :class:`~edge_fer.errors.SourceError` (exit 2).
 
-systemd (``Type=notify``): READY=1 after the first processed frame, WATCHDOG=1 from the processing
-loop (also while a live source waits for frames), STATUS=... with fps. Uses :mod:`edge_fer.systemd`
-when it is installed; without it (or outside systemd) notifications are no-ops.
+systemd (``Type=notify``, :mod:`edge_fer.systemd`): READY=1 after the first processed frame, WATCHDOG=1
+from the processing loop (also while a live source waits for frames; rate-limited to half of
+``WATCHDOG_USEC``), STATUS=... with fps, STOPPING=1. Outside systemd these are no-ops.
 """
 
 from __future__ import annotations
@@ -22,71 +22,27 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from edge_fer.config import Config
+from edge_fer.systemd import Notifier
+
+if TYPE_CHECKING:
+    from edge_fer.config import Config
+    from edge_fer.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
 
-def _systemd_notify() -> Callable[[str], Any]:
-    """``edge_fer.systemd.notify`` when present, else a no-op."""
-    try:
-        from edge_fer import systemd  # type: ignore[attr-defined]
-    except ImportError:
-        return lambda state: None
-    return getattr(systemd, "notify", None) or (lambda state: None)
-
-
-class Notify:
-    """READY / WATCHDOG / STATUS / STOPPING. ``watchdog()`` is cheap to call every frame: it is
-    rate-limited (by :mod:`edge_fer.systemd` to half of ``WATCHDOG_USEC``, else to 1 s)."""
-
-    def __init__(self, notify: Callable[[str], Any] | None = None):
-        self._sd = None
-        if notify is None:
-            try:
-                from edge_fer import systemd as sd  # type: ignore[attr-defined]
-
-                if all(hasattr(sd, n) for n in ("ready", "watchdog", "status", "stopping")):
-                    self._sd = sd
-            except ImportError:
-                pass
-        self._notify = notify or _systemd_notify()
-        self._last_ping = 0.0
-
-    def _send(self, state: str) -> None:
-        try:
-            self._notify(state)
-        except Exception as e:  # notification must never stop the loop
-            log.debug("sd_notify(%s) failed: %s", state, e)
-
-    def ready(self) -> None:
-        self._sd.ready() if self._sd else self._send("READY=1")
-
-    def watchdog(self) -> None:
-        if self._sd:
-            self._sd.watchdog()
-            return
-        now = time.monotonic()
-        if now - self._last_ping >= 1.0:
-            self._last_ping = now
-            self._send("WATCHDOG=1")
-
-    def status(self, text: str) -> None:
-        self._sd.status(text) if self._sd else self._send(f"STATUS={text}")
-
-    def stopping(self) -> None:
-        self._sd.stopping() if self._sd else self._send("STOPPING=1")
-
-
 class Daemon:
-    def __init__(self, pipeline: Any, *, max_frames: int = 0, status_interval_s: float = 10.0,
+    """Drives a :class:`~edge_fer.pipeline.Pipeline` until its end. ``notify``: a function that takes
+    each sd_notify message instead of systemd's socket."""
+
+    def __init__(self, pipeline: Pipeline, *, max_frames: int = 0, status_interval_s: float = 10.0,
                  notify: Callable[[str], Any] | None = None):
         self.pipeline = pipeline
         self.max_frames = max_frames
         self.status_interval_s = status_interval_s
-        self.notify = Notify(notify)
+        self.notify = Notifier(send=notify)
         self.stop_event = threading.Event()
         self.signal_received: int | None = None
         self._old_handlers: dict[int, Any] = {}
@@ -121,7 +77,6 @@ class Daemon:
         self.install_signals()
         ready = False
         last_status = time.monotonic()
-        failed_output = getattr(pipe, "failed_output", None)
         try:
             pipe.open()
             self.notify.status("running")
@@ -130,7 +85,7 @@ class Daemon:
                 self.notify.watchdog()
                 if r is False:
                     break
-                if failed_output is not None and failed_output():
+                if pipe.failed_output():
                     break
                 if r is None:
                     continue
@@ -142,13 +97,12 @@ class Daemon:
                 if now - last_status >= self.status_interval_s:
                     last_status = now
                     st = pipe.status()
-                    lost, waiting = st.get("dropped_events", 0), st.get("queued_events", 0)
-                    self.notify.status(f"{st['fps']:.1f} fps, {st['frames']} frames, {st['tracks']} faces tracked"
+                    lost, waiting = st.dropped_events, st.queued_events
+                    self.notify.status(f"{st.fps:.1f} fps, {st.frames} frames, {st.tracks} faces tracked"
                                        + (f", {lost} events dropped" if lost else "")
                                        + (f", {waiting} events waiting" if waiting else ""))
                     log.info("%.1f fps, %d frames, %d dropped, %d bad frames, %d events dropped, %d events waiting, "
-                             "%d errors", st["fps"], st["frames"], st["dropped_frames"], st.get("bad_frames", 0), lost,
-                             waiting, st["errors"])
+                             "%d errors", st.fps, st.frames, st.dropped_frames, st.bad_frames, lost, waiting, st.errors)
                 if self.max_frames and pipe.frames >= self.max_frames:
                     break
         finally:
@@ -156,12 +110,11 @@ class Daemon:
             pipe.close()
             self.restore_signals()
         st = pipe.status()
-        extra = "".join(f", {st[k]} {what}" for k, what in (("bad_frames", "unreadable frames skipped"),
-                                                             ("dropped_events", "events dropped")) if st.get(k))
-        log.info("stopped after %d frames (%.1f fps)%s%s", st["frames"], st["fps"], extra,
+        extra = "".join(f", {n} {what}" for n, what in ((st.bad_frames, "unreadable frames skipped"),
+                                                         (st.dropped_events, "events dropped")) if n)
+        log.info("stopped after %d frames (%.1f fps)%s%s", st.frames, st.fps, extra,
                  f" on {signal.Signals(self.signal_received).name}" if self.signal_received else "")
-        if hasattr(pipe, "check_outcome"):
-            pipe.check_outcome()
+        pipe.check_outcome()
         return 0
 
 

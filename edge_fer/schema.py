@@ -19,7 +19,7 @@ import inspect
 import math
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional, Union
 
@@ -119,17 +119,18 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
-def flag_parameters(cls: type, prefix: str = "") -> list[tuple[str, str, inspect.Parameter]]:
-    """``(parameter name, key, parameter)`` for every field of ``cls`` with a flag. The parameter's
-    default is ``None`` (flag not given) so that a file or the dataclass default applies; the help
-    shows the schema default."""
+def flag_parameters(cls: type, prefix: str = "", keys: Collection[str] | None = None
+                    ) -> list[tuple[str, str, inspect.Parameter]]:
+    """``(parameter name, key, parameter)`` for every field of ``cls`` with a flag (and, with ``keys``,
+    whose ``prefix + name`` is among them). The parameter's default is ``None`` (flag not given) so
+    that a file or the dataclass default applies; the help shows the schema default."""
     import typer
 
     hints = typing.get_type_hints(cls)
     out = []
     for f in fields(cls):
         spec = spec_of(f)
-        if not spec.flag:
+        if not spec.flag or (keys is not None and f"{prefix}{f.name}" not in keys):
             continue
         name = spec.flag.split("/")[0].lstrip("-").replace("-", "_")
         typ = _plain_type(hints[f.name])
@@ -149,10 +150,13 @@ def flag_parameters(cls: type, prefix: str = "") -> list[tuple[str, str, inspect
     return out
 
 
-def command(app: Any, name: str, schemas: Sequence[tuple[str, type]], **command_kw: Any) -> Callable:
+def command(app: Any, name: str, schemas: Sequence[tuple[str, type]], *, keys: Collection[str] | None = None,
+            **command_kw: Any) -> Callable:
     """Register ``func`` as the typer command ``name`` with its own parameters followed by one flag per
     schema field that has one. ``func`` receives its own arguments plus ``flags``: ``{key: value}`` of
-    the flags given (``None``, i.e. not given, left out). ``schemas``: ``(key prefix, dataclass)``."""
+    the flags given (``None``, i.e. not given, left out). ``schemas``: ``(key prefix, dataclass)``;
+    ``keys``: only the fields with these keys (``prefix + name``) get a flag (a command that shares a
+    subset of another's flags)."""
 
     def deco(func: Callable) -> Callable:
         sig = inspect.signature(func, eval_str=True)
@@ -160,7 +164,7 @@ def command(app: Any, name: str, schemas: Sequence[tuple[str, type]], **command_
         keymap: dict[str, str] = {}
         generated: list[inspect.Parameter] = []
         for prefix, cls in schemas:
-            for pname, key, param in flag_parameters(cls, prefix):
+            for pname, key, param in flag_parameters(cls, prefix, keys):
                 if pname in keymap or any(p.name == pname for p in own):
                     raise RuntimeError(f"flag parameter {pname!r} defined twice in '{name}'")
                 keymap[pname] = key

@@ -33,7 +33,6 @@ __all__ = [
     "watchdog",
     "stopping",
     "watchdog_interval",
-    "enabled",
 ]
 
 
@@ -55,22 +54,26 @@ class Notifier:
     """The sd_notify client. Module-level functions use one shared instance; tests may make their own.
 
     The environment is read on every call, so a process that gets ``NOTIFY_SOCKET`` later (or a test
-    that sets it with monkeypatch) just works.
+    that sets it with monkeypatch) just works. ``send``: a function that takes each message instead
+    of the socket.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, send: Callable[[str], object] | None = None) -> None:
         self._clock = clock
+        self._send = send  # instead of the socket (tests, another supervisor)
         self._lock = threading.Lock()
         self._last_ping: float | None = None
 
     # -- the raw protocol -----------------------------------------------------------------------
-    @staticmethod
-    def enabled() -> bool:
-        """Whether a notification socket is configured (that is, running under systemd Type=notify)."""
-        return _socket_address(os.environ.get("NOTIFY_SOCKET")) is not None
-
     def notify(self, state: str) -> bool:
         """Send ``state`` (newline-separated ``KEY=VALUE`` lines). True when the datagram was sent."""
+        if self._send is not None:
+            try:
+                self._send(state)
+                return True
+            except Exception as exc:  # a notification never stops the caller
+                log.debug("sd_notify(%r) failed: %s", state, exc)
+                return False
         addr = _socket_address(os.environ.get("NOTIFY_SOCKET"))
         if addr is None:
             return False
@@ -136,21 +139,12 @@ class Notifier:
             self._last_ping = now
         return self.notify("WATCHDOG=1")
 
-    def reset(self) -> None:
-        """Forget the last watchdog ping (the next :meth:`watchdog` call sends)."""
-        with self._lock:
-            self._last_ping = None
-
 
 def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
 _default = Notifier()
-
-
-def enabled() -> bool:
-    return _default.enabled()
 
 
 def notify(state: str) -> bool:

@@ -22,18 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from edge_fer.config import TrackerConfig  # the [tracker] section: the tracker's options, with their ranges
 from edge_fer.types import Event, Face, Prediction
 
-
-@dataclass
-class TrackerConfig:
-    iou_threshold: float = 0.3
-    centroid_factor: float = 0.6  # fallback match: centre distance < factor * track box side
-    max_missed: int = 15  # frames without a detection before face_left
-    min_hits: int = 2  # detections before face_appeared
-    ema_alpha: float = 0.4  # weight of the newest probabilities
-    switch_margin: float = 0.1
-    switch_frames: int = 3
+__all__ = ["Track", "Tracker", "TrackerConfig", "iou"]
 
 
 @dataclass
@@ -68,6 +60,8 @@ def iou(a: Sequence[float], b: Sequence[float]) -> float:
 
 
 class Tracker:
+    centroid_factor = 0.6  # fallback match: centre distance < factor * track box side
+
     def __init__(self, config: TrackerConfig | None = None, labels: Sequence[str] | None = None, per_frame: bool = False):
         self.cfg = config or TrackerConfig()
         self.labels = tuple(labels) if labels else None
@@ -120,7 +114,7 @@ class Tracker:
                     continue
                 d = float(np.hypot(b[0] + b[2] / 2 - tx, b[1] + b[3] / 2 - ty))
                 ratio = max(b[2], b[3]) / max(1, side)
-                if d < self.cfg.centroid_factor * side and 0.5 < ratio < 2.0:
+                if d < self.centroid_factor * side and 0.5 < ratio < 2.0:
                     cands.append((d, ti, fi))
         cands.sort()
         for _, ti, fi in cands:

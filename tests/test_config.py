@@ -14,10 +14,35 @@ def write(tmp_path, text):
     return p
 
 
-def test_defaults_validate():
+def test_defaults_keep_everything_private_and_local():
+    """Out of the box nothing but events is written and nothing listens beyond this machine."""
     cfg = C.build()
-    assert cfg.detector.name == "haar" and cfg.output.path == "-" and cfg.model.device == "auto"
-    assert cfg.http.host == "127.0.0.1" and cfg.http.port == 0 and cfg.mqtt.host == ""
+    assert cfg.output.annotate == "" and cfg.output.save_crops == "" and not cfg.output.overwrite
+    assert cfg.http.port == 0 and cfg.http.host == "127.0.0.1" and cfg.mqtt.host == ""
+
+
+def test_every_schema_default_passes_its_own_range():
+    from dataclasses import fields
+
+    from edge_fer import schema
+
+    for prefix, cls in C.SCHEMAS:
+        for f in fields(cls):
+            schema.check_value(f"{prefix}{f.name}", schema.field_default(f), schema.spec_of(f))
+
+
+@pytest.mark.parametrize("key,value,msg", [
+    ("detector.scale", 2.0, r"config key 'detector\.scale' must be in \[0\.05, 1\], got 2\.0"),
+    ("mqtt.port", 0, r"'mqtt\.port' must be in \[1, 65535\]"),
+    ("mqtt.qos", 3, r"'mqtt\.qos' must be one of 0, 1, 2"),
+    ("output.format", "xml", r"'output\.format' must be one of jsonl, csv"),
+    ("detector.name", "mtcnn", r"'detector\.name' must be one of haar, yunet, auto"),
+    ("tracker.ema_alpha", 0.0, r"'tracker\.ema_alpha' must be in \(0, 1\]"),
+    ("run.status_interval_s", float("nan"), r"'run\.status_interval_s' must be a finite number"),
+])
+def test_ranges_and_choices_come_from_the_schema(key, value, msg):
+    with pytest.raises(ConfigError, match=msg):
+        C.build(None, {key: value})
 
 
 def test_file_then_flags_override(tmp_path):
@@ -66,10 +91,54 @@ def test_to_toml_round_trips(tmp_path):
     assert C.load(p) == cfg
 
 
-def test_cli_flags_map_to_schema_keys():
-    from edge_fer._cli.run import FLAG_KEYS
+def _params(command: str) -> list:
+    import typer.main
 
-    cfg = C.Config()
-    for key in FLAG_KEYS.values():
-        section, _, name = key.partition(".")
-        assert hasattr(getattr(cfg, section), name), key
+    from edge_fer.cli import app
+
+    return typer.main.get_command(app).commands[command].params  # type: ignore[attr-defined]
+
+
+def _options(command: str) -> set[str]:
+    return {o for p in _params(command) for o in (*p.opts, *p.secondary_opts)}
+
+
+RUN_FLAGS = {
+    "--source", "-s", "--model", "-m", "--output", "-o", "--config", "-c", "--format", "--overwrite", "--append",
+    "--detector", "--detector-model", "--detect-every", "--full-every", "--detect-scale", "--min-face", "--device",
+    "--threads", "--max-frames", "--per-frame", "--no-per-frame", "--loop", "--no-loop", "--wait-for-source",
+    "--no-wait-for-source", "--width", "--height", "--annotate", "--save-crops", "--quality", "--no-quality",
+    "--quality-model", "--quality-threshold", "--mqtt-host", "--mqtt-port", "--mqtt-topic", "--http-port",
+    "--http-host", "--print-config",
+}
+BENCH_PIPELINE_FLAGS = {"--detector", "--detector-model", "--detect-every", "--full-every", "--detect-scale",
+                        "--min-face", "--device", "--width", "--height"}
+
+
+def test_cli_flags_are_the_schema_s_and_keep_their_spelling():
+    assert _options("run") == RUN_FLAGS
+    bench = _options("bench")
+    assert BENCH_PIPELINE_FLAGS <= bench
+    assert not (bench & RUN_FLAGS) - BENCH_PIPELINE_FLAGS - {"--source", "-s", "--model", "-m", "--config", "-c",
+                                                             "--threads", "--max-frames", "--loop"}
+
+
+def test_flags_land_on_their_config_keys(capsys):
+    import tomllib
+
+    from edge_fer.cli import main
+
+    code = main(["run", "-s", "cam.mp4", "--detect-every", "3", "--min-face", "40", "--no-quality", "--append",
+                 "--wait-for-source", "--detect-scale", "0.25", "--print-config"])
+    data = tomllib.loads(capsys.readouterr().out)
+    assert code == 0 and data["source"]["uri"] == "cam.mp4" and data["source"]["wait"] is True
+    assert data["detector"]["every"] == 3 and data["detector"]["min_size"] == 40 and data["detector"]["scale"] == 0.25
+    assert data["quality"]["enabled"] is False and data["output"]["overwrite"] is False
+    assert C.from_dict(data) == C.build(None, {"source.uri": "cam.mp4", "detector.every": 3, "detector.min_size": 40,
+                                               "quality.enabled": False, "source.wait": True, "detector.scale": 0.25})
+
+
+def test_help_shows_the_schema_defaults():
+    helps = {p.opts[0]: p.help for p in _params("run")} | {"bench " + p.opts[0]: p.help for p in _params("bench")}
+    assert helps["--full-every"].endswith("(default: 12)") and helps["--detect-scale"].endswith("(default: 0.5)")
+    assert helps["bench --detect-scale"] == helps["--detect-scale"]  # one definition for both commands

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from edge_fer.daemon import Daemon
+from edge_fer.pipeline import PipelineStatus
 
 
 class StubPipeline:
@@ -35,11 +36,21 @@ class StubPipeline:
     def close(self):
         self.closed = True
 
+    def failed_output(self):
+        return None
+
+    def check_outcome(self):
+        pass
+
     def status(self):
-        return {"fps": 100.0, "frames": self.frames, "tracks": 0, "dropped_frames": 0, "errors": 0}
+        return PipelineStatus(fps=100.0, frames=self.frames, faces=0, low_quality_faces=0, dropped_frames=0,
+                              bad_frames=0, dropped_events=0, queued_events=0, errors=0, tracks=0, uptime_s=1.0,
+                              last_frame_ts=None, source="stub", model="stub", stages={})
 
 
-def test_notify_sequence_and_end_of_stream():
+def test_notify_sequence_and_end_of_stream(monkeypatch):
+    monkeypatch.setenv("WATCHDOG_USEC", "2000")  # WatchdogSec: a ping at most every 1 ms
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
     states = []
     pipe = StubPipeline(frames=50)
     assert Daemon(pipe, notify=states.append, status_interval_s=0.0).run() == 0

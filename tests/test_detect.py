@@ -54,4 +54,22 @@ def test_detector_errors(tmp_path):
     bad.write_bytes(b"junk")
     with pytest.raises(ModelError):
         create_detector("yunet", model=str(bad))
-    assert set(DETECTORS) >= {"haar", "yunet"}
+    with pytest.raises(ConfigError, match=r"detector\.scale' must be in \[0\.05, 1\]"):  # the schema's range, once
+        create_detector("haar", scale=2.0)
+    with pytest.raises(TypeError):  # an option no detector knows is refused, not swallowed
+        create_detector("haar", scale_factr=1.2)
+
+
+def test_every_registered_detector_builds_from_the_config_section(yunet_model):
+    from edge_fer.config import DetectorConfig
+    from edge_fer.detect import build_detector
+    from edge_fer.detect.roi import RoiDetector
+
+    blank = np.zeros((240, 320, 3), np.uint8)
+    for name in DETECTORS:
+        cfg = DetectorConfig(name=name, model=str(yunet_model) if name == "yunet" else "")
+        det = build_detector(cfg)
+        assert isinstance(det, RoiDetector) and det.full_every == cfg.full_every  # window search on by default
+        assert isinstance(det.inner, Detector) and det.inner.name in ("haar", "yunet")
+        assert det.detect(blank) == []
+        assert not isinstance(build_detector(cfg, windows=False), RoiDetector)

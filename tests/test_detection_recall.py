@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge_fer.detect import WindowDetector
 from edge_fer.detect.roi import RoiDetector, roi_window
 from edge_fer.detect.scoring import (
     FrameTruth,
@@ -186,7 +187,7 @@ def test_roi_window_is_square_around_the_box_and_clipped():
     assert (x0, y0, x1, y1) == (0, 230, 150, 360)  # 200 px square around (50, 330), clipped
 
 
-class _Fake:
+class _Fake(WindowDetector):
     """Full frame: a face where ``full`` says; window: a face at ``roi`` (or nothing)."""
 
     name = "fake"

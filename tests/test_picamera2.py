@@ -143,7 +143,7 @@ def test_pipeline_runs_on_picamera2_frames(fake_picamera2, tiny_bundle):
         if pipe.step(timeout=1.0):
             n += 1
     pipe.close()
-    assert pipe.status()["frames"] == 5
+    assert pipe.status().frames == 5
 
 
 def test_missing_picamera2_is_a_clear_error(monkeypatch):

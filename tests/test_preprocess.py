@@ -43,6 +43,7 @@ def test_crop_wholly_outside_is_zeros():
 def test_interior_crop_is_a_view_of_the_frame():
     gray = (np.random.default_rng(0).random((100, 100)) * 255).astype(np.uint8)
     crop = crop_square(gray, (30, 30, 20, 20), 0.0)
+    assert np.shares_memory(crop, gray)  # no copy of the frame's pixels
     assert np.array_equal(crop, gray[30:50, 30:50])
 
 

@@ -115,6 +115,7 @@ def test_pipeline_flags_and_counts_low_quality_crops(tmp_path, tiny_ae_bundle):
     every crop is low quality, so no track opens and the counter says so."""
     import cv2
 
+    from edge_fer.daemon import Daemon
     from edge_fer.pipeline import Pipeline
     from tests.test_pipeline import ListSink
 
@@ -136,9 +137,9 @@ def test_pipeline_flags_and_counts_low_quality_crops(tmp_path, tiny_ae_bundle):
         sink = ListSink()
         pipe = Pipeline.from_config(cfg, extra_sinks=[sink])
         pipe.detector = Det()
-        pipe.run()
+        Daemon(pipe).run()
         st = pipe.status()
-        assert st["faces"] == 1 and st["low_quality_faces"] == int(low)
+        assert st.faces == 1 and st.low_quality_faces == int(low)
         appeared = [e for e in sink.events if e["type"] == "face_appeared"]
         if low:
             assert appeared == []

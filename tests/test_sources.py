@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge_fer.errors import SourceError
-from edge_fer.sources import open_source
+from edge_fer.sources import SourceMode, open_source
 from edge_fer.sources.images import ImageSource
 from edge_fer.sources.live import LiveSource
 from edge_fer.sources.opencv import OpenCVCameraSource, VideoFileSource
@@ -26,6 +26,9 @@ def test_dispatch(tmp_path, hamilton_clip, face_images):
     assert isinstance(open_source("0"), OpenCVCameraSource)
     cam = open_source("rtsp://user:secret@cam.local/stream")
     assert isinstance(cam, OpenCVCameraSource) and "secret" not in cam.name
+    assert open_source(str(hamilton_clip)).mode is SourceMode.FILE and src.mode is SourceMode.STILL
+    assert cam.mode is SourceMode.LIVE and not cam.wait_at_start
+    assert open_source("0", wait=True).wait_at_start  # source.wait reaches the live source
     with pytest.raises(SourceError, match="not a file"):
         open_source(str(tmp_path / "missing.mp4"))
     (tmp_path / "empty").mkdir()

@@ -12,37 +12,31 @@ when ``--fail-under`` is given and the budget verdict is FAIL, 2 for bad input.
 from __future__ import annotations
 
 import os
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import typer
 
-from edge_fer._cli.run import FLAG_KEYS as _RUN_FLAG_KEYS
-from edge_fer._cli.run import PIPELINE_OPTIONS as _O
+from edge_fer import schema
 
-# flag parameter name -> config key: the pipeline flags shared with `edge-fer run`
-FLAG_KEYS = {k: _RUN_FLAG_KEYS[k] for k in (
-    "source", "device", "detector", "detector_model", "detect_every", "full_every", "detect_scale", "min_face", "width",
-    "height")}
+# the pipeline flags `edge-fer bench` shares with `edge-fer run`: their spelling, help and defaults
+# come from the run config's schema (edge_fer.config)
+PIPELINE_KEYS = ("detector.name", "detector.model", "detector.every", "detector.full_every", "detector.scale",
+                 "detector.min_size", "model.device", "source.width", "source.height")
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("bench", help="Benchmark latency: every pipeline stage per frame (p50/p90/p99), or the classifier alone (--model-only).")
+    from edge_fer.config import SCHEMAS
+
+    @schema.command(app, "bench", SCHEMAS, keys=PIPELINE_KEYS,
+                    help="Benchmark latency: every pipeline stage per frame (p50/p90/p99), or the classifier alone "
+                         "(--model-only).")
     def bench_cmd(
         source: Optional[str] = typer.Option(None, "--source", "-s", help="Video file, images, camera index, URL or 'picamera2' (pipeline mode)."),
         json_path: Optional[str] = typer.Option(None, "--json", help="Write every figure to this JSON file."),
         plot_path: Optional[str] = typer.Option(None, "--plot", help="Write a latency-distribution plot (PNG; needs the 'plot' extra)."),
         model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="Model bundle (.tflite); repeat with --model-only to compare several."),
         config: Optional[str] = typer.Option(None, "--config", "-c", help="The TOML config of 'edge-fer run'; flags override it."),
-        detector: Optional[str] = _O["detector"],
-        detector_model: Optional[str] = _O["detector_model"],
-        detect_every: Optional[int] = _O["detect_every"],
-        full_every: Optional[int] = _O["full_every"],
-        detect_scale: Optional[float] = _O["detect_scale"],
-        min_face: Optional[int] = _O["min_face"],
-        device: Optional[str] = _O["device"],
         threads: Optional[str] = typer.Option(None, "--threads", help="Interpreter threads (0: default); with --model-only a list such as 1,2."),
-        width: Optional[int] = _O["width"],
-        height: Optional[int] = _O["height"],
         max_frames: int = typer.Option(0, "--max-frames", help="Measure at most N frames after warm-up (0: the whole source; 300 for a camera)."),
         loop: int = typer.Option(1, "--loop", help="Play a finite source N times (a short video makes a longer run)."),
         warmup: int = typer.Option(10, "--warmup", help="Warm-up frames (or runs with --model-only), run but left out of the figures."),
@@ -56,9 +50,13 @@ def register(app: typer.Typer) -> None:
         fail_under: bool = typer.Option(False, "--fail-under", help="Exit 1 when the budget verdict is FAIL (needs --target-fps or --budget-ms)."),
         compare: Optional[str] = typer.Option(None, "--compare", help="Also run a peer side by side on the same frames: 'fer'."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No table on stdout (use with --json)."),
+        flags: dict[str, Any] | None = None,
     ) -> None:
         from edge_fer import bench
         from edge_fer.errors import ConfigError
+
+        flags = flags or {}
+        device = flags.get("model.device")
 
         budget = bench.budget_ms_from(target_fps, budget_ms)
         if fail_under and budget is None:
@@ -88,8 +86,7 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError("the pipeline benchmark takes one --model; use --model-only to compare several")
             if len(thread_list) > 1:
                 raise ConfigError("the pipeline benchmark takes one --threads value; use --model-only for a list")
-            values = dict(locals())
-            overrides = {key: values[name] for name, key in FLAG_KEYS.items()}
+            overrides: dict[str, Any] = {**flags, "source.uri": source}
             overrides["model.path"] = models[0] if models else None
             overrides["model.threads"] = thread_list[0] if threads is not None else None
             overrides["output.path"] = events or os.devnull

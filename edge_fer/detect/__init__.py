@@ -1,26 +1,52 @@
-"""Face detectors behind one protocol, chosen by name.
+"""Face detectors behind one base class, chosen by name.
 
-Adding a detector is one new module plus one line in :data:`DETECTORS`.
+Adding a detector is one new module (a :class:`Detector` subclass with a ``from_config``) plus one
+line in :data:`DETECTORS`. Its options come from the run config's ``[detector]`` section
+(:class:`~edge_fer.config.DetectorConfig`), validated there once; a detector trusts them.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
-
-import numpy as np
+from abc import ABC, abstractmethod
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any
 
 from edge_fer import plugins
-from edge_fer.types import Face
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from edge_fer.config import DetectorConfig
+    from edge_fer.types import Face
 
 
-@runtime_checkable
-class Detector(Protocol):
-    name: str
-    # optional attribute ``wants_gray = True``: the pipeline then passes the gray frame
+class Detector(ABC):
+    """Finds faces in one image."""
 
+    name: str = "detector"
+    wants_gray: bool = False  # True: the pipeline passes its one gray conversion of the frame
+
+    @classmethod
+    def from_config(cls, cfg: DetectorConfig, **tuning: Any) -> Detector:
+        """The detector the ``[detector]`` section asks for; ``tuning``: constructor options that are
+        not config keys (benchmarks)."""
+        raise NotImplementedError
+
+    @abstractmethod
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces in a BGR (H,W,3) or gray (H,W) uint8 image, boxes in that image's pixels."""
-        ...
+
+
+class WindowDetector(Detector):
+    """A detector that can also search a small window around a known face
+    (:class:`~edge_fer.detect.roi.RoiDetector` uses it between full-frame passes)."""
+
+    roi_max_windows: int = 8  # more known faces than this: one full pass costs less than their windows
+
+    @abstractmethod
+    def detect_roi(self, image: np.ndarray, box: tuple[int, int, int, int],
+                   window: tuple[int, int, int, int]) -> Face | None:
+        """The face nearest ``box`` inside ``window`` (x0, y0, x1, y1), or None."""
 
 
 # name -> "module:Class" (imported lazily)
@@ -31,20 +57,38 @@ DETECTORS: dict[str, str] = {
 }
 
 
-def detector_class(name: str) -> type:
+def detector_class(name: str) -> Any:
+    """The class registered for ``name`` (anything with ``from_config``: ``auto`` picks one)."""
     return plugins.load(DETECTORS, name, "detector")
 
 
-def create_detector(name: str = "haar", full_every: int = 0, frame_gap: int = 1, **options: Any) -> Detector:
-    """The detector ``name`` built with ``options``; with ``full_every`` N >= 1 it is wrapped in a
-    :class:`~edge_fer.detect.roi.RoiDetector`: a full-frame pass every N frames, windows around the
-    known faces between (``frame_gap``: frames between two calls, the pipeline's ``detector.every``)."""
-    det = detector_class(name)(**options)
-    if full_every and int(full_every) > 0:
+def build_detector(cfg: DetectorConfig, *, windows: bool = True, **tuning: Any) -> Detector:
+    """The detector of a (validated) ``[detector]`` section. With ``full_every`` N >= 1 (and
+    ``windows``) it is wrapped in a :class:`~edge_fer.detect.roi.RoiDetector`: a full-frame pass every
+    N frames, windows around the known faces between (``every``: frames between two calls)."""
+    det = detector_class(cfg.name).from_config(cfg, **tuning)
+    if windows and cfg.full_every > 0:
         from edge_fer.detect.roi import RoiDetector
 
-        det = RoiDetector(det, full_every=int(full_every), frame_gap=frame_gap)
+        det = RoiDetector(det, full_every=cfg.full_every, frame_gap=cfg.every)
     return det
+
+
+def create_detector(name: str = "haar", full_every: int = 0, frame_gap: int = 1, **options: Any) -> Detector:
+    """The detector ``name`` for library use: ``options`` are ``[detector]`` keys (``model``, ``scale``,
+    ``min_size``, ``score_threshold``), checked against their ranges, and the detector's own tuning
+    options; ``full_every``/``frame_gap`` as ``detector.full_every``/``detector.every`` (no window
+    search unless asked)."""
+    from edge_fer import schema
+    from edge_fer.config import DetectorConfig
+
+    detector_class(name)  # an unknown name is one clear error listing the choices
+    keys = {f.name for f in fields(DetectorConfig)}
+    given = {k: options.pop(k) for k in list(options) if k in keys}
+    if given.get("model") is None:
+        given.pop("model", None)
+    cfg = DetectorConfig(name=name, full_every=int(full_every), every=int(frame_gap), **given)
+    return build_detector(schema.check(cfg, "detector."), **options)
 
 
 def scale_box(box: tuple[float, float, float, float], f: float, width: int, height: int) -> tuple[int, int, int, int]:
@@ -55,4 +99,5 @@ def scale_box(box: tuple[float, float, float, float], f: float, width: int, heig
     return x0, y0, max(1, x1 - x0), max(1, y1 - y0)
 
 
-__all__ = ["Detector", "DETECTORS", "create_detector", "detector_class", "scale_box", "Face"]
+__all__ = ["Detector", "WindowDetector", "DETECTORS", "build_detector", "create_detector", "detector_class",
+           "scale_box"]

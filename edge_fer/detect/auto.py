@@ -8,25 +8,34 @@ when it is a cascade ``.xml``). The choice is logged once. Nothing is ever downl
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from edge_fer.detect import Detector
+
+if TYPE_CHECKING:
+    from edge_fer.config import DetectorConfig
 
 log = logging.getLogger(__name__)
 
 
-def AutoDetector(model: str | None = None, **options: Any):  # noqa: N802 - a factory registered like a class
-    from edge_fer.models_store import installed_path
+class AutoDetector:
+    """Not a detector itself: :meth:`from_config` picks YuNet or Haar (the registry's ``auto``)."""
 
-    if model and str(model).lower().endswith(".onnx"):
-        from edge_fer.detect.yunet import YuNetDetector
+    @staticmethod
+    def from_config(cfg: DetectorConfig, **tuning: Any) -> Detector:
+        from edge_fer.models_store import installed_path
 
-        return YuNetDetector(model=model, **options)
-    if not model and installed_path("yunet") is not None:
-        from edge_fer.detect.yunet import YuNetDetector
+        if cfg.model.lower().endswith(".onnx"):
+            from edge_fer.detect.yunet import YuNetDetector
 
-        det = YuNetDetector(**options)
-        log.info("detector auto: yunet (%s)", det.model_path)
-        return det
-    from edge_fer.detect.haar import HaarDetector
+            return YuNetDetector.from_config(cfg, **tuning)
+        if not cfg.model and installed_path("yunet") is not None:
+            from edge_fer.detect.yunet import YuNetDetector
 
-    log.info("detector auto: haar (no YuNet model installed; 'edge-fer models pull yunet' fetches it)")
-    return HaarDetector(model=model or None, **options)
+            det = YuNetDetector.from_config(cfg, **tuning)
+            log.info("detector auto: yunet (%s)", det.model_path)
+            return det
+        from edge_fer.detect.haar import HaarDetector
+
+        log.info("detector auto: haar (no YuNet model installed; 'edge-fer models pull yunet' fetches it)")
+        return HaarDetector.from_config(cfg, **tuning)

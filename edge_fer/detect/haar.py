@@ -12,23 +12,27 @@ that turns away keeps being found.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from edge_fer.detect import scale_box
-from edge_fer.errors import ConfigError, MissingExtraError, ModelError
+from edge_fer.detect import WindowDetector, scale_box
+from edge_fer.errors import MissingExtraError, ModelError
 from edge_fer.preprocess import to_gray
 from edge_fer.types import Face
+
+if TYPE_CHECKING:
+    from edge_fer.config import DetectorConfig
 
 DEFAULT_CASCADE = "haarcascade_frontalface_alt2.xml"
 PROFILE_CASCADE = "haarcascade_profileface.xml"
 
 
-class HaarDetector:
+class HaarDetector(WindowDetector):
     """Runs on a gray frame downscaled by ``scale``; boxes are scaled back to the frame.
 
-    ``min_size`` is in full-frame pixels."""
+    ``scale`` and ``min_size`` (full-frame pixels) as in ``[detector]``, checked there."""
 
     name = "haar"
     wants_gray = True  # the pipeline passes its one gray conversion
@@ -46,10 +50,7 @@ class HaarDetector:
         roi_profile: bool = True,
         roi_range: tuple[float, float] = (0.75, 1.33),
         roi_equalize: bool = False,
-        **_ignored,
     ):
-        if not (0.05 <= scale <= 1.0):
-            raise ConfigError(f"detector scale {scale} must be in [0.05, 1]")
         if not hasattr(cv2, "CascadeClassifier"):
             raise MissingExtraError("the Haar detector", "default", "opencv-python-headless<5 (OpenCV 5 has no Haar)")
         path = Path(model) if model else Path(cv2.data.haarcascades) / DEFAULT_CASCADE
@@ -74,6 +75,10 @@ class HaarDetector:
         if roi_profile:
             pp = Path(cv2.data.haarcascades) / PROFILE_CASCADE
             self.profile = cv2.CascadeClassifier(str(pp)) if pp.is_file() else None
+
+    @classmethod
+    def from_config(cls, cfg: DetectorConfig, **tuning) -> HaarDetector:
+        return cls(scale=cfg.scale, min_size=cfg.min_size, model=cfg.model or None, **tuning)
 
     def detect(self, image: np.ndarray) -> list[Face]:
         gray = to_gray(image)

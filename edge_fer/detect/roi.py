@@ -1,7 +1,7 @@
 """Detect where the faces are: a full-frame pass every N frames, windows around known faces between.
 
-:class:`RoiDetector` wraps any detector that also offers ``detect_roi(image, box)`` (the best face
-near ``box``, searched only at that face's own scale inside a window around it: Haar and YuNet both
+:class:`RoiDetector` wraps any :class:`~edge_fer.detect.WindowDetector`, which also offers
+``detect_roi(image, box, window)`` (the best face near ``box``, searched only at that face's own scale inside a window around it: Haar and YuNet both
 do). On frame 0, N, 2N, ... the inner detector scans the whole frame (newcomers appear there); on
 the frames between, each face found on the previous frame is looked for again in its window only,
 which costs a fraction of a full pass. A face that its window loses is searched again for
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge_fer.detect import Detector, WindowDetector
 from edge_fer.errors import ConfigError
 from edge_fer.types import Face
 
@@ -65,7 +66,7 @@ class _Known:
     misses: int = 0
 
 
-class RoiDetector:
+class RoiDetector(Detector):
     """``inner`` on the full frame every ``full_every`` frames; between, ``inner.detect_roi`` in a
     window (``margin`` of the face's side on each side) around each face of the previous frame.
 
@@ -74,31 +75,27 @@ class RoiDetector:
     ``frame_gap``: frames between two calls (the pipeline's ``detector.every``): ``full_every`` still
     counts frames, and windows grow with the gap, since faces move further between calls."""
 
-    def __init__(self, inner, full_every: int = 12, margin: float = 0.4, patience: int = 2, frame_gap: int = 1):
-        if not hasattr(inner, "detect_roi"):
-            raise ConfigError(f"the {getattr(inner, 'name', 'given')} detector cannot search windows (no detect_roi)")
+    def __init__(self, inner: Detector, full_every: int = 12, margin: float = 0.4, patience: int = 2,
+                 frame_gap: int = 1):
+        if not isinstance(inner, WindowDetector):
+            raise ConfigError(f"the {inner.name} detector cannot search windows (no detect_roi)")
         if int(full_every) < 1:
             raise ConfigError(f"full_every must be >= 1, got {full_every}")
         gap = max(1, int(frame_gap))
         full_every = max(1, -(-int(full_every) // gap))  # in calls: ceil(frames / gap)
         margin = float(margin) * (1 + (gap - 1) / 2)
         self.inner = inner
-        self.name = f"{getattr(inner, 'name', 'detector')}+roi"
-        self.wants_gray = getattr(inner, "wants_gray", False)
+        self.name = f"{inner.name}+roi"
+        self.wants_gray = inner.wants_gray
         self.full_every = int(full_every)
         self.margin = float(margin)
         self.patience = int(patience)
         # more known faces than this: one full pass costs less than their windows (the inner detector says)
-        self.max_windows = int(getattr(inner, "roi_max_windows", 8))
+        self.max_windows = inner.roi_max_windows
         self.known: list[_Known] = []
         self.frames = 0
         self.full_passes = 0
         self.roi_searches = 0
-
-    def reset(self) -> None:
-        """Forget the known faces (a new scene, a new source): the next frame is a full pass."""
-        self.known = []
-        self.frames = 0
 
     def detect(self, image: np.ndarray) -> list[Face]:
         h, w = image.shape[:2]

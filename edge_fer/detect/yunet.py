@@ -4,17 +4,22 @@ model then lives in the user's cache, :mod:`edge_fer.models_store`), or ``--dete
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from edge_fer.detect import scale_box
+from edge_fer.detect import WindowDetector, scale_box
 from edge_fer.errors import ConfigError, ModelError
 from edge_fer.types import Face
 
+if TYPE_CHECKING:
+    from edge_fer.config import DetectorConfig
 
-class YuNetDetector:
-    """Runs on a BGR frame downscaled by ``scale``; boxes and landmarks scaled back."""
+
+class YuNetDetector(WindowDetector):
+    """Runs on a BGR frame downscaled by ``scale``; boxes and landmarks scaled back. ``model``,
+    ``scale``, ``score_threshold`` and ``min_size`` as in ``[detector]``, checked there."""
 
     name = "yunet"
 
@@ -28,7 +33,6 @@ class YuNetDetector:
         min_size: int = 0,
         roi_size: int = 64,
         roi_max_windows: int = 3,
-        **_ignored,
     ):
         if not model:
             from edge_fer.models_store import installed_path
@@ -43,8 +47,6 @@ class YuNetDetector:
         p = Path(model)
         if not p.is_file():
             raise ModelError(f"YuNet model {p} not found")
-        if not (0.05 <= scale <= 1.0):
-            raise ConfigError(f"detector scale {scale} must be in [0.05, 1]")
         try:
             self.net = cv2.FaceDetectorYN.create(str(p), "", (320, 320), float(score_threshold), float(nms_threshold), int(top_k))
         except Exception as e:  # cv2.error, or SystemError for some malformed files
@@ -60,6 +62,11 @@ class YuNetDetector:
         self.roi_size = int(roi_size)
         self.roi_max_windows = int(roi_max_windows)  # more faces than this: a full pass is cheaper
         self._roi_net = None
+
+    @classmethod
+    def from_config(cls, cfg: DetectorConfig, **tuning) -> YuNetDetector:
+        return cls(model=cfg.model or None, scale=cfg.scale, score_threshold=cfg.score_threshold,
+                   min_size=cfg.min_size, **tuning)
 
     def detect(self, image: np.ndarray) -> list[Face]:
         if image.ndim == 2:

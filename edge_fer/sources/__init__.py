@@ -1,4 +1,5 @@
-"""Frame sources behind one protocol, chosen from the ``--source`` string.
+"""Frame sources behind one base class (:class:`Source`, with its :class:`SourceMode`), chosen from the
+``--source`` string.
 
 * ``0``, ``1`` ...              OpenCV camera (live: latest frame only, drops counted, reopened on failure)
 * ``rtsp://...``, ``http://...`` OpenCV stream (live, same)
@@ -14,8 +15,10 @@ from __future__ import annotations
 import glob
 import os
 import re
+from abc import ABC, abstractmethod
+from enum import Enum
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from edge_fer.errors import SourceError
 from edge_fer.types import Frame
@@ -24,26 +27,41 @@ IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm",
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 
-@runtime_checkable
-class Source(Protocol):
-    name: str
-    live: bool  # latest-frame semantics (cameras, streams): frames may be dropped
-    still: bool  # independent still images: no tracking across frames
+class SourceMode(Enum):
+    """How a source hands out frames, and so how the pipeline treats them."""
 
+    LIVE = "live"  # cameras, streams: the newest frame only (older ones dropped); read() may time out
+    FILE = "file"  # a video file: every frame, in order, then the end
+    STILL = "still"  # independent still images: each is its own scene, nothing tracked across them
+
+
+class Source(ABC):
+    """Where frames come from. Built by :func:`open_source`, opened by the pipeline."""
+
+    name: str
+    mode: SourceMode
+    fps: float = 0.0  # frames per second when known (the annotated video's rate), else 0
+    last_error: str | None = None  # why the last read or open failed
+    current_path: Path | None = None  # STILL: the file of the frame last read
+
+    @abstractmethod
     def open(self) -> None: ...
 
+    @abstractmethod
     def read(self, timeout: float | None = None) -> Frame | None:
         """The next frame; ``None`` at the end of a finite source (or on timeout for a live one)."""
-        ...
 
+    @abstractmethod
     def close(self) -> None: ...
 
+    @abstractmethod
     def stats(self) -> dict[str, Any]:
-        """Counters: {"frames", "dropped", "errors", "reopens"}."""
-        ...
+        """Counters: {"frames", "dropped", "errors", "reopens"} (and "bad_frames" for a video)."""
 
     @property
-    def finished(self) -> bool: ...
+    @abstractmethod
+    def finished(self) -> bool:
+        """No frame will ever come again (the end of a file, or closed)."""
 
 
 def describe(spec: str) -> str:
@@ -54,10 +72,11 @@ def describe(spec: str) -> str:
 
 
 def open_source(spec: str | int, *, width: int = 0, height: int = 0, fps: float = 0.0, loop: bool = False,
-                max_pixels: int | None = None) -> Source:
-    """Build (not yet open) the source for a ``--source`` string. ``max_pixels`` (``source.max_pixels``,
-    default :data:`edge_fer.imageio.DEFAULT_MAX_PIXELS`, 0: no limit): larger images and videos are
-    refused from their header, before anything is decoded."""
+                wait: bool = False, max_pixels: int | None = None) -> Source:
+    """Build (not yet open) the source for a ``--source`` string; the options are the ``[source]``
+    section's (checked there). ``wait``: a live source that cannot be opened at start is retried.
+    ``max_pixels`` (default :data:`edge_fer.imageio.DEFAULT_MAX_PIXELS`, 0: no limit): larger images
+    and videos are refused from their header, before anything is decoded."""
     from edge_fer.imageio import DEFAULT_MAX_PIXELS
     from edge_fer.redact import register_uri_secrets
 
@@ -74,15 +93,15 @@ def open_source(spec: str | int, *, width: int = 0, height: int = 0, fps: float 
         if not re.fullmatch(r"\d+", arg):
             raise SourceError(f"--source {s!r}: the camera number after 'picamera2:' must be 0, 1, ...")
         num = int(arg)
-        return Picamera2Source(camera_num=num, size=(width or 640, height or 480), fps=fps)
+        return Picamera2Source(camera_num=num, size=(width or 640, height or 480), fps=fps, wait_at_start=wait)
     if re.fullmatch(r"\d+", s):
         from edge_fer.sources.opencv import OpenCVCameraSource
 
-        return OpenCVCameraSource(int(s), width=width, height=height, fps=fps)
+        return OpenCVCameraSource(int(s), width=width, height=height, fps=fps, wait_at_start=wait)
     if _URL.match(s) and not s.startswith("file://"):
         from edge_fer.sources.opencv import OpenCVCameraSource
 
-        return OpenCVCameraSource(s, width=width, height=height, fps=fps)
+        return OpenCVCameraSource(s, width=width, height=height, fps=fps, wait_at_start=wait)
     if s.startswith("file://"):
         s = s[len("file://") :]
     p = Path(os.path.expanduser(s))
@@ -98,9 +117,7 @@ def open_source(spec: str | int, *, width: int = 0, height: int = 0, fps: float 
             return ImageSource([p], name=str(p), max_pixels=max_pixels)
         from edge_fer.sources.opencv import VideoFileSource
 
-        video = VideoFileSource(p, loop=loop)
-        video.max_pixels = max_pixels
-        return video
+        return VideoFileSource(p, loop=loop, max_pixels=max_pixels)
     if glob.has_magic(s):
         files = sorted(Path(f) for f in glob.glob(os.path.expanduser(s)) if Path(f).suffix.lower() in IMAGE_EXTS)
         if not files:
@@ -109,4 +126,4 @@ def open_source(spec: str | int, *, width: int = 0, height: int = 0, fps: float 
     raise SourceError(f"source {s!r} is not a file, folder, glob, camera index, URL or 'picamera2'")
 
 
-__all__ = ["Source", "open_source", "describe", "IMAGE_EXTS"]
+__all__ = ["Source", "SourceMode", "open_source", "describe", "IMAGE_EXTS"]

@@ -11,14 +11,14 @@ from typing import Any
 import cv2
 
 from edge_fer.imageio import DEFAULT_MAX_PIXELS, ImageTooLarge, read_image
+from edge_fer.sources import Source, SourceMode
 from edge_fer.types import Frame
 
 log = logging.getLogger(__name__)
 
 
-class ImageSource:
-    live = False
-    still = True
+class ImageSource(Source):
+    mode = SourceMode.STILL
 
     def __init__(self, paths: Sequence[str | Path], name: str | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS):
         self.paths = [Path(p) for p in paths]

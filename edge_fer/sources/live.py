@@ -16,6 +16,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from edge_fer.errors import SourceError
+from edge_fer.sources import Source, SourceMode
 from edge_fer.types import Frame
 
 log = logging.getLogger(__name__)
@@ -29,9 +30,8 @@ class Capture(Protocol):
     def close(self) -> None: ...
 
 
-class LiveSource:
-    live = True
-    still = False
+class LiveSource(Source):
+    mode = SourceMode.LIVE
 
     def __init__(
         self,

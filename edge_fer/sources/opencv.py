@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 
 from edge_fer.errors import SourceError
-from edge_fer.imageio import check_pixels
+from edge_fer.imageio import DEFAULT_MAX_PIXELS, check_pixels
+from edge_fer.sources import Source, SourceMode
 from edge_fer.sources.live import LiveSource
 from edge_fer.types import Frame
 
@@ -55,7 +56,7 @@ class OpenCVCameraSource(LiveSource):
         )
 
 
-class VideoFileSource:
+class VideoFileSource(Source):
     """A video file: every frame, in order, never dropped. ``loop=True`` restarts at the end.
 
     A frame that cannot be decoded (a damaged file) is skipped and counted (``bad_frames``), and
@@ -65,14 +66,15 @@ class VideoFileSource:
     where a damaged file ended, is logged when the source closes.
     """
 
-    live = False
-    still = False
+    mode = SourceMode.FILE
     max_bad_frames = 100
 
-    def __init__(self, path: str | Path, loop: bool = False, max_bad_frames: int | None = None):
+    def __init__(self, path: str | Path, loop: bool = False, max_bad_frames: int | None = None,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS):
         self.path = Path(path)
         self.name = str(self.path)
         self.loop = loop
+        self.max_pixels = max_pixels  # source.max_pixels: checked from the container's header at open
         if max_bad_frames is not None:
             self.max_bad_frames = max(1, int(max_bad_frames))
         self.cap: cv2.VideoCapture | None = None
@@ -103,7 +105,7 @@ class VideoFileSource:
         assert self.cap is not None
         w, h = int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
         try:  # source.max_pixels, from the container's header: no frame of a huge video is decoded
-            check_pixels(w, h, getattr(self, "max_pixels", None), f"video {self.path}")
+            check_pixels(w, h, self.max_pixels, f"video {self.path}")
         except SourceError:
             self.close()
             raise
