@@ -122,10 +122,10 @@ class CompareReport(JsonRecord):
 
 def load_frames(uri: str, max_frames: int = 0, loops: int = 1) -> tuple[list[np.ndarray], str]:
     """Decode a finite source once (with the project's own source classes) into memory."""
-    from edge_fer.sources import open_source
+    from edge_fer.sources import SourceMode, open_source
 
     src = open_source(uri)
-    if getattr(src, "live", False):
+    if src.mode is SourceMode.LIVE:
         raise ConfigError("--compare needs a finite source (a video file or images), not a live camera")
     imgs: list[np.ndarray] = []
     src.open()

@@ -7,7 +7,7 @@ when :meth:`Pipeline.status` is asked.
 Build one from a :class:`~edge_fer.config.Config` with :meth:`Pipeline.from_config`, or from parts,
 and drive it with :class:`~edge_fer.daemon.Daemon` (signals, systemd, ``max_frames``)::
 
-    pipe = Pipeline(source, detector, classifier, Tracker(), [JsonlSink("-")])
+    pipe = Pipeline(source, detector, classifier, Tracker(), [JsonlSink(OutputConfig())])
     Daemon(pipe, max_frames=100).run()
     # or, step by step:
     pipe.open(); pipe.step(); ...; pipe.close(); pipe.check_outcome()
@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 STAGES: tuple[str, ...] = ("capture", "detect", "preprocess", "classify", "quality", "track", "sink")
 
-__all__ = ["STAGES", "Pipeline", "PipelineStatus", "StageTimes", "build_sinks"]
+__all__ = ["STAGES", "Pipeline", "PipelineStatus", "StageTimes"]
 
 
 @dataclass
@@ -118,6 +118,7 @@ class Pipeline:
         from edge_fer.classify import Classifier
         from edge_fer.detect import build_detector
         from edge_fer.quality import gate_from_config
+        from edge_fer.sinks import build_sinks
         from edge_fer.sources import open_source
 
         m, s, d = cfg.model, cfg.source, cfg.detector
@@ -140,10 +141,8 @@ class Pipeline:
                    annotate=cfg.output.annotate or None, save_crops=cfg.output.save_crops or None,
                    overwrite=cfg.output.overwrite, quality=gate)
         for sink in sinks:
-            if hasattr(sink, "set_status_provider"):
-                sink.set_status_provider(lambda: pipe.status().to_dict())
-            if hasattr(sink, "set_sinks"):
-                sink.set_sinks(sinks)
+            sink.set_status_provider(pipe.status)
+            sink.set_sinks(sinks)
         return pipe
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -170,12 +169,12 @@ class Pipeline:
             try:
                 sink.flush()
             except Exception as e:
-                log.warning("flushing sink %s: %s", getattr(sink, "name", sink), e)
+                log.warning("flushing sink %s: %s", sink.name, e)
         for sink in self.sinks:
             try:
                 sink.close()
             except Exception as e:
-                log.warning("closing sink %s: %s", getattr(sink, "name", sink), e)
+                log.warning("closing sink %s: %s", sink.name, e)
         if self.annotator:
             self.annotator.close()
         if self._opened:
@@ -203,11 +202,11 @@ class Pipeline:
         self.process(frame)
         return frame
 
-    def failed_output(self) -> tuple[Any, str] | None:
+    def failed_output(self) -> tuple[Sink, str] | None:
         """(sink, reason) for the first sink that has given up for good (its ``failed`` attribute:
         a full disk, a closed pipe; see :mod:`edge_fer.sinks.textfile`), else None. Cheap."""
         for sink in self.sinks:
-            reason = getattr(sink, "failed", None)
+            reason = sink.failed
             if reason:
                 return sink, str(reason)
         return None
@@ -222,10 +221,10 @@ class Pipeline:
         if bad is not None:
             sink, reason = bad
             try:
-                dropped = int(sink.stats().get("dropped", 0))
+                dropped = int(sink.stats().dropped)
             except Exception:
                 dropped = 0
-            where = getattr(sink, "where", None) or getattr(sink, "path", None) or getattr(sink, "name", "sink")
+            where = sink.where
             raise OutputError(f"output {where}: {reason}; {dropped} event(s) dropped")
         src = self.source
         if self._opened and self.frames == 0 and src.mode is not SourceMode.LIVE and src.finished:
@@ -283,14 +282,14 @@ class Pipeline:
                     sink.emit(ev)
                 except Exception as e:  # a sink must not raise; if it does, count it and go on
                     self.errors += 1
-                    log.warning("sink %s raised: %s", getattr(sink, "name", sink), e)
+                    log.warning("sink %s raised: %s", sink.name, e)
         self.events += len(events)
         for sink in self.sinks:
             try:
                 sink.flush()
             except Exception as e:
                 self.errors += 1
-                log.warning("sink %s flush raised: %s", getattr(sink, "name", sink), e)
+                log.warning("sink %s flush raised: %s", sink.name, e)
 
     def _write_private_outputs(self, frame: Frame, gray: np.ndarray, boxes: list[tuple[int, int, int, int]],
                                preds: list[Prediction]) -> None:
@@ -316,9 +315,9 @@ class Pipeline:
         for s in self.sinks:
             try:
                 st = s.stats()
-                sink_errors += int(st.get("errors", 0))
-                sink_dropped += int(st.get("dropped", 0))
-                sink_queued += int(st.get("queued", 0))
+                sink_errors += int(st.errors)
+                sink_dropped += int(st.dropped)
+                sink_queued += int(st.queued or 0)
             except Exception:
                 pass
         crop_errors = self.crops.errors if self.crops else 0
@@ -339,23 +338,3 @@ class Pipeline:
             model=self.model_name,
             stages=self.times.summary(),
         )
-
-
-def build_sinks(cfg: Any, labels: Sequence[str]) -> list[Sink]:
-    """The sinks a config asks for: the output (jsonl/csv), then MQTT and HTTP when configured."""
-    from edge_fer.sinks import create_sink
-
-    out = cfg.output
-    sinks: list[Sink] = [create_sink(out.format, path=out.path, labels=labels, overwrite=out.overwrite)]
-    try:
-        m = cfg.mqtt
-        if m.host:
-            kw = {k: v for k, v in vars(m).items() if v not in ("", None)}
-            sinks.append(create_sink("mqtt", labels=tuple(labels), **kw))
-        if cfg.http.port:
-            sinks.append(create_sink("http", host=cfg.http.host, port=cfg.http.port, allowed_hosts=cfg.http.allowed_hosts))
-    except Exception:
-        for s in sinks:
-            s.close()
-        raise
-    return sinks

@@ -10,12 +10,12 @@ import pytest
 from edge_fer import config as C
 from edge_fer.daemon import Daemon
 from edge_fer.pipeline import STAGES, Pipeline, PipelineStatus, StageTimes
-from edge_fer.types import Event
+from edge_fer.types import Event, Sink, SinkStats
 
 FACE_EVENTS = {"face_appeared", "expression_changed", "face_left", "face"}
 
 
-class ListSink:
+class ListSink(Sink):
     name = "list"
 
     def __init__(self):
@@ -31,8 +31,8 @@ class ListSink:
     def close(self) -> None:
         self.closed += 1
 
-    def stats(self):
-        return {"sent": len(self.events), "dropped": 0, "errors": 0}
+    def stats(self) -> SinkStats:
+        return SinkStats(sent=len(self.events))
 
 
 class BrokenSink(ListSink):

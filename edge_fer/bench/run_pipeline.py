@@ -26,6 +26,7 @@ from edge_fer.bench.report import BenchedConfig, CpuUse, ModelInfo, PipelineRepo
 from edge_fer.errors import ConfigError, SourceError
 from edge_fer.pipeline import STAGES, StageTimes
 from edge_fer.redact import redact
+from edge_fer.sources import SourceMode
 from edge_fer.stats import summarize_ms
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ def _measure(pipe: Any, rec: RecordingTimes, *, warmup: int, max_frames: int, lo
             run.t_end, run.cpu_end = t1, time.process_time()
             if max_frames and len(run.e2e) >= max_frames:
                 break
-        run.status = pipe.status()
+        run.status = pipe.status().to_dict()
     finally:
         pipe.close()
     run.ru_end = resource.getrusage(resource.RUSAGE_SELF)
@@ -152,7 +153,7 @@ def bench_pipeline(
     build_s = time.perf_counter() - t_build
     rec = RecordingTimes()
     pipe.times = rec
-    if getattr(pipe.source, "live", False) and not max_frames:
+    if pipe.source.mode is SourceMode.LIVE and not max_frames:
         max_frames = LIVE_DEFAULT_FRAMES
         log.info("live source: measuring %d frames (--max-frames to change)", max_frames)
     run = _measure(pipe, rec, warmup=warmup, max_frames=max_frames, loops=loops, timeout=timeout)
