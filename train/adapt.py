@@ -28,7 +28,6 @@ TensorFlow is imported.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -42,11 +41,12 @@ import numpy as np
 
 from edge_fer.bundle import ModelMeta
 from edge_fer.errors import DataError, EdgeFerError, ModelError
+from edge_fer.fsutil import atomic_write_json
+from edge_fer.train.rundir import RunDir
 
 log = logging.getLogger("edge_fer.train.adapt")
 
 MIN_CROPS = 100  # fewer crops give batch-norm statistics that are mostly noise (see the README)
-REPORT_NAME = "adapt.json"
 
 
 @dataclass
@@ -64,43 +64,27 @@ class AdaptOptions:
     overwrite: bool = False
 
 
-def _check_run(run: Path) -> tuple[ModelMeta, dict]:
-    if not run.is_dir():
-        raise ModelError(f"{run} is not a run directory")
-    if not (run / "model.keras").is_file():
-        raise ModelError(f"{run} is not a run directory (no model.keras in it)")
-    if not (run / "autoencoder.keras").is_file():
-        raise ModelError(f"{run} has no autoencoder (autoencoder.keras): adapt needs a run trained with "
+def _check_run(root: Path) -> tuple[ModelMeta, dict]:
+    run = RunDir(root)
+    if not root.is_dir():
+        raise ModelError(f"{root} is not a run directory")
+    if not run.model.is_file():
+        raise ModelError(f"{root} is not a run directory (no model.keras in it)")
+    if not run.autoencoder.is_file():
+        raise ModelError(f"{root} has no autoencoder (autoencoder.keras): adapt needs a run trained with "
                          "autoencoder pretraining")
-    meta = ModelMeta.load(run / "metadata.json") if (run / "metadata.json").is_file() else ModelMeta()
-    cfg: dict = {}
-    if (run / "config.json").is_file():
-        try:
-            cfg = json.loads((run / "config.json").read_text())
-        except (OSError, ValueError) as e:
-            raise ModelError(f"cannot read {run / 'config.json'}: {e}") from None
-    return meta, cfg
+    return run.read_meta() or ModelMeta(), run.read_config()
 
 
 def load_crops(folder: Path, size: int) -> np.ndarray:
     """The readable images under ``folder`` as (N, size, size) uint8, at least :data:`MIN_CROPS`."""
-    from edge_fer.train.data import IMAGE_EXTS, decode_gray
+    from edge_fer.train.image_folders import read_images
 
     if not folder.exists():
         raise DataError(f"--unlabeled {folder}: does not exist")
     if not folder.is_dir():
         raise DataError(f"--unlabeled {folder}: not a folder")
-    imgs, bad = [], 0
-    for p in sorted(folder.rglob("*")):
-        if p.suffix.lower() in IMAGE_EXTS and p.is_file():
-            try:
-                img = decode_gray(p.read_bytes(), size)
-            except OSError:
-                img = None
-            if img is None:
-                bad += 1
-            else:
-                imgs.append(img)
+    imgs, bad = read_images(folder, size)
     if not imgs:
         what = f"{bad} image file(s), none readable" if bad else "no image files"
         raise DataError(f"--unlabeled {folder}: {what}")
@@ -112,15 +96,9 @@ def load_crops(folder: Path, size: int) -> np.ndarray:
 
 
 def _resolve_data(raw: Any, run: Path) -> Path | None:
-    """The dataset a run's config.json names, as convert finds it (cwd, the run dir, its parent)."""
-    if not raw:
-        return None
-    p = Path(str(raw)).expanduser()
-    if not p.exists() and not p.is_absolute():
-        for cand in (run / p, run.parent / p):
-            if cand.exists():
-                return cand.resolve()
-    return p.resolve() if p.exists() else None
+    """The dataset a run's config.json names, as convert finds it (cwd, the run dir, its parent), absolute."""
+    found = RunDir(run).find_data(raw)
+    return found.resolve() if found is not None else None
 
 
 def _original_faces(opts: AdaptOptions, cfg: dict, n: int, size: int) -> tuple[np.ndarray, str]:
@@ -222,23 +200,23 @@ def adapt(opts: AdaptOptions) -> dict:
     import keras
 
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # predict() on several models: retracing notes
-    from edge_fer.convert.data import to_model_input
+    from edge_fer.convert.data import float_model_input
     from edge_fer.convert.quantize import load_keras_model
 
     keras.utils.set_random_seed(opts.seed)
     t0 = time.perf_counter()
     ch = meta.input_channels
-    x_new = to_model_input(new, meta.preprocessing, ch, field=True)  # field crops: the runtime's preprocessing
-    x_orig = to_model_input(orig, meta.preprocessing, ch, field=False)  # training faces, as trained
+    x_new = float_model_input(new, meta.preprocessing, ch, field=True)  # field crops: the runtime's preprocessing
+    x_orig = float_model_input(orig, meta.preprocessing, ch, field=False)  # training faces, as trained
     x_mix = np.concatenate([x_new, x_orig])
     x_mix = x_mix[np.random.default_rng(opts.seed).permutation(len(x_mix))]
 
-    model = load_keras_model(run / "model.keras")
+    model = load_keras_model(RunDir(run).model)
     before = _predict(model, x_new)
     bn_layers = reestimate_bn(model, x_mix) if opts.bn else 0
     after = _predict(model, x_new)
 
-    ae = load_keras_model(run / "autoencoder.keras")
+    ae = load_keras_model(RunDir(run).autoencoder)
     ae_report: dict[str, Any] = {"epochs": opts.ae_epochs, "mse_new_before": round(_recon_mse(ae, x_new), 6)}
     if len(x_orig):
         ae_report["mse_original_before"] = round(_recon_mse(ae, x_orig), 6)
@@ -257,25 +235,26 @@ def adapt(opts: AdaptOptions) -> dict:
     # --- write the adapted run (files first into a temp folder, then renamed into place) ----------
     tmp = out.with_name(f".{out.name}.adapt-tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "checkpoints").mkdir(parents=True)
+    dest, src = RunDir(tmp), RunDir(run)
+    dest.ckpt.mkdir(parents=True)
     new_cfg = dict(cfg)
     data_path = _resolve_data(cfg.get("data"), run)
     if data_path is not None:  # absolute, so that convert finds the calibration/evaluation faces from OUT
         new_cfg["data"] = str(data_path)
     new_cfg["out"] = str(out)
-    (tmp / "config.json").write_text(json.dumps(new_cfg, indent=2) + "\n")
-    for name in ("metrics.json", "history.json", "history.csv", "MODEL_CARD.md"):
-        if (run / name).is_file():
-            shutil.copy2(run / name, tmp / name)
-    model.save(tmp / "model.keras")
-    ae.save(tmp / "autoencoder.keras")
-    ae.save_weights(tmp / "checkpoints" / "ae.weights.h5")
+    atomic_write_json(dest.config, new_cfg)
+    for name in ("metrics", "history", "history_csv", "card"):
+        if getattr(src, name).is_file():
+            shutil.copy2(getattr(src, name), getattr(dest, name))
+    model.save(dest.model)
+    ae.save(dest.autoencoder)
+    ae.save_weights(dest.ae_weights)
     sub = {ly.name: ly for ly in ae.layers}
-    for name in ("encoder", "decoder"):
+    for name, path in (("encoder", dest.encoder), ("decoder", dest.decoder)):
         if name in sub:
-            sub[name].save(tmp / f"{name}.keras")
+            sub[name].save(path)
     y_pseudo = after.argmax(1).astype(np.int64)
-    np.savez_compressed(tmp / "calibration.npz", x=new, y=y_pseudo, labels=np.asarray(meta.labels))
+    np.savez_compressed(dest.calibration, x=new, y=y_pseudo, labels=np.asarray(meta.labels))
     labels = list(meta.labels)
     report = {
         "format": "edge-fer-adapt-report",
@@ -302,8 +281,8 @@ def adapt(opts: AdaptOptions) -> dict:
     prov["run_dir"] = str(out.resolve())
     from dataclasses import replace
 
-    replace(meta, provenance=prov).save(tmp / "metadata.json")
-    (tmp / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
+    replace(meta, provenance=prov).save(dest.metadata)
+    atomic_write_json(dest.adapt_report, report)
     if out.exists():
         shutil.rmtree(out)
     os.replace(tmp, out)
