@@ -22,12 +22,12 @@ from typing import Any
 import numpy as np
 
 from edge_fer.bundle import ModelMeta, read_bundle_meta
-from edge_fer.errors import DataError, ModelError
-from edge_fer.fsutil import atomic_write_json
 from edge_fer.convert.options import ConvertOptions
 from edge_fer.convert.outputs import OutputPaths, StagedFiles
 from edge_fer.convert.report import AccuracyDropError, ConvertReport, summary
 from edge_fer.convert.source import ConvertSource, resolve_source
+from edge_fer.errors import DataError, ModelError
+from edge_fer.fsutil import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +61,7 @@ def convert_run(opts: ConvertOptions) -> ConvertReport:
     _write_outputs(opts, src, paths, model, data, bundle, report, bundle_meta)
     _compile_edgetpu(opts, paths, report)
     atomic_write_json(paths.report, report.to_dict())
-    if not report.passed:
-        m_float, m_q = check.float_metrics, check.int8_metrics
-        err = AccuracyDropError(
-            f"int8 accuracy drop {check.drop:.2f} points exceeds --max-drop {opts.max_drop:.2f} "
-            f"(float {100 * m_float['accuracy']:.2f}%, int8 {100 * m_q['accuracy']:.2f}%); "
-            f"{paths.model} and {paths.report} were written"
-        )
-        err.report = report
-        raise err
+    _gate(report, check, opts.max_drop, paths)
     return report
 
 
@@ -309,6 +301,20 @@ def _quality_faces(src: ConvertSource, data: _Data, meta: ModelMeta) -> Any:
         val_set.split = "the adapted camera's crops"
         return val_set
     return load_labeled(data.eval_src, "validation", hw, **data.load_kw)
+
+
+def _gate(report: ConvertReport, check: _Check, max_drop: float, paths: OutputPaths) -> None:
+    """Exit 3 (after everything is written) when int8 lost more than ``--max-drop`` points."""
+    if report.passed:
+        return
+    m_float, m_q = check.float_metrics, check.int8_metrics
+    err = AccuracyDropError(
+        f"int8 accuracy drop {check.drop:.2f} points exceeds --max-drop {max_drop:.2f} "
+        f"(float {100 * m_float['accuracy']:.2f}%, int8 {100 * m_q['accuracy']:.2f}%); "
+        f"{paths.model} and {paths.report} were written"
+    )
+    err.report = report
+    raise err
 
 
 def _compile_edgetpu(opts: ConvertOptions, paths: OutputPaths, report: ConvertReport) -> None:

@@ -8,6 +8,7 @@ are derived from it (:func:`edge_fer.schema.command`) and :meth:`TrainConfig.val
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from edge_fer.errors import EdgeFerError
@@ -79,9 +80,9 @@ class TrainConfig:
         values = dict(flags)
         if "blur_sigma" in values:
             values["blur_sigma"] = parse_blur_sigma(values["blur_sigma"])
-        for key in ("data", "out", "unlabeled", "init_ae"):
+        for key in ("data", "out", "unlabeled", "init_ae"):  # paths as the CLI always wrote them
             if values.get(key) is not None:
-                values[key] = str(values[key])
+                values[key] = str(Path(values[key]))
         return cls(**values)
 
     def validate(self) -> TrainConfig:
