@@ -35,8 +35,9 @@ class OutputPaths:
 
     def check(self) -> None:
         """Distinct paths, each writable (a one-line :class:`EdgeFerError` otherwise)."""
-        targets = [(p, what) for p, what in ((self.model, "output"), (self.report, "report"), (self.float_model, "output"),
-                                             (self.decoder, "output"), (self.quality, "output")) if p is not None]
+        named = ((self.model, "output"), (self.report, "report"), (self.float_model, "output"),
+                 (self.decoder, "output"), (self.quality, "output"))
+        targets = [(p, what) for p, what in named if p is not None]
         if len({p.resolve() for p, _ in targets}) != len(targets):
             raise EdgeFerError("the output, report, float, decoder and autoencoder paths must differ")
         for p, what in targets:

@@ -233,7 +233,10 @@ def _faces(opts: AdaptOptions, meta: ModelMeta, cfg: dict) -> tuple[np.ndarray, 
     size = meta.input_height
     new = load_crops(opts.unlabeled, size)
     n_orig = int(round(opts.mix * len(new)))
-    orig, orig_src = (_original_faces(opts, cfg, n_orig, size) if n_orig else (np.zeros((0, size, size), np.uint8), None))
+    if n_orig:
+        orig, orig_src = _original_faces(opts, cfg, n_orig, size)
+    else:
+        orig, orig_src = np.zeros((0, size, size), np.uint8), None
     log.info("adapting %s to %d crops from %s (+ %d original faces)", opts.run_dir, len(new), opts.unlabeled, len(orig))
     return new, orig, orig_src
 

@@ -120,10 +120,10 @@ def _train(cfg: TrainConfig, run: RunDir, state: dict, dataset) -> TrainMetrics:
     keras.utils.set_random_seed(cfg.seed)
     runner = StageRunner(run, state, choose_strategy(), verbose=1 if sys.stdout.isatty() else 0)
     net = NetConfig.from_train(cfg, num_classes=len(dataset.labels))
-    tx, ty = _training_faces(cfg, dataset)
-    sharp = _match_sharpness(cfg, runner, tx, dataset.splits["val"])
-    prep = Preprocessing(margin=cfg.margin, blur_sigma=float(sharp["blur_sigma"]))
     va = dataset.splits["val"]
+    tx, ty = _training_faces(cfg, dataset)
+    sharp = _match_sharpness(cfg, runner, tx, va)
+    prep = Preprocessing(margin=cfg.margin, blur_sigma=float(sharp["blur_sigma"]))
     faces = _Faces(tx, ty, gaussian_blur(va.x, prep.blur_sigma), va.y, va.name)
     models = Models.build(net, runner.strategy)
 

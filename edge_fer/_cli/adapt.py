@@ -40,7 +40,8 @@ def register(app: typer.Typer) -> None:
         rep = adapt(opts)
         ae = rep["autoencoder"]
         typer.echo(
-            f"adapted {rep['source_run']} -> {opts.out}: {rep['crops']} new crops + {rep['original_faces']} original faces; "
+            f"adapted {rep['source_run']} -> {opts.out}: {rep['crops']} new crops + "
+            f"{rep['original_faces']} original faces; "
             f"{rep['bn_layers_reestimated']} batch-norm layers re-estimated; "
             f"predictions changed on {100 * rep['predicted_on_new_crops']['changed']:.1f}% of the new crops; "
             f"autoencoder MSE on the new crops {ae['mse_new_before']:.5f} -> {ae['mse_new_after']:.5f}"
