@@ -48,14 +48,15 @@ def resolve_source(src: Path) -> ConvertSource:
     """A run directory (its model.keras) or a .keras file; a one-line :class:`ModelError` otherwise."""
     if not src.exists():
         raise ModelError(f"{src} does not exist")
+    run: RunDir | None = None
     if src.is_dir():
-        run: RunDir | None = RunDir(src)
-        model_path = run.model
+        model_path = RunDir(src).model
         if not model_path.is_file():
             raise ModelError(f"{src} is not a run directory (no model.keras in it)")
+        run = RunDir(src)
     else:
         _check_model_file(src)
-        model_path, run = src, None
+        model_path = src
     base = run or RunDir(model_path.parent)
     meta, note = base.read_meta(), None
     if meta is None:
