@@ -44,11 +44,11 @@ MAX_CLEAN_DROP = 1.0  # points, on clean PublicTest: the selection rule for the 
 
 
 def float_acc(model_path: Path, x: np.ndarray, y: np.ndarray, prep) -> float:
-    from edge_fer.convert.data import to_model_input
+    from edge_fer.convert.data import float_model_input
     from edge_fer.convert.quantize import load_keras_model
 
     m = load_keras_model(model_path)
-    p = np.asarray(m.predict(to_model_input(x, prep, 1), batch_size=512, verbose=0))
+    p = np.asarray(m.predict(float_model_input(x, prep, 1), batch_size=512, verbose=0))
     return round(100 * float(np.mean(p.argmax(1) == y)), 2)
 
 
@@ -80,7 +80,7 @@ def main() -> None:
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from edge_fer.bundle import ModelMeta
-    from edge_fer.convert.pipeline import ConvertOptions, convert_run
+    from edge_fer.convert.converter import ConvertOptions, convert_run
     from edge_fer.train.adapt import AdaptOptions, adapt
     from edge_fer.train.data import load_labeled_images
 

@@ -37,12 +37,12 @@ def main() -> int:
     from tensorflow import keras
 
     from edge_fer.train.data import load_dataset
-    from edge_fer.train.model import ModelConfig, build_autoencoder, build_classifier, build_decoder, build_encoder
-    from edge_fer.train.pipeline import make_dataset
+    from edge_fer.train.model import NetConfig, build_autoencoder, build_classifier, build_decoder, build_encoder
+    from edge_fer.train.input_pipeline import make_dataset
 
     ds = load_dataset(args.data)
     tr = ds.splits["train"]
-    cfg = ModelConfig(width=args.width, latent_channels=args.latent_channels)
+    cfg = NetConfig(width=args.width, latent_channels=args.latent_channels)
     enc, dec = build_encoder(cfg), build_decoder(cfg)
     ae, cls = build_autoencoder(enc, dec), build_classifier(enc, cfg)
     bs = args.batch_size

@@ -22,6 +22,7 @@ import numpy as np
 
 from edge_fer.bundle import Preprocessing
 from edge_fer.errors import DataError, EdgeFerError
+from edge_fer.train.data import FaceDataset, load_dataset
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +82,7 @@ def _load_npz(path: Path, image_hw: tuple[int, int]) -> LabeledImages:
 
 
 def _load_with_trainer(path: Path, image_hw: tuple[int, int], seed: int, val_fraction: float | None,
-                       class_map: Any = None) -> Any:
-    try:
-        from edge_fer.train.data import load_dataset
-    except ImportError as e:  # the trainer's loader needs the train extra (or has not landed)
-        raise DataError(f"cannot read dataset {path}: edge_fer.train.data is unavailable ({e}); use a .npz file") from None
+                       class_map: Any = None) -> FaceDataset:
     kwargs: dict[str, Any] = {"seed": seed, "image_size": image_hw[0]}
     if val_fraction is not None:
         kwargs["val_fraction"] = val_fraction
@@ -122,7 +119,7 @@ def load_labeled(
             ds = _load_with_trainer(p, image_hw, seed, val_fraction, class_map)
             if cache is not None:
                 cache[ckey] = ds
-        splits = getattr(ds, "splits", {}) or {}
+        splits = ds.splits
         note = None
         if role == "calibration":
             key = "train"
@@ -137,8 +134,7 @@ def load_labeled(
             raise DataError(f"{role} data {p}: no '{key}' split (has {sorted(splits)})")
         s = splits[key]
         x, y = _check_arrays(s.x, s.y, str(p), image_hw)
-        labels = tuple(getattr(ds, "labels", ()) or ()) or None
-        data = LabeledImages(x, y, str(p), str(getattr(s, "name", key) or key), labels, note)
+        data = LabeledImages(x, y, str(p), s.name or key, tuple(ds.labels) or None, note)
     if len(data) == 0:
         raise DataError(f"{role} data {p} ({data.split}) is empty")
     return data
@@ -175,8 +171,10 @@ def stratified_sample(y: np.ndarray, n: int, seed: int, num_classes: int) -> np.
     return rng.permutation(idx)
 
 
-def to_model_input(x: np.ndarray, prep: Preprocessing, channels: int, field: bool = True) -> np.ndarray:
-    """uint8 crops (N, H, W) -> float32 model input (N, H, W, C) = pixel * scale + offset.
+def float_model_input(x: np.ndarray, prep: Preprocessing, channels: int, field: bool = True) -> np.ndarray:
+    """uint8 crops (N, H, W) -> the float32 model input (N, H, W, C) = pixel * scale + offset, before
+    any quantization (the Keras model's input; :func:`edge_fer.preprocess.to_model_input` gives the
+    quantized input of a bundle).
 
     ``field=True`` treats the crops as real-world faces and applies the bundle's ``blur_sigma`` as the
     runtime does; ``field=False`` is for the training faces themselves (calibration), which already

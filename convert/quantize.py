@@ -36,7 +36,7 @@ def load_keras_model(path: Path) -> Any:
         raise ModelError(f"{path}: cannot load the Keras model ({first[:200]})") from None
 
 
-def _shape(t: Any) -> tuple:
+def shape_of(t: Any) -> tuple:
     return tuple(None if d is None else int(d) for d in t.shape)
 
 
@@ -45,13 +45,13 @@ def check_classifier(model: Any, meta: ModelMeta, source: str) -> None:
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ModelError(f"{source}: expected one input and one output, got {len(model.inputs)} and {len(model.outputs)}")
     want = (None, meta.input_height, meta.input_width, meta.input_channels)
-    got = _shape(model.inputs[0])
+    got = shape_of(model.inputs[0])
     if len(got) != 4 or got[1:] != want[1:]:
         raise ModelError(
             f"{source}: wrong input shape {got}; the metadata says (batch, {meta.input_height}, "
             f"{meta.input_width}, {meta.input_channels})"
         )
-    out = _shape(model.outputs[0])
+    out = shape_of(model.outputs[0])
     if len(out) != 2 or out[1] != len(meta.labels):
         raise ModelError(f"{source}: output shape {out} does not match the {len(meta.labels)} labels {list(meta.labels)}")
 
@@ -59,7 +59,7 @@ def check_classifier(model: Any, meta: ModelMeta, source: str) -> None:
 def _export(model: Any, workdir: str) -> str:
     import tensorflow as tf
 
-    spec = tf.TensorSpec((1, *_shape(model.inputs[0])[1:]), tf.float32, name="image")
+    spec = tf.TensorSpec((1, *shape_of(model.inputs[0])[1:]), tf.float32, name="image")
     path = str(Path(workdir) / "saved_model")
     model.export(path, input_signature=[spec], verbose=False)
     return path

@@ -1,19 +1,19 @@
 """Float Keras vs quantized TFLite on the same held-out crops: metrics, agreement, latency.
 
-The TFLite side runs in the runtime's interpreter (LiteRT, ``ai_edge_litert``), one crop at a time
-at batch 1, exactly as deployed: quantize the float input with the model's input (scale,
-zero_point), invoke, read the output's argmax.
+The TFLite side runs in the runtime's interpreter (:func:`edge_fer.interpreter.load_interpreter`, on
+the CPU), one crop at a time at batch 1, exactly as deployed: quantize the float input with the
+model's input (scale, zero_point), invoke, read the output's argmax. Latency figures come from the
+runtime's own statistics (:func:`edge_fer.stats.summarize_ms`), so convert and bench agree.
 """
 
 from __future__ import annotations
 
-import statistics
 import time
 from typing import Any
 
 import numpy as np
 
-from edge_fer.errors import MissingExtraError, ModelError
+from edge_fer.errors import ModelError
 from edge_fer.train.metrics import classification_report
 
 
@@ -22,18 +22,11 @@ def keras_predict(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarra
     return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
 
 
-def make_interpreter(model_bytes: bytes, num_threads: int = 1) -> Any:
-    """The runtime's TFLite interpreter for ``model_bytes`` (LiteRT)."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError as e:
-        raise MissingExtraError("running a .tflite model", "train", "ai-edge-litert") from e
-    try:
-        it = Interpreter(model_content=model_bytes, num_threads=num_threads)
-        it.allocate_tensors()
-    except (ValueError, RuntimeError) as e:
-        raise ModelError(f"the TFLite runtime cannot load the converted model: {e}") from None
-    return it
+def load(model_bytes: bytes, num_threads: int = 1) -> Any:
+    """The runtime's interpreter for ``model_bytes``, on the CPU, allocated."""
+    from edge_fer.interpreter import load_interpreter
+
+    return load_interpreter(model_content=model_bytes, device="cpu", threads=num_threads)
 
 
 def io_details(it: Any) -> tuple[dict, dict]:
@@ -41,6 +34,23 @@ def io_details(it: Any) -> tuple[dict, dict]:
     if len(ins) != 1 or len(outs) != 1:
         raise ModelError(f"expected 1 input and 1 output, the TFLite model has {len(ins)} and {len(outs)}")
     return ins[0], outs[0]
+
+
+def _quant_params(detail: dict) -> dict[str, Any]:
+    scale, zp = detail["quantization"]
+    return {
+        "dtype": np.dtype(detail["dtype"]).name,
+        "scale": float(scale),
+        "zero_point": int(zp),
+        "shape": [int(d) for d in detail["shape"]],
+    }
+
+
+def io_quantization(model_bytes: bytes) -> dict[str, dict[str, Any]]:
+    """``{"input": {dtype, scale, zero_point, shape}, "output": {...}}`` of a TFLite model: what the
+    bundle's metadata records."""
+    din, dout = io_details(load(model_bytes).interpreter)
+    return {"input": _quant_params(din), "output": _quant_params(dout)}
 
 
 def quantize_input(x: np.ndarray, detail: dict) -> np.ndarray:
@@ -72,7 +82,7 @@ def classifier_predict(bundle_bytes: bytes, crops: np.ndarray, batch: int = 64) 
 
 def tflite_predict(model_bytes: bytes, x: np.ndarray) -> np.ndarray:
     """Dequantized raw outputs (N, ...) of any TFLite model (the decoder) for float inputs, at batch 1."""
-    it = make_interpreter(model_bytes)
+    it = load(model_bytes).interpreter
     din, dout = io_details(it)
     if tuple(din["shape"][1:]) != tuple(x.shape[1:]):
         raise ModelError(f"TFLite input {tuple(din['shape'])} does not take crops of shape {x.shape[1:]}")
@@ -85,26 +95,28 @@ def tflite_predict(model_bytes: bytes, x: np.ndarray) -> np.ndarray:
     return out
 
 
+# the report's latency keys -> edge_fer.stats.summarize_ms's
+LATENCY_KEYS = {"median": "p50_ms", "p90": "p90_ms", "runs": "n"}
+
+
 def latency_ms(model_bytes: bytes, x: np.ndarray, runs: int = 200, warmup: int = 20, num_threads: int = 1) -> dict[str, Any]:
     """Median/p90 wall time of one ``invoke()`` at batch 1 on this machine (input set once)."""
-    it = make_interpreter(model_bytes, num_threads=num_threads)
+    from edge_fer.stats import summarize_ms
+
+    loaded = load(model_bytes, num_threads=num_threads)
+    it = loaded.interpreter
     din, _ = io_details(it)
     it.set_tensor(din["index"], quantize_input(x[:1], din))
     for _ in range(warmup):
         it.invoke()
-    times = []
+    seconds = []
     for _ in range(max(1, runs)):
         t0 = time.perf_counter()
         it.invoke()
-        times.append((time.perf_counter() - t0) * 1000.0)
-    times.sort()
-    return {
-        "median": round(statistics.median(times), 4),
-        "p90": round(times[min(len(times) - 1, int(0.9 * len(times)))], 4),
-        "runs": len(times),
-        "threads": num_threads,
-        "runtime": "ai_edge_litert",
-    }
+        seconds.append(time.perf_counter() - t0)
+    stats = summarize_ms(seconds)
+    return {**{key: stats[src] for key, src in LATENCY_KEYS.items()}, "threads": num_threads,
+            "runtime": loaded.backend}
 
 
 def compare(

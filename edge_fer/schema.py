@@ -36,25 +36,27 @@ class Spec:
     lo: float | None = None
     hi: float = INF
     open_lo: bool = False
+    open_hi: bool = False
     choices: tuple[Any, ...] = ()
     flag: str = ""  # "--detect-every", "--per-frame/--no-per-frame", "" = no CLI flag
     short: str = ""  # "-s"
     help: str = ""
     required: bool = False  # a CLI option without default (typer's ``...``)
+    cli_type: Any = None  # the flag's type when it differs from the field's (parsed by the command)
 
     def describe_range(self) -> str:
         lo = self.lo if self.lo is not None else -INF
         if self.hi == INF:
             return f"{'>' if self.open_lo else '>='} {lo:g}"
-        return f"in {'(' if self.open_lo else '['}{lo:g}, {self.hi:g}]"
+        return f"in {'(' if self.open_lo else '['}{lo:g}, {self.hi:g}{')' if self.open_hi else ']'}"
 
 
 def opt(default: Any = _MISSING, *, lo: float | None = None, hi: float = INF, open_lo: bool = False,
-        choices: Sequence[Any] = (), flag: str = "", short: str = "", help: str = "",
-        default_factory: Callable[[], Any] | Any = _MISSING, required: bool = False) -> Any:
+        open_hi: bool = False, choices: Sequence[Any] = (), flag: str = "", short: str = "", help: str = "",
+        default_factory: Callable[[], Any] | Any = _MISSING, required: bool = False, cli_type: Any = None) -> Any:
     """A dataclass field with its :class:`Spec`."""
-    spec = Spec(lo=lo, hi=hi, open_lo=open_lo, choices=tuple(choices), flag=flag, short=short, help=help,
-                required=required)
+    spec = Spec(lo=lo, hi=hi, open_lo=open_lo, open_hi=open_hi, choices=tuple(choices), flag=flag, short=short,
+                help=help, required=required, cli_type=cli_type)
     if default_factory is not _MISSING:
         return field(default_factory=default_factory, metadata={"spec": spec})
     return field(default=default, metadata={"spec": spec})
@@ -77,7 +79,9 @@ def check_value(key: str, value: Any, spec: Spec) -> None:
         raise ConfigError(f"{_name(key)} must be a finite number, got {value!r}")
     elif isinstance(value, (int, float)) and (spec.lo is not None or spec.hi != INF):
         lo = spec.lo if spec.lo is not None else -INF
-        if not ((lo < value if spec.open_lo else lo <= value) and value <= spec.hi):
+        above_lo = lo < value if spec.open_lo else lo <= value
+        below_hi = value < spec.hi if spec.open_hi else value <= spec.hi
+        if not (above_lo and below_hi):
             raise ConfigError(f"{_name(key)} must be {spec.describe_range()}, got {value!r}")
     if spec.choices and value not in spec.choices:
         shown = ", ".join(str(c) for c in spec.choices)
@@ -133,7 +137,7 @@ def flag_parameters(cls: type, prefix: str = "", keys: Collection[str] | None = 
         if not spec.flag or (keys is not None and f"{prefix}{f.name}" not in keys):
             continue
         name = spec.flag.split("/")[0].lstrip("-").replace("-", "_")
-        typ = _plain_type(hints[f.name])
+        typ = spec.cli_type or _plain_type(hints[f.name])
         default = field_default(f)
         help_text = spec.help
         if not spec.required and "(default" not in help_text:

@@ -34,14 +34,14 @@ def face_crops() -> tuple[np.ndarray, np.ndarray]:
 def build_tiny_run(root: Path, ae_epochs: int = 60) -> Path:
     keras = pytest.importorskip("keras")
     from edge_fer.bundle import ModelMeta
-    from edge_fer.train.model import ModelConfig, build_autoencoder, build_classifier, build_decoder, build_encoder
+    from edge_fer.train.model import NetConfig, build_autoencoder, build_classifier, build_decoder, build_encoder
 
     keras.utils.set_random_seed(0)
     x, _ = face_crops()
     y = np.arange(len(x)) % 7
     root.mkdir(parents=True, exist_ok=True)
     np.savez(root / "faces.npz", x=x, y=y)
-    m = ModelConfig(width=4, latent_channels=4, arch="res", weight_decay=0.0)
+    m = NetConfig(width=4, latent_channels=4, arch="res", weight_decay=0.0)
     enc, dec = build_encoder(m), build_decoder(m)
     ae = build_autoencoder(enc, dec)
     ae.compile(optimizer=keras.optimizers.Adam(3e-3), loss="mse")
@@ -65,7 +65,7 @@ def tiny_ae_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_ae_bundle(tiny_ae_run, tmp_path_factory) -> Path:
     """``convert --quality`` of the tiny run: ``bundle.tflite`` + ``bundle_ae.tflite``."""
-    from edge_fer.convert.pipeline import ConvertOptions, convert_run
+    from edge_fer.convert.converter import ConvertOptions, convert_run
 
     out = tmp_path_factory.mktemp("ae-bundle") / "bundle.tflite"
     convert_run(ConvertOptions(source=tiny_ae_run, out=out, quality=True, max_drop=100.0, calib_samples=40,

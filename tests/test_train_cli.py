@@ -54,11 +54,11 @@ def test_saved_autoencoder_is_the_stage1_one(tiny_run):
     import numpy as np
     from tensorflow import keras
 
-    from edge_fer.train.model import ModelConfig, build_autoencoder, build_decoder, build_encoder
+    from edge_fer.train.model import NetConfig, build_autoencoder, build_decoder, build_encoder
 
     _, out = tiny_run
     saved = keras.models.load_model(out / "autoencoder.keras")
-    cfg = ModelConfig(width=4, latent_channels=8)
+    cfg = NetConfig(width=4, latent_channels=8)
     ref = build_autoencoder(build_encoder(cfg), build_decoder(cfg))
     ref.load_weights(out / "checkpoints" / "ae.weights.h5")
     x = np.random.default_rng(0).random((4, 48, 48, 1), dtype=np.float32)

@@ -17,7 +17,7 @@ def test_csv_fer2013_protocol_splits(tmp_path):
     x, y = faces(28, 0)
     np.testing.assert_array_equal(ds.splits["train"].x, x)
     np.testing.assert_array_equal(ds.splits["train"].y, y)
-    assert ds.splits["train"].x.dtype == np.uint8 and ds.is_fer2013
+    assert ds.splits["train"].x.dtype == np.uint8 and ds.splits["val"].name == "PublicTest"
 
 
 def test_csv_without_usage_gets_seeded_stratified_val_split(tmp_path):

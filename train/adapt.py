@@ -28,12 +28,11 @@ TensorFlow is imported.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -42,65 +41,36 @@ import numpy as np
 
 from edge_fer.bundle import ModelMeta
 from edge_fer.errors import DataError, EdgeFerError, ModelError
+from edge_fer.fsutil import atomic_write_json
+from edge_fer.train.adapt_options import AdaptOptions
+from edge_fer.train.rundir import RunDir
 
 log = logging.getLogger("edge_fer.train.adapt")
 
 MIN_CROPS = 100  # fewer crops give batch-norm statistics that are mostly noise (see the README)
-REPORT_NAME = "adapt.json"
 
 
-@dataclass
-class AdaptOptions:
-    run_dir: Path
-    unlabeled: Path
-    out: Path
-    mix: float = 2.0  # original training faces per new crop (0: the new crops alone); chosen on PublicTest (README)
-    bn: bool = True
-    ae_epochs: int = 0  # measured: more reconstruction training makes the gate worse (README)
-    ae_lr: float = 1e-4
-    batch_size: int = 128
-    seed: int = 0
-    data: Path | None = None  # the original faces; default: the run's config.json dataset
-    overwrite: bool = False
-
-
-def _check_run(run: Path) -> tuple[ModelMeta, dict]:
-    if not run.is_dir():
-        raise ModelError(f"{run} is not a run directory")
-    if not (run / "model.keras").is_file():
-        raise ModelError(f"{run} is not a run directory (no model.keras in it)")
-    if not (run / "autoencoder.keras").is_file():
-        raise ModelError(f"{run} has no autoencoder (autoencoder.keras): adapt needs a run trained with "
+def _check_run(run: RunDir) -> tuple[ModelMeta, dict]:
+    root = run.root
+    if not root.is_dir():
+        raise ModelError(f"{root} is not a run directory")
+    if not run.model.is_file():
+        raise ModelError(f"{root} is not a run directory (no model.keras in it)")
+    if not run.autoencoder.is_file():
+        raise ModelError(f"{root} has no autoencoder (autoencoder.keras): adapt needs a run trained with "
                          "autoencoder pretraining")
-    meta = ModelMeta.load(run / "metadata.json") if (run / "metadata.json").is_file() else ModelMeta()
-    cfg: dict = {}
-    if (run / "config.json").is_file():
-        try:
-            cfg = json.loads((run / "config.json").read_text())
-        except (OSError, ValueError) as e:
-            raise ModelError(f"cannot read {run / 'config.json'}: {e}") from None
-    return meta, cfg
+    return run.read_meta() or ModelMeta(), run.read_config()
 
 
 def load_crops(folder: Path, size: int) -> np.ndarray:
     """The readable images under ``folder`` as (N, size, size) uint8, at least :data:`MIN_CROPS`."""
-    from edge_fer.train.data import IMAGE_EXTS, decode_gray
+    from edge_fer.train.image_folders import read_images
 
     if not folder.exists():
         raise DataError(f"--unlabeled {folder}: does not exist")
     if not folder.is_dir():
         raise DataError(f"--unlabeled {folder}: not a folder")
-    imgs, bad = [], 0
-    for p in sorted(folder.rglob("*")):
-        if p.suffix.lower() in IMAGE_EXTS and p.is_file():
-            try:
-                img = decode_gray(p.read_bytes(), size)
-            except OSError:
-                img = None
-            if img is None:
-                bad += 1
-            else:
-                imgs.append(img)
+    imgs, bad = read_images(folder, size)
     if not imgs:
         what = f"{bad} image file(s), none readable" if bad else "no image files"
         raise DataError(f"--unlabeled {folder}: {what}")
@@ -112,15 +82,9 @@ def load_crops(folder: Path, size: int) -> np.ndarray:
 
 
 def _resolve_data(raw: Any, run: Path) -> Path | None:
-    """The dataset a run's config.json names, as convert finds it (cwd, the run dir, its parent)."""
-    if not raw:
-        return None
-    p = Path(str(raw)).expanduser()
-    if not p.exists() and not p.is_absolute():
-        for cand in (run / p, run.parent / p):
-            if cand.exists():
-                return cand.resolve()
-    return p.resolve() if p.exists() else None
+    """The dataset a run's config.json names, as convert finds it (cwd, the run dir, its parent), absolute."""
+    found = RunDir(run).find_data(raw)
+    return found.resolve() if found is not None else None
 
 
 def _original_faces(opts: AdaptOptions, cfg: dict, n: int, size: int) -> tuple[np.ndarray, str]:
@@ -199,21 +163,11 @@ def _recon_mse(ae: Any, x: np.ndarray) -> float:
 
 def adapt(opts: AdaptOptions) -> dict:
     """Adapt ``opts.run_dir`` to the camera of ``opts.unlabeled``; writes ``opts.out``; returns the report."""
-    run, out = Path(opts.run_dir), Path(opts.out)
-    opts.run_dir, opts.out, opts.unlabeled = run, out, Path(opts.unlabeled)
-    if opts.mix < 0:
-        raise EdgeFerError(f"--mix must be >= 0, got {opts.mix}")
-    if opts.ae_epochs < 0:
-        raise EdgeFerError(f"--ae-epochs must be >= 0, got {opts.ae_epochs}")
-    if not opts.bn and opts.ae_epochs == 0:
-        raise EdgeFerError("nothing to do: --no-bn and --ae-epochs 0")
+    opts.validate()
+    run = RunDir(opts.run_dir)
     meta, cfg = _check_run(run)
     _check_out(opts)
-    size = meta.input_height
-    new = load_crops(opts.unlabeled, size)
-    n_orig = int(round(opts.mix * len(new)))
-    orig, orig_src = (_original_faces(opts, cfg, n_orig, size) if n_orig else (np.zeros((0, size, size), np.uint8), None))
-    log.info("adapting %s to %d crops from %s (+ %d original faces)", run, len(new), opts.unlabeled, len(orig))
+    new, orig, orig_src = _faces(opts, meta, cfg)
 
     from edge_fer.train._tf import require_tensorflow
 
@@ -222,65 +176,30 @@ def adapt(opts: AdaptOptions) -> dict:
     import keras
 
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # predict() on several models: retracing notes
-    from edge_fer.convert.data import to_model_input
     from edge_fer.convert.quantize import load_keras_model
 
     keras.utils.set_random_seed(opts.seed)
     t0 = time.perf_counter()
-    ch = meta.input_channels
-    x_new = to_model_input(new, meta.preprocessing, ch, field=True)  # field crops: the runtime's preprocessing
-    x_orig = to_model_input(orig, meta.preprocessing, ch, field=False)  # training faces, as trained
-    x_mix = np.concatenate([x_new, x_orig])
-    x_mix = x_mix[np.random.default_rng(opts.seed).permutation(len(x_mix))]
-
-    model = load_keras_model(run / "model.keras")
+    x_new, x_orig, x_mix = _model_inputs(meta, new, orig, opts.seed)
+    model = load_keras_model(run.model)
     before = _predict(model, x_new)
     bn_layers = reestimate_bn(model, x_mix) if opts.bn else 0
     after = _predict(model, x_new)
+    ae = load_keras_model(run.autoencoder)
+    ae_report = _adapt_autoencoder(ae, x_new, x_orig, x_mix, opts)
 
-    ae = load_keras_model(run / "autoencoder.keras")
-    ae_report: dict[str, Any] = {"epochs": opts.ae_epochs, "mse_new_before": round(_recon_mse(ae, x_new), 6)}
-    if len(x_orig):
-        ae_report["mse_original_before"] = round(_recon_mse(ae, x_orig), 6)
-    if opts.ae_epochs:
-        # batch norm frozen (inference mode): trained in batch-statistics mode, the autoencoder reconstructed
-        # the new crops worse afterwards than before (README, "Autoencoder on the device")
-        for ly in _all_layers(ae):
-            if isinstance(ly, keras.layers.BatchNormalization):
-                ly.trainable = False
-        ae.compile(optimizer=keras.optimizers.Adam(opts.ae_lr), loss="mse")
-        ae.fit(x_mix, x_mix, batch_size=opts.batch_size, epochs=opts.ae_epochs, shuffle=True, verbose=0)
-    ae_report["mse_new_after"] = round(_recon_mse(ae, x_new), 6)
-    if len(x_orig):
-        ae_report["mse_original_after"] = round(_recon_mse(ae, x_orig), 6)
-
-    # --- write the adapted run (files first into a temp folder, then renamed into place) ----------
-    tmp = out.with_name(f".{out.name}.adapt-tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "checkpoints").mkdir(parents=True)
-    new_cfg = dict(cfg)
-    data_path = _resolve_data(cfg.get("data"), run)
-    if data_path is not None:  # absolute, so that convert finds the calibration/evaluation faces from OUT
-        new_cfg["data"] = str(data_path)
-    new_cfg["out"] = str(out)
-    (tmp / "config.json").write_text(json.dumps(new_cfg, indent=2) + "\n")
-    for name in ("metrics.json", "history.json", "history.csv", "MODEL_CARD.md"):
-        if (run / name).is_file():
-            shutil.copy2(run / name, tmp / name)
-    model.save(tmp / "model.keras")
-    ae.save(tmp / "autoencoder.keras")
-    ae.save_weights(tmp / "checkpoints" / "ae.weights.h5")
-    sub = {ly.name: ly for ly in ae.layers}
-    for name in ("encoder", "decoder"):
-        if name in sub:
-            sub[name].save(tmp / f"{name}.keras")
+    # the adapted run: files first into a temp folder, then renamed into place
+    tmp = RunDir(opts.out.with_name(f".{opts.out.name}.adapt-tmp"))
+    shutil.rmtree(tmp.root, ignore_errors=True)
+    tmp.ckpt.mkdir(parents=True)
     y_pseudo = after.argmax(1).astype(np.int64)
-    np.savez_compressed(tmp / "calibration.npz", x=new, y=y_pseudo, labels=np.asarray(meta.labels))
+    _write_models(tmp, run, cfg, opts.out, model, ae)
+    np.savez_compressed(tmp.calibration, x=new, y=y_pseudo, labels=np.asarray(meta.labels))
     labels = list(meta.labels)
     report = {
         "format": "edge-fer-adapt-report",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "source_run": str(run.resolve()),
+        "source_run": str(run.root.resolve()),
         "unlabeled": str(opts.unlabeled.resolve()),
         "crops": int(len(new)),
         "original_faces": int(len(orig)),
@@ -295,17 +214,83 @@ def adapt(opts: AdaptOptions) -> dict:
         },
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    prov = dict(meta.provenance)
-    prov["adapted"] = {"from_run": str(run.resolve()), "unlabeled": str(opts.unlabeled.resolve()),
-                       "crops": int(len(new)), "original_faces": int(len(orig)), "bn": opts.bn,
-                       "ae_epochs": opts.ae_epochs, "at": report["created"]}
-    prov["run_dir"] = str(out.resolve())
-    from dataclasses import replace
-
-    replace(meta, provenance=prov).save(tmp / "metadata.json")
-    (tmp / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
-    log.info("adapted run written to %s (%.1f s)", out, report["seconds"])
+    prov = {**meta.provenance,
+            "adapted": {"from_run": str(run.root.resolve()), "unlabeled": str(opts.unlabeled.resolve()),
+                        "crops": int(len(new)), "original_faces": int(len(orig)), "bn": opts.bn,
+                        "ae_epochs": opts.ae_epochs, "at": report["created"]},
+            "run_dir": str(opts.out.resolve())}
+    replace(meta, provenance=prov).save(tmp.metadata)
+    atomic_write_json(tmp.adapt_report, report)
+    if opts.out.exists():
+        shutil.rmtree(opts.out)
+    os.replace(tmp.root, opts.out)
+    log.info("adapted run written to %s (%.1f s)", opts.out, report["seconds"])
     return report
+
+
+def _faces(opts: AdaptOptions, meta: ModelMeta, cfg: dict) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """(the new camera's crops, original training faces mixed in, where those came from)."""
+    size = meta.input_height
+    new = load_crops(opts.unlabeled, size)
+    n_orig = int(round(opts.mix * len(new)))
+    if n_orig:
+        orig, orig_src = _original_faces(opts, cfg, n_orig, size)
+    else:
+        orig, orig_src = np.zeros((0, size, size), np.uint8), None
+    log.info("adapting %s to %d crops from %s (+ %d original faces)", opts.run_dir, len(new), opts.unlabeled, len(orig))
+    return new, orig, orig_src
+
+
+def _model_inputs(meta: ModelMeta, new: np.ndarray, orig: np.ndarray, seed: int):
+    """Float model inputs: the new crops (field faces: the runtime's preprocessing), the original
+    faces (as trained) and the two mixed, shuffled."""
+    from edge_fer.convert.data import float_model_input
+
+    ch = meta.input_channels
+    x_new = float_model_input(new, meta.preprocessing, ch, field=True)
+    x_orig = float_model_input(orig, meta.preprocessing, ch, field=False)
+    x_mix = np.concatenate([x_new, x_orig])
+    return x_new, x_orig, x_mix[np.random.default_rng(seed).permutation(len(x_mix))]
+
+
+def _adapt_autoencoder(ae: Any, x_new: np.ndarray, x_orig: np.ndarray, x_mix: np.ndarray,
+                       opts: AdaptOptions) -> dict[str, Any]:
+    """Continue the autoencoder's training on the mix (``--ae-epochs``); its MSE before and after."""
+    import keras
+
+    ae_report: dict[str, Any] = {"epochs": opts.ae_epochs, "mse_new_before": round(_recon_mse(ae, x_new), 6)}
+    if len(x_orig):
+        ae_report["mse_original_before"] = round(_recon_mse(ae, x_orig), 6)
+    if opts.ae_epochs:
+        # batch norm frozen (inference mode): trained in batch-statistics mode, the autoencoder reconstructed
+        # the new crops worse afterwards than before (README, "Autoencoder on the device")
+        for ly in _all_layers(ae):
+            if isinstance(ly, keras.layers.BatchNormalization):
+                ly.trainable = False
+        ae.compile(optimizer=keras.optimizers.Adam(opts.ae_lr), loss="mse")
+        ae.fit(x_mix, x_mix, batch_size=opts.batch_size, epochs=opts.ae_epochs, shuffle=True, verbose=0)
+    ae_report["mse_new_after"] = round(_recon_mse(ae, x_new), 6)
+    if len(x_orig):
+        ae_report["mse_original_after"] = round(_recon_mse(ae, x_orig), 6)
+    return ae_report
+
+
+def _write_models(dest: RunDir, src: RunDir, cfg: dict, out: Path, model: Any, ae: Any) -> None:
+    """config.json (its dataset made absolute, so that convert finds the faces from ``out``), the
+    original run's reports, the adapted classifier and the autoencoder with its parts."""
+    new_cfg = dict(cfg)
+    data_path = _resolve_data(cfg.get("data"), src.root)
+    if data_path is not None:
+        new_cfg["data"] = str(data_path)
+    new_cfg["out"] = str(out)
+    atomic_write_json(dest.config, new_cfg)
+    for name in ("metrics", "history", "history_csv", "card"):
+        if getattr(src, name).is_file():
+            shutil.copy2(getattr(src, name), getattr(dest, name))
+    model.save(dest.model)
+    ae.save(dest.autoencoder)
+    ae.save_weights(dest.ae_weights)
+    sub = {ly.name: ly for ly in ae.layers}
+    for name, path in (("encoder", dest.encoder), ("decoder", dest.decoder)):
+        if name in sub:
+            sub[name].save(path)

@@ -23,19 +23,27 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from edge_fer.labels import NUM_CLASSES
+from edge_fer.train.options import ARCHS, TrainConfig
 
 INPUT_SIZE = 48
 
 
 @dataclass(frozen=True)
-class ModelConfig:
-    width: int = 16
-    latent_channels: int = 32
-    arch: str = "v1"
-    dropout: float = 0.4
-    weight_decay: float = 1e-4
+class NetConfig:
+    """The network's shape; the defaults are ``edge-fer train``'s (:class:`TrainConfig`)."""
+
+    width: int = TrainConfig.width
+    latent_channels: int = TrainConfig.latent_channels
+    arch: str = TrainConfig.arch
+    dropout: float = TrainConfig.dropout
+    weight_decay: float = TrainConfig.weight_decay
     num_classes: int = NUM_CLASSES
     input_size: int = INPUT_SIZE
+
+    @classmethod
+    def from_train(cls, cfg: TrainConfig, num_classes: int) -> NetConfig:
+        return cls(width=cfg.width, latent_channels=cfg.latent_channels, arch=cfg.arch, dropout=cfg.dropout,
+                   weight_decay=cfg.weight_decay, num_classes=num_classes)
 
     @property
     def bottleneck_size(self) -> int:
@@ -66,10 +74,7 @@ def _res_block(x, filters: int, name: str, wd: float):
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
 
-ARCHS = ("v1", "res")
-
-
-def build_encoder(cfg: ModelConfig):
+def build_encoder(cfg: NetConfig):
     from tensorflow import keras
 
     if cfg.bottleneck_size >= cfg.input_size * cfg.input_size:
@@ -93,7 +98,7 @@ def build_encoder(cfg: ModelConfig):
     return keras.Model(inp, x, name="encoder")
 
 
-def build_decoder(cfg: ModelConfig):
+def build_decoder(cfg: NetConfig):
     from tensorflow import keras
 
     w, s = cfg.width, cfg.input_size // 8
@@ -114,7 +119,7 @@ def build_autoencoder(encoder, decoder):
     return keras.Model(inp, decoder(encoder(inp)), name="autoencoder")
 
 
-def build_classifier(encoder, cfg: ModelConfig):
+def build_classifier(encoder, cfg: NetConfig):
     """encoder + head. The returned model is what convert/ quantizes."""
     from tensorflow import keras
 
@@ -126,19 +131,3 @@ def build_classifier(encoder, cfg: ModelConfig):
     x = keras.layers.Dense(cfg.num_classes, name="logits")(x)
     out = keras.layers.Softmax(name="probs")(x)
     return keras.Model(inp, out, name="fer_classifier")
-
-
-def flatten_classifier(model):
-    """A copy of the classifier with the nested encoder inlined (one flat functional graph), which
-    converts and audits more simply. Weights are shared by value."""
-    from tensorflow import keras
-
-    inp = keras.Input(model.input_shape[1:], name="image")
-    x = inp
-    for layer in model.layers[1:]:
-        if isinstance(layer, keras.Model):
-            for sub in layer.layers[1:]:
-                x = sub(x)
-        else:
-            x = layer(x)
-    return keras.Model(inp, x, name=model.name)

@@ -7,6 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_fer.bundle import Preprocessing
+from edge_fer.fsutil import atomic_write_text
+from edge_fer.train.results import TrainMetrics
+
 log = logging.getLogger("edge_fer.train")
 
 
@@ -66,11 +70,11 @@ def plot_confusion(report: dict, title: str, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_reconstructions(autoencoder, faces: np.ndarray, path: Path, n: int = 12, sigma: float = 0.0) -> None:
+def plot_reconstructions(autoencoder, faces: np.ndarray, path: Path, prep: Preprocessing, n: int = 12) -> None:
     plt = _plt()
-    from edge_fer.preprocess import blur
+    from edge_fer.preprocess import blur, normalize
 
-    x = blur(faces[:n], sigma).astype(np.float32)[..., None] / 255.0
+    x = normalize(blur(faces[:n], prep.blur_sigma), prep.scale, prep.offset)[..., None]
     rec = np.asarray(autoencoder(x, training=False))
     fig, axes = plt.subplots(2, len(x), figsize=(1.2 * len(x), 2.8))
     for i in range(len(x)):
@@ -86,26 +90,24 @@ def plot_reconstructions(autoencoder, faces: np.ndarray, path: Path, n: int = 12
     plt.close(fig)
 
 
-def model_card(cfg, metrics: dict, meta, dataset) -> str:
-    rows = []
-    for name, m in metrics.items():
-        if isinstance(m, dict) and "accuracy" in m:
-            rows.append(f"| {name} | {m['n']} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} |")
+def model_card(cfg, metrics: TrainMetrics, meta, dataset) -> str:
+    rows = [f"| {name} | {m['n']} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} |" for name, m in metrics.splits.items()]
     per_class = ""
-    final = metrics.get("PrivateTest") or metrics.get("test")
-    if final:
+    final_name = metrics.final_split()
+    if final_name:
+        final = metrics.splits[final_name]
         per_class = "\n".join(
             f"| {k} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
             for k, v in final["per_class"].items())
         per_class = ("\n### Per class on the final split\n\n| class | precision | recall | F1 | n |\n|---|---|---|---|---|\n"
                      + per_class + "\n")
-    timing = ", ".join(f"{k}: {v['epochs']} epochs in {v['seconds']:.0f} s" for k, v in metrics.get("timing", {}).items())
+    timing = ", ".join(f"{k}: {v['epochs']} epochs in {v['seconds']:.0f} s" for k, v in metrics.timing.items())
     p = meta.provenance
     return f"""# Model card: edge-fer expression classifier
 
 - **Task**: 7-class facial expression ({', '.join(meta.labels)}) from a {meta.input_height}x{meta.input_width} grayscale face crop.
 - **Architecture**: convolutional encoder (pretrained as an undercomplete autoencoder: {'yes' if cfg.pretrain else 'no, --no-pretrain ablation'}) + conv/GAP/dense head, width {cfg.width}, {p.get('params')} parameters.
-- **Training data**: `{p.get('dataset')}` ({p.get('dataset_kind')}), {metrics.get('train_images')} training faces. Model selection on {metrics.get('selection', {}).get('split')} (best epoch {metrics.get('selection', {}).get('best_epoch')}); the final split was never used for any choice.
+- **Training data**: `{p.get('dataset')}` ({p.get('dataset_kind')}), {metrics.train_images} training faces. Model selection on {metrics.selection.get('split')} (best epoch {metrics.selection.get('best_epoch')}); the final split was never used for any choice.
 - **Preprocessing** (embedded in the bundle, read by the runtime): grayscale, square crop with margin {meta.preprocessing.margin}, `{meta.preprocessing.resize}` resize, Gaussian blur sigma {meta.preprocessing.blur_sigma}, input = pixel x {meta.preprocessing.scale:.6f} + {meta.preprocessing.offset}.{_sharpness_note(metrics)}
 - **Training**: seed {cfg.seed}, batch {cfg.batch_size}, {timing}; TensorFlow {p.get('tensorflow')}, created {p.get('created')}.
 
@@ -125,8 +127,8 @@ policing, health, education). Expressions are not emotions.
 """
 
 
-def _sharpness_note(metrics: dict) -> str:
-    s = metrics.get("sharpness") or {}
+def _sharpness_note(metrics: TrainMetrics) -> str:
+    s = metrics.sharpness or {}
     if not s.get("degraded"):
         return ""
     return (f"\n- **Data caveat**: the training faces are heavily blurred (median Laplacian variance "
@@ -136,15 +138,14 @@ def _sharpness_note(metrics: dict) -> str:
             f"the model scores below chance on sharp faces. Fine detail that expressions carry is lost.")
 
 
-def write_all(run, rows, metrics, dataset, autoencoder, cfg, meta) -> None:
+def write_all(run, rows, metrics: TrainMetrics, dataset, autoencoder, cfg, meta) -> None:
     try:
         plot_curves(rows, run.curves)
-        final_key = "PrivateTest" if "PrivateTest" in metrics else ("test" if "test" in metrics else None)
-        final_key = final_key or next((k for k, v in metrics.items() if isinstance(v, dict) and "confusion_matrix" in v), None)
+        final_key = metrics.final_split() or next(iter(metrics.splits), None)
         if final_key:
-            plot_confusion(metrics[final_key], final_key, run.confusion)
+            plot_confusion(metrics.splits[final_key], final_key, run.confusion)
         if autoencoder is not None:
-            plot_reconstructions(autoencoder, dataset.splits["val"].x, run.recon, sigma=meta.preprocessing.blur_sigma)
+            plot_reconstructions(autoencoder, dataset.splits["val"].x, run.recon, meta.preprocessing)
     except ImportError:
         log.warning("matplotlib is not installed: no plots (pip install 'edge-fer[train]')")
-    run.card.write_text(model_card(cfg, metrics, meta, dataset))
+    atomic_write_text(run.card, model_card(cfg, metrics, meta, dataset))

@@ -28,8 +28,6 @@ def register(app: typer.Typer) -> None:
         min_face: int = typer.Option(30, "--min-face", help="With --detect: smallest face side in pixels."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No table on stdout (use with --json)."),
     ) -> None:
-        import json
-
         from edge_fer.errors import ConfigError
         from edge_fer.evaluate import DetectOptions, evaluate
 
@@ -41,13 +39,15 @@ def register(app: typer.Typer) -> None:
         rep = evaluate(model, data, split=split, detect=detect, class_map=list(class_map), detect_options=opts)
         if json_path:
             from edge_fer.errors import EdgeFerError
+            from edge_fer.fsutil import atomic_write_json
 
-            tmp = json_path.with_name(json_path.name + ".tmp")
             try:
                 json_path.parent.mkdir(parents=True, exist_ok=True)
-                tmp.write_text(json.dumps(rep.to_dict(), indent=2) + "\n", encoding="utf-8")
-                tmp.replace(json_path)
             except OSError as e:
                 raise EdgeFerError(f"--json {json_path}: cannot write ({e.strerror or e})") from None
+            try:
+                atomic_write_json(json_path, rep.to_dict())
+            except EdgeFerError as e:
+                raise EdgeFerError(f"--json {json_path}: {e}") from None
         if not quiet:
             typer.echo(rep.render())

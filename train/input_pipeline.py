@@ -1,4 +1,4 @@
-"""tf.data input pipelines built for throughput on a small CPU: the decoded uint8 arrays are cached
+"""The tf.data input pipelines of training, built for throughput on a small CPU: the decoded uint8 arrays are cached
 in memory once, shuffled, batched, and augmented per batch (vectorised ops over the whole batch
 are far cheaper than per-image maps on 2 cores), then prefetched."""
 
@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from edge_fer.bundle import Preprocessing
 
 
 def _affine_batch(images, max_rotate: float, max_shift: float, max_zoom: float, seed_op):
@@ -35,8 +37,9 @@ def _affine_batch(images, max_rotate: float, max_shift: float, max_zoom: float, 
 
 def make_dataset(x: np.ndarray, y: np.ndarray | None = None, *, batch_size: int = 128, training: bool = False,
                  seed: int = 0, sample_weight: np.ndarray | None = None, autoencoder: bool = False,
-                 scale: float = 1.0 / 255.0, offset: float = 0.0, erase: float = 0.0, one_hot: int | None = None):
-    """uint8 (N, H, W) faces -> batched float datasets.
+                 prep: Preprocessing | None = None, erase: float = 0.0, one_hot: int | None = None):
+    """uint8 (N, H, W) faces -> batched float datasets of ``pixel * prep.scale + prep.offset``, the
+    bundle's preprocessing (``prep`` None: the bundle's defaults).
 
     ``autoencoder=True`` yields ``(image, image)`` pairs (the reconstruction target is the
     augmented image itself). Otherwise ``(image, label[, weight])``; ``one_hot=K`` turns labels
@@ -44,6 +47,8 @@ def make_dataset(x: np.ndarray, y: np.ndarray | None = None, *, batch_size: int 
     """
     import tensorflow as tf
 
+    prep = prep or Preprocessing()
+    scale, offset = prep.scale, prep.offset
     x = x[..., None] if x.ndim == 3 else x
     tensors: tuple = (x,) if autoencoder or y is None else ((x, y) if sample_weight is None else (x, y, sample_weight))
     ds = tf.data.Dataset.from_tensor_slices(tensors).cache()
