@@ -183,7 +183,9 @@ def main() -> int:
     ap.add_argument("--tiny", action="store_true", help="CPU dry run: few steps, 512 faces, width 4")
     ap.add_argument("--steps", type=int, default=20, help="throughput: steps per timed window")
     ap.add_argument("--epochs", type=int, default=2, help="short training: autoencoder and fine-tuning epochs")
-    ap.add_argument("--timeout", type=float, default=200, help="seconds for each step of each backend")
+    ap.add_argument("--budget", type=float, default=520,
+                    help="seconds for everything; each step may use its share of what is left (a stalled one "
+                         "is stopped, the next still runs)")
     ap.add_argument("--child", choices=("train",), help=argparse.SUPPRESS)
     ap.add_argument("--backend", help=argparse.SUPPRESS)
     ap.add_argument("--batch-size", type=int, default=128)
@@ -215,20 +217,28 @@ def main() -> int:
     log = out / "proof.log"
     common = ["--data", args.data, "--out", str(out), "--batch-size", str(args.batch_size),
               "--width", str(args.width), "--latent-channels", str(args.latent_channels)]
-    for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
-        if not installed(backend):
-            proof["steps"][backend] = "not installed"
-            continue
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    missing = [b for b in backends if not installed(b)]
+    proof["steps"].update({b: "not installed" for b in missing})
+    backends = [b for b in backends if b not in missing]
+    deadline, left = time.monotonic() + args.budget, 2 * len(backends)
+
+    def share() -> float:
+        nonlocal left
+        left -= 1
+        return max(10.0, (deadline - time.monotonic()) / (left + 1))
+
+    for backend in backends:
         tp = ["--child", "throughput", "--backend", backend, "--input", "pyd", "--data", args.data,
               "--steps", str(args.steps), "--repeats", "2" if args.tiny else "3", "--first-steps",
               str(args.first_steps), "--workers", str(args.workers), "--batch-size", str(args.batch_size),
               "--width", str(args.width), "--latent-channels", str(args.latent_channels),
               "--json", str(out / f"throughput_{backend}.json")]
-        proof["steps"][f"{backend}_throughput"] = run_child(tp, args.timeout, log)
+        proof["steps"][f"{backend}_throughput"] = run_child(tp, share(), log)
         write_json(out / "proof.json", proof)
         tr = ["--child", "train", "--backend", backend, *common, "--epochs", str(args.epochs),
               "--limit", str(args.limit), "--workers", str(args.workers), "--first-steps", str(args.first_steps)]
-        proof["steps"][f"{backend}_train"] = run_child(tr, args.timeout, log)
+        proof["steps"][f"{backend}_train"] = run_child(tr, share(), log)
         write_json(out / "proof.json", proof)
     print(json.dumps(proof, indent=2))
     return 0

@@ -164,12 +164,30 @@ def main() -> int:
     from edge_fer.train.model import ModelConfig, build_autoencoder, build_classifier, build_decoder, build_encoder
 
     x, y = load_train(args.data)
-    bs = args.batch_size
+    bs, n = args.batch_size, len(x)
+    machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+               "python": platform.python_version(), **describe_device()}
+    print(f"training throughput, width {args.width}, batch {bs}, {machine['cores']} cores, backend {backend} "
+          f"{machine['backend_version']} ({', '.join(machine['devices'])}), keras {machine['keras']}, input {kind}")
     make = input_factory(kind, args.workers, args.multiprocessing)
-    rate, cpu_us = time_input(make(x, y, batch_size=bs, training=True), args.steps, args.repeats, bs, len(x))
+    rate, cpu_us = time_input(make(x, y, batch_size=bs, training=True), args.steps, args.repeats, bs, n)
     results: dict = {"input_pipeline": rate}
     parts = pyd_parts(x, bs, args.steps) if kind == "pyd" else None
     first: dict = {}
+
+    def save() -> None:  # after every stage: a run stopped at its time limit keeps what it measured
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"images_per_s": results, "first_steps_s": first, "input_parts_images_per_s": parts,
+                           "input_cpu_us_per_image": cpu_us, "input": kind, "backend": backend, "train_images": n,
+                           "width": args.width, "batch_size": bs, "machine": machine}, f, indent=2)
+
+    print(f"input pipeline CPU: {cpu_us:.0f} us per image (all threads)")
+    for k, v in (parts or {}).items():
+        print(f"  pyd {k:<14}{v:>10.0f}   (one thread)")
+    print(f"{'stage':<18}{'images/s':>10}{f's/epoch ({n:,})':>20}   first steps (s)")
+    print(f"{'input_pipeline':<18}{rate:>10.0f}{n / rate:>20.1f}", flush=True)
+    save()
     if not args.input_only:
         cfg = ModelConfig(width=args.width, latent_channels=args.latent_channels)
         with keras3_models():
@@ -185,24 +203,9 @@ def main() -> int:
                 cls.compile(keras.optimizers.Adam(head[1]), "sparse_categorical_crossentropy")
             r = time_fit(keras, model, ds, args, bs)
             results[name], first[name] = r["images_per_s"], r["first_steps_s"]
-
-    machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-               "python": platform.python_version(), **describe_device()}
-    n = len(x)
-    print(f"training throughput, width {args.width}, batch {bs}, {machine['cores']} cores, backend {backend} "
-          f"{machine['backend_version']} ({', '.join(machine['devices'])}), keras {machine['keras']}, input {kind}")
-    print(f"{'stage':<18}{'images/s':>10}{f's/epoch ({n:,})':>20}   first steps (s)")
-    for k, v in results.items():
-        print(f"{k:<18}{v:>10.0f}{n / v:>20.1f}   {' '.join(map(str, first.get(k, [])))}")
-    print(f"input pipeline CPU: {cpu_us:.0f} us per image (all threads)")
-    for k, v in (parts or {}).items():
-        print(f"  pyd {k:<14}{v:>10.0f}   (one thread)")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"images_per_s": results, "first_steps_s": first, "input_parts_images_per_s": parts,
-                       "input_cpu_us_per_image": cpu_us,
-                       "input": kind, "backend": backend, "train_images": n, "width": args.width,
-                       "batch_size": bs, "machine": machine}, f, indent=2)
+            print(f"{name:<18}{results[name]:>10.0f}{n / results[name]:>20.1f}   {' '.join(map(str, first[name]))}",
+                  flush=True)
+            save()
     return 0
 
 

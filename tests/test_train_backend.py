@@ -206,6 +206,16 @@ def test_one_hot_weights_and_autoencoder_pairs():
     assert augment(np.zeros((0, 48, 48), np.float32), np.random.default_rng(0)).shape == (0, 48, 48)
 
 
+def test_training_batches_cut_to_a_multiple_of_the_devices():
+    x, y = _faces(33), np.arange(33)
+    b = FaceBatches(x, y, batch_size=8, training=True, multiple=2)
+    sizes = [len(b[i][1]) for i in range(len(b))]
+    assert sizes == [8, 8, 8, 8] and len(set(np.concatenate([b[i][1] for i in range(len(b))]))) == 32
+    b3 = FaceBatches(_faces(34), np.arange(34), batch_size=9, training=True, multiple=3)
+    assert [len(b3[i][1]) for i in range(len(b3))] == [9, 9, 9, 6]
+    assert len(FaceBatches(x, y, batch_size=8, multiple=2)) == 5  # evaluation keeps every face
+
+
 def test_make_dataset_is_a_keras_pydataset_that_pickles_by_name():
     pytest.importorskip("keras")
     import pickle
@@ -286,3 +296,30 @@ def test_trained_on_another_backend_loads_under_tensorflow(tmp_path, backend):
     assert r.returncode == 0, r.stderr[-3000:]
     name, diff = r.stdout.strip().splitlines()[-1].split()
     assert name == "tensorflow" and float(diff) < 1e-5
+
+
+DATA_PARALLEL = """
+import numpy as np
+from edge_fer.train.backend import activate, jax_data_parallel
+activate("jax")
+n = jax_data_parallel()
+import keras
+from edge_fer.train.batches import make_dataset
+inp = keras.Input((48, 48, 1))
+h = keras.layers.GlobalAveragePooling2D()(keras.layers.BatchNormalization()(keras.layers.Conv2D(4, 3)(inp)))
+m = keras.Model(inp, keras.layers.Dense(7, activation="softmax")(h))
+m.compile("adam", "sparse_categorical_crossentropy")
+x, y = np.zeros((33, 48, 48), np.uint8), np.arange(33) % 7
+m.fit(make_dataset(x, y, batch_size=16, training=True, multiple=n), epochs=1, verbose=0)
+print(n, type(keras.distribution.distribution()).__name__)
+"""
+
+
+def test_jax_data_parallel_over_several_devices():
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("jax is not installed (pip install 'edge-fer[jax]')")
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "KERAS_BACKEND": "jax"}
+    r = subprocess.run([sys.executable, "-c", DATA_PARALLEL], capture_output=True, text=True, timeout=600, env=env,
+                       cwd=REPO)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.split()[-2:] == ["2", "DataParallel"]

@@ -117,3 +117,16 @@ def describe_device() -> dict:
     probe = {"tensorflow": _tensorflow_devices, "jax": _jax_devices, "torch": _torch_devices}.get(backend)
     version, devices = probe() if probe else ("", ["cpu"])
     return {"backend": backend, "keras": keras.__version__, "backend_version": version, "devices": devices}
+
+
+def jax_data_parallel() -> int:
+    """On JAX with several devices, train data-parallel over all of them (``keras.distribution``, the
+    counterpart of tf.distribute's MirroredStrategy): each batch is split across the devices. Call
+    after :func:`activate` and before the models are built. Returns the number of devices used."""
+    import jax
+    import keras
+
+    devices = jax.devices()
+    if len(devices) > 1:
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+    return len(devices)

@@ -90,11 +90,15 @@ class FaceBatches:
     ``autoencoder=True`` yields ``(image, image)`` pairs (the target is the augmented image itself).
     Otherwise ``(image, label[, weight])``, or the image alone without labels; ``one_hot=K`` turns
     labels into K-wide float32 rows (for label smoothing). ``erase`` is the random-erasing probability.
+    ``multiple`` (training only; ``batch_size`` a multiple of it): the last batch too holds a multiple of
+    that many faces, as JAX data-parallel training over that many devices needs; up to ``multiple - 1``
+    faces, different each epoch, sit the epoch out.
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray | None = None, *, batch_size: int = 128, training: bool = False,
                  seed: int = 0, sample_weight: np.ndarray | None = None, autoencoder: bool = False,
-                 scale: float = 1.0 / 255.0, offset: float = 0.0, erase: float = 0.0, one_hot: int | None = None):
+                 scale: float = 1.0 / 255.0, offset: float = 0.0, erase: float = 0.0, one_hot: int | None = None,
+                 multiple: int = 1):
         self.x = x[..., 0] if x.ndim == 4 else x
         self.y = None if autoencoder or y is None else np.asarray(y)
         self.weight = None if self.y is None or sample_weight is None else np.asarray(sample_weight)
@@ -102,15 +106,17 @@ class FaceBatches:
         self.autoencoder, self.scale, self.offset = autoencoder, float(scale), float(offset)
         self.erase, self.one_hot = (0.0 if autoencoder else float(erase)), one_hot
         self.epoch = 0
+        # training: each epoch's last batch is cut to a multiple of ``multiple`` (data-parallel devices)
+        self.size = len(self.x) - (len(self.x) % self.batch_size) % multiple if training else len(self.x)
         self._order = self._epoch_order()
 
     def _epoch_order(self) -> np.ndarray | None:
         if not self.training:
             return None
-        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.x))
+        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.x))[:self.size]
 
     def __len__(self) -> int:
-        return -(-len(self.x) // self.batch_size)
+        return -(-self.size // self.batch_size)
 
     def on_epoch_end(self) -> None:
         self.epoch += 1
@@ -186,12 +192,13 @@ def __getattr__(name: str):
 def make_dataset(x: np.ndarray, y: np.ndarray | None = None, *, batch_size: int = 128, training: bool = False,
                  seed: int = 0, sample_weight: np.ndarray | None = None, autoencoder: bool = False,
                  scale: float = 1.0 / 255.0, offset: float = 0.0, erase: float = 0.0, one_hot: int | None = None,
-                 workers: int = 2, use_multiprocessing: bool = False, max_queue_size: int = 8):
+                 multiple: int = 1, workers: int = 2, use_multiprocessing: bool = False, max_queue_size: int = 8):
     """uint8 (N, H, W) faces -> a ``keras.utils.PyDataset`` of float batches, with the arguments and
     batches of the tf.data ``make_dataset`` (see :class:`FaceBatches`), for ``model.fit`` on any backend.
     ``workers`` threads (or processes) build batches ahead of the training step; OpenCV and numpy
     release the GIL, so threads overlap with the step."""
     batches = FaceBatches(x, y, batch_size=batch_size, training=training, seed=seed, sample_weight=sample_weight,
-                          autoencoder=autoencoder, scale=scale, offset=offset, erase=erase, one_hot=one_hot)
+                          autoencoder=autoencoder, scale=scale, offset=offset, erase=erase, one_hot=one_hot,
+                          multiple=multiple)
     return _pydataset_class()(batches, workers=workers, use_multiprocessing=use_multiprocessing,
                               max_queue_size=max_queue_size)
