@@ -1,0 +1,204 @@
+"""The backend-neutral training input: uint8 faces -> shuffled, augmented float batches in numpy and
+OpenCV, served to Keras 3 on any backend (TensorFlow, JAX, PyTorch) as a ``keras.utils.PyDataset``.
+
+The same behaviour as the tf.data pipeline (``make_dataset``): the decoded uint8 arrays stay in
+memory, are reshuffled each epoch, batched, and augmented per batch: horizontal flip, rotation
+(+-10 deg), shift (+-8%) and zoom (+-10%) in one bilinear affine warp per face with reflected
+borders, contrast (x0.8-1.2) and brightness (+-0.1), then random erasing. Augmentation works on
+faces in [0, 1]; ``scale``/``offset`` map the result to the model's input range last.
+
+Each batch draws from its own generator, seeded by (seed, epoch, batch index), so a batch is the
+same whichever worker thread or process builds it, and in whatever order.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+MAX_ROTATE = math.radians(10)
+MAX_SHIFT = 0.08
+MAX_ZOOM = 0.10
+CONTRAST = (0.8, 1.2)
+BRIGHTNESS = 0.1
+ERASE_AREA = (0.04, 0.25)
+ERASE_ASPECT = (0.5, 2.0)
+ERASE_FILL = 0.5
+
+
+def affine_matrices(rng: np.random.Generator, n: int, h: int, w: int) -> np.ndarray:
+    """(n, 2, 3) output->input pixel maps: random flip, then rotation and zoom about the centre and a shift."""
+    angle = rng.uniform(-MAX_ROTATE, MAX_ROTATE, n)
+    zoom = rng.uniform(1.0 - MAX_ZOOM, 1.0 + MAX_ZOOM, n)
+    tx = rng.uniform(-MAX_SHIFT, MAX_SHIFT, n) * w
+    ty = rng.uniform(-MAX_SHIFT, MAX_SHIFT, n) * h
+    flip = rng.random(n) < 0.5
+    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
+    cos, sin = np.cos(angle) / zoom, np.sin(angle) / zoom
+    m = np.empty((n, 2, 3), np.float64)
+    m[:, 0, 0], m[:, 0, 1], m[:, 0, 2] = cos, -sin, cx - cos * cx + sin * cy + tx
+    m[:, 1, 0], m[:, 1, 1], m[:, 1, 2] = sin, cos, cy - sin * cx - cos * cy + ty
+    # a flipped face reads column (w-1-x) of the original: negate the first row and move it back
+    m[flip, 0, :] *= -1.0
+    m[flip, 0, 2] += w - 1
+    return m
+
+
+def augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Face-suitable augmentation of float32 faces in [0, 1], (n, h, w): flip, rotation, shift, zoom,
+    contrast and brightness, clipped to [0, 1]. No vertical flips: upside-down faces do not occur."""
+    import cv2
+
+    n, h, w = images.shape
+    out = np.empty_like(images)
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    for img, m, dst in zip(images, affine_matrices(rng, n, h, w), out):
+        cv2.warpAffine(img, m, (w, h), dst=dst, flags=flags, borderMode=cv2.BORDER_REFLECT)
+    mean = out.mean(axis=(1, 2), keepdims=True)
+    contrast = rng.uniform(*CONTRAST, (n, 1, 1)).astype(np.float32)
+    brightness = rng.uniform(-BRIGHTNESS, BRIGHTNESS, (n, 1, 1)).astype(np.float32)
+    out -= mean
+    out *= contrast
+    out += mean + brightness
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def erase(images: np.ndarray, rng: np.random.Generator, p: float) -> np.ndarray:
+    """Random erasing in place: with probability ``p`` per face, one rectangle (4-25% of the area,
+    aspect 0.5-2) becomes mid grey, standing in for occlusions (hands, glasses, hair)."""
+    n, h, w = images.shape
+    area = rng.uniform(*ERASE_AREA, n) * h * w
+    aspect = np.exp(rng.uniform(math.log(ERASE_ASPECT[0]), math.log(ERASE_ASPECT[1]), n))
+    bh = np.minimum(np.sqrt(area * aspect), h)
+    bw = np.minimum(np.sqrt(area / aspect), w)
+    y0 = rng.random(n) * (h - bh)
+    x0 = rng.random(n) * (w - bw)
+    on = rng.random(n) < p
+    rows = np.arange(h)
+    cols = np.arange(w)
+    r = (rows[None, :] >= y0[:, None]) & (rows[None, :] < (y0 + bh)[:, None])
+    c = (cols[None, :] >= x0[:, None]) & (cols[None, :] < (x0 + bw)[:, None])
+    mask = r[:, :, None] & c[:, None, :] & on[:, None, None]
+    images[mask] = ERASE_FILL
+    return images
+
+
+class FaceBatches:
+    """Indexable batches of uint8 (N, H, W[, 1]) faces; numpy only, so workers and tests need no Keras.
+
+    ``autoencoder=True`` yields ``(image, image)`` pairs (the target is the augmented image itself).
+    Otherwise ``(image, label[, weight])``, or the image alone without labels; ``one_hot=K`` turns
+    labels into K-wide float32 rows (for label smoothing). ``erase`` is the random-erasing probability.
+    ``multiple`` (training only; ``batch_size`` a multiple of it): the last batch too holds a multiple of
+    that many faces, as JAX data-parallel training over that many devices needs; up to ``multiple - 1``
+    faces, different each epoch, sit the epoch out.
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray | None = None, *, batch_size: int = 128, training: bool = False,
+                 seed: int = 0, sample_weight: np.ndarray | None = None, autoencoder: bool = False,
+                 scale: float = 1.0 / 255.0, offset: float = 0.0, erase: float = 0.0, one_hot: int | None = None,
+                 multiple: int = 1):
+        self.x = x[..., 0] if x.ndim == 4 else x
+        self.y = None if autoencoder or y is None else np.asarray(y)
+        self.weight = None if self.y is None or sample_weight is None else np.asarray(sample_weight)
+        self.batch_size, self.training, self.seed = int(batch_size), training, seed
+        self.autoencoder, self.scale, self.offset = autoencoder, float(scale), float(offset)
+        self.erase, self.one_hot = (0.0 if autoencoder else float(erase)), one_hot
+        self.epoch = 0
+        # training: each epoch's last batch is cut to a multiple of ``multiple`` (data-parallel devices)
+        self.size = len(self.x) - (len(self.x) % self.batch_size) % multiple if training else len(self.x)
+        self._order = self._epoch_order()
+
+    def _epoch_order(self) -> np.ndarray | None:
+        if not self.training:
+            return None
+        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.x))[:self.size]
+
+    def __len__(self) -> int:
+        return -(-self.size // self.batch_size)
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self._order = self._epoch_order()
+
+    def indices(self, index: int) -> slice | np.ndarray:
+        """The faces of batch ``index``: a slice in order, or this epoch's shuffled draw (sorted, for
+        cache-friendly gathering; the order inside a batch does not matter)."""
+        sl = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        return sl if self._order is None else np.sort(self._order[sl])
+
+    def images(self, index: int, idx: slice | np.ndarray) -> np.ndarray:
+        """Faces ``idx`` (batch ``index``) as float32 (n, H, W, 1) model inputs."""
+        faces = self.x[idx]
+        if not self.training:
+            return (faces.astype(np.float32) * np.float32(self.scale) + np.float32(self.offset))[..., None]
+        rng = np.random.default_rng([self.seed + 1, self.epoch, index])
+        img = augment(faces.astype(np.float32) * np.float32(1.0 / 255.0), rng)
+        if self.erase > 0:
+            img = erase(img, rng, self.erase)
+        if self.scale * 255.0 != 1.0 or self.offset:
+            img = img * np.float32(self.scale * 255.0) + np.float32(self.offset)
+        return img[..., None]
+
+    def __getitem__(self, index: int):
+        if index < 0 or index >= len(self):
+            raise IndexError(index)
+        idx = self.indices(index)
+        img = self.images(index, idx)
+        if self.autoencoder:
+            return img, img
+        if self.y is None:
+            return img
+        labels = self.y[idx]
+        if self.one_hot:
+            labels = np.eye(self.one_hot, dtype=np.float32)[labels]
+        return (img, labels) if self.weight is None else (img, labels, self.weight[idx])
+
+
+def _pydataset_class():
+    """``FacePyDataset``: FaceBatches as a ``keras.utils.PyDataset``, made on first use so that importing
+    this module does not import Keras (which fixes the backend). A module attribute, so worker
+    processes unpickle it by name."""
+    cls = globals().get("FacePyDataset")
+    if cls is None:
+        import keras
+
+        class FacePyDataset(keras.utils.PyDataset):
+            def __init__(self, batches: FaceBatches, **kwargs):
+                super().__init__(**kwargs)
+                self.batches = batches
+
+            def __len__(self) -> int:
+                return len(self.batches)
+
+            def __getitem__(self, index: int):
+                return self.batches[index]
+
+            def on_epoch_end(self) -> None:
+                self.batches.on_epoch_end()
+
+        FacePyDataset.__module__, FacePyDataset.__qualname__ = __name__, "FacePyDataset"
+        globals()["FacePyDataset"] = cls = FacePyDataset
+    return cls
+
+
+def __getattr__(name: str):
+    if name == "FacePyDataset":
+        return _pydataset_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def make_dataset(x: np.ndarray, y: np.ndarray | None = None, *, batch_size: int = 128, training: bool = False,
+                 seed: int = 0, sample_weight: np.ndarray | None = None, autoencoder: bool = False,
+                 scale: float = 1.0 / 255.0, offset: float = 0.0, erase: float = 0.0, one_hot: int | None = None,
+                 multiple: int = 1, workers: int = 2, use_multiprocessing: bool = False, max_queue_size: int = 8):
+    """uint8 (N, H, W) faces -> a ``keras.utils.PyDataset`` of float batches, with the arguments and
+    batches of the tf.data ``make_dataset`` (see :class:`FaceBatches`), for ``model.fit`` on any backend.
+    ``workers`` threads (or processes) build batches ahead of the training step; OpenCV and numpy
+    release the GIL, so threads overlap with the step."""
+    batches = FaceBatches(x, y, batch_size=batch_size, training=training, seed=seed, sample_weight=sample_weight,
+                          autoencoder=autoencoder, scale=scale, offset=offset, erase=erase, one_hot=one_hot,
+                          multiple=multiple)
+    return _pydataset_class()(batches, workers=workers, use_multiprocessing=use_multiprocessing,
+                              max_queue_size=max_queue_size)
