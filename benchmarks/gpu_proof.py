@@ -70,7 +70,7 @@ def short_training(args) -> int:
     from keras3_model import keras3_models
 
     from edge_fer.train.batches import make_dataset
-    from edge_fer.train.model import ModelConfig, build_autoencoder, build_classifier, build_decoder, build_encoder
+    from edge_fer.train.model import NetConfig, build_autoencoder, build_classifier, build_decoder, build_encoder
 
     out = Path(args.out)
     report: dict = {"backend": args.backend, "device": describe_device(), "stages": {}}
@@ -84,7 +84,7 @@ def short_training(args) -> int:
         x, y, vx, vy = x[t], y[t], vx[v], vy[v]
     report.update(train_images=len(y), val_images=len(vy))
     keras.utils.set_random_seed(0)
-    cfg = ModelConfig(width=args.width, latent_channels=args.latent_channels)
+    cfg = NetConfig(width=args.width, latent_channels=args.latent_channels)
     with keras3_models():
         enc, dec = build_encoder(cfg), build_decoder(cfg)
         ae, cls = build_autoencoder(enc, dec), build_classifier(enc, cfg)

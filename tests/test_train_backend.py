@@ -239,9 +239,9 @@ import keras
 import numpy as np
 from edge_fer.train.backend import describe_device
 from edge_fer.train.batches import make_dataset
-from edge_fer.train.model import ModelConfig, build_autoencoder, build_classifier, build_decoder, build_encoder
+from edge_fer.train.model import NetConfig, build_autoencoder, build_classifier, build_decoder, build_encoder
 
-cfg = ModelConfig(width=4, latent_channels=8, arch="res")
+cfg = NetConfig(width=4, latent_channels=8, arch="res")
 sys.modules["tensorflow"] = types.SimpleNamespace(keras=keras)  # until model.py says `import keras`
 enc, dec = build_encoder(cfg), build_decoder(cfg)
 ae, cls = build_autoencoder(enc, dec), build_classifier(enc, cfg)
