@@ -51,11 +51,16 @@ def main() -> None:
 
     cfg = json.loads((a.run / "config.json").read_text())
     new_u8 = load_crops(a.crops, 48)
-    orig_u8, _ = _original_faces(AdaptOptions(run_dir=a.run, unlabeled=a.crops, out=a.out, data=a.data), cfg, len(new_u8), 48)
+    orig_u8, _ = _original_faces(
+        AdaptOptions(run_dir=a.run, unlabeled=a.crops, out=a.out, data=a.data), cfg, len(new_u8), 48
+    )
     new = new_u8.astype(np.float32)[..., None] / 255
     mix = np.concatenate([new, orig_u8.astype(np.float32)[..., None] / 255])
     rows = [r for r in csv.DictReader(open(CROPS / "labels.csv")) if r["label"] in ("face", "not_face")]
-    lx = np.stack([cv2.imread(str(CROPS / r["file"]), cv2.IMREAD_GRAYSCALE) for r in rows]).astype(np.float32)[..., None] / 255
+    lx = (
+        np.stack([cv2.imread(str(CROPS / r["file"]), cv2.IMREAD_GRAYSCALE) for r in rows]).astype(np.float32)[..., None]
+        / 255
+    )
     face = np.array([r["label"] == "face" for r in rows])
 
     def err(ae, x):
@@ -80,20 +85,36 @@ def main() -> None:
         "+2 epochs, BN in batch-statistics mode": lambda ae: fit(ae, False),
         "+2 epochs, BN frozen (--ae-epochs 2)": lambda ae: fit(ae, True),
     }
-    rep = {"run": str(a.run), "crops": str(a.crops), "n_crops": int(len(new)), "n_faces": int(face.sum()),
-           "n_not_faces": int((~face).sum()), "rows": {}}
+    rep = {
+        "run": str(a.run),
+        "crops": str(a.crops),
+        "n_crops": int(len(new)),
+        "n_faces": int(face.sum()),
+        "n_not_faces": int((~face).sum()),
+        "rows": {},
+    }
     for name, treat in treatments.items():
         ae = treat(fresh())
         e, cam = err(ae, lx), err(ae, new)
         t = float(np.percentile(cam, 99))
-        rep["rows"][name] = {"auroc": round(auroc(-e[face], -e[~face]), 3), "threshold": round(t, 5),
-                             "faces_kept": int((e[face] <= t).sum()), "not_faces_rejected": int((e[~face] > t).sum()),
-                             "camera_mse": round(float(cam.mean()), 5)}
+        rep["rows"][name] = {
+            "auroc": round(auroc(-e[face], -e[~face]), 3),
+            "threshold": round(t, 5),
+            "faces_kept": int((e[face] <= t).sum()),
+            "not_faces_rejected": int((e[~face] > t).sum()),
+            "camera_mse": round(float(cam.mean()), 5),
+        }
         print(name, rep["rows"][name], flush=True)
-    L = [f"{rep['n_crops']} camera crops + as many original faces; scored on {rep['n_faces']} faces and {rep['n_not_faces']} not-faces.", "",
-         "| autoencoder | AUROC face vs not-face | faces kept | not-faces rejected | camera crops' MSE |", "|---|---|---|---|---|"]
+    L = [
+        f"{rep['n_crops']} camera crops + as many original faces; scored on {rep['n_faces']} faces and {rep['n_not_faces']} not-faces.",
+        "",
+        "| autoencoder | AUROC face vs not-face | faces kept | not-faces rejected | camera crops' MSE |",
+        "|---|---|---|---|---|",
+    ]
     for name, r in rep["rows"].items():
-        L.append(f"| {name} | {r['auroc']:.3f} | {r['faces_kept']}/{rep['n_faces']} | {r['not_faces_rejected']}/{rep['n_not_faces']} | {r['camera_mse']:.4f} |")
+        L.append(
+            f"| {name} | {r['auroc']:.3f} | {r['faces_kept']}/{rep['n_faces']} | {r['not_faces_rejected']}/{rep['n_not_faces']} | {r['camera_mse']:.4f} |"
+        )
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "adapt_autoencoder.json").write_text(json.dumps(rep, indent=2) + "\n")
     (a.out / "adapt_autoencoder.md").write_text("\n".join(L) + "\n")

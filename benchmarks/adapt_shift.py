@@ -63,8 +63,11 @@ def int8_eval(bundle: Path, sets: dict) -> dict:
         b = clf.prepare_crops(list(x))
         acc = float(np.mean(clf.predict_raw(b).argmax(1) == y))
         err = gate.errors(b, clf.input_spec)
-        out[name] = {"accuracy": round(100 * acc, 2), "flagged_low_quality": round(100 * float(np.mean(err > gate.threshold)), 2),
-                     "mean_error": round(float(err.mean()), 6)}
+        out[name] = {
+            "accuracy": round(100 * acc, 2),
+            "flagged_low_quality": round(100 * float(np.mean(err > gate.threshold)), 2),
+            "mean_error": round(float(err.mean()), 6),
+        }
     return out
 
 
@@ -79,10 +82,11 @@ def main() -> None:
     ap.add_argument("--sizes", default="25,50,100,200,400,1000", type=lambda v: [int(t) for t in v.split(",") if t])
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    from edge_fer.bundle import ModelMeta
     from edge_fer.convert.converter import ConvertOptions, convert_run
     from edge_fer.train.adapt import AdaptOptions, adapt
     from edge_fer.train.data import load_labeled_images
+
+    from edge_fer.bundle import ModelMeta
 
     data = {s: load_labeled_images(a.data, split=s) for s in ("PublicTest", "PrivateTest")}
     pub = np.stack(data["PublicTest"].images)
@@ -99,8 +103,17 @@ def main() -> None:
     prep = ModelMeta.load(a.run / "metadata.json").preprocessing
 
     partial = a.out / "adapt_shift.partial.json"  # written after every step; --resume skips what it holds
-    rep: dict = {"run": str(a.run), "data": str(a.data), "unlabeled": str(unl), "n_unlabeled": int(len(pub)),
-                 "transform": "corruptions.camera_shift", "float": {}, "adapt": {}, "int8": {}, "crops_needed": {}}
+    rep: dict = {
+        "run": str(a.run),
+        "data": str(a.data),
+        "unlabeled": str(unl),
+        "n_unlabeled": int(len(pub)),
+        "transform": "corruptions.camera_shift",
+        "float": {},
+        "adapt": {},
+        "int8": {},
+        "crops_needed": {},
+    }
     if a.resume and partial.is_file():
         rep = json.loads(partial.read_text())
     a.out.mkdir(parents=True, exist_ok=True)
@@ -109,7 +122,9 @@ def main() -> None:
         partial.write_text(json.dumps(rep, indent=2) + "\n")
 
     if "before" not in rep["float"]:
-        rep["float"]["before"] = {k: float_acc(a.run / "model.keras", x, y, prep) for k, (x, y) in (sets | sel_sets).items()}
+        rep["float"]["before"] = {
+            k: float_acc(a.run / "model.keras", x, y, prep) for k, (x, y) in (sets | sel_sets).items()
+        }
         save()
     train_npz = a.work / "original_training_faces.npz"  # the run's training faces, read once for every variant
     if not train_npz.is_file():
@@ -123,15 +138,22 @@ def main() -> None:
         if name in rep["float"] and (out / "model.keras").is_file():
             continue
         r = adapt(AdaptOptions(run_dir=a.run, unlabeled=unl, out=out, overwrite=True, data=train_npz, **kw))
-        rep["adapt"][name] = {"dir": str(out), "seconds": r["seconds"], "autoencoder": r["autoencoder"],
-                              "changed_on_new_crops": r["predicted_on_new_crops"]["changed"]}
+        rep["adapt"][name] = {
+            "dir": str(out),
+            "seconds": r["seconds"],
+            "autoencoder": r["autoencoder"],
+            "changed_on_new_crops": r["predicted_on_new_crops"]["changed"],
+        }
         rep["float"][name] = {k: float_acc(out / "model.keras", x, y, prep) for k, (x, y) in (sets | sel_sets).items()}
         logging.info("%s: %s", name, rep["float"][name])
         save()
     b0 = rep["float"]["before"]
     ok = [n for n in VARIANTS if b0["clean PublicTest"] - rep["float"][n]["clean PublicTest"] <= MAX_CLEAN_DROP]
     DEFAULT = max(ok, key=lambda n: rep["float"][n]["shifted PublicTest"]) if ok else list(VARIANTS)[-1]
-    rep["selected"] = {"variant": DEFAULT, "rule": f"best shifted PublicTest with clean PublicTest down <= {MAX_CLEAN_DROP} pt"}
+    rep["selected"] = {
+        "variant": DEFAULT,
+        "rule": f"best shifted PublicTest with clean PublicTest down <= {MAX_CLEAN_DROP} pt",
+    }
     mix_default = VARIANTS[DEFAULT]["mix"]
     # how many crops are needed: the default variant's batch-norm step on the first N new crops
     # (below edge-fer adapt's minimum too: the check is lifted here, for the measurement only)
@@ -147,20 +169,36 @@ def main() -> None:
             for p in sorted(unl.glob("*.png"))[:n]:
                 (sub / p.name).symlink_to(p)
         out = a.work / f"adapted_n{n}"
-        adapt(AdaptOptions(run_dir=a.run, unlabeled=sub, out=out, overwrite=True, data=train_npz, mix=mix_default, ae_epochs=0))
+        adapt(
+            AdaptOptions(
+                run_dir=a.run, unlabeled=sub, out=out, overwrite=True, data=train_npz, mix=mix_default, ae_epochs=0
+            )
+        )
         rep["crops_needed"][str(n)] = {k: float_acc(out / "model.keras", x, y, prep) for k, (x, y) in sets.items()}
         save()
         logging.info("first %d crops: %s", n, rep["crops_needed"][str(n)])
     adapt_mod.MIN_CROPS = 100
     if not a.no_int8:
-        conv = [("before", a.run, None), ("after (selected)", Path(rep["adapt"][DEFAULT]["dir"]), None),
-                ("after (selected), int8 calibrated on new crops", Path(rep["adapt"][DEFAULT]["dir"]), "calibration.npz")]
+        conv = [
+            ("before", a.run, None),
+            ("after (selected)", Path(rep["adapt"][DEFAULT]["dir"]), None),
+            ("after (selected), int8 calibrated on new crops", Path(rep["adapt"][DEFAULT]["dir"]), "calibration.npz"),
+        ]
         for name, run, calib in conv:
             if name in rep["int8"]:
                 continue
             bundle = a.work / f"{name.split()[0]}_{'newcalib' if calib else 'orig'}.tflite"
-            convert_run(ConvertOptions(source=run, out=bundle, quality=True, max_drop=100.0, latency_runs=20,
-                                       compile_edgetpu=False, calib_data=(run / calib) if calib else None))
+            convert_run(
+                ConvertOptions(
+                    source=run,
+                    out=bundle,
+                    quality=True,
+                    max_drop=100.0,
+                    latency_runs=20,
+                    compile_edgetpu=False,
+                    calib_data=(run / calib) if calib else None,
+                )
+            )
             rep["int8"][name] = int8_eval(bundle, sets)
             logging.info("int8 %s: %s", name, rep["int8"][name])
             save()
@@ -174,31 +212,51 @@ def markdown(rep: dict) -> str:
     f = rep["float"]
     b = f["before"]
     sel = rep["selected"]["variant"]
-    L = [f"Adapted with {rep['n_unlabeled']} unlabeled shifted PublicTest crops; n=3589 per split. Selection rule: "
-         f"{rep['selected']['rule']} -> **{sel}**.", "",
-         "| model (float) | shifted PrivateTest | clean PrivateTest | change shifted | change clean | shifted PublicTest | clean PublicTest |",
-         "|---|---|---|---|---|---|---|",
-         f"| before adaptation | {b['shifted PrivateTest']:.2f} | {b['clean PrivateTest']:.2f} | | | {b['shifted PublicTest']:.2f} | {b['clean PublicTest']:.2f} |"]
+    L = [
+        f"Adapted with {rep['n_unlabeled']} unlabeled shifted PublicTest crops; n=3589 per split. Selection rule: "
+        f"{rep['selected']['rule']} -> **{sel}**.",
+        "",
+        "| model (float) | shifted PrivateTest | clean PrivateTest | change shifted | change clean | shifted PublicTest | clean PublicTest |",
+        "|---|---|---|---|---|---|---|",
+        f"| before adaptation | {b['shifted PrivateTest']:.2f} | {b['clean PrivateTest']:.2f} | | | {b['shifted PublicTest']:.2f} | {b['clean PublicTest']:.2f} |",
+    ]
     for name in VARIANTS:
         r = f[name]
-        L.append(f"| {name}{' (selected)' if name == sel else ''} | {r['shifted PrivateTest']:.2f} | {r['clean PrivateTest']:.2f} | "
-                 f"{r['shifted PrivateTest'] - b['shifted PrivateTest']:+.2f} | {r['clean PrivateTest'] - b['clean PrivateTest']:+.2f} | "
-                 f"{r['shifted PublicTest']:.2f} | {r['clean PublicTest']:.2f} |")
+        L.append(
+            f"| {name}{' (selected)' if name == sel else ''} | {r['shifted PrivateTest']:.2f} | {r['clean PrivateTest']:.2f} | "
+            f"{r['shifted PrivateTest'] - b['shifted PrivateTest']:+.2f} | {r['clean PrivateTest'] - b['clean PrivateTest']:+.2f} | "
+            f"{r['shifted PublicTest']:.2f} | {r['clean PublicTest']:.2f} |"
+        )
     if rep["int8"]:
-        L += ["", "| int8 bundle (runtime) | shifted PrivateTest | clean PrivateTest | shifted flagged low quality | clean flagged | gate threshold (from) |",
-              "|---|---|---|---|---|---|"]
+        L += [
+            "",
+            "| int8 bundle (runtime) | shifted PrivateTest | clean PrivateTest | shifted flagged low quality | clean flagged | gate threshold (from) |",
+            "|---|---|---|---|---|---|",
+        ]
         for name, r in rep["int8"].items():
             s, c = r["shifted PrivateTest"], r["clean PrivateTest"]
-            L.append(f"| {name} | {s['accuracy']:.2f} | {c['accuracy']:.2f} | {s['flagged_low_quality']:.1f}% | "
-                     f"{c['flagged_low_quality']:.1f}% | {r['threshold']:.4f} ({r['threshold_from']}) |")
+            L.append(
+                f"| {name} | {s['accuracy']:.2f} | {c['accuracy']:.2f} | {s['flagged_low_quality']:.1f}% | "
+                f"{c['flagged_low_quality']:.1f}% | {r['threshold']:.4f} ({r['threshold_from']}) |"
+            )
     if rep.get("crops_needed"):
-        L += ["", f"Crops needed ({sel}, the first N shifted PublicTest crops; float PrivateTest):", "",
-              "| N crops | shifted PrivateTest | clean PrivateTest |", "|---|---|---|",
-              f"| 0 (before) | {b['shifted PrivateTest']:.2f} | {b['clean PrivateTest']:.2f} |"]
+        L += [
+            "",
+            f"Crops needed ({sel}, the first N shifted PublicTest crops; float PrivateTest):",
+            "",
+            "| N crops | shifted PrivateTest | clean PrivateTest |",
+            "|---|---|---|",
+            f"| 0 (before) | {b['shifted PrivateTest']:.2f} | {b['clean PrivateTest']:.2f} |",
+        ]
         for n, r in rep["crops_needed"].items():
             L.append(f"| {n} | {r['shifted PrivateTest']:.2f} | {r['clean PrivateTest']:.2f} |")
-        L.append(f"| {rep['n_unlabeled']} (all) | {f[sel]['shifted PrivateTest']:.2f} | {f[sel]['clean PrivateTest']:.2f} |")
-    L += ["", f"edge-fer adapt ({sel}) took {rep['adapt'][sel]['seconds']:.0f} s on 2 CPU cores for {rep['n_unlabeled']} crops."]
+        L.append(
+            f"| {rep['n_unlabeled']} (all) | {f[sel]['shifted PrivateTest']:.2f} | {f[sel]['clean PrivateTest']:.2f} |"
+        )
+    L += [
+        "",
+        f"edge-fer adapt ({sel}) took {rep['adapt'][sel]['seconds']:.0f} s on 2 CPU cores for {rep['n_unlabeled']} crops.",
+    ]
     return "\n".join(L) + "\n"
 
 

@@ -57,8 +57,11 @@ def main() -> None:
     a = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     pre = Preprocessing()
-    dets = {"haar@0.5": create_detector("haar", scale=0.5, min_size=30), "haar@1.0": create_detector("haar", scale=1.0, min_size=20),
-            "haar@1.0,mn2": create_detector("haar", scale=1.0, min_size=20, min_neighbors=2)}
+    dets = {
+        "haar@0.5": create_detector("haar", scale=0.5, min_size=30),
+        "haar@1.0": create_detector("haar", scale=1.0, min_size=20),
+        "haar@1.0,mn2": create_detector("haar", scale=1.0, min_size=20, min_neighbors=2),
+    }
     rng = np.random.default_rng(a.seed)
     rows = []
     for src, img in frames(a.data, a.every):
@@ -78,11 +81,19 @@ def main() -> None:
             x, y = int(rng.integers(0, w - s)), int(rng.integers(0, h - s))
             if all(iou((x, y, s, s), b) == 0 for b, _ in boxes):
                 bg.append(((x, y, s, s), "background"))
-        for (box, kind) in boxes + bg:
+        for box, kind in boxes + bg:
             crop = face_crops(gray, [box], pre, 48, 48)[0]
             name = f"c{len(rows):04d}.png"
             cv2.imwrite(str(OUT / name), crop)
-            rows.append({"file": name, "source": src, "box": " ".join(map(str, box)), "kind": "bg" if kind == "background" else "det", "detector": kind})
+            rows.append(
+                {
+                    "file": name,
+                    "source": src,
+                    "box": " ".join(map(str, box)),
+                    "kind": "bg" if kind == "background" else "det",
+                    "detector": kind,
+                }
+            )
     with open(OUT / "candidates.csv", "w", newline="") as f:
         wr = csv.DictWriter(f, fieldnames=list(rows[0]))
         wr.writeheader()

@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     for path in a.model:
         clf = Classifier.from_file(path, device="cpu", threads=1)
         x = clf.prepare_crops(crop)
-        timers[path] = (lambda clf=clf, x=x: clf.predict_raw(x))
+        timers[path] = lambda clf=clf, x=x: clf.predict_raw(x)
     if a.fer_model:
         it = Interpreter(model_path=a.fer_model, num_threads=1)
         it.allocate_tensors()
@@ -56,8 +56,14 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             f()
             times[k].append((time.perf_counter() - t0) * 1000)
-    out = {k: {"median_ms": round(statistics.median(v), 4), "p90_ms": round(sorted(v)[int(0.9 * len(v))], 4),
-               "runs": len(v)} for k, v in times.items()}
+    out = {
+        k: {
+            "median_ms": round(statistics.median(v), 4),
+            "p90_ms": round(sorted(v)[int(0.9 * len(v))], 4),
+            "runs": len(v),
+        }
+        for k, v in times.items()
+    }
     for k, v in out.items():
         print(f"{v['median_ms']:.4f} ms median, {v['p90_ms']:.4f} ms p90  {k}")
     if a.json:

@@ -56,7 +56,7 @@ def main() -> int:
     ds = load_dataset(args.data, seed=args.seed)
     keep = {s.strip() for s in args.splits.split(",")} | {"train"}
     splits = {s: (ds.splits[s].x, ds.splits[s].y) for s in USAGE if s in ds.splits and s in keep}
-    budget = int(args.max_mb * 1e6 / (FACE_BYTES_NPZ * ds.image_size ** 2 / 48 ** 2))
+    budget = int(args.max_mb * 1e6 / (FACE_BYTES_NPZ * ds.image_size**2 / 48**2))
     others = [s for s in ("val", "test") if s in splits]
     while others and sum(len(splits[s][1]) for s in others) + 1000 > budget:
         del splits[others.pop()]  # test first: keep at least 1000 training faces

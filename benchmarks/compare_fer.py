@@ -67,8 +67,9 @@ class PeerMissingError(MissingExtraError):
     """The ``fer`` package (the side-by-side peer) is not importable."""
 
     def __init__(self, reason: str):
-        EdgeFerError.__init__(self, f"--compare fer needs the 'fer' package ({reason}); "
-                                    f"install it leanly: {FER_INSTALL_HINT}")
+        EdgeFerError.__init__(
+            self, f"--compare fer needs the 'fer' package ({reason}); install it leanly: {FER_INSTALL_HINT}"
+        )
         self.extra = "fer"
 
 
@@ -94,8 +95,13 @@ class Side(JsonRecord):
 
 
 def _side(seconds: list[float], faces: list[int], init_s: float) -> Side:
-    return Side(fps=round(len(seconds) / sum(seconds), 3), latency=summarize_ms(seconds), faces=int(sum(faces)),
-                frames_with_faces=int(sum(1 for x in faces if x)), init_ms=round(init_s * 1000, 1))
+    return Side(
+        fps=round(len(seconds) / sum(seconds), 3),
+        latency=summarize_ms(seconds),
+        faces=int(sum(faces)),
+        frames_with_faces=int(sum(1 for x in faces if x)),
+        init_ms=round(init_s * 1000, 1),
+    )
 
 
 @dataclass(kw_only=True)
@@ -109,8 +115,9 @@ class CompareReport(JsonRecord):
     source: str
     frames: int
     warmup_frames: int
-    timed: str = ("detection to sink for ours (Pipeline.process), FER.detect_emotions for fer; decoding excluded "
-                  "for both")
+    timed: str = (
+        "detection to sink for ours (Pipeline.process), FER.detect_emotions for fer; decoding excluded for both"
+    )
     ours: Side
     fer: Side
     fps_ratio: float
@@ -162,8 +169,9 @@ def compare(cfg: Any, *, max_frames: int = 0, warmup: int = 5, loops: int = 1) -
     if max_frames:
         total = min(total, max_frames + warmup)
     if total <= warmup:
-        raise ConfigError(f"{name}: {total} frames, all used as warm-up (--warmup {warmup}); "
-                          "lower --warmup or use --loop")
+        raise ConfigError(
+            f"{name}: {total} frames, all used as warm-up (--warmup {warmup}); lower --warmup or use --loop"
+        )
     t0 = time.perf_counter()
     fer = FER()
     fer_init = time.perf_counter() - t0
@@ -179,13 +187,13 @@ def compare(cfg: Any, *, max_frames: int = 0, warmup: int = 5, loops: int = 1) -
         for i in range(total):
             img = frames[i % len(frames)]
 
-            def run_ours() -> tuple[float, int]:
+            def run_ours(img=img, i=i) -> tuple[float, int]:
                 before = pipe.faces
                 t = pc()
                 pipe.process(Frame(img, i, time.time(), None))
                 return pc() - t, pipe.faces - before
 
-            def run_fer() -> tuple[float, int]:
+            def run_fer(img=img) -> tuple[float, int]:
                 t = pc()
                 res = fer.detect_emotions(img)
                 return pc() - t, len(res)
@@ -205,8 +213,13 @@ def compare(cfg: Any, *, max_frames: int = 0, warmup: int = 5, loops: int = 1) -
     n = len(ours_t)
     ours, peer = _side(ours_t, ours_n, ours_init), _side(fer_t, fer_n, fer_init)
     d = cfg.detector
-    ours.config = {"detector": d.name, "detect_every": d.every, "detect_scale": d.scale, "full_every": d.full_every,
-                   "model": getattr(pipe.classifier, "source", None)}
+    ours.config = {
+        "detector": d.name,
+        "detect_every": d.every,
+        "detect_scale": d.scale,
+        "full_every": d.full_every,
+        "model": getattr(pipe.classifier, "source", None),
+    }
     peer.config = "FER() defaults: OpenCV Haar cascade, its emotion_model TFLite"
     same = sum(1 for a, b in zip(ours_n, fer_n) if a == b)
     return CompareReport(
@@ -231,8 +244,10 @@ def _row(label: str, side: Side) -> list[Any]:
 
 def format_compare(rep: CompareReport) -> str:
     rows = [_row("edge-fer", rep.ours), _row(f"fer {rep.peer_version or ''}".strip(), rep.fer)]
-    lines = [f"side-by-side on {rep.source}: {rep.frames} frames (+{rep.warmup_frames} warm-up), alternating, "
-             "one process", ""]
+    lines = [
+        f"side-by-side on {rep.source}: {rep.frames} frames (+{rep.warmup_frames} warm-up), alternating, one process",
+        "",
+    ]
     lines += table(["pipeline", "frames/s", "p50 ms", "p99 ms", "faces", "frames with faces"], rows)
     lines += [
         "",
@@ -245,8 +260,9 @@ def format_compare(rep: CompareReport) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--source", required=True, help="a video file or images (decoded once, fed to both)")
     ap.add_argument("--model", help="edge-fer model bundle (default: the shipped model)")
     ap.add_argument("--config", help="edge-fer run's TOML config; flags override it")
@@ -267,10 +283,16 @@ def main(argv: list[str] | None = None) -> int:
     from edge_fer import config as cfgmod
 
     overrides = {
-        "source.uri": args.source, "model.path": args.model, "detector.name": args.detector,
-        "detector.model": args.detector_model, "detector.every": args.detect_every,
-        "detector.full_every": args.full_every, "detector.scale": args.detect_scale,
-        "model.threads": args.threads, "model.device": args.device, "output.path": os.devnull,
+        "source.uri": args.source,
+        "model.path": args.model,
+        "detector.name": args.detector,
+        "detector.model": args.detector_model,
+        "detector.every": args.detect_every,
+        "detector.full_every": args.full_every,
+        "detector.scale": args.detect_scale,
+        "model.threads": args.threads,
+        "model.device": args.device,
+        "output.path": os.devnull,
     }
     try:
         cfg = cfgmod.build(args.config, overrides)

@@ -38,20 +38,41 @@ OLD_HAAR = {"model": "haarcascade_frontalface_default.xml", "scale_factor": 1.2,
 # (name, config overrides on top of edge_fer.config's defaults, extra detector constructor options)
 CONFIGS: list[tuple[str, dict, dict]] = [
     ("default", {}, {}),
-    ("haar 0.5, full frame each frame (old default: frontalface_default, sf 1.2, mn 5)",
-     {**HAAR, "detector.scale": 0.5, "detector.full_every": 0}, OLD_HAAR),
+    (
+        "haar 0.5, full frame each frame (old default: frontalface_default, sf 1.2, mn 5)",
+        {**HAAR, "detector.scale": 0.5, "detector.full_every": 0},
+        OLD_HAAR,
+    ),
     ("haar 0.5, full frame each frame", {**HAAR, "detector.scale": 0.5, "detector.full_every": 0}, {}),
     ("haar 1.0, full frame each frame", {**HAAR, "detector.scale": 1.0, "detector.full_every": 0}, {}),
-    ("haar 0.5, every 3rd frame + tracker", {**HAAR, "detector.scale": 0.5, "detector.full_every": 0, "detector.every": 3}, {}),
-    ("haar 0.5, ROI without the profile cascade, full pass every 12",
-     {**HAAR, "detector.scale": 0.5, "detector.full_every": 12}, {"roi_profile": False}),
+    (
+        "haar 0.5, every 3rd frame + tracker",
+        {**HAAR, "detector.scale": 0.5, "detector.full_every": 0, "detector.every": 3},
+        {},
+    ),
+    (
+        "haar 0.5, ROI without the profile cascade, full pass every 12",
+        {**HAAR, "detector.scale": 0.5, "detector.full_every": 12},
+        {"roi_profile": False},
+    ),
     ("haar 0.5, ROI, full pass every 24", {**HAAR, "detector.scale": 0.5, "detector.full_every": 24}, {}),
 ]
 YUNET_CONFIGS: list[tuple[str, dict, dict]] = [
-    ("yunet 0.5, full frame each frame", {"detector.name": "yunet", "detector.scale": 0.5, "detector.full_every": 0}, {}),
-    ("yunet 0.5, every 3rd frame + tracker",
-     {"detector.name": "yunet", "detector.scale": 0.5, "detector.full_every": 0, "detector.every": 3}, {}),
-    ("yunet 0.5, ROI, full pass every 12", {"detector.name": "yunet", "detector.scale": 0.5, "detector.full_every": 12}, {}),
+    (
+        "yunet 0.5, full frame each frame",
+        {"detector.name": "yunet", "detector.scale": 0.5, "detector.full_every": 0},
+        {},
+    ),
+    (
+        "yunet 0.5, every 3rd frame + tracker",
+        {"detector.name": "yunet", "detector.scale": 0.5, "detector.full_every": 0, "detector.every": 3},
+        {},
+    ),
+    (
+        "yunet 0.5, ROI, full pass every 12",
+        {"detector.name": "yunet", "detector.scale": 0.5, "detector.full_every": 12},
+        {},
+    ),
 ]
 
 
@@ -80,12 +101,16 @@ def describe_default() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--source", required=True, help="the annotated video")
     ap.add_argument("--truth", default=str(Path(__file__).with_name("data") / "hamilton_faces.json"))
     ap.add_argument("--model", help="edge-fer model bundle (default: the shipped one)")
     ap.add_argument("--yunet-model", help="YuNet .onnx for the yunet configurations (default: the installed one)")
-    ap.add_argument("--only", action="append", default=[], help="run the configurations whose name contains this (repeatable)")
+    ap.add_argument(
+        "--only", action="append", default=[], help="run the configurations whose name contains this (repeatable)"
+    )
     ap.add_argument("--no-fer", action="store_true", help="leave the fer peer out even when importable")
     ap.add_argument("--loops", type=int, default=3, help="play the video N times for the timing (recall: first pass)")
     ap.add_argument("--warmup", type=int, default=5, help="untimed frames at the start")
@@ -121,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
             configs = [c for c in configs if any(s in c[0] for s in args.only)]
         runners = []
         for label, over, kw in configs:
-            cfg = cfgmod.build(None, {"source.uri": args.source, "model.path": args.model, "output.path": os.devnull, **over})
+            cfg = cfgmod.build(
+                None, {"source.uri": args.source, "model.path": args.model, "output.path": os.devnull, **over}
+            )
             pipe = Pipeline.from_config(cfg)
             if kw:  # constructor options that are not config keys: rebuild the detector with them
                 import cv2
@@ -132,12 +159,27 @@ def main(argv: list[str] | None = None) -> int:
                 kw = dict(kw)
                 if kw.get("model") and not os.path.isabs(kw["model"]):
                     kw["model"] = os.path.join(cv2.data.haarcascades, kw["model"])
-                pipe.detector = create_detector(d.name, scale=d.scale, min_size=d.min_size, score_threshold=d.score_threshold,
-                                                full_every=d.full_every, **({"model": d.model or None} | kw))
+                pipe.detector = create_detector(
+                    d.name,
+                    scale=d.scale,
+                    min_size=d.min_size,
+                    score_threshold=d.score_threshold,
+                    full_every=d.full_every,
+                    **({"model": d.model or None} | kw),
+                )
             spy = _Spy(pipe.classifier)
             pipe.classifier = spy
-            runners.append({"name": label, "pipe": pipe, "spy": spy, "cfg": cfg.to_dict()["detector"],
-                            "times": [], "boxes": {}, "faces": 0})
+            runners.append(
+                {
+                    "name": label,
+                    "pipe": pipe,
+                    "spy": spy,
+                    "cfg": cfg.to_dict()["detector"],
+                    "times": [],
+                    "boxes": {},
+                    "faces": 0,
+                }
+            )
     except EdgeFerError as e:
         print(f"detection_recall: error: {e}", file=sys.stderr)
         return 2
@@ -147,8 +189,13 @@ def main(argv: list[str] | None = None) -> int:
         try:
             from fer.fer import FER
 
-            fer = {"name": f"fer {_dist_version('fer')} default (Haar 1.0, scaleFactor 1.1, min face 50)", "obj": FER(),
-                   "times": [], "boxes": {}, "faces": 0}
+            fer = {
+                "name": f"fer {_dist_version('fer')} default (Haar 1.0, scaleFactor 1.1, min face 50)",
+                "obj": FER(),
+                "times": [],
+                "boxes": {},
+                "faces": 0,
+            }
         except Exception as e:  # not installed here: reported, not fatal
             print(f"detection_recall: fer not measured ({type(e).__name__}: {e})", file=sys.stderr)
 
@@ -161,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     for loop in range(max(1, args.loops)):
         for i, img in enumerate(frames):
             k = loop * n + i
-            order = everyone[k % len(everyone):] + everyone[: k % len(everyone)]
+            order = everyone[k % len(everyone) :] + everyone[: k % len(everyone)]
             for r in order:
                 if r is fer:
                     t, c = pc(), cpu()
@@ -190,25 +237,52 @@ def main(argv: list[str] | None = None) -> int:
         s = score(truth, r["boxes"], iou_threshold=args.iou)
         fps = len(r["times"]) / sum(r["times"])
         cpu_fps = len(r["cpu"]) / max(sum(r["cpu"]), 1e-9)
-        rows.append({"config": r["name"], **s.to_dict(), "fps": round(fps, 1),
-                     "ms_per_frame": round(1000 / fps, 3), "x_fer": round(fps / fer_fps, 2) if fer_fps else None,
-                     "cpu_ms_per_frame": round(1000 / cpu_fps, 3), "cpu_fps": round(cpu_fps, 1),
-                     "x_fer_cpu": round(cpu_fps / fer_cpu_fps, 2) if fer_cpu_fps else None,
-                     "faces_first_pass": r["faces"], "peer": r is fer,
-                     "detector": None if r is fer else r["cfg"]})
-    rep = {"schema": "edge-fer-detection-recall/1", "source": name, "loadavg_start": load0, "loadavg_end": _loadavg(), "truth": args.truth, "annotated_frames": len(truth.frames),
-           "annotated_faces": truth.num_faces, "iou_threshold": args.iou, "frames_per_pass": n, "loops": args.loops,
-           "timed_frames": len(runners[0]["times"]) if runners else 0, "fer_fps": round(fer_fps, 1) if fer_fps else None,
-           "rows": rows, "machine": machine_info(runners[0]["pipe"].classifier._inner if runners else None),
-           "boxes": {r["name"]: {str(k): v for k, v in sorted(r["boxes"].items())} for r in everyone}}
-    print(f"{name}: {n} frames x {args.loops}; {len(truth.frames)} annotated frames, {truth.num_faces} faces; IoU >= {args.iou}")
-    print("| configuration | TP | FP | FN | ignored | precision | recall | frames/s (wall) | x fer | CPU ms/frame | x fer (CPU) |")
+        rows.append(
+            {
+                "config": r["name"],
+                **s.to_dict(),
+                "fps": round(fps, 1),
+                "ms_per_frame": round(1000 / fps, 3),
+                "x_fer": round(fps / fer_fps, 2) if fer_fps else None,
+                "cpu_ms_per_frame": round(1000 / cpu_fps, 3),
+                "cpu_fps": round(cpu_fps, 1),
+                "x_fer_cpu": round(cpu_fps / fer_cpu_fps, 2) if fer_cpu_fps else None,
+                "faces_first_pass": r["faces"],
+                "peer": r is fer,
+                "detector": None if r is fer else r["cfg"],
+            }
+        )
+    rep = {
+        "schema": "edge-fer-detection-recall/1",
+        "source": name,
+        "loadavg_start": load0,
+        "loadavg_end": _loadavg(),
+        "truth": args.truth,
+        "annotated_frames": len(truth.frames),
+        "annotated_faces": truth.num_faces,
+        "iou_threshold": args.iou,
+        "frames_per_pass": n,
+        "loops": args.loops,
+        "timed_frames": len(runners[0]["times"]) if runners else 0,
+        "fer_fps": round(fer_fps, 1) if fer_fps else None,
+        "rows": rows,
+        "machine": machine_info(runners[0]["pipe"].classifier._inner if runners else None),
+        "boxes": {r["name"]: {str(k): v for k, v in sorted(r["boxes"].items())} for r in everyone},
+    }
+    print(
+        f"{name}: {n} frames x {args.loops}; {len(truth.frames)} annotated frames, {truth.num_faces} faces; IoU >= {args.iou}"
+    )
+    print(
+        "| configuration | TP | FP | FN | ignored | precision | recall | frames/s (wall) | x fer | CPU ms/frame | x fer (CPU) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         xf = f"{row['x_fer']:.2f}x" if row["x_fer"] else "-"
         xc = f"{row['x_fer_cpu']:.2f}x" if row["x_fer_cpu"] else "-"
-        print(f"| {row['config']} | {row['tp']} | {row['fp']} | {row['fn']} | {row['ignored']} | {row['precision']:.3f} | "
-              f"{row['recall']:.3f} | {row['fps']:.1f} | {xf} | {row['cpu_ms_per_frame']:.2f} | {xc} |")
+        print(
+            f"| {row['config']} | {row['tp']} | {row['fp']} | {row['fn']} | {row['ignored']} | {row['precision']:.3f} | "
+            f"{row['recall']:.3f} | {row['fps']:.1f} | {xf} | {row['cpu_ms_per_frame']:.2f} | {xc} |"
+        )
     if not fer:
         print("fer: not measured (not importable here)")
     if args.json:

@@ -44,8 +44,9 @@ def ensure_package() -> None:
         name = f"edge_fer.{sub}"
         if name in sys.modules or importlib.util.find_spec(name) is not None:
             continue
-        spec = importlib.util.spec_from_file_location(name, REPO / sub / "__init__.py",
-                                                      submodule_search_locations=[str(REPO / sub)])
+        spec = importlib.util.spec_from_file_location(
+            name, REPO / sub / "__init__.py", submodule_search_locations=[str(REPO / sub)]
+        )
         mod = importlib.util.module_from_spec(spec)
         sys.modules[name] = mod
         spec.loader.exec_module(mod)
@@ -60,6 +61,7 @@ def write_json(path: Path, data: dict) -> None:
 
 # --- child: a short training on one backend ---------------------------------------------------------
 
+
 def short_training(args) -> int:
     from edge_fer.train.backend import activate, describe_device
 
@@ -67,10 +69,9 @@ def short_training(args) -> int:
     import keras
     import numpy as np
     from compact_data import read  # benchmarks/, on sys.path
-    from keras3_model import keras3_models
-
     from edge_fer.train.batches import make_dataset
     from edge_fer.train.model import NetConfig, build_autoencoder, build_classifier, build_decoder, build_encoder
+    from keras3_model import keras3_models
 
     out = Path(args.out)
     report: dict = {"backend": args.backend, "device": describe_device(), "stages": {}}
@@ -80,7 +81,7 @@ def short_training(args) -> int:
     (x, y), (vx, vy) = splits["train"], splits.get("val", splits["train"])
     if args.limit:  # a seeded random subset: the splits may be stored class by class
         rng = np.random.default_rng(0)
-        t, v = rng.permutation(len(y))[:args.limit], rng.permutation(len(vy))[:args.limit // 4]
+        t, v = rng.permutation(len(y))[: args.limit], rng.permutation(len(vy))[: args.limit // 4]
         x, y, vx, vy = x[t], y[t], vx[v], vy[v]
     report.update(train_images=len(y), val_images=len(vy))
     keras.utils.set_random_seed(0)
@@ -103,8 +104,13 @@ def short_training(args) -> int:
             self.t = now
 
         def on_epoch_end(self, epoch, logs=None):
-            self.stage["epochs"].append({"epoch": epoch + 1, "s": round(time.perf_counter() - self.t0, 2),
-                                         **{k: round(float(v), 4) for k, v in (logs or {}).items()}})
+            self.stage["epochs"].append(
+                {
+                    "epoch": epoch + 1,
+                    "s": round(time.perf_counter() - self.t0, 2),
+                    **{k: round(float(v), 4) for k, v in (logs or {}).items()},
+                }
+            )
             self.t0 = time.perf_counter()
             write_json(path, report)
 
@@ -120,8 +126,13 @@ def short_training(args) -> int:
         write_json(path, report)
 
     ae.compile(keras.optimizers.Adam(1e-3), "mse")
-    fit("ae", ae, make_dataset(x, batch_size=bs, training=True, autoencoder=True, workers=w),
-        make_dataset(vx, batch_size=256, autoencoder=True), args.epochs)
+    fit(
+        "ae",
+        ae,
+        make_dataset(x, batch_size=bs, training=True, autoencoder=True, workers=w),
+        make_dataset(vx, batch_size=256, autoencoder=True),
+        args.epochs,
+    )
     metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
     train = make_dataset(x, y, batch_size=bs, training=True, workers=w)
     val = make_dataset(vx, vy, batch_size=256)
@@ -142,27 +153,32 @@ def short_training(args) -> int:
 
 # --- parent: one child per backend and step ---------------------------------------------------------
 
+
 def run_child(argv: list[str], timeout: float, log_path: Path) -> dict:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
-           "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
     t0 = time.perf_counter()
     with open(log_path, "a") as log:
         log.write(f"$ {' '.join(argv)}\n")
         log.flush()
         try:
-            rc = subprocess.run([sys.executable, __file__, *argv], stdout=log, stderr=subprocess.STDOUT, env=env,
-                                timeout=timeout).returncode
+            rc = subprocess.run(
+                [sys.executable, __file__, *argv], stdout=log, stderr=subprocess.STDOUT, env=env, timeout=timeout
+            ).returncode
         except subprocess.TimeoutExpired:
             rc = "timeout"
     return {"rc": rc, "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def machine() -> dict:
-    info = {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
-            "cores": os.cpu_count()}
+    info = {
+        "python": platform.python_version(),
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+    }
     try:
-        info["gpus"] = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True,
-                                      timeout=30).stdout.strip().splitlines()
+        info["gpus"] = (
+            subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30).stdout.strip().splitlines()
+        )
     except (OSError, subprocess.SubprocessError):
         info["gpus"] = []
     from importlib import metadata
@@ -183,9 +199,13 @@ def main() -> int:
     ap.add_argument("--tiny", action="store_true", help="CPU dry run: few steps, 512 faces, width 4")
     ap.add_argument("--steps", type=int, default=20, help="throughput: steps per timed window")
     ap.add_argument("--epochs", type=int, default=2, help="short training: autoencoder and fine-tuning epochs")
-    ap.add_argument("--budget", type=float, default=520,
-                    help="seconds for everything; each step may use its share of what is left (a stalled one "
-                         "is stopped, the next still runs)")
+    ap.add_argument(
+        "--budget",
+        type=float,
+        default=520,
+        help="seconds for everything; each step may use its share of what is left (a stalled one "
+        "is stopped, the next still runs)",
+    )
     ap.add_argument("--child", choices=("train",), help=argparse.SUPPRESS)
     ap.add_argument("--backend", help=argparse.SUPPRESS)
     ap.add_argument("--batch-size", type=int, default=128)
@@ -215,8 +235,18 @@ def main() -> int:
     proof: dict = {"machine": machine(), "data": args.data, "tiny": args.tiny, "steps": {}}
     write_json(out / "proof.json", proof)
     log = out / "proof.log"
-    common = ["--data", args.data, "--out", str(out), "--batch-size", str(args.batch_size),
-              "--width", str(args.width), "--latent-channels", str(args.latent_channels)]
+    common = [
+        "--data",
+        args.data,
+        "--out",
+        str(out),
+        "--batch-size",
+        str(args.batch_size),
+        "--width",
+        str(args.width),
+        "--latent-channels",
+        str(args.latent_channels),
+    ]
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     missing = [b for b in backends if not installed(b)]
     proof["steps"].update({b: "not installed" for b in missing})
@@ -229,15 +259,49 @@ def main() -> int:
         return max(10.0, (deadline - time.monotonic()) / (left + 1))
 
     for backend in backends:
-        tp = ["--child", "throughput", "--backend", backend, "--input", "pyd", "--data", args.data,
-              "--steps", str(args.steps), "--repeats", "2" if args.tiny else "3", "--first-steps",
-              str(args.first_steps), "--workers", str(args.workers), "--batch-size", str(args.batch_size),
-              "--width", str(args.width), "--latent-channels", str(args.latent_channels),
-              "--json", str(out / f"throughput_{backend}.json")]
+        tp = [
+            "--child",
+            "throughput",
+            "--backend",
+            backend,
+            "--input",
+            "pyd",
+            "--data",
+            args.data,
+            "--steps",
+            str(args.steps),
+            "--repeats",
+            "2" if args.tiny else "3",
+            "--first-steps",
+            str(args.first_steps),
+            "--workers",
+            str(args.workers),
+            "--batch-size",
+            str(args.batch_size),
+            "--width",
+            str(args.width),
+            "--latent-channels",
+            str(args.latent_channels),
+            "--json",
+            str(out / f"throughput_{backend}.json"),
+        ]
         proof["steps"][f"{backend}_throughput"] = run_child(tp, share(), log)
         write_json(out / "proof.json", proof)
-        tr = ["--child", "train", "--backend", backend, *common, "--epochs", str(args.epochs),
-              "--limit", str(args.limit), "--workers", str(args.workers), "--first-steps", str(args.first_steps)]
+        tr = [
+            "--child",
+            "train",
+            "--backend",
+            backend,
+            *common,
+            "--epochs",
+            str(args.epochs),
+            "--limit",
+            str(args.limit),
+            "--workers",
+            str(args.workers),
+            "--first-steps",
+            str(args.first_steps),
+        ]
         proof["steps"][f"{backend}_train"] = run_child(tr, share(), log)
         write_json(out / "proof.json", proof)
     print(json.dumps(proof, indent=2))

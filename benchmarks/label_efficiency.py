@@ -46,9 +46,26 @@ def run_one(args, frac: float, seed: int, variant: str, extra: list[str]) -> dic
     metrics = out / "metrics.json"
     if not metrics.exists():
         limit = max(7, int(round(frac * args.train_size)))
-        cmd = [sys.executable, "-m", "edge_fer.cli", "train", "--data", args.data, "--out", str(out),
-               "--limit", str(limit), "--seed", str(seed), "--epochs", str(epochs_for(args, frac)),
-               "--head-epochs", str(args.head_epochs), "--resume", *extra]
+        cmd = [
+            sys.executable,
+            "-m",
+            "edge_fer.cli",
+            "train",
+            "--data",
+            args.data,
+            "--out",
+            str(out),
+            "--limit",
+            str(limit),
+            "--seed",
+            str(seed),
+            "--epochs",
+            str(epochs_for(args, frac)),
+            "--head-epochs",
+            str(args.head_epochs),
+            "--resume",
+            *extra,
+        ]
         cmd += ["--init-ae", args.init_ae, "--ae-epochs", "0"] if variant == "pretrained" else ["--no-pretrain"]
         t0 = time.time()
         with open(Path(args.out) / "study.log", "a") as log:
@@ -57,9 +74,15 @@ def run_one(args, frac: float, seed: int, variant: str, extra: list[str]) -> dic
             subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
         print(f"  {out.name}: {time.time() - t0:.0f} s", flush=True)
     m = json.loads(metrics.read_text())
-    return {"fraction": frac, "seed": seed, "variant": variant, "train_images": m["train_images"],
-            "public_accuracy": m["PublicTest"]["accuracy"], "public_macro_f1": m["PublicTest"]["macro_f1"],
-            "seconds": sum(v.get("seconds", 0.0) for v in m.get("timing", {}).values())}
+    return {
+        "fraction": frac,
+        "seed": seed,
+        "variant": variant,
+        "train_images": m["train_images"],
+        "public_accuracy": m["PublicTest"]["accuracy"],
+        "public_macro_f1": m["PublicTest"]["macro_f1"],
+        "seconds": sum(v.get("seconds", 0.0) for v in m.get("timing", {}).values()),
+    }
 
 
 def summarize(rows: list[dict]) -> list[dict]:
@@ -68,8 +91,12 @@ def summarize(rows: list[dict]) -> list[dict]:
         line: dict = {"fraction": frac}
         for variant in ("scratch", "pretrained"):
             acc = [r["public_accuracy"] for r in rows if r["fraction"] == frac and r["variant"] == variant]
-            line[variant] = {"mean": statistics.fmean(acc) if acc else None,
-                             "sd": statistics.stdev(acc) if len(acc) > 1 else None, "n": len(acc), "runs": acc}
+            line[variant] = {
+                "mean": statistics.fmean(acc) if acc else None,
+                "sd": statistics.stdev(acc) if len(acc) > 1 else None,
+                "n": len(acc),
+                "runs": acc,
+            }
         s, p = line["scratch"]["mean"], line["pretrained"]["mean"]
         line["gain_points"] = None if s is None or p is None else round(100 * (p - s), 2)
         line["train_images"] = next(r["train_images"] for r in rows if r["fraction"] == frac)
@@ -84,12 +111,13 @@ def markdown(summary: list[dict]) -> str:
         sd = f" ± {100 * v['sd']:.1f}" if v["sd"] is not None else ""
         return f"{100 * v['mean']:.1f}{sd} (n={v['n']})"
 
-    lines = ["| labels used | training faces | from scratch | AE-pretrained | gain (points) |",
-             "|---|---|---|---|---|"]
+    lines = ["| labels used | training faces | from scratch | AE-pretrained | gain (points) |", "|---|---|---|---|---|"]
     for s in summary:
         gain = "—" if s["gain_points"] is None else f"{s['gain_points']:+.1f}"
-        lines.append(f"| {100 * s['fraction']:g}% | {s['train_images']} | {cell(s['scratch'])} | "
-                     f"{cell(s['pretrained'])} | {gain} |")
+        lines.append(
+            f"| {100 * s['fraction']:g}% | {s['train_images']} | {cell(s['scratch'])} | "
+            f"{cell(s['pretrained'])} | {gain} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -107,8 +135,14 @@ def plot(summary: list[dict], path: Path) -> None:
         xs = [s["fraction"] * 100 for s in summary if s[variant]["mean"] is not None]
         ys = [s[variant]["mean"] * 100 for s in summary if s[variant]["mean"] is not None]
         es = [(s[variant]["sd"] or 0) * 100 for s in summary if s[variant]["mean"] is not None]
-        ax.errorbar(xs, ys, yerr=es, fmt=style, capsize=3,
-                    label="AE-pretrained encoder" if variant == "pretrained" else "from scratch")
+        ax.errorbar(
+            xs,
+            ys,
+            yerr=es,
+            fmt=style,
+            capsize=3,
+            label="AE-pretrained encoder" if variant == "pretrained" else "from scratch",
+        )
     ax.set_xscale("log")
     ax.set_xlabel("training labels used (% of FER2013 Training)")
     ax.set_ylabel("PublicTest accuracy (%)")
@@ -126,16 +160,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--fractions", type=float, nargs="+", default=[0.05, 0.1, 0.25])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    ap.add_argument("--seeds-large", type=int, nargs="+", default=None,
-                    help="seeds for fractions >= 0.25 (fewer when CPU time is short)")
+    ap.add_argument(
+        "--seeds-large",
+        type=int,
+        nargs="+",
+        default=None,
+        help="seeds for fractions >= 0.25 (fewer when CPU time is short)",
+    )
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--epochs-for", nargs="*", default=[], metavar="FRACTION=EPOCHS")
     ap.add_argument("--head-epochs", type=int, default=1)
     ap.add_argument("--train-size", type=int, default=FER_TRAIN)
-    ap.add_argument("--full-run", action="append", default=[],
-                    help="VARIANT=RUN_DIR of a finished 100%% run to include (e.g. pretrained=runs/res16)")
-    ap.add_argument("--summarize-only", action="store_true",
-                    help="train nothing: tabulate the finished runs under --out (a study cut short)")
+    ap.add_argument(
+        "--full-run",
+        action="append",
+        default=[],
+        help="VARIANT=RUN_DIR of a finished 100%% run to include (e.g. pretrained=runs/res16)",
+    )
+    ap.add_argument(
+        "--summarize-only",
+        action="store_true",
+        help="train nothing: tabulate the finished runs under --out (a study cut short)",
+    )
     ap.add_argument("train_args", nargs=argparse.REMAINDER, help="-- then flags passed to every edge-fer train")
     a = ap.parse_args(argv)
     extra = [x for x in a.train_args if x != "--"]
@@ -153,10 +199,18 @@ def main(argv: list[str] | None = None) -> int:
     for item in a.full_run:
         variant, _, run_dir = item.partition("=")
         m = json.loads((Path(run_dir) / "metrics.json").read_text())
-        rows.append({"fraction": 1.0, "seed": json.loads((Path(run_dir) / "config.json").read_text())["seed"],
-                     "variant": variant, "train_images": m["train_images"],
-                     "public_accuracy": m["PublicTest"]["accuracy"], "public_macro_f1": m["PublicTest"]["macro_f1"],
-                     "seconds": None, "run_dir": run_dir})
+        rows.append(
+            {
+                "fraction": 1.0,
+                "seed": json.loads((Path(run_dir) / "config.json").read_text())["seed"],
+                "variant": variant,
+                "train_images": m["train_images"],
+                "public_accuracy": m["PublicTest"]["accuracy"],
+                "public_macro_f1": m["PublicTest"]["macro_f1"],
+                "seconds": None,
+                "run_dir": run_dir,
+            }
+        )
     summary = summarize(rows)
     out = Path(a.out)
     (out / "label_efficiency.json").write_text(json.dumps({"rows": rows, "summary": summary}, indent=2) + "\n")

@@ -155,8 +155,19 @@ def metrics(port: int) -> dict[str, float]:
 
 def one_run(mode: str, args: argparse.Namespace, tmp: Path, pythonpath: str | None = None) -> dict:
     http_port = free_port()
-    cmd = [*CLI, "run", "--source", args.source, "--loop", "--max-frames", str(args.frames),
-           "--output", str(tmp / f"{mode}.jsonl"), "--http-port", str(http_port)]
+    cmd = [
+        *CLI,
+        "run",
+        "--source",
+        args.source,
+        "--loop",
+        "--max-frames",
+        str(args.frames),
+        "--output",
+        str(tmp / f"{mode}.jsonl"),
+        "--http-port",
+        str(http_port),
+    ]
     if args.per_frame:
         cmd.append("--per-frame")
     broker = proxy = None
@@ -208,10 +219,16 @@ def one_run(mode: str, args: argparse.Namespace, tmp: Path, pythonpath: str | No
     if len(samples) >= 2 and samples[-1][0] > samples[0][0]:
         fps = (samples[-1][1] - samples[0][1]) / (samples[-1][0] - samples[0][0])
     mq = {k.split("{")[0].replace("edge_fer_sink_", ""): v for k, v in last.items() if 'sink="mqtt"' in k}
-    return {"mode": mode, "exit": code, "fps": fps, "window_s": samples[-1][0] - samples[0][0] if samples else 0,
-            "frozen": frozen, "mqtt_last": mq,
-            "sink_mean_ms": None if sink_mean is None else sink_mean * 1000.0,
-            "sink_max_ms": None if sink_max is None else sink_max * 1000.0}
+    return {
+        "mode": mode,
+        "exit": code,
+        "fps": fps,
+        "window_s": samples[-1][0] - samples[0][0] if samples else 0,
+        "frozen": frozen,
+        "mqtt_last": mq,
+        "sink_mean_ms": None if sink_mean is None else sink_mean * 1000.0,
+        "sink_max_ms": None if sink_max is None else sink_max * 1000.0,
+    }
 
 
 def main() -> int:
@@ -223,9 +240,12 @@ def main() -> int:
     ap.add_argument("--per-frame", action="store_true", help="an event per face per frame (many more events)")
     ap.add_argument("--modes", default="jsonl,mqtt,mqtt-rtt,mqtt-frozen")
     ap.add_argument("--json", help="write the runs here")
-    ap.add_argument("--compare-with", metavar="DIR",
-                    help="also run every mode with PYTHONPATH=DIR (another checkout, e.g. the code before a "
-                         "change), interleaved with this one; rows labelled 'other:'")
+    ap.add_argument(
+        "--compare-with",
+        metavar="DIR",
+        help="also run every mode with PYTHONPATH=DIR (another checkout, e.g. the code before a "
+        "change), interleaved with this one; rows labelled 'other:'",
+    )
     args = ap.parse_args()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     versions = [("", None)] + ([("other:", args.compare_with)] if args.compare_with else [])
@@ -238,9 +258,12 @@ def main() -> int:
                     r["version"] = label
                     runs.append(r)
                     extra = " ".join(f"{k}={int(v)}" for k, v in sorted(r["mqtt_last"].items()))
-                    print(f"  run {i + 1} {label + mode:18s} exit {r['exit']} fps {r['fps'] or 0:7.1f} over "
-                          f"{r['window_s']:5.1f}s sink stage mean {r['sink_mean_ms'] or 0:.3f} ms max "
-                          f"{r['sink_max_ms'] or 0:.1f} ms {extra}", flush=True)
+                    print(
+                        f"  run {i + 1} {label + mode:18s} exit {r['exit']} fps {r['fps'] or 0:7.1f} over "
+                        f"{r['window_s']:5.1f}s sink stage mean {r['sink_mean_ms'] or 0:.3f} ms max "
+                        f"{r['sink_max_ms'] or 0:.1f} ms {extra}",
+                        flush=True,
+                    )
     print(f"\n{'mode':18s} {'median fps':>10s} {'vs jsonl':>9s} {'sink mean ms':>12s} {'sink max ms':>11s}  runs (fps)")
     for label, _ in versions:
         mine = [r for r in runs if r["version"] == label]
@@ -249,10 +272,14 @@ def main() -> int:
             rs = [r for r in mine if r["mode"] == mode]
             vals = [r["fps"] for r in rs if r["fps"]]
             med = statistics.median(vals) if vals else float("nan")
-            smean = statistics.median([r["sink_mean_ms"] for r in rs if r["sink_mean_ms"] is not None] or [float("nan")])
+            smean = statistics.median(
+                [r["sink_mean_ms"] for r in rs if r["sink_mean_ms"] is not None] or [float("nan")]
+            )
             smax = statistics.median([r["sink_max_ms"] for r in rs if r["sink_max_ms"] is not None] or [float("nan")])
-            print(f"{label + mode:18s} {med:10.1f} {med / base:9.2f} {smean:12.3f} {smax:11.1f}  "
-                  f"{', '.join(f'{v:.1f}' for v in vals)}")
+            print(
+                f"{label + mode:18s} {med:10.1f} {med / base:9.2f} {smean:12.3f} {smax:11.1f}  "
+                f"{', '.join(f'{v:.1f}' for v in vals)}"
+            )
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "runs": runs}, indent=2))
     return 0

@@ -67,7 +67,9 @@ def coverage_curve(correct: np.ndarray, keep_score: np.ndarray) -> tuple[dict, f
     order = np.argsort(-keep_score, kind="mergesort")
     c = correct[order].astype(np.float64)
     cum = np.cumsum(c) / np.arange(1, len(c) + 1)
-    at = {f"{int(round(100 * cv))}%": round(100 * float(cum[max(1, int(round(cv * len(c)))) - 1]), 2) for cv in COVERAGES}
+    at = {
+        f"{int(round(100 * cv))}%": round(100 * float(cum[max(1, int(round(cv * len(c)))) - 1]), 2) for cv in COVERAGES
+    }
     aurc = float(np.mean(1 - cum))  # area under the risk-coverage curve (lower is better)
     return at, round(100 * aurc, 3)
 
@@ -94,27 +96,37 @@ def part_a(clf: Classifier, gate: QualityGate) -> dict:
     for p in ("95", "90"):
         if p in pct:
             thresholds[f"p{p}"] = float(pct[p])
-    out = {"n_faces": int(is_face.sum()), "n_not_faces": int((~is_face).sum()),
-           "n_not_faces_detector": int((~is_face & is_det).sum()), "n_not_faces_background": int((~is_face & ~is_det).sum()),
-           "auroc_error": round(auroc(-err[is_face], -err[~is_face]), 4),
-           "auroc_confidence": round(auroc(conf[is_face], conf[~is_face]), 4), "rows": []}
+    out = {
+        "n_faces": int(is_face.sum()),
+        "n_not_faces": int((~is_face).sum()),
+        "n_not_faces_detector": int((~is_face & is_det).sum()),
+        "n_not_faces_background": int((~is_face & ~is_det).sum()),
+        "auroc_error": round(auroc(-err[is_face], -err[~is_face]), 4),
+        "auroc_confidence": round(auroc(conf[is_face], conf[~is_face]), 4),
+        "rows": [],
+    }
     for name, t in thresholds.items():
         low = err > t
         kept = float(np.mean(~low[is_face]))
         # the baseline: reject on low confidence, at the threshold that keeps the same share of faces
         ct = float(np.quantile(conf[is_face], 1 - kept)) if kept < 1 else -1.0
         clow = conf < ct
-        out["rows"].append({
-            "threshold": name, "value": round(float(t), 6),
-            "faces_kept": int((~low & is_face).sum()),
-            "not_faces_rejected": int((low & ~is_face).sum()),
-            "detector_fp_rejected": int((low & ~is_face & is_det).sum()),
-            "background_rejected": int((low & ~is_face & ~is_det).sum()),
-            "confidence_faces_kept": int((~clow & is_face).sum()),
-            "confidence_not_faces_rejected": int((clow & ~is_face).sum()),
-        })
-    out["per_crop"] = [{"file": r["file"], "label": r["label"], "error": round(float(e), 6), "confidence": round(float(c), 4)}
-                       for r, e, c in zip(rows, err, conf)]
+        out["rows"].append(
+            {
+                "threshold": name,
+                "value": round(float(t), 6),
+                "faces_kept": int((~low & is_face).sum()),
+                "not_faces_rejected": int((low & ~is_face).sum()),
+                "detector_fp_rejected": int((low & ~is_face & is_det).sum()),
+                "background_rejected": int((low & ~is_face & ~is_det).sum()),
+                "confidence_faces_kept": int((~clow & is_face).sum()),
+                "confidence_not_faces_rejected": int((clow & ~is_face).sum()),
+            }
+        )
+    out["per_crop"] = [
+        {"file": r["file"], "label": r["label"], "error": round(float(e), 6), "confidence": round(float(c), 4)}
+        for r, e, c in zip(rows, err, conf)
+    ]
     return out
 
 
@@ -125,7 +137,9 @@ def part_b(clf: Classifier, gate: QualityGate, data: str, seed: int) -> dict:
     sets = {}
     for split in ("PublicTest", "PrivateTest"):
         li = load_labeled_images(data, split=split)
-        x = np.stack([cv2.resize(im, (48, 48), interpolation=cv2.INTER_AREA) if im.shape != (48, 48) else im for im in li.images])
+        x = np.stack(
+            [cv2.resize(im, (48, 48), interpolation=cv2.INTER_AREA) if im.shape != (48, 48) else im for im in li.images]
+        )
         y = np.asarray(li.y)
         sets[split] = (x, y)
     for cond in ("clean", "corrupted"):
@@ -140,14 +154,23 @@ def part_b(clf: Classifier, gate: QualityGate, data: str, seed: int) -> dict:
         w_best = min(WEIGHTS, key=lambda w: (aurcs[w], w))
         cor, conf, err = curves["PrivateTest"]
         rows = {}
-        for name, s in (("confidence", conf), ("reconstruction error", -err),
-                        (f"combined (w={w_best})", scores(conf, err, w_best)), ("random", np.random.default_rng(seed).random(len(cor)))):
+        for name, s in (
+            ("confidence", conf),
+            ("reconstruction error", -err),
+            (f"combined (w={w_best})", scores(conf, err, w_best)),
+            ("random", np.random.default_rng(seed).random(len(cor))),
+        ):
             at, aurc = coverage_curve(cor, s)
             rows[name] = {"accuracy_at_coverage": at, "aurc": aurc}
-        res[cond] = {"n": int(len(cor)), "accuracy": round(100 * float(cor.mean()), 2),
-                     "flagged_low_quality": round(100 * float(np.mean(err > gate.threshold)), 2),
-                     "mean_error": round(float(err.mean()), 6),
-                     "publictest_aurc_by_weight": {str(k): v for k, v in aurcs.items()}, "weight": w_best, "curves": rows}
+        res[cond] = {
+            "n": int(len(cor)),
+            "accuracy": round(100 * float(cor.mean()), 2),
+            "flagged_low_quality": round(100 * float(np.mean(err > gate.threshold)), 2),
+            "mean_error": round(float(err.mean()), 6),
+            "publictest_aurc_by_weight": {str(k): v for k, v in aurcs.items()},
+            "weight": w_best,
+            "curves": rows,
+        }
     return res
 
 
@@ -155,38 +178,59 @@ def latency(clf: Classifier, gate: QualityGate, runs: int = 300) -> dict:
     x = np.full((1, 48, 48), 128, np.uint8)
     b = clf.prepare_crops(list(x))
     out = {}
-    for name, fn in (("classifier", lambda: clf.predict_raw(b)), ("quality gate", lambda: gate.errors(b, clf.input_spec))):
+    for name, fn in (
+        ("classifier", lambda: clf.predict_raw(b)),
+        ("quality gate", lambda: gate.errors(b, clf.input_spec)),
+    ):
         for _ in range(20):
             fn()
         ts = []
         for _ in range(runs):
-            t = time.perf_counter(); fn(); ts.append(time.perf_counter() - t)
-        out[name] = {"median_ms": round(1000 * float(np.median(ts)), 4), "p90_ms": round(1000 * float(np.percentile(ts, 90)), 4)}
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+        out[name] = {
+            "median_ms": round(1000 * float(np.median(ts)), 4),
+            "p90_ms": round(1000 * float(np.percentile(ts, 90)), 4),
+        }
     return out
 
 
 def markdown(rep: dict) -> str:
     a, b, lat = rep["a"], rep["b"], rep["latency"]
-    L = ["### (a) Detector false positives and background vs real faces",
-         f"{a['n_faces']} faces, {a['n_not_faces']} not-faces ({a['n_not_faces_detector']} detector false positives, "
-         f"{a['n_not_faces_background']} background patches). AUROC face vs not-face: reconstruction error "
-         f"{a['auroc_error']:.3f}, classifier confidence {a['auroc_confidence']:.3f}.", "",
-         "| threshold | MSE | faces kept | not-faces rejected | of which detector FPs | background | confidence baseline: faces kept / not-faces rejected |",
-         "|---|---|---|---|---|---|---|"]
+    L = [
+        "### (a) Detector false positives and background vs real faces",
+        f"{a['n_faces']} faces, {a['n_not_faces']} not-faces ({a['n_not_faces_detector']} detector false positives, "
+        f"{a['n_not_faces_background']} background patches). AUROC face vs not-face: reconstruction error "
+        f"{a['auroc_error']:.3f}, classifier confidence {a['auroc_confidence']:.3f}.",
+        "",
+        "| threshold | MSE | faces kept | not-faces rejected | of which detector FPs | background | confidence baseline: faces kept / not-faces rejected |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in a["rows"]:
-        L.append(f"| {r['threshold']} | {r['value']:.4f} | {r['faces_kept']}/{a['n_faces']} | {r['not_faces_rejected']}/{a['n_not_faces']} | "
-                 f"{r['detector_fp_rejected']}/{a['n_not_faces_detector']} | {r['background_rejected']}/{a['n_not_faces_background']} | "
-                 f"{r['confidence_faces_kept']}/{a['n_faces']} / {r['confidence_not_faces_rejected']}/{a['n_not_faces']} |")
+        L.append(
+            f"| {r['threshold']} | {r['value']:.4f} | {r['faces_kept']}/{a['n_faces']} | {r['not_faces_rejected']}/{a['n_not_faces']} | "
+            f"{r['detector_fp_rejected']}/{a['n_not_faces_detector']} | {r['background_rejected']}/{a['n_not_faces_background']} | "
+            f"{r['confidence_faces_kept']}/{a['n_faces']} / {r['confidence_not_faces_rejected']}/{a['n_not_faces']} |"
+        )
     for cond in ("clean", "corrupted"):
         c = b[cond]
-        L += ["", f"### (b) Selective prediction, FER2013 PrivateTest, {cond} (n={c['n']}, accuracy {c['accuracy']:.2f}%, "
-              f"{c['flagged_low_quality']:.1f}% flagged low quality)",
-              "| kept by | " + " | ".join(next(iter(c["curves"].values()))["accuracy_at_coverage"]) + " | AURC (lower is better) |",
-              "|---|" + "---|" * (len(COVERAGES) + 1)]
+        L += [
+            "",
+            f"### (b) Selective prediction, FER2013 PrivateTest, {cond} (n={c['n']}, accuracy {c['accuracy']:.2f}%, "
+            f"{c['flagged_low_quality']:.1f}% flagged low quality)",
+            "| kept by | "
+            + " | ".join(next(iter(c["curves"].values()))["accuracy_at_coverage"])
+            + " | AURC (lower is better) |",
+            "|---|" + "---|" * (len(COVERAGES) + 1),
+        ]
         for name, r in c["curves"].items():
-            L.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in r["accuracy_at_coverage"].values()) + f" | {r['aurc']:.2f} |")
-    L += ["", "### Cost per face (int8, LiteRT, 1 thread, batch 1)",
-          "| model | median ms | p90 ms |", "|---|---|---|"]
+            L.append(
+                f"| {name} | "
+                + " | ".join(f"{v:.2f}" for v in r["accuracy_at_coverage"].values())
+                + f" | {r['aurc']:.2f} |"
+            )
+    L += ["", "### Cost per face (int8, LiteRT, 1 thread, batch 1)", "| model | median ms | p90 ms |", "|---|---|---|"]
     for k, v in lat.items():
         L.append(f"| {k} | {v['median_ms']:.3f} | {v['p90_ms']:.3f} |")
     return "\n".join(L) + "\n"
@@ -202,9 +246,15 @@ def main() -> None:
     a = ap.parse_args()
     clf = Classifier.from_file(a.model, threads=1)
     gate = QualityGate.from_file(a.quality_model or quality_path(a.model), threads=1)
-    rep = {"model": str(a.model), "quality_model": str(gate.source), "threshold": gate.threshold,
-           "calibration": gate.calibration, "a": part_a(clf, gate), "b": part_b(clf, gate, a.data, a.seed),
-           "latency": latency(clf, gate)}
+    rep = {
+        "model": str(a.model),
+        "quality_model": str(gate.source),
+        "threshold": gate.threshold,
+        "calibration": gate.calibration,
+        "a": part_a(clf, gate),
+        "b": part_b(clf, gate, a.data, a.seed),
+        "latency": latency(clf, gate),
+    }
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "quality_gate.json").write_text(json.dumps(rep, indent=2) + "\n")

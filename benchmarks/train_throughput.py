@@ -83,16 +83,18 @@ def time_input(ds, steps: int, repeats: int, bs: int, n: int) -> tuple[float, fl
 def pyd_parts(x, bs: int, steps: int) -> dict:
     """images/s of each part of a PyDataset batch, on one thread (no workers)."""
     import numpy as np
-
     from edge_fer.train.batches import FaceBatches, augment, erase
 
     rng = np.random.default_rng(0)
     idx = np.sort(rng.permutation(len(x))[:bs])
     faces = x[idx].astype(np.float32) / 255.0
     fb = FaceBatches(x, np.zeros(len(x), np.int64), batch_size=bs, training=True, erase=0.5)
-    parts = {"gather": lambda: x[idx].astype(np.float32) / 255.0,
-             "warp_photometric": lambda: augment(faces, rng), "erase": lambda: erase(faces.copy(), rng, 0.5),
-             "whole_batch": lambda: fb[int(rng.integers(len(fb)))]}
+    parts = {
+        "gather": lambda: x[idx].astype(np.float32) / 255.0,
+        "warp_photometric": lambda: augment(faces, rng),
+        "erase": lambda: erase(faces.copy(), rng, 0.5),
+        "whole_batch": lambda: fb[int(rng.integers(len(fb)))],
+    }
     out = {}
     for name, fn in parts.items():
         fn()
@@ -140,11 +142,18 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=20, help="steps per timed window")
     ap.add_argument("--repeats", type=int, default=3, help="timed windows per stage")
     ap.add_argument("--first-steps", type=int, default=3, help="steps timed one by one before the windows")
-    ap.add_argument("--backend", choices=("tensorflow", "jax", "torch"),
-                    help="Keras backend (default: KERAS_BACKEND, else tensorflow, jax, torch as installed)")
-    ap.add_argument("--input", choices=("pyd", "tfdata"), default="pyd",
-                    help="input pipeline: pyd (default, any backend; 2-3x less CPU per image than tf.data here) "
-                         "or tfdata (tensorflow only)")
+    ap.add_argument(
+        "--backend",
+        choices=("tensorflow", "jax", "torch"),
+        help="Keras backend (default: KERAS_BACKEND, else tensorflow, jax, torch as installed)",
+    )
+    ap.add_argument(
+        "--input",
+        choices=("pyd", "tfdata"),
+        default="pyd",
+        help="input pipeline: pyd (default, any backend; 2-3x less CPU per image than tf.data here) "
+        "or tfdata (tensorflow only)",
+    )
     ap.add_argument("--workers", type=int, default=2, help="PyDataset worker threads (or processes)")
     ap.add_argument("--multiprocessing", action="store_true", help="PyDataset workers are processes")
     ap.add_argument("--input-only", action="store_true", help="time the input pipeline only")
@@ -159,16 +168,21 @@ def main() -> int:
     if kind == "tfdata" and backend != "tensorflow":
         ap.error("--input tfdata needs --backend tensorflow")
     import keras
-    from keras3_model import keras3_models  # benchmarks/, on sys.path
-
     from edge_fer.train.model import NetConfig, build_autoencoder, build_classifier, build_decoder, build_encoder
+    from keras3_model import keras3_models  # benchmarks/, on sys.path
 
     x, y = load_train(args.data)
     bs, n = args.batch_size, len(x)
-    machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-               "python": platform.python_version(), **describe_device()}
-    print(f"training throughput, width {args.width}, batch {bs}, {machine['cores']} cores, backend {backend} "
-          f"{machine['backend_version']} ({', '.join(machine['devices'])}), keras {machine['keras']}, input {kind}")
+    machine = {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        **describe_device(),
+    }
+    print(
+        f"training throughput, width {args.width}, batch {bs}, {machine['cores']} cores, backend {backend} "
+        f"{machine['backend_version']} ({', '.join(machine['devices'])}), keras {machine['keras']}, input {kind}"
+    )
     make = input_factory(kind, args.workers, args.multiprocessing)
     rate, cpu_us = time_input(make(x, y, batch_size=bs, training=True), args.steps, args.repeats, bs, n)
     results: dict = {"input_pipeline": rate}
@@ -178,9 +192,22 @@ def main() -> int:
     def save() -> None:  # after every stage: a run stopped at its time limit keeps what it measured
         if args.json:
             with open(args.json, "w") as f:
-                json.dump({"images_per_s": results, "first_steps_s": first, "input_parts_images_per_s": parts,
-                           "input_cpu_us_per_image": cpu_us, "input": kind, "backend": backend, "train_images": n,
-                           "width": args.width, "batch_size": bs, "machine": machine}, f, indent=2)
+                json.dump(
+                    {
+                        "images_per_s": results,
+                        "first_steps_s": first,
+                        "input_parts_images_per_s": parts,
+                        "input_cpu_us_per_image": cpu_us,
+                        "input": kind,
+                        "backend": backend,
+                        "train_images": n,
+                        "width": args.width,
+                        "batch_size": bs,
+                        "machine": machine,
+                    },
+                    f,
+                    indent=2,
+                )
 
     print(f"input pipeline CPU: {cpu_us:.0f} us per image (all threads)")
     for k, v in (parts or {}).items():
@@ -203,8 +230,10 @@ def main() -> int:
                 cls.compile(keras.optimizers.Adam(head[1]), "sparse_categorical_crossentropy")
             r = time_fit(keras, model, ds, args, bs)
             results[name], first[name] = r["images_per_s"], r["first_steps_s"]
-            print(f"{name:<18}{results[name]:>10.0f}{n / results[name]:>20.1f}   {' '.join(map(str, first[name]))}",
-                  flush=True)
+            print(
+                f"{name:<18}{results[name]:>10.0f}{n / results[name]:>20.1f}   {' '.join(map(str, first[name]))}",
+                flush=True,
+            )
             save()
     return 0
 

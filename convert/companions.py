@@ -7,10 +7,10 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
+from edge_fer.train.rundir import RunDir
 
 from edge_fer.bundle import ModelMeta
 from edge_fer.errors import ModelError
-from edge_fer.train.rundir import RunDir
 
 
 def convert_decoder(run: RunDir, calib_x: np.ndarray, io: str, meta: ModelMeta) -> tuple[bytes, dict[str, Any]]:
@@ -49,14 +49,16 @@ def convert_decoder(run: RunDir, calib_x: np.ndarray, io: str, meta: ModelMeta) 
     }
 
 
-def convert_autoencoder(run: RunDir, calib_x: np.ndarray, val_set: Any, io: str, percentile: float,
-                        meta: ModelMeta) -> tuple[bytes, dict[str, Any]]:
+def convert_autoencoder(
+    run: RunDir, calib_x: np.ndarray, val_set: Any, io: str, percentile: float, meta: ModelMeta
+) -> tuple[bytes, dict[str, Any]]:
     """The stage-1 autoencoder (image -> reconstruction) as its own int8 model: the crop-quality gate
     (:mod:`edge_fer.quality`). Its threshold is a ``percentile`` of the int8 reconstruction MSE of the
     validation faces, measured through the runtime's own gate, and stored in its metadata."""
     from edge_fer.convert import audit, quantize, verify
     from edge_fer.convert.data import float_model_input
     from edge_fer.convert.metadata import embed_metadata
+
     from edge_fer.quality import META_KEY, ROLE, QualityGate
 
     ae = quantize.load_keras_model(run.autoencoder)
@@ -89,5 +91,9 @@ def convert_autoencoder(run: RunDir, calib_x: np.ndarray, val_set: Any, io: str,
         metrics={**meta.metrics, META_KEY: calib},
     )
     final = embed_metadata(a_bytes, a_meta)
-    return final, {"size_bytes": len(final), **calib, "all_int8": info["all_int8"],
-                   "edgetpu_compatible": info["edgetpu"]["compatible"]}
+    return final, {
+        "size_bytes": len(final),
+        **calib,
+        "all_int8": info["all_int8"],
+        "edgetpu_compatible": info["edgetpu"]["compatible"],
+    }

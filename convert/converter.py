@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from edge_fer.bundle import ModelMeta, read_bundle_meta
 from edge_fer.convert.options import ConvertOptions
 from edge_fer.convert.outputs import OutputPaths, StagedFiles
 from edge_fer.convert.report import AccuracyDropError, ConvertReport, summary
 from edge_fer.convert.source import ConvertSource, resolve_source
+
+from edge_fer.bundle import ModelMeta, read_bundle_meta
 from edge_fer.errors import DataError, ModelError
 from edge_fer.fsutil import atomic_write_json
 
@@ -71,8 +71,9 @@ def convert_run(opts: ConvertOptions) -> ConvertReport:
 def _check_inputs(opts: ConvertOptions) -> tuple[ConvertSource, OutputPaths]:
     """The source and every output path, checked before TensorFlow is even imported."""
     src = resolve_source(Path(opts.source))
-    paths = OutputPaths.plan(Path(opts.out), Path(opts.report) if opts.report else None, opts.write_float,
-                             opts.decoder, opts.quality)
+    paths = OutputPaths.plan(
+        Path(opts.out), Path(opts.report) if opts.report else None, opts.write_float, opts.decoder, opts.quality
+    )
     paths.check()
     if opts.decoder:
         src.require_run_dir("--decoder", "encoder.keras", "decoder.keras")
@@ -107,8 +108,12 @@ class _Data:
         if calib_src is None:
             raise DataError(f"no calibration data: {cfg_why}; pass --calib-data PATH")
         eval_src = opts.eval_data or cfg_data or calib_src
-        load_kw = {"seed": seed, "val_fraction": src.config.get("val_fraction"),
-                   "class_map": src.config.get("class_map"), "cache": {}}
+        load_kw = {
+            "seed": seed,
+            "val_fraction": src.config.get("val_fraction"),
+            "class_map": src.config.get("class_map"),
+            "cache": {},
+        }
         calib_all = data.load_labeled(calib_src, "calibration", hw, **load_kw)
         data.check_labels(calib_all, meta.labels)
         eval_set = data.load_labeled(eval_src, "evaluation", hw, **load_kw)
@@ -118,7 +123,10 @@ class _Data:
         calib_x = data.float_model_input(calib_all.x[idx], meta.preprocessing, meta.input_channels, field=False)
         counts = np.bincount(calib_all.y[idx], minlength=len(meta.labels))
         calibration = {
-            **calib_all.describe(), "n": int(len(idx)), "available": len(calib_all), "seed": seed,
+            **calib_all.describe(),
+            "n": int(len(idx)),
+            "available": len(calib_all),
+            "seed": seed,
             "stratified": "equal share per class, seeded",
             "per_class": {c: int(n) for c, n in zip(meta.labels, counts)},
         }
@@ -202,38 +210,71 @@ def _bundle_meta(src: ConvertSource, q_bytes: bytes, data: _Data, check: _Check,
         "calibration": {k: v for k, v in data.calibration.items() if k != "source"}
         | {"source": str(data.calibration["source"])},
     }
-    metrics = {**meta.metrics, "quantized": {
-        "eval": data.evaluation, "float": summary(check.float_metrics), "int8": summary(check.int8_metrics),
-        "agreement": check.agreement, "agreement_count": check.agreement_count,
-        "accuracy_drop_points": check.drop,
-    }}
+    metrics = {
+        **meta.metrics,
+        "quantized": {
+            "eval": data.evaluation,
+            "float": summary(check.float_metrics),
+            "int8": summary(check.int8_metrics),
+            "agreement": check.agreement,
+            "agreement_count": check.agreement_count,
+            "accuracy_drop_points": check.drop,
+        },
+    }
     return replace(meta, quantization=quant, provenance=provenance, metrics=metrics)
 
 
-def _report(opts: ConvertOptions, src: ConvertSource, paths: OutputPaths, model: Any, bundle: bytes,
-            info: dict[str, Any], data: _Data, check: _Check, bundle_meta: ModelMeta) -> ConvertReport:
+def _report(
+    opts: ConvertOptions,
+    src: ConvertSource,
+    paths: OutputPaths,
+    model: Any,
+    bundle: bytes,
+    info: dict[str, Any],
+    data: _Data,
+    check: _Check,
+    bundle_meta: ModelMeta,
+) -> ConvertReport:
     return ConvertReport(
         created=bundle_meta.provenance["converted_at"],
         source={"run_dir": str(src.run_dir.root) if src.run_dir else None, "model": str(src.model_path)},
         outputs={"model": str(paths.model), "report": str(paths.report)},
-        params={"io": opts.io, "calib_samples": opts.calib_samples, "calib_data": str(data.calib_src),
-                "eval_data": str(data.eval_src), "max_drop": opts.max_drop, "seed": data.seed,
-                "float": opts.write_float, "decoder": opts.decoder, "quality": opts.quality,
-                "latency_runs": opts.latency_runs},
-        calibration=data.calibration, evaluation=data.evaluation,
-        float_metrics=check.float_metrics, int8_metrics=check.int8_metrics,
-        agreement=check.agreement, agreement_count=check.agreement_count, delta=check.delta,
+        params={
+            "io": opts.io,
+            "calib_samples": opts.calib_samples,
+            "calib_data": str(data.calib_src),
+            "eval_data": str(data.eval_src),
+            "max_drop": opts.max_drop,
+            "seed": data.seed,
+            "float": opts.write_float,
+            "decoder": opts.decoder,
+            "quality": opts.quality,
+            "latency_runs": opts.latency_runs,
+        },
+        calibration=data.calibration,
+        evaluation=data.evaluation,
+        float_metrics=check.float_metrics,
+        int8_metrics=check.int8_metrics,
+        agreement=check.agreement,
+        agreement_count=check.agreement_count,
+        delta=check.delta,
         gate={"max_drop_points": opts.max_drop, "accuracy_drop_points": check.drop, "passed": check.passed},
-        size_bytes=len(bundle), parameters=int(model.count_params()), parameters_tflite=info["params"],
-        macs=info["macs"], latency_ms=check.latency,
+        size_bytes=len(bundle),
+        parameters=int(model.count_params()),
+        parameters_tflite=info["params"],
+        macs=info["macs"],
+        latency_ms=check.latency,
         quantization={"input": bundle_meta.quantization["input"], "output": bundle_meta.quantization["output"]},
-        all_int8=info["all_int8"], op_counts=info["op_counts"], ops=info["ops"], edgetpu=dict(info["edgetpu"]),
+        all_int8=info["all_int8"],
+        op_counts=info["op_counts"],
+        ops=info["ops"],
+        edgetpu=dict(info["edgetpu"]),
         versions=bundle_meta.provenance["versions"],
     )
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 def _versions() -> dict[str, str]:
@@ -251,8 +292,16 @@ def _versions() -> dict[str, str]:
 # --- 4. outputs ---------------------------------------------------------------------------------------
 
 
-def _write_outputs(opts: ConvertOptions, src: ConvertSource, paths: OutputPaths, model: Any, data: _Data,
-                   bundle: bytes, report: ConvertReport, bundle_meta: ModelMeta) -> None:
+def _write_outputs(
+    opts: ConvertOptions,
+    src: ConvertSource,
+    paths: OutputPaths,
+    model: Any,
+    data: _Data,
+    bundle: bytes,
+    report: ConvertReport,
+    bundle_meta: ModelMeta,
+) -> None:
     """The bundle and every companion model, all renamed into place together (or none)."""
     with StagedFiles() as staged:
         staged.add(paths.model, bundle)
@@ -273,8 +322,9 @@ def _write_outputs(opts: ConvertOptions, src: ConvertSource, paths: OutputPaths,
 
             assert src.run_dir is not None
             val_set = _quality_faces(src, data, bundle_meta)
-            a_final, report.quality = convert_autoencoder(src.run_dir, data.calib_x, val_set, opts.io,
-                                                          opts.quality_percentile, bundle_meta)
+            a_final, report.quality = convert_autoencoder(
+                src.run_dir, data.calib_x, val_set, opts.io, opts.quality_percentile, bundle_meta
+            )
             staged.add(paths.quality, a_final)
             report.outputs["quality"] = str(paths.quality)
         staged.commit()

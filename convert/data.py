@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from edge_fer.train.data import FaceDataset, load_dataset
 
 from edge_fer.bundle import Preprocessing
 from edge_fer.errors import DataError, EdgeFerError
-from edge_fer.train.data import FaceDataset, load_dataset
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,9 @@ class LabeledImages:
         return d
 
 
-def _check_arrays(x: np.ndarray, y: np.ndarray, source: str, image_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def _check_arrays(
+    x: np.ndarray, y: np.ndarray, source: str, image_hw: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     x = np.asarray(x)
     y = np.asarray(y)
     if x.ndim == 4 and x.shape[-1] == 1:
@@ -81,8 +83,9 @@ def _load_npz(path: Path, image_hw: tuple[int, int]) -> LabeledImages:
     return LabeledImages(x, y, str(path), "all", labels)
 
 
-def _load_with_trainer(path: Path, image_hw: tuple[int, int], seed: int, val_fraction: float | None,
-                       class_map: Any = None) -> FaceDataset:
+def _load_with_trainer(
+    path: Path, image_hw: tuple[int, int], seed: int, val_fraction: float | None, class_map: Any = None
+) -> FaceDataset:
     kwargs: dict[str, Any] = {"seed": seed, "image_size": image_hw[0]}
     if val_fraction is not None:
         kwargs["val_fraction"] = val_fraction

@@ -19,7 +19,11 @@ def embed_metadata(tflite_bytes: bytes, meta: ModelMeta) -> bytes:
     entry = schema.MetadataT()
     entry.name = TFLITE_METADATA_NAME
     entry.buffer = len(model.buffers) - 1
-    kept = [m for m in (model.metadata or []) if (m.name.decode() if isinstance(m.name, bytes) else m.name) != TFLITE_METADATA_NAME]
+    kept = [
+        m
+        for m in (model.metadata or [])
+        if (m.name.decode() if isinstance(m.name, bytes) else m.name) != TFLITE_METADATA_NAME
+    ]
     model.metadata = kept + [entry]
     out = bytes(flatbuffer_utils.convert_object_to_bytearray(model))
     assert TFLITE_METADATA_NAME in read_tflite_metadata(out)

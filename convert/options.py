@@ -22,31 +22,47 @@ class ConvertOptions:
     report: Path | None = opt(None, flag="--report", help="Report JSON (default: <out>_report.json).")
     io: str = opt("int8", choices=IO_TYPES, flag="--io", help="Input/output tensor type: int8 or uint8.")
     calib_samples: int = opt(300, lo=1, flag="--calib-samples", help="Calibration crops (class-stratified, seeded).")
-    calib_data: Path | None = opt(None, flag="--calib-data",
-                                  help="Calibration dataset (its train split; or a .npz with x, y). "
-                                       "(default: the run's dataset)")
-    eval_data: Path | None = opt(None, flag="--eval-data",
-                                 help="Held-out dataset (its test split, else val; or a .npz). "
-                                      "(default: the run's dataset)")
-    max_drop: float = opt(1.0, flag="--max-drop",
-                          help="Fail (exit 3) when int8 accuracy drops more than this, in points.")
+    calib_data: Path | None = opt(
+        None,
+        flag="--calib-data",
+        help="Calibration dataset (its train split; or a .npz with x, y). (default: the run's dataset)",
+    )
+    eval_data: Path | None = opt(
+        None,
+        flag="--eval-data",
+        help="Held-out dataset (its test split, else val; or a .npz). (default: the run's dataset)",
+    )
+    max_drop: float = opt(
+        1.0, flag="--max-drop", help="Fail (exit 3) when int8 accuracy drops more than this, in points."
+    )
     write_float: bool = opt(False, flag="--float", help="Also write a float32 <out>_float.tflite.")
     decoder: bool = opt(False, flag="--decoder", help="Also write the autoencoder decoder as <out>_decoder.tflite.")
     # also the stage-1 autoencoder as <out>_ae.tflite, the crop-quality gate
-    quality: bool = opt(False, flag="--quality",
-                        help="Also write the stage-1 autoencoder as <out>_ae.tflite: the crop-quality gate of "
-                             "'edge-fer run' (threshold calibrated on the validation faces, stored in its metadata).")
-    quality_percentile: float = opt(99.0, lo=50.0, hi=100.0, flag="--quality-percentile",
-                                    help="With --quality: the threshold is this percentile of the validation "
-                                         "faces' reconstruction error.")
+    quality: bool = opt(
+        False,
+        flag="--quality",
+        help="Also write the stage-1 autoencoder as <out>_ae.tflite: the crop-quality gate of "
+        "'edge-fer run' (threshold calibrated on the validation faces, stored in its metadata).",
+    )
+    quality_percentile: float = opt(
+        99.0,
+        lo=50.0,
+        hi=100.0,
+        flag="--quality-percentile",
+        help="With --quality: the threshold is this percentile of the validation faces' reconstruction error.",
+    )
     seed: int | None = opt(None, lo=0, flag="--seed", help="Calibration sampling seed (default: the run's seed).")
     latency_runs: int = opt(200, lo=0, flag="--latency-runs", help="Invocations timed for the median latency.")
-    compile_edgetpu: bool = opt(True, flag="--edgetpu-compile/--no-edgetpu-compile",
-                                help="Run edgetpu_compiler when it is installed.")
+    compile_edgetpu: bool = opt(
+        True, flag="--edgetpu-compile/--no-edgetpu-compile", help="Run edgetpu_compiler when it is installed."
+    )
     # the runtime averages each crop with its mirror image (stored in the bundle)
-    flip_average: bool = opt(False, flag="--flip-average",
-                             help="Runtime test-time augmentation: average each face with its mirror image "
-                                  "(2 inferences per face; verified and timed as deployed).")
+    flip_average: bool = opt(
+        False,
+        flag="--flip-average",
+        help="Runtime test-time augmentation: average each face with its mirror image "
+        "(2 inferences per face; verified and timed as deployed).",
+    )
 
     def validate(self) -> ConvertOptions:
         check(self, as_flags=True)

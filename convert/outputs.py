@@ -28,15 +28,23 @@ class OutputPaths:
 
     @classmethod
     def plan(cls, out: Path, report: Path | None, write_float: bool, decoder: bool, quality: bool) -> OutputPaths:
-        return cls(out, report or sibling(out, "_report.json"),
-                   sibling(out, "_float.tflite") if write_float else None,
-                   sibling(out, "_decoder.tflite") if decoder else None,
-                   sibling(out, "_ae.tflite") if quality else None)
+        return cls(
+            out,
+            report or sibling(out, "_report.json"),
+            sibling(out, "_float.tflite") if write_float else None,
+            sibling(out, "_decoder.tflite") if decoder else None,
+            sibling(out, "_ae.tflite") if quality else None,
+        )
 
     def check(self) -> None:
         """Distinct paths, each writable (a one-line :class:`EdgeFerError` otherwise)."""
-        named = ((self.model, "output"), (self.report, "report"), (self.float_model, "output"),
-                 (self.decoder, "output"), (self.quality, "output"))
+        named = (
+            (self.model, "output"),
+            (self.report, "report"),
+            (self.float_model, "output"),
+            (self.decoder, "output"),
+            (self.quality, "output"),
+        )
         targets = [(p, what) for p, what in named if p is not None]
         if len({p.resolve() for p, _ in targets}) != len(targets):
             raise EdgeFerError("the output, report, float, decoder and autoencoder paths must differ")

@@ -43,7 +43,9 @@ def shape_of(t: Any) -> tuple:
 def check_classifier(model: Any, meta: ModelMeta, source: str) -> None:
     """One float image input (None, H, W, C) matching the metadata, one (None, n_labels) output."""
     if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise ModelError(f"{source}: expected one input and one output, got {len(model.inputs)} and {len(model.outputs)}")
+        raise ModelError(
+            f"{source}: expected one input and one output, got {len(model.inputs)} and {len(model.outputs)}"
+        )
     want = (None, meta.input_height, meta.input_width, meta.input_channels)
     got = shape_of(model.inputs[0])
     if len(got) != 4 or got[1:] != want[1:]:
@@ -53,7 +55,9 @@ def check_classifier(model: Any, meta: ModelMeta, source: str) -> None:
         )
     out = shape_of(model.outputs[0])
     if len(out) != 2 or out[1] != len(meta.labels):
-        raise ModelError(f"{source}: output shape {out} does not match the {len(meta.labels)} labels {list(meta.labels)}")
+        raise ModelError(
+            f"{source}: output shape {out} does not match the {len(meta.labels)} labels {list(meta.labels)}"
+        )
 
 
 def _export(model: Any, workdir: str) -> str:

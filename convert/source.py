@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge_fer.train.rundir import RunDir
+
 from edge_fer.bundle import ModelMeta
 from edge_fer.errors import ModelError
-from edge_fer.train.rundir import RunDir
 
 log = logging.getLogger(__name__)
 

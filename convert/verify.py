@@ -12,9 +12,9 @@ import time
 from typing import Any
 
 import numpy as np
+from edge_fer.train.metrics import classification_report
 
 from edge_fer.errors import ModelError
-from edge_fer.train.metrics import classification_report
 
 
 def keras_predict(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -99,7 +99,9 @@ def tflite_predict(model_bytes: bytes, x: np.ndarray) -> np.ndarray:
 LATENCY_KEYS = {"median": "p50_ms", "p90": "p90_ms", "runs": "n"}
 
 
-def latency_ms(model_bytes: bytes, x: np.ndarray, runs: int = 200, warmup: int = 20, num_threads: int = 1) -> dict[str, Any]:
+def latency_ms(
+    model_bytes: bytes, x: np.ndarray, runs: int = 200, warmup: int = 20, num_threads: int = 1
+) -> dict[str, Any]:
     """Median/p90 wall time of one ``invoke()`` at batch 1 on this machine (input set once)."""
     from edge_fer.stats import summarize_ms
 
@@ -115,8 +117,7 @@ def latency_ms(model_bytes: bytes, x: np.ndarray, runs: int = 200, warmup: int =
         it.invoke()
         seconds.append(time.perf_counter() - t0)
     stats = summarize_ms(seconds)
-    return {**{key: stats[src] for key, src in LATENCY_KEYS.items()}, "threads": num_threads,
-            "runtime": loaded.backend}
+    return {**{key: stats[src] for key, src in LATENCY_KEYS.items()}, "threads": num_threads, "runtime": loaded.backend}
 
 
 def compare(

@@ -37,8 +37,9 @@ class Annotator:
         self.fps = fps or 15.0
         self.writer = None
 
-    def write(self, frame: Frame, boxes: Sequence[tuple[int, int, int, int]], ids: Sequence[int],
-              labels: Sequence[str]) -> None:
+    def write(
+        self, frame: Frame, boxes: Sequence[tuple[int, int, int, int]], ids: Sequence[int], labels: Sequence[str]
+    ) -> None:
         import cv2
 
         img = frame.image
@@ -52,8 +53,9 @@ class Annotator:
                 raise ConfigError(f"cannot write annotated video {self.path}")
         for (x, y, w, h), tid, lab in zip(boxes, ids, labels):
             cv2.rectangle(img, (x, y), (x + w, y + h), (0, 255, 0), 2)
-            cv2.putText(img, f"#{tid} {lab}", (x, max(12, y - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 0), 1,
-                        cv2.LINE_AA)
+            cv2.putText(
+                img, f"#{tid} {lab}", (x, max(12, y - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 0), 1, cv2.LINE_AA
+            )
         self.writer.write(img)
 
     def close(self) -> None:

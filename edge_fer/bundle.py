@@ -121,8 +121,7 @@ class ModelMeta:
             raise ModelError(f"{source}: labels must be at least 2 distinct names, got {meta.labels}")
         if meta.input_channels not in (1, 3) or min(meta.input_height, meta.input_width) < 8:
             raise ModelError(
-                f"{source}: unsupported input shape "
-                f"{meta.input_height}x{meta.input_width}x{meta.input_channels}"
+                f"{source}: unsupported input shape {meta.input_height}x{meta.input_width}x{meta.input_channels}"
             )
         return meta
 

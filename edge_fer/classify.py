@@ -89,7 +89,9 @@ class Classifier:
         m = self.meta
         want = (m.input_height, m.input_width, m.input_channels)
         if len(shape) != 4 or shape[1:] != want:
-            raise ModelError(f"{source}: input tensor shape {list(shape)} does not match the metadata's (N, {want[0]}, {want[1]}, {want[2]})")
+            raise ModelError(
+                f"{source}: input tensor shape {list(shape)} does not match the metadata's (N, {want[0]}, {want[1]}, {want[2]})"
+            )
         dtype = np.dtype(self._in["dtype"])
         if dtype.type not in _SUPPORTED_INPUT:
             raise ModelError(f"{source}: unsupported input dtype {dtype} (int8, uint8 or float32)")
@@ -106,7 +108,12 @@ class Classifier:
         self._can_resize = True
         log.info(
             "model %s: %dx%dx%d %s input, labels %s, backend %s on %s",
-            source, *want, dtype, ",".join(self.labels), self.backend, self.device,
+            source,
+            *want,
+            dtype,
+            ",".join(self.labels),
+            self.backend,
+            self.device,
         )
 
     @classmethod

@@ -40,45 +40,74 @@ OUTPUT_FORMATS = ("jsonl", "csv")
 
 @dataclass
 class SourceConfig:
-    uri: str = opt("0", flag="--source", short="-s",
-                   help="Video file, image/folder/glob, camera index, rtsp://|http:// URL, or 'picamera2' "
-                        "(default: none; needed unless --config names one).")
-    width: int = opt(0, lo=0, hi=16384, flag="--width",
-                     help="Camera capture width (0: the device's default; picamera2: 640).")
-    height: int = opt(0, lo=0, hi=16384, flag="--height",
-                      help="Camera capture height (0: the device's default; picamera2: 480).")
+    uri: str = opt(
+        "0",
+        flag="--source",
+        short="-s",
+        help="Video file, image/folder/glob, camera index, rtsp://|http:// URL, or 'picamera2' "
+        "(default: none; needed unless --config names one).",
+    )
+    width: int = opt(
+        0, lo=0, hi=16384, flag="--width", help="Camera capture width (0: the device's default; picamera2: 640)."
+    )
+    height: int = opt(
+        0, lo=0, hi=16384, flag="--height", help="Camera capture height (0: the device's default; picamera2: 480)."
+    )
     fps: float = opt(0.0, lo=0, hi=1000, help="Requested camera frame rate (0: the device's default).")
     loop: bool = opt(False, flag="--loop/--no-loop", help="Loop a video file (soak tests, demos).")
-    wait: bool = opt(False, flag="--wait-for-source/--no-wait-for-source",
-                     help="Keep retrying (with back-off) a camera or stream that cannot be opened yet, "
-                          "instead of exiting (daemon).")
-    max_pixels: int = opt(50_000_000, lo=0, help="Images (and videos) declaring more pixels are refused from "
-                                                 "their header, before decoding (0: no limit).")
+    wait: bool = opt(
+        False,
+        flag="--wait-for-source/--no-wait-for-source",
+        help="Keep retrying (with back-off) a camera or stream that cannot be opened yet, instead of exiting (daemon).",
+    )
+    max_pixels: int = opt(
+        50_000_000,
+        lo=0,
+        help="Images (and videos) declaring more pixels are refused from their header, before decoding (0: no limit).",
+    )
 
 
 @dataclass
 class ModelConfig:
-    path: str = opt("", flag="--model", short="-m",
-                    help="Model bundle (.tflite from 'edge-fer convert') (default: the shipped model).")
+    path: str = opt(
+        "",
+        flag="--model",
+        short="-m",
+        help="Model bundle (.tflite from 'edge-fer convert') (default: the shipped model).",
+    )
     device: str = opt("auto", choices=DEVICES, flag="--device", help="auto | cpu | edgetpu.")
     threads: int = opt(0, lo=0, hi=64, flag="--threads", help="Interpreter threads (0: the interpreter's default).")
 
 
 @dataclass
 class DetectorConfig:
-    name: str = opt("haar", choices=tuple(DETECTORS), flag="--detector",
-                    help="Face detector: haar, yunet, or auto (yunet when its model is installed, else haar).")
-    model: str = opt("", flag="--detector-model", help="YuNet .onnx model (with --detector yunet), or a Haar "
-                                                       "cascade XML.")
-    every: int = opt(1, lo=1, hi=1000, flag="--detect-every",
-                     help="Detect faces every N frames; the tracker carries them in between.")
+    name: str = opt(
+        "haar",
+        choices=tuple(DETECTORS),
+        flag="--detector",
+        help="Face detector: haar, yunet, or auto (yunet when its model is installed, else haar).",
+    )
+    model: str = opt(
+        "", flag="--detector-model", help="YuNet .onnx model (with --detector yunet), or a Haar cascade XML."
+    )
+    every: int = opt(
+        1,
+        lo=1,
+        hi=1000,
+        flag="--detect-every",
+        help="Detect faces every N frames; the tracker carries them in between.",
+    )
     # between full-frame passes a search only in a window around each face found by the previous
     # detection (edge_fer.detect.roi)
-    full_every: int = opt(12, lo=0, hi=1000, flag="--full-every",
-                          help="A full-frame detection every N frames, between them only a window around each "
-                               "known face (0: full frame every time).")
-    scale: float = opt(0.5, lo=0.05, hi=1.0, flag="--detect-scale",
-                       help="Downscale factor of the frame for detection.")
+    full_every: int = opt(
+        12,
+        lo=0,
+        hi=1000,
+        flag="--full-every",
+        help="A full-frame detection every N frames, between them only a window around each "
+        "known face (0: full frame every time).",
+    )
+    scale: float = opt(0.5, lo=0.05, hi=1.0, flag="--detect-scale", help="Downscale factor of the frame for detection.")
     min_size: int = opt(30, lo=0, hi=10000, flag="--min-face", help="Smallest face side in (full-frame) pixels.")
     score_threshold: float = opt(0.6, lo=0.0, hi=1.0, help="YuNet's minimum face score.")
 
@@ -99,11 +128,15 @@ class TrackerConfig:
 class OutputConfig:
     path: str = opt("-", flag="--output", short="-o", help="Events file, or '-' for stdout.")
     format: str = opt("jsonl", choices=OUTPUT_FORMATS, flag="--format", help="Output format: jsonl or csv.")
-    overwrite: bool = opt(False, flag="--overwrite/--append",
-                          help="Truncate the events file at start instead of appending to it (default: append; "
-                               "a restart never erases earlier events).")
-    per_frame: bool = opt(False, flag="--per-frame/--no-per-frame",
-                          help="Also emit one 'face' event per face per frame.")
+    overwrite: bool = opt(
+        False,
+        flag="--overwrite/--append",
+        help="Truncate the events file at start instead of appending to it (default: append; "
+        "a restart never erases earlier events).",
+    )
+    per_frame: bool = opt(
+        False, flag="--per-frame/--no-per-frame", help="Also emit one 'face' event per face per frame."
+    )
     annotate: str = opt("", flag="--annotate", help="Write an annotated video here (default: off, for privacy).")
     save_crops: str = opt("", flag="--save-crops", help="Save face crops to this folder (default: off, for privacy).")
 
@@ -112,13 +145,20 @@ class OutputConfig:
 class QualityConfig:
     """The crop-quality gate (:mod:`edge_fer.quality`): on when the bundle has an autoencoder next to it."""
 
-    enabled: bool = opt(True, flag="--quality/--no-quality",
-                        help="Crop-quality gate: use <model>_ae.tflite when it is next to the model (default on; "
-                             "'edge-fer convert --quality' makes it).")
+    enabled: bool = opt(
+        True,
+        flag="--quality/--no-quality",
+        help="Crop-quality gate: use <model>_ae.tflite when it is next to the model (default on; "
+        "'edge-fer convert --quality' makes it).",
+    )
     model: str = opt("", flag="--quality-model", help="The gate's autoencoder bundle, if not <model>_ae.tflite.")
-    threshold: float = opt(0.0, lo=0.0, hi=1.0, flag="--quality-threshold",
-                           help="Reconstruction MSE above which a crop is low quality (default: the bundle's "
-                                "calibrated one).")
+    threshold: float = opt(
+        0.0,
+        lo=0.0,
+        hi=1.0,
+        flag="--quality-threshold",
+        help="Reconstruction MSE above which a crop is low quality (default: the bundle's calibrated one).",
+    )
 
 
 @dataclass
@@ -131,25 +171,33 @@ class MqttConfig:
     password: str = ""
     qos: int = opt(1, choices=(0, 1, 2))
     discovery: bool = opt(False, help="Home Assistant discovery.")
-    queue_size: int = opt(1000, lo=1, hi=10_000_000,
-                          help="Events held while the broker is down or stalled; the oldest are dropped.")
-    ack_timeout: float = opt(5.0, lo=0.0, hi=3600.0, open_lo=True,
-                             help="No acknowledgement for this long (s): the broker counts as stalled.")
+    queue_size: int = opt(
+        1000, lo=1, hi=10_000_000, help="Events held while the broker is down or stalled; the oldest are dropped."
+    )
+    ack_timeout: float = opt(
+        5.0, lo=0.0, hi=3600.0, open_lo=True, help="No acknowledgement for this long (s): the broker counts as stalled."
+    )
 
 
 @dataclass
 class HttpConfig:
-    port: int = opt(0, lo=0, hi=65535, flag="--http-port", help="Serve /healthz /metrics /latest on this port (0: off).")
+    port: int = opt(
+        0, lo=0, hi=65535, flag="--http-port", help="Serve /healthz /metrics /latest on this port (0: off)."
+    )
     host: str = opt("127.0.0.1", flag="--http-host", help="HTTP bind address.")
-    allowed_hosts: str = opt("", help="Host header names accepted besides localhost, IP addresses and this machine's "
-                                      "names (DNS-rebinding guard); comma-separated, '*': any.")
+    allowed_hosts: str = opt(
+        "",
+        help="Host header names accepted besides localhost, IP addresses and this machine's "
+        "names (DNS-rebinding guard); comma-separated, '*': any.",
+    )
 
 
 @dataclass
 class RunConfig:
     max_frames: int = opt(0, lo=0, flag="--max-frames", help="Stop after N frames (0: no limit).")
-    status_interval_s: float = opt(10.0, lo=0.0, hi=86400.0, open_lo=True,
-                                   help="Period of the systemd STATUS and log line (s).")
+    status_interval_s: float = opt(
+        10.0, lo=0.0, hi=86400.0, open_lo=True, help="Period of the systemd STATUS and log line (s)."
+    )
 
 
 @dataclass
@@ -230,7 +278,11 @@ def _line_of(text: str, section: str, key: str | None) -> int | None:
             continue
         if key is not None and cur == section and re.match(rf'^"?{re.escape(key)}"?\s*=', s):
             return i
-        if key is not None and cur is None and re.match(rf'^"?{re.escape(section)}"?\s*\.\s*"?{re.escape(key)}"?\s*=', s):
+        if (
+            key is not None
+            and cur is None
+            and re.match(rf'^"?{re.escape(section)}"?\s*\.\s*"?{re.escape(key)}"?\s*=', s)
+        ):
             return i
     return None
 
@@ -268,7 +320,9 @@ def load(path: str | Path) -> Config:
         raise ConfigError(f"cannot read config {p}: {e.strerror or e}") from None
     except UnicodeDecodeError as e:
         line = p.read_bytes()[: e.start].count(b"\n") + 1
-        raise ConfigError(f"{p}:{line}: not UTF-8 text (byte 0x{e.object[e.start]:02x}); TOML files must be UTF-8") from None
+        raise ConfigError(
+            f"{p}:{line}: not UTF-8 text (byte 0x{e.object[e.start]:02x}); TOML files must be UTF-8"
+        ) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

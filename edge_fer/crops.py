@@ -41,8 +41,14 @@ class CropSaver:
         except OSError as e:
             raise ConfigError(f"--save-crops {self.folder}: cannot write there ({e.strerror or e})") from None
 
-    def save(self, gray: np.ndarray, boxes: Sequence[tuple[int, int, int, int]], ids: Sequence[int], frame_index: int,
-             classifier: Classifier) -> None:
+    def save(
+        self,
+        gray: np.ndarray,
+        boxes: Sequence[tuple[int, int, int, int]],
+        ids: Sequence[int],
+        frame_index: int,
+        classifier: Classifier,
+    ) -> None:
         """The crops of ``boxes`` as the classifier sees them (size, preprocessing), one file per face."""
         import cv2
 

@@ -37,8 +37,14 @@ class Daemon:
     """Drives a :class:`~edge_fer.pipeline.Pipeline` until its end. ``notify``: a function that takes
     each sd_notify message instead of systemd's socket."""
 
-    def __init__(self, pipeline: Pipeline, *, max_frames: int = 0, status_interval_s: float = 10.0,
-                 notify: Callable[[str], Any] | None = None):
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        *,
+        max_frames: int = 0,
+        status_interval_s: float = 10.0,
+        notify: Callable[[str], Any] | None = None,
+    ):
         self.pipeline = pipeline
         self.max_frames = max_frames
         self.status_interval_s = status_interval_s
@@ -98,11 +104,22 @@ class Daemon:
                     last_status = now
                     st = pipe.status()
                     lost, waiting = st.dropped_events, st.queued_events
-                    self.notify.status(f"{st.fps:.1f} fps, {st.frames} frames, {st.tracks} faces tracked"
-                                       + (f", {lost} events dropped" if lost else "")
-                                       + (f", {waiting} events waiting" if waiting else ""))
-                    log.info("%.1f fps, %d frames, %d dropped, %d bad frames, %d events dropped, %d events waiting, "
-                             "%d errors", st.fps, st.frames, st.dropped_frames, st.bad_frames, lost, waiting, st.errors)
+                    self.notify.status(
+                        f"{st.fps:.1f} fps, {st.frames} frames, {st.tracks} faces tracked"
+                        + (f", {lost} events dropped" if lost else "")
+                        + (f", {waiting} events waiting" if waiting else "")
+                    )
+                    log.info(
+                        "%.1f fps, %d frames, %d dropped, %d bad frames, %d events dropped, %d events waiting, "
+                        "%d errors",
+                        st.fps,
+                        st.frames,
+                        st.dropped_frames,
+                        st.bad_frames,
+                        lost,
+                        waiting,
+                        st.errors,
+                    )
                 if self.max_frames and pipe.frames >= self.max_frames:
                     break
         finally:
@@ -110,10 +127,18 @@ class Daemon:
             pipe.close()
             self.restore_signals()
         st = pipe.status()
-        extra = "".join(f", {n} {what}" for n, what in ((st.bad_frames, "unreadable frames skipped"),
-                                                         (st.dropped_events, "events dropped")) if n)
-        log.info("stopped after %d frames (%.1f fps)%s%s", st.frames, st.fps, extra,
-                 f" on {signal.Signals(self.signal_received).name}" if self.signal_received else "")
+        extra = "".join(
+            f", {n} {what}"
+            for n, what in ((st.bad_frames, "unreadable frames skipped"), (st.dropped_events, "events dropped"))
+            if n
+        )
+        log.info(
+            "stopped after %d frames (%.1f fps)%s%s",
+            st.frames,
+            st.fps,
+            extra,
+            f" on {signal.Signals(self.signal_received).name}" if self.signal_received else "",
+        )
         pipe.check_outcome()
         return 0
 

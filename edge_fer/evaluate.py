@@ -48,9 +48,16 @@ class EvalReport:
     def to_dict(self) -> dict[str, Any]:
         m = self.metrics
         return {
-            "accuracy": m["accuracy"], "macro_f1": m["macro_f1"], "n": m["n"],
-            "per_class": m["per_class"], "confusion": m["confusion_matrix"], "labels": m["labels"],
-            "skipped": self.skipped, "model": self.model, "data": self.data, "split": self.split,
+            "accuracy": m["accuracy"],
+            "macro_f1": m["macro_f1"],
+            "n": m["n"],
+            "per_class": m["per_class"],
+            "confusion": m["confusion_matrix"],
+            "labels": m["labels"],
+            "skipped": self.skipped,
+            "model": self.model,
+            "data": self.data,
+            "split": self.split,
             "detect": self.detect,
         }
 
@@ -69,12 +76,14 @@ class EvalReport:
         lines.append(f"{'class':<10}{'precision':>10}{'recall':>9}{'f1':>8}{'support':>9}")
         for c in labels:
             pc = m["per_class"][c]
-            lines.append(f"{c:<10}{pc['precision'] * 100:>9.1f}%{pc['recall'] * 100:>8.1f}%"
-                         f"{pc['f1'] * 100:>7.1f}%{pc['support']:>9d}")
+            lines.append(
+                f"{c:<10}{pc['precision'] * 100:>9.1f}%{pc['recall'] * 100:>8.1f}%"
+                f"{pc['f1'] * 100:>7.1f}%{pc['support']:>9d}"
+            )
         lines.append("")
         lines.append("confusion (rows: true, columns: predicted)")
         w = max(7, max(len(c) for c in labels) + 1)
-        lines.append(" " * 10 + "".join(f"{c[:w - 1]:>{w}}" for c in labels))
+        lines.append(" " * 10 + "".join(f"{c[: w - 1]:>{w}}" for c in labels))
         for c, row in zip(labels, m["confusion_matrix"]):
             lines.append(f"{c:<10}" + "".join(f"{v:>{w}d}" for v in row))
         return "\n".join(lines)
@@ -101,9 +110,16 @@ def _with_context(gray: np.ndarray, min_side: int, pad: float) -> np.ndarray:
     return gray
 
 
-def evaluate(model: str | Path | None, data: str | Path, *, split: str | None = None, detect: bool = False,
-             class_map: list[str] | None = None, detect_options: DetectOptions | None = None,
-             batch: int = 64) -> EvalReport:
+def evaluate(
+    model: str | Path | None,
+    data: str | Path,
+    *,
+    split: str | None = None,
+    detect: bool = False,
+    class_map: list[str] | None = None,
+    detect_options: DetectOptions | None = None,
+    batch: int = 64,
+) -> EvalReport:
     from edge_fer.classify import Classifier, default_model_path
     from edge_fer.preprocess import face_crops, resize
     from edge_fer.train.data import load_labeled_images
@@ -140,7 +156,9 @@ def evaluate(model: str | Path | None, data: str | Path, *, split: str | None = 
 
     if not crops:
         raise DataError(f"{data}: the detector found no face in any of the {len(faces.images)} images")
-    probs = np.concatenate([clf.predict_raw(clf.prepare_crops(crops[i:i + batch])) for i in range(0, len(crops), batch)])
+    probs = np.concatenate(
+        [clf.predict_raw(clf.prepare_crops(crops[i : i + batch])) for i in range(0, len(crops), batch)]
+    )
     metrics = classification_report(np.asarray(ys), probs.argmax(1), clf.labels)
     r = faces.report
     skipped: dict[str, Any] = {
@@ -150,5 +168,11 @@ def evaluate(model: str | Path | None, data: str | Path, *, split: str | None = 
     }
     if detect:
         skipped["no_face"] = no_face
-    return EvalReport(model=str(model or default_model_path()), data=str(data), split=faces.split, detect=detect,
-                      metrics=metrics, skipped=skipped)
+    return EvalReport(
+        model=str(model or default_model_path()),
+        data=str(data),
+        split=faces.split,
+        detect=detect,
+        metrics=metrics,
+        skipped=skipped,
+    )

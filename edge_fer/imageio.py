@@ -193,7 +193,7 @@ def image_size(src: str | Path | bytes) -> tuple[int, int] | None:
     """(width, height) from the header of an image file (a path, or the file's bytes), without decoding
     it; None when the format is not one of those above or the header is damaged. Raises ``OSError`` when
     the file cannot be read."""
-    with (io.BytesIO(src) if isinstance(src, (bytes, bytearray, memoryview)) else open(src, "rb")) as f:
+    with io.BytesIO(src) if isinstance(src, (bytes, bytearray, memoryview)) else open(src, "rb") as f:
         head = f.read(4096)
         try:
             if head.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -215,7 +215,9 @@ def image_size(src: str | Path | bytes) -> tuple[int, int] | None:
     return None
 
 
-def read_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS, flags: int | None = None) -> np.ndarray | None:
+def read_image(
+    path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS, flags: int | None = None
+) -> np.ndarray | None:
     """Decode an image file with OpenCV after checking its header: the image, or None when the file is
     missing, unreadable, not a recognized image or damaged (the caller skips and counts it).
 

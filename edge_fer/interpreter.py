@@ -14,8 +14,9 @@ import importlib
 import logging
 import os
 import platform
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from edge_fer.errors import ConfigError, ModelError
 
@@ -79,7 +80,9 @@ def select_backend(prefer: str | None = None) -> Backend:
     if prefer is None and os.environ.get("EDGE_FER_BACKEND", "").strip():
         prefer = os.environ["EDGE_FER_BACKEND"].strip()
         if prefer not in BACKENDS:
-            raise ConfigError(f"EDGE_FER_BACKEND={prefer!r}: unknown interpreter backend (choose from {', '.join(BACKENDS)})")
+            raise ConfigError(
+                f"EDGE_FER_BACKEND={prefer!r}: unknown interpreter backend (choose from {', '.join(BACKENDS)})"
+            )
     if prefer is None:
         prefer = _preferred
     if prefer is not None and prefer not in BACKENDS:

@@ -129,7 +129,9 @@ def _reason(e: BaseException) -> str:
     return getattr(e, "strerror", None) or str(e) or type(e).__name__
 
 
-def _copy_hashing(read: Callable[[int], bytes], out, limit: int, progress: Callable[[int], None] | None) -> tuple[str, int]:
+def _copy_hashing(
+    read: Callable[[int], bytes], out, limit: int, progress: Callable[[int], None] | None
+) -> tuple[str, int]:
     h = hashlib.sha256()
     n = 0
     while True:
@@ -196,7 +198,11 @@ def pull(
             out.flush()
             os.fsync(out.fileno())
         if expected is not None and got != expected:
-            hint = " (a Git LFS pointer, not the model: use a URL that serves the LFS object)" if n < 1024 and _is_lfs_pointer(tmp) else ""
+            hint = (
+                " (a Git LFS pointer, not the model: use a URL that serves the LFS object)"
+                if n < 1024 and _is_lfs_pointer(tmp)
+                else ""
+            )
             raise ChecksumError(
                 f"{where}: sha256 {got} ({n} bytes) is not the expected {expected}{hint}; nothing installed"
             )
@@ -215,8 +221,9 @@ def _is_lfs_pointer(path: Path) -> bool:
         return False
 
 
-def _download(s: ModelSpec, url: str | None, out, limit: int, timeout: float,
-              progress: Callable[[int], None] | None) -> tuple[str, int, str]:
+def _download(
+    s: ModelSpec, url: str | None, out, limit: int, timeout: float, progress: Callable[[int], None] | None
+) -> tuple[str, int, str]:
     urls = (url,) if url else s.urls
     failures = []
     for u in urls:
@@ -227,7 +234,9 @@ def _download(s: ModelSpec, url: str | None, out, limit: int, timeout: float,
             with urllib.request.urlopen(req, timeout=timeout) as r:
                 length = r.headers.get("Content-Length")
                 if length and length.isdigit() and int(length) > limit:
-                    raise ChecksumError(f"{u}: {length} bytes announced, more than the expected {limit}; nothing installed")
+                    raise ChecksumError(
+                        f"{u}: {length} bytes announced, more than the expected {limit}; nothing installed"
+                    )
                 out.seek(0)
                 out.truncate()
                 got, n = _copy_hashing(r.read, out, limit, progress)
@@ -236,7 +245,12 @@ def _download(s: ModelSpec, url: str | None, out, limit: int, timeout: float,
                 return got, n, u
         except ChecksumError:
             raise
-        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:  # no network, DNS, refused, 404, cut off
+        except (
+            urllib.error.URLError,
+            http.client.HTTPException,
+            OSError,
+            ValueError,
+        ) as e:  # no network, DNS, refused, 404, cut off
             failures.append((urllib.parse.urlsplit(u).netloc or u, _reason(e)))
             log.debug("download of %s failed: %s", u, e)
     reasons = list(dict.fromkeys(r for _, r in failures))
@@ -262,10 +276,29 @@ def describe() -> list[dict[str, object]]:
     rows = []
     for s in KNOWN.values():
         p = installed_path(s.name)
-        rows.append({"name": s.name, "installed": str(p) if p else None, "sha256": s.sha256, "size": s.size,
-                     "description": s.description, "source": s.source})
+        rows.append(
+            {
+                "name": s.name,
+                "installed": str(p) if p else None,
+                "sha256": s.sha256,
+                "size": s.size,
+                "description": s.description,
+                "source": s.source,
+            }
+        )
     return rows
 
 
-__all__ = ["KNOWN", "ModelSpec", "DownloadError", "ChecksumError", "cache_dir", "models_dir", "installed_path",
-           "pull", "remove", "describe", "sha256_file"]
+__all__ = [
+    "KNOWN",
+    "ModelSpec",
+    "DownloadError",
+    "ChecksumError",
+    "cache_dir",
+    "models_dir",
+    "installed_path",
+    "pull",
+    "remove",
+    "describe",
+    "sha256_file",
+]

@@ -123,8 +123,9 @@ class Pipeline:
 
         m, s, d = cfg.model, cfg.source, cfg.detector
         classifier = Classifier.from_file(m.path or None, device=m.device, threads=m.threads or None)
-        source = open_source(s.uri, width=s.width, height=s.height, fps=s.fps, loop=s.loop, wait=s.wait,
-                             max_pixels=s.max_pixels)
+        source = open_source(
+            s.uri, width=s.width, height=s.height, fps=s.fps, loop=s.loop, wait=s.wait, max_pixels=s.max_pixels
+        )
         still = source.mode is SourceMode.STILL
         # each still image is its own scene: no face windows carried from the last one, a face counts at once
         detector = build_detector(d, windows=not still)
@@ -137,9 +138,18 @@ class Pipeline:
             for sink in sinks:
                 sink.close()
             raise
-        pipe = cls(source, detector, classifier, tracker, sinks, detect_every=d.every,
-                   annotate=cfg.output.annotate or None, save_crops=cfg.output.save_crops or None,
-                   overwrite=cfg.output.overwrite, quality=gate)
+        pipe = cls(
+            source,
+            detector,
+            classifier,
+            tracker,
+            sinks,
+            detect_every=d.every,
+            annotate=cfg.output.annotate or None,
+            save_crops=cfg.output.save_crops or None,
+            overwrite=cfg.output.overwrite,
+            quality=gate,
+        )
         for sink in sinks:
             sink.set_status_provider(pipe.status)
             sink.set_sinks(sinks)
@@ -243,16 +253,23 @@ class Pipeline:
             faces: list[Face] = self.detector.detect(gray if self.detector.wants_gray else frame.image)
         else:
             faces = self.tracker.carried_faces()
-        t1 = pc(); times.add("detect", t1 - t)
+        t1 = pc()
+        times.add("detect", t1 - t)
         boxes = [f.box for f in faces]
         batch = self.classifier.prepare(gray, boxes)
-        t2 = pc(); times.add("preprocess", t2 - t1)
+        t2 = pc()
+        times.add("preprocess", t2 - t1)
         preds: list[Prediction] = self.classifier.predict(batch) if boxes else []
-        t3 = pc(); times.add("classify", t3 - t2)
-        quality = self.quality.assess(batch, self.classifier.input_spec) if (self.quality is not None and boxes) else None
+        t3 = pc()
+        times.add("classify", t3 - t2)
+        quality = (
+            self.quality.assess(batch, self.classifier.input_spec) if (self.quality is not None and boxes) else None
+        )
         if quality:
             self.low_quality_faces += sum(q.low for q in quality)
-        tq = pc(); times.add("quality", tq - t3); t3 = tq
+        tq = pc()
+        times.add("quality", tq - t3)
+        t3 = tq
         events = self.tracker.update(faces, preds, frame.index, frame.ts, detected=detected, quality=quality)
         if self.source.mode is SourceMode.STILL:  # each image is its own scene: its faces leave with it
             events += self.tracker.finish(frame.index, frame.ts)
@@ -260,7 +277,8 @@ class Pipeline:
             if path is not None:
                 for ev in events:
                     ev.extra["image"] = str(path)
-        t4 = pc(); times.add("track", t4 - t3)
+        t4 = pc()
+        times.add("track", t4 - t3)
         self._emit(events)
         times.add("sink", pc() - t4)
 
@@ -291,8 +309,9 @@ class Pipeline:
                 self.errors += 1
                 log.warning("sink %s flush raised: %s", sink.name, e)
 
-    def _write_private_outputs(self, frame: Frame, gray: np.ndarray, boxes: list[tuple[int, int, int, int]],
-                               preds: list[Prediction]) -> None:
+    def _write_private_outputs(
+        self, frame: Frame, gray: np.ndarray, boxes: list[tuple[int, int, int, int]], preds: list[Prediction]
+    ) -> None:
         """The annotated video and the face crops, when asked (privacy: off by default)."""
         ids = list(self.tracker.last_assignment)
         if self.annotate_path:

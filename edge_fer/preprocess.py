@@ -99,7 +99,9 @@ def quantize(x: np.ndarray, dtype: np.dtype, scale: float, zero_point: int) -> n
     return np.clip(q, info.min, info.max).astype(dtype)
 
 
-def face_crops(gray: np.ndarray, boxes: Sequence[Sequence[int]], pre: Preprocessing, width: int, height: int) -> list[np.ndarray]:
+def face_crops(
+    gray: np.ndarray, boxes: Sequence[Sequence[int]], pre: Preprocessing, width: int, height: int
+) -> list[np.ndarray]:
     """Resized uint8 gray crops (height, width), one per box."""
     return [resize(crop_square(gray, b, pre.margin), width, height, pre.resize) for b in boxes]
 

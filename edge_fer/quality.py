@@ -64,7 +64,9 @@ class QualityGate:
         self.meta: ModelMeta = read_bundle_meta_named(model_bytes, source)
         role = (self.meta.quantization or {}).get("model_role")
         if role != ROLE:
-            raise ModelError(f"{source}: not an edge-fer autoencoder (model_role {role!r}); make it with 'edge-fer convert --quality'")
+            raise ModelError(
+                f"{source}: not an edge-fer autoencoder (model_role {role!r}); make it with 'edge-fer convert --quality'"
+            )
         try:
             loaded = load_interpreter(model_content=model_bytes, device=device, threads=threads, backend=backend)
         except ModelError as e:
@@ -94,9 +96,14 @@ class QualityGate:
             threshold = float(stored)
         self.threshold = float(threshold)
         self.calibration = gate
-        log.info("quality gate %s: threshold %.5f (%s)", source, self.threshold,
-                 "config" if stored is None or float(stored) != self.threshold else
-                 f"p{gate.get('percentile', '?')} of {gate.get('split', 'validation')} faces")
+        log.info(
+            "quality gate %s: threshold %.5f (%s)",
+            source,
+            self.threshold,
+            "config"
+            if stored is None or float(stored) != self.threshold
+            else f"p{gate.get('percentile', '?')} of {gate.get('split', 'validation')} faces",
+        )
 
     @classmethod
     def from_file(cls, path: str | Path, **kwargs) -> QualityGate:
@@ -150,7 +157,9 @@ class QualityGate:
         return f"{Path(self.source).name} (threshold {self.threshold:.5f})"
 
 
-def gate_from_config(qcfg, model_path: str | Path | None, *, device: str = "cpu", threads: int | None = None) -> QualityGate | None:
+def gate_from_config(
+    qcfg, model_path: str | Path | None, *, device: str = "cpu", threads: int | None = None
+) -> QualityGate | None:
     """The gate a config asks for (``[quality]``), or None.
 
     ``enabled`` and no ``model``: ``<bundle>_ae.tflite`` next to the classifier bundle when it
@@ -165,7 +174,9 @@ def gate_from_config(qcfg, model_path: str | Path | None, *, device: str = "cpu"
             return None
         path = quality_path(model_path)
         if not path.is_file():
-            log.info("quality gate: no %s next to the model; gate off ('edge-fer convert --quality' makes one)", path.name)
+            log.info(
+                "quality gate: no %s next to the model; gate off ('edge-fer convert --quality' makes one)", path.name
+            )
             return None
     # the autoencoder always runs on the CPU interpreter: it has transposed convolutions
     return QualityGate.from_file(path, threshold=qcfg.threshold or None, device="cpu", threads=threads)

@@ -26,10 +26,25 @@ from typing import Any
 MASK = "***"
 
 # config keys / query parameters whose values are secrets
-SECRET_KEYS = frozenset({
-    "password", "passwd", "pwd", "pass", "secret", "token", "access_token", "auth", "authorization",
-    "api_key", "apikey", "key", "sig", "signature", "credentials",
-})
+SECRET_KEYS = frozenset(
+    {
+        "password",
+        "passwd",
+        "pwd",
+        "pass",
+        "secret",
+        "token",
+        "access_token",
+        "auth",
+        "authorization",
+        "api_key",
+        "apikey",
+        "key",
+        "sig",
+        "signature",
+        "credentials",
+    }
+)
 
 # scheme://userinfo@ : the userinfo stops at the authority's end ("/", "?", "#") or whitespace;
 # greedy, so a password with an unencoded "@" is hidden up to the last "@" of the authority
@@ -53,7 +68,7 @@ def _hide_userinfo(m: re.Match[str]) -> str:
 
 def _hide_query_value(m: re.Match[str]) -> str:
     v = m.group("v")
-    kept = v[len(v.rstrip(":,.)]")):]  # punctuation of the text around the URL ("...&pwd=x: failed")
+    kept = v[len(v.rstrip(":,.)]")) :]  # punctuation of the text around the URL ("...&pwd=x: failed")
     return m.group("k") + MASK + kept
 
 
@@ -137,11 +152,13 @@ def install_log_redaction() -> None:
 
     # tracebacks (``--debug``, a crash, an exception in a thread) are printed redacted too
     if sys.excepthook is sys.__excepthook__:
+
         def excepthook(etype: type[BaseException], value: BaseException, tb: Any) -> None:
             sys.stderr.write(redact("".join(traceback.format_exception(etype, value, tb))))
 
         sys.excepthook = excepthook
     if threading.excepthook is threading.__excepthook__:
+
         def thread_excepthook(args: Any) -> None:
             if args.exc_type is SystemExit:
                 return
@@ -153,6 +170,12 @@ def install_log_redaction() -> None:
 
 
 __all__ = [
-    "MASK", "SECRET_KEYS", "redact", "redact_config", "register_secret", "register_uri_secrets",
-    "is_secret_key", "install_log_redaction",
+    "MASK",
+    "SECRET_KEYS",
+    "redact",
+    "redact_config",
+    "register_secret",
+    "register_uri_secrets",
+    "is_secret_key",
+    "install_log_redaction",
 ]

@@ -51,12 +51,34 @@ class Spec:
         return f"in {'(' if self.open_lo else '['}{lo:g}, {self.hi:g}{')' if self.open_hi else ']'}"
 
 
-def opt(default: Any = _MISSING, *, lo: float | None = None, hi: float = INF, open_lo: bool = False,
-        open_hi: bool = False, choices: Sequence[Any] = (), flag: str = "", short: str = "", help: str = "",
-        default_factory: Callable[[], Any] | Any = _MISSING, required: bool = False, cli_type: Any = None) -> Any:
+def opt(
+    default: Any = _MISSING,
+    *,
+    lo: float | None = None,
+    hi: float = INF,
+    open_lo: bool = False,
+    open_hi: bool = False,
+    choices: Sequence[Any] = (),
+    flag: str = "",
+    short: str = "",
+    help: str = "",
+    default_factory: Callable[[], Any] | Any = _MISSING,
+    required: bool = False,
+    cli_type: Any = None,
+) -> Any:
     """A dataclass field with its :class:`Spec`."""
-    spec = Spec(lo=lo, hi=hi, open_lo=open_lo, open_hi=open_hi, choices=tuple(choices), flag=flag, short=short,
-                help=help, required=required, cli_type=cli_type)
+    spec = Spec(
+        lo=lo,
+        hi=hi,
+        open_lo=open_lo,
+        open_hi=open_hi,
+        choices=tuple(choices),
+        flag=flag,
+        short=short,
+        help=help,
+        required=required,
+        cli_type=cli_type,
+    )
     if default_factory is not _MISSING:
         return field(default_factory=default_factory, metadata={"spec": spec})
     return field(default=default, metadata={"spec": spec})
@@ -123,8 +145,9 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
-def flag_parameters(cls: type, prefix: str = "", keys: Collection[str] | None = None
-                    ) -> list[tuple[str, str, inspect.Parameter]]:
+def flag_parameters(
+    cls: type, prefix: str = "", keys: Collection[str] | None = None
+) -> list[tuple[str, str, inspect.Parameter]]:
     """``(parameter name, key, parameter)`` for every field of ``cls`` with a flag (and, with ``keys``,
     whose ``prefix + name`` is among them). The parameter's default is ``None`` (flag not given) so
     that a file or the dataclass default applies; the help shows the schema default."""
@@ -148,14 +171,15 @@ def flag_parameters(cls: type, prefix: str = "", keys: Collection[str] | None = 
             annotation: Any = typ
         else:
             info = typer.Option(None, *decls, help=help_text)
-            annotation = typ if typing.get_origin(typ) is list else Optional[typ]
+            annotation = typ if typing.get_origin(typ) is list else Optional[typ]  # noqa: UP045 (a runtime type)
         param = inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation)
         out.append((name, f"{prefix}{f.name}", param))
     return out
 
 
-def command(app: Any, name: str, schemas: Sequence[tuple[str, type]], *, keys: Collection[str] | None = None,
-            **command_kw: Any) -> Callable:
+def command(
+    app: Any, name: str, schemas: Sequence[tuple[str, type]], *, keys: Collection[str] | None = None, **command_kw: Any
+) -> Callable:
     """Register ``func`` as the typer command ``name`` with its own parameters followed by one flag per
     schema field that has one. ``func`` receives its own arguments plus ``flags``: ``{key: value}`` of
     the flags given (``None``, i.e. not given, left out). ``schemas``: ``(key prefix, dataclass)``;

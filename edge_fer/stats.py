@@ -17,8 +17,12 @@ def summarize_ms(seconds: Sequence[float] | np.ndarray) -> dict[str, float]:
     a = np.asarray(seconds, np.float64).ravel() * 1000.0
     if a.size == 0:
         return {k: (0 if k == "n" else 0.0) for k in SUMMARY_KEYS}
-    out: dict[str, float] = {"n": int(a.size), "mean_ms": float(a.mean()), "std_ms": float(a.std()),
-                             "min_ms": float(a.min())}
+    out: dict[str, float] = {
+        "n": int(a.size),
+        "mean_ms": float(a.mean()),
+        "std_ms": float(a.std()),
+        "min_ms": float(a.min()),
+    }
     for name, v in zip(PERCENTILES, np.percentile(a, list(PERCENTILES.values()))):
         out[f"{name}_ms"] = float(v)
     out["max_ms"] = float(a.max())

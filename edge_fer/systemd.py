@@ -21,7 +21,7 @@ import os
 import socket
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,9 @@ class Notifier:
     of the socket.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, send: Callable[[str], object] | None = None) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, send: Callable[[str], object] | None = None
+    ) -> None:
         self._clock = clock
         self._send = send  # instead of the socket (tests, another supervisor)
         self._lock = threading.Lock()

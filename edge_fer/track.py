@@ -62,7 +62,9 @@ def iou(a: Sequence[float], b: Sequence[float]) -> float:
 class Tracker:
     centroid_factor = 0.6  # fallback match: centre distance < factor * track box side
 
-    def __init__(self, config: TrackerConfig | None = None, labels: Sequence[str] | None = None, per_frame: bool = False):
+    def __init__(
+        self, config: TrackerConfig | None = None, labels: Sequence[str] | None = None, per_frame: bool = False
+    ):
         self.cfg = config or TrackerConfig()
         self.labels = tuple(labels) if labels else None
         self.per_frame = per_frame
@@ -176,7 +178,16 @@ class Tracker:
             for fi, b in enumerate(boxes):
                 if fi in matched_f or low[fi]:  # a low-quality crop never starts a track
                     continue
-                t = Track(self._next_id, b, predictions[fi].scores.astype(np.float32).copy(), frame, ts, frame, ts, score=faces[fi].score)
+                t = Track(
+                    self._next_id,
+                    b,
+                    predictions[fi].scores.astype(np.float32).copy(),
+                    frame,
+                    ts,
+                    frame,
+                    ts,
+                    score=faces[fi].score,
+                )
                 if quality is not None:
                     t.recon_error = float(quality[fi].error)
                 t.updated = True
@@ -222,7 +233,9 @@ class Tracker:
         return None
 
     def _left(self, t: Track, frame: int, ts: float) -> Event:
-        return self._event("face_left", t, frame, ts, duration_s=round(max(0.0, t.last_ts - t.first_ts), 3), frames=t.frames)
+        return self._event(
+            "face_left", t, frame, ts, duration_s=round(max(0.0, t.last_ts - t.first_ts), 3), frames=t.frames
+        )
 
     def finish(self, frame: int, ts: float) -> list[Event]:
         """End of stream (or of a still image): ``face_left`` for every confirmed track; reset."""

@@ -33,8 +33,9 @@ def face_crops() -> tuple[np.ndarray, np.ndarray]:
 
 def build_tiny_run(root: Path, ae_epochs: int = 60) -> Path:
     keras = pytest.importorskip("keras")
-    from edge_fer.bundle import ModelMeta
     from edge_fer.train.model import NetConfig, build_autoencoder, build_classifier, build_decoder, build_encoder
+
+    from edge_fer.bundle import ModelMeta
 
     keras.utils.set_random_seed(0)
     x, _ = face_crops()
@@ -68,6 +69,15 @@ def tiny_ae_bundle(tiny_ae_run, tmp_path_factory) -> Path:
     from edge_fer.convert.converter import ConvertOptions, convert_run
 
     out = tmp_path_factory.mktemp("ae-bundle") / "bundle.tflite"
-    convert_run(ConvertOptions(source=tiny_ae_run, out=out, quality=True, max_drop=100.0, calib_samples=40,
-                               latency_runs=3, compile_edgetpu=False))
+    convert_run(
+        ConvertOptions(
+            source=tiny_ae_run,
+            out=out,
+            quality=True,
+            max_drop=100.0,
+            calib_samples=40,
+            latency_runs=3,
+            compile_edgetpu=False,
+        )
+    )
     return out

@@ -71,8 +71,9 @@ def build_tiny_bundle(path: Path, io_type: str = "int8", seed: int = 0) -> Path:
     import numpy as np
 
     tf = pytest.importorskip("tensorflow")
-    from edge_fer.bundle import ModelMeta
     from edge_fer.convert.metadata import embed_metadata
+
+    from edge_fer.bundle import ModelMeta
 
     tf.keras.utils.set_random_seed(seed)
     inp = tf.keras.Input((48, 48, 1))

@@ -30,17 +30,26 @@ def write_crops(folder: Path, n: int, shift: bool = True) -> Path:
 
 
 def test_adapt_writes_a_run_dir_that_convert_accepts(tmp_path, tiny_ae_run):
-    from edge_fer.bundle import read_bundle_meta
     from edge_fer.convert.converter import ConvertOptions, convert_run
-    from edge_fer.quality import QualityGate, quality_path
     from edge_fer.train.adapt import AdaptOptions, adapt
+
+    from edge_fer.bundle import read_bundle_meta
+    from edge_fer.quality import QualityGate, quality_path
 
     crops = write_crops(tmp_path / "crops", 120)
     out = tmp_path / "adapted"
     rep = adapt(AdaptOptions(run_dir=tiny_ae_run, unlabeled=crops, out=out, ae_epochs=2, mix=0.5))
     assert rep["crops"] == 120 and rep["original_faces"] == 60 and rep["bn_layers_reestimated"] > 0
-    for name in ("model.keras", "autoencoder.keras", "encoder.keras", "decoder.keras", "metadata.json",
-                 "config.json", "adapt.json", "calibration.npz"):
+    for name in (
+        "model.keras",
+        "autoencoder.keras",
+        "encoder.keras",
+        "decoder.keras",
+        "metadata.json",
+        "config.json",
+        "adapt.json",
+        "calibration.npz",
+    ):
         assert (out / name).is_file(), name
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["provenance"]["adapted"]["crops"] == 120
@@ -50,8 +59,17 @@ def test_adapt_writes_a_run_dir_that_convert_accepts(tmp_path, tiny_ae_run):
     # the adapted run converts, with its gate calibrated on the new camera's crops
     bundle = tmp_path / "adapted.tflite"
     assert json.loads((out / "config.json").read_text())["data"] == str((tiny_ae_run / "faces.npz").resolve())
-    r = convert_run(ConvertOptions(source=out, out=bundle, quality=True, max_drop=100.0, calib_samples=40,
-                                   latency_runs=3, compile_edgetpu=False)).to_dict()
+    r = convert_run(
+        ConvertOptions(
+            source=out,
+            out=bundle,
+            quality=True,
+            max_drop=100.0,
+            calib_samples=40,
+            latency_runs=3,
+            compile_edgetpu=False,
+        )
+    ).to_dict()
     assert r["quality"]["split"] == "the adapted camera's crops" and r["quality"]["n"] == 120
     assert read_bundle_meta(bundle.read_bytes()).provenance["adapted"]["crops"] == 120
     assert QualityGate.from_file(quality_path(bundle)).threshold == pytest.approx(r["quality"]["threshold"])
@@ -68,8 +86,12 @@ def test_adapt_refuses_bad_input(tmp_path, tiny_ae_run):
         (junk / f"{i}.jpg").write_bytes(b"not a jpeg")
     assert_one_line_error(cli("adapt", str(tiny_ae_run), "--unlabeled", str(junk), "--out", out), "none readable")
     few = write_crops(tmp_path / "few", 20)
-    assert_one_line_error(cli("adapt", str(tiny_ae_run), "--unlabeled", str(few), "--out", out), "only 20", "at least 100")
-    assert_one_line_error(cli("adapt", str(tiny_ae_run), "--unlabeled", str(tmp_path / "nope"), "--out", out), "does not exist")
+    assert_one_line_error(
+        cli("adapt", str(tiny_ae_run), "--unlabeled", str(few), "--out", out), "only 20", "at least 100"
+    )
+    assert_one_line_error(
+        cli("adapt", str(tiny_ae_run), "--unlabeled", str(tmp_path / "nope"), "--out", out), "does not exist"
+    )
     no_ae = tmp_path / "no_ae"
     no_ae.mkdir()
     for name in ("model.keras", "metadata.json", "config.json"):

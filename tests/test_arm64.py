@@ -41,7 +41,9 @@ def test_installer_spec_parses_a_pip_line(tmp_path):
     assert _smoke().installer_spec(f) == (["mqtt", "plot"], ["numpy<2", "foo>=1"])
 
 
-@pytest.mark.parametrize("cpu,part,model", [("cortex-a72", "0xd08", "Raspberry Pi 4"), ("cortex-a76", "0xd0b", "Raspberry Pi 5")])
+@pytest.mark.parametrize(
+    "cpu,part,model", [("cortex-a72", "0xd08", "Raspberry Pi 4"), ("cortex-a76", "0xd0b", "Raspberry Pi 5")]
+)
 def test_pi_cpuinfo(tmp_path, cpu, part, model):
     smoke = _smoke()
     smoke.set_cpuinfo(tmp_path, cpu)
@@ -57,8 +59,12 @@ def test_arm64_smoke_under_qemu(tmp_path):
     if not (shutil.which("qemu-aarch64-static") or shutil.which("qemu-aarch64")) or not shutil.which("mmdebstrap"):
         pytest.skip("qemu-aarch64-static or mmdebstrap not installed (apt-get install qemu-user-static mmdebstrap)")
     report = tmp_path / "arm64.json"
-    r = subprocess.run([sys.executable, str(SCRIPT), "--skip-code", str(SKIPPED), "--json", str(report)],
-                       capture_output=True, text=True, timeout=1800)
+    r = subprocess.run(
+        [sys.executable, str(SCRIPT), "--skip-code", str(SKIPPED), "--json", str(report)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     if r.returncode == SKIPPED:
         pytest.skip(next((ln for ln in r.stdout.splitlines() if "SKIP:" in ln), "skipped"))
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]

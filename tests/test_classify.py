@@ -67,8 +67,9 @@ def test_model_without_metadata_is_refused(tmp_path, tiny_bundle):
 
 def test_input_shape_mismatch_is_refused(tmp_path, tiny_bundle):
     pytest.importorskip("tensorflow")  # embed_metadata needs it (test fixture only)
-    from edge_fer.bundle import ModelMeta
     from edge_fer.convert.metadata import embed_metadata
+
+    from edge_fer.bundle import ModelMeta
 
     p = tmp_path / "wrong.tflite"
     p.write_bytes(embed_metadata(tiny_bundle.read_bytes(), ModelMeta(input_height=64, input_width=64)))

@@ -34,12 +34,15 @@ def assert_one_line_error(p: subprocess.CompletedProcess, *needles: str) -> str:
 
 
 # --- item 5: usage errors (typer >= 0.29 no longer installs click) --------------------------------
-@pytest.mark.parametrize("args,needle", [
-    (["run", "--source", "x.mp4", "--bogus"], "--bogus"),
-    (["run", "--source", "x.mp4", "--detect-scale", "abc"], "--detect-scale"),
-    (["frobnicate"], "frobnicate"),
-    (["train", "--data"], "--data"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["run", "--source", "x.mp4", "--bogus"], "--bogus"),
+        (["run", "--source", "x.mp4", "--detect-scale", "abc"], "--detect-scale"),
+        (["frobnicate"], "frobnicate"),
+        (["train", "--data"], "--data"),
+    ],
+)
 def test_usage_errors_are_one_line_exit_2(args, needle):
     assert_one_line_error(cli(*args), needle)
 
@@ -52,7 +55,7 @@ def test_no_arguments_shows_help_without_traceback():
 
 def test_debug_shows_the_traceback(tmp_path):
     bad = tmp_path / "bad.toml"
-    bad.write_bytes(b"[source]\nuri = \"\xff\xfe\"\n")
+    bad.write_bytes(b'[source]\nuri = "\xff\xfe"\n')
     p = cli("--debug", "run", "--config", str(bad))
     assert p.returncode != 0 and "Traceback" in p.stderr
 
@@ -98,7 +101,7 @@ def _dist_name(req: str) -> str:
 # --- item 6: tracebacks and silent failures -------------------------------------------------------
 def test_config_file_not_utf8(tmp_path):
     bad = tmp_path / "bad.toml"
-    bad.write_bytes(b"[source]\nuri = \"caf\xe9\"\n")
+    bad.write_bytes(b'[source]\nuri = "caf\xe9"\n')
     assert_one_line_error(cli("run", "--config", str(bad)), "bad.toml:2", "UTF-8")
 
 
@@ -109,15 +112,39 @@ def test_picamera2_with_a_bad_camera_number(hamilton_clip):
 def test_detector_model_that_is_not_a_cascade(tmp_path, hamilton_clip):
     bogus = tmp_path / "not_a_cascade.xml"
     bogus.write_text("this is not XML\n")
-    assert_one_line_error(cli("run", "--source", str(hamilton_clip), "--detector-model", str(bogus),
-                              "--max-frames", "2", "-o", str(tmp_path / "o.jsonl")), "cascade")
+    assert_one_line_error(
+        cli(
+            "run",
+            "--source",
+            str(hamilton_clip),
+            "--detector-model",
+            str(bogus),
+            "--max-frames",
+            "2",
+            "-o",
+            str(tmp_path / "o.jsonl"),
+        ),
+        "cascade",
+    )
 
 
 def test_save_crops_into_a_folder_that_cannot_be_created(tmp_path, hamilton_clip):
     blocker = tmp_path / "file"
     blocker.write_text("a file, not a folder")
-    assert_one_line_error(cli("run", "--source", str(hamilton_clip), "--save-crops", str(blocker / "crops"),
-                              "--max-frames", "2", "-o", str(tmp_path / "o.jsonl")), "--save-crops")
+    assert_one_line_error(
+        cli(
+            "run",
+            "--source",
+            str(hamilton_clip),
+            "--save-crops",
+            str(blocker / "crops"),
+            "--max-frames",
+            "2",
+            "-o",
+            str(tmp_path / "o.jsonl"),
+        ),
+        "--save-crops",
+    )
 
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root can write into a read-only folder")
@@ -126,8 +153,20 @@ def test_save_crops_into_a_read_only_folder(tmp_path, hamilton_clip):
     ro.mkdir()
     ro.chmod(0o555)
     try:
-        assert_one_line_error(cli("run", "--source", str(hamilton_clip), "--save-crops", str(ro),
-                                  "--max-frames", "2", "-o", str(tmp_path / "o.jsonl")), "--save-crops")
+        assert_one_line_error(
+            cli(
+                "run",
+                "--source",
+                str(hamilton_clip),
+                "--save-crops",
+                str(ro),
+                "--max-frames",
+                "2",
+                "-o",
+                str(tmp_path / "o.jsonl"),
+            ),
+            "--save-crops",
+        )
     finally:
         ro.chmod(0o755)
 
@@ -156,26 +195,32 @@ def test_training_set_with_a_single_class_is_refused(tmp_path):
 
 
 # --- item 7: values accepted but meaningless --------------------------------------------------------
-@pytest.mark.parametrize("args,key", [
-    (["--threads", "1000"], "model.threads"),
-    (["--width", "-5"], "source.width"),
-    (["--detect-scale", "nan"], "detector.scale"),
-])
+@pytest.mark.parametrize(
+    "args,key",
+    [
+        (["--threads", "1000"], "model.threads"),
+        (["--width", "-5"], "source.width"),
+        (["--detect-scale", "nan"], "detector.scale"),
+    ],
+)
 def test_out_of_range_flags(args, key, hamilton_clip):
     assert_one_line_error(cli("run", "--source", str(hamilton_clip), *args), key)
 
 
-@pytest.mark.parametrize("toml,key", [
-    ("[source]\nheight = -480\n", "source.height"),
-    ("[source]\nfps = -1.0\n", "source.fps"),
-    ("[run]\nstatus_interval_s = -1.0\n", "run.status_interval_s"),
-    ("[run]\nstatus_interval_s = nan\n", "run.status_interval_s"),
-    ("[tracker]\nswitch_margin = -5.0\n", "tracker.switch_margin"),
-    ("[tracker]\nswitch_margin = nan\n", "tracker.switch_margin"),
-    ("[tracker]\nmax_missed = 1000000000\n", "tracker.max_missed"),
-    ("[detector]\nscore_threshold = -3.0\n", "detector.score_threshold"),
-    ("[mqtt]\nport = 0\n", "mqtt.port"),
-])
+@pytest.mark.parametrize(
+    "toml,key",
+    [
+        ("[source]\nheight = -480\n", "source.height"),
+        ("[source]\nfps = -1.0\n", "source.fps"),
+        ("[run]\nstatus_interval_s = -1.0\n", "run.status_interval_s"),
+        ("[run]\nstatus_interval_s = nan\n", "run.status_interval_s"),
+        ("[tracker]\nswitch_margin = -5.0\n", "tracker.switch_margin"),
+        ("[tracker]\nswitch_margin = nan\n", "tracker.switch_margin"),
+        ("[tracker]\nmax_missed = 1000000000\n", "tracker.max_missed"),
+        ("[detector]\nscore_threshold = -3.0\n", "detector.score_threshold"),
+        ("[mqtt]\nport = 0\n", "mqtt.port"),
+    ],
+)
 def test_out_of_range_config_values(tmp_path, toml, key):
     cfg = tmp_path / "c.toml"
     cfg.write_text(toml)

@@ -31,22 +31,27 @@ def test_every_schema_default_passes_its_own_range():
             schema.check_value(f"{prefix}{f.name}", schema.field_default(f), schema.spec_of(f))
 
 
-@pytest.mark.parametrize("key,value,msg", [
-    ("detector.scale", 2.0, r"config key 'detector\.scale' must be in \[0\.05, 1\], got 2\.0"),
-    ("mqtt.port", 0, r"'mqtt\.port' must be in \[1, 65535\]"),
-    ("mqtt.qos", 3, r"'mqtt\.qos' must be one of 0, 1, 2"),
-    ("output.format", "xml", r"'output\.format' must be one of jsonl, csv"),
-    ("detector.name", "mtcnn", r"'detector\.name' must be one of haar, yunet, auto"),
-    ("tracker.ema_alpha", 0.0, r"'tracker\.ema_alpha' must be in \(0, 1\]"),
-    ("run.status_interval_s", float("nan"), r"'run\.status_interval_s' must be a finite number"),
-])
+@pytest.mark.parametrize(
+    "key,value,msg",
+    [
+        ("detector.scale", 2.0, r"config key 'detector\.scale' must be in \[0\.05, 1\], got 2\.0"),
+        ("mqtt.port", 0, r"'mqtt\.port' must be in \[1, 65535\]"),
+        ("mqtt.qos", 3, r"'mqtt\.qos' must be one of 0, 1, 2"),
+        ("output.format", "xml", r"'output\.format' must be one of jsonl, csv"),
+        ("detector.name", "mtcnn", r"'detector\.name' must be one of haar, yunet, auto"),
+        ("tracker.ema_alpha", 0.0, r"'tracker\.ema_alpha' must be in \(0, 1\]"),
+        ("run.status_interval_s", float("nan"), r"'run\.status_interval_s' must be a finite number"),
+    ],
+)
 def test_ranges_and_choices_come_from_the_schema(key, value, msg):
     with pytest.raises(ConfigError, match=msg):
         C.build(None, {key: value})
 
 
 def test_file_then_flags_override(tmp_path):
-    p = write(tmp_path, '[source]\nuri = 0\n\n[detector]\nname = "yunet"\nevery = 3\nscale = 1\n[output]\nper_frame = true\n')
+    p = write(
+        tmp_path, '[source]\nuri = 0\n\n[detector]\nname = "yunet"\nevery = 3\nscale = 1\n[output]\nper_frame = true\n'
+    )
     cfg = C.build(p, {"detector.every": 5, "detector.name": None, "output.path": "out.jsonl"})
     assert cfg.source.uri == "0" and cfg.detector.name == "yunet"
     assert cfg.detector.every == 5 and cfg.detector.scale == 1.0 and cfg.output.per_frame
@@ -61,14 +66,14 @@ def test_unknown_key_names_key_and_line(tmp_path):
 
 def test_unknown_section(tmp_path):
     with pytest.raises(ConfigError, match=r":2: unknown config section \[camera\]"):
-        C.load(write(tmp_path, '\n[camera]\nx = 1\n'))
+        C.load(write(tmp_path, "\n[camera]\nx = 1\n"))
 
 
 def test_wrong_type_names_key_and_line(tmp_path):
     with pytest.raises(ConfigError, match=r":3: config key 'detector\.every' must be int"):
         C.load(write(tmp_path, '[detector]\nname = "haar"\nevery = "often"\n'))
     with pytest.raises(ConfigError, match="must be bool"):
-        C.load(write(tmp_path, '[output]\nper_frame = 1\n'))
+        C.load(write(tmp_path, "[output]\nper_frame = 1\n"))
 
 
 def test_invalid_value_names_key_and_line(tmp_path):
@@ -86,7 +91,9 @@ def test_bad_toml_and_missing_file(tmp_path):
 
 
 def test_to_toml_round_trips(tmp_path):
-    cfg = C.build(None, {"source.uri": "video.mp4", "detector.every": 2, "mqtt.host": "broker", "output.per_frame": True})
+    cfg = C.build(
+        None, {"source.uri": "video.mp4", "detector.every": 2, "mqtt.host": "broker", "output.per_frame": True}
+    )
     p = write(tmp_path, C.to_toml(cfg))
     assert C.load(p) == cfg
 
@@ -104,23 +111,69 @@ def _options(command: str) -> set[str]:
 
 
 RUN_FLAGS = {
-    "--source", "-s", "--model", "-m", "--output", "-o", "--config", "-c", "--format", "--overwrite", "--append",
-    "--detector", "--detector-model", "--detect-every", "--full-every", "--detect-scale", "--min-face", "--device",
-    "--threads", "--max-frames", "--per-frame", "--no-per-frame", "--loop", "--no-loop", "--wait-for-source",
-    "--no-wait-for-source", "--width", "--height", "--annotate", "--save-crops", "--quality", "--no-quality",
-    "--quality-model", "--quality-threshold", "--mqtt-host", "--mqtt-port", "--mqtt-topic", "--http-port",
-    "--http-host", "--print-config",
+    "--source",
+    "-s",
+    "--model",
+    "-m",
+    "--output",
+    "-o",
+    "--config",
+    "-c",
+    "--format",
+    "--overwrite",
+    "--append",
+    "--detector",
+    "--detector-model",
+    "--detect-every",
+    "--full-every",
+    "--detect-scale",
+    "--min-face",
+    "--device",
+    "--threads",
+    "--max-frames",
+    "--per-frame",
+    "--no-per-frame",
+    "--loop",
+    "--no-loop",
+    "--wait-for-source",
+    "--no-wait-for-source",
+    "--width",
+    "--height",
+    "--annotate",
+    "--save-crops",
+    "--quality",
+    "--no-quality",
+    "--quality-model",
+    "--quality-threshold",
+    "--mqtt-host",
+    "--mqtt-port",
+    "--mqtt-topic",
+    "--http-port",
+    "--http-host",
+    "--print-config",
 }
-BENCH_PIPELINE_FLAGS = {"--detector", "--detector-model", "--detect-every", "--full-every", "--detect-scale",
-                        "--min-face", "--device", "--width", "--height"}
+BENCH_PIPELINE_FLAGS = {
+    "--detector",
+    "--detector-model",
+    "--detect-every",
+    "--full-every",
+    "--detect-scale",
+    "--min-face",
+    "--device",
+    "--width",
+    "--height",
+}
 
 
 def test_cli_flags_are_the_schema_s_and_keep_their_spelling():
     assert _options("run") == RUN_FLAGS
     bench = _options("bench")
     assert BENCH_PIPELINE_FLAGS <= bench
-    assert not (bench & RUN_FLAGS) - BENCH_PIPELINE_FLAGS - {"--source", "-s", "--model", "-m", "--config", "-c",
-                                                             "--threads", "--max-frames", "--loop"}
+    assert (
+        not (bench & RUN_FLAGS)
+        - BENCH_PIPELINE_FLAGS
+        - {"--source", "-s", "--model", "-m", "--config", "-c", "--threads", "--max-frames", "--loop"}
+    )
 
 
 def test_flags_land_on_their_config_keys(capsys):
@@ -128,14 +181,38 @@ def test_flags_land_on_their_config_keys(capsys):
 
     from edge_fer.cli import main
 
-    code = main(["run", "-s", "cam.mp4", "--detect-every", "3", "--min-face", "40", "--no-quality", "--append",
-                 "--wait-for-source", "--detect-scale", "0.25", "--print-config"])
+    code = main(
+        [
+            "run",
+            "-s",
+            "cam.mp4",
+            "--detect-every",
+            "3",
+            "--min-face",
+            "40",
+            "--no-quality",
+            "--append",
+            "--wait-for-source",
+            "--detect-scale",
+            "0.25",
+            "--print-config",
+        ]
+    )
     data = tomllib.loads(capsys.readouterr().out)
     assert code == 0 and data["source"]["uri"] == "cam.mp4" and data["source"]["wait"] is True
     assert data["detector"]["every"] == 3 and data["detector"]["min_size"] == 40 and data["detector"]["scale"] == 0.25
     assert data["quality"]["enabled"] is False and data["output"]["overwrite"] is False
-    assert C.from_dict(data) == C.build(None, {"source.uri": "cam.mp4", "detector.every": 3, "detector.min_size": 40,
-                                               "quality.enabled": False, "source.wait": True, "detector.scale": 0.25})
+    assert C.from_dict(data) == C.build(
+        None,
+        {
+            "source.uri": "cam.mp4",
+            "detector.every": 3,
+            "detector.min_size": 40,
+            "quality.enabled": False,
+            "source.wait": True,
+            "detector.scale": 0.25,
+        },
+    )
 
 
 def test_help_shows_the_schema_defaults():

@@ -110,8 +110,24 @@ def tiny(tmp_path_factory):
     out_dir.mkdir()
     out = out_dir / "fer_int8.tflite"
     rep = out_dir / "report.json"
-    code = main(["convert", str(paths["run"]), "--out", str(out), "--report", str(rep), "--float", "--decoder",
-                 "--calib-samples", "140", "--latency-runs", "20", "--max-drop", "100"])
+    code = main(
+        [
+            "convert",
+            str(paths["run"]),
+            "--out",
+            str(out),
+            "--report",
+            str(rep),
+            "--float",
+            "--decoder",
+            "--calib-samples",
+            "140",
+            "--latency-runs",
+            "20",
+            "--max-drop",
+            "100",
+        ]
+    )
     assert code == 0
     paths.update(out=out, report=rep, out_dir=out_dir, root=root)
     return paths
@@ -274,6 +290,7 @@ def test_float_op_left_by_the_converter_is_refused():
     DEQUANTIZE/QUANTIZE; the audit refuses the model instead of shipping it."""
     from edge_fer.convert import quantize
     from edge_fer.convert.audit import require_full_integer
+
     from edge_fer.errors import ModelError
 
     inp = keras.Input((48, 48, 1))
@@ -291,9 +308,29 @@ def test_float_op_left_by_the_converter_is_refused():
 
 def test_max_drop_gate_fails_with_exit_3(tiny, tmp_path, capsys):
     out, rep = tmp_path / "m.tflite", tmp_path / "r.json"
-    code, err = cli(["convert", str(tiny["run"] / "model.keras"), "--out", str(out), "--report", str(rep),
-                     "--calib-data", str(tiny["train_npz"]), "--eval-data", str(tiny["test_npz"]),
-                     "--calib-samples", "70", "--latency-runs", "5", "--max-drop", "-100", "--io", "uint8"], capsys)
+    code, err = cli(
+        [
+            "convert",
+            str(tiny["run"] / "model.keras"),
+            "--out",
+            str(out),
+            "--report",
+            str(rep),
+            "--calib-data",
+            str(tiny["train_npz"]),
+            "--eval-data",
+            str(tiny["test_npz"]),
+            "--calib-samples",
+            "70",
+            "--latency-runs",
+            "5",
+            "--max-drop",
+            "-100",
+            "--io",
+            "uint8",
+        ],
+        capsys,
+    )
     assert code == 3
     assert "exceeds --max-drop" in err and "Traceback" not in err
     r = _load(rep)
@@ -373,8 +410,9 @@ def test_refuses_empty_and_unreadable_calibration(tiny, tmp_path, capsys):
     code, err = cli(["convert", str(tiny["run"]), "--out", str(out), "--calib-data", str(garbage)], capsys)
     _assert_refused(code, err, out, "cannot read")
 
-    code, err = cli(["convert", str(tiny["run"]), "--out", str(out), "--calib-data", str(tmp_path / "missing.csv")],
-                    capsys)
+    code, err = cli(
+        ["convert", str(tiny["run"]), "--out", str(out), "--calib-data", str(tmp_path / "missing.csv")], capsys
+    )
     _assert_refused(code, err, out, "does not exist")
 
 
@@ -419,8 +457,24 @@ def test_flip_average_is_stored_verified_and_applied_by_the_runtime(tiny, tmp_pa
     from edge_fer.classify import Classifier
 
     out, rep = tmp_path / "flip.tflite", tmp_path / "r.json"
-    code, err = cli(["convert", str(tiny["run"]), "--out", str(out), "--report", str(rep), "--flip-average",
-                     "--calib-samples", "70", "--latency-runs", "5", "--max-drop", "100"], capsys)
+    code, err = cli(
+        [
+            "convert",
+            str(tiny["run"]),
+            "--out",
+            str(out),
+            "--report",
+            str(rep),
+            "--flip-average",
+            "--calib-samples",
+            "70",
+            "--latency-runs",
+            "5",
+            "--max-drop",
+            "100",
+        ],
+        capsys,
+    )
     assert code == 0, err
     r = _load(rep)
     assert r["latency_ms"]["inferences_per_face"] == 2

@@ -43,9 +43,23 @@ class StubPipeline:
         pass
 
     def status(self):
-        return PipelineStatus(fps=100.0, frames=self.frames, faces=0, low_quality_faces=0, dropped_frames=0,
-                              bad_frames=0, dropped_events=0, queued_events=0, errors=0, tracks=0, uptime_s=1.0,
-                              last_frame_ts=None, source="stub", model="stub", stages={})
+        return PipelineStatus(
+            fps=100.0,
+            frames=self.frames,
+            faces=0,
+            low_quality_faces=0,
+            dropped_frames=0,
+            bad_frames=0,
+            dropped_events=0,
+            queued_events=0,
+            errors=0,
+            tracks=0,
+            uptime_s=1.0,
+            last_frame_ts=None,
+            source="stub",
+            model="stub",
+            stages={},
+        )
 
 
 def test_notify_sequence_and_end_of_stream(monkeypatch):
@@ -90,9 +104,21 @@ def test_signal_mid_stream_subprocess_exit0_complete_output(tmp_path, hamilton_c
     env = dict(os.environ, NOTIFY_SOCKET=sock_path, WATCHDOG_USEC="2000000", PYTHONUNBUFFERED="1")
     out = tmp_path / "events.jsonl"
     proc = subprocess.Popen(
-        _run_cli_args("run", "--source", str(hamilton_clip), "--model", str(tiny_bundle), "--loop",
-                      "--per-frame", "--output", str(out)),
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        _run_cli_args(
+            "run",
+            "--source",
+            str(hamilton_clip),
+            "--model",
+            str(tiny_bundle),
+            "--loop",
+            "--per-frame",
+            "--output",
+            str(out),
+        ),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         states = []
@@ -103,7 +129,7 @@ def test_signal_mid_stream_subprocess_exit0_complete_output(tmp_path, hamilton_c
             srv.settimeout(0.2)
             try:
                 states += srv.recv(4096).decode().split("\n")
-            except socket.timeout:
+            except TimeoutError:
                 break
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=30)
@@ -196,10 +222,27 @@ def _subscriber(port: int, topic: str):
 def _daemon(tmp_path, clip, model, port, *extra):
     out = tmp_path / "events.jsonl"
     proc = subprocess.Popen(
-        _run_cli_args("run", "--source", str(clip), "--model", str(model), "--loop", "--per-frame",
-                      "--output", str(out), "--mqtt-host", "127.0.0.1", "--mqtt-port", str(port),
-                      "--mqtt-topic", "t", *extra),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        _run_cli_args(
+            "run",
+            "--source",
+            str(clip),
+            "--model",
+            str(model),
+            "--loop",
+            "--per-frame",
+            "--output",
+            str(out),
+            "--mqtt-host",
+            "127.0.0.1",
+            "--mqtt-port",
+            str(port),
+            "--mqtt-topic",
+            "t",
+            *extra,
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     return proc, out
 
@@ -213,14 +256,16 @@ def test_mqtt_events_reach_broker_and_offline_on_sigterm(tmp_path, hamilton_clip
     client, got = _subscriber(port, "t")
     proc, out = _daemon(tmp_path, hamilton_clip, tiny_bundle, port)
     try:
-        assert _wait(lambda: sum(t == "t/events" for t, _ in got) >= 5, 60), proc.stderr.read() if proc.poll() is not None else got
+        assert _wait(lambda: sum(t == "t/events" for t, _ in got) >= 5, 60), (
+            proc.stderr.read() if proc.poll() is not None else got
+        )
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
-    assert _wait(lambda: (b"offline" in [p for t, p in got if t == "t/availability"]), 5)
+    assert _wait(lambda: b"offline" in [p for t, p in got if t == "t/availability"], 5)
     client.loop_stop()
     events = [json.loads(p) for t, p in got if t == "t/events"]
     assert all({"type", "ts"} <= set(e) for e in events)

@@ -58,8 +58,13 @@ def test_unit_has_the_required_settings(unit):
     assert 5 <= int(one("WatchdogSec")) <= 300
     assert "PYTHONUNBUFFERED=1" in svc["Environment"]
     for key, value in {
-        "NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes",
-        "DevicePolicy": "closed", "ProtectKernelModules": "yes", "RestrictSUIDSGID": "yes",
+        "NoNewPrivileges": "yes",
+        "ProtectSystem": "strict",
+        "ProtectHome": "yes",
+        "PrivateTmp": "yes",
+        "DevicePolicy": "closed",
+        "ProtectKernelModules": "yes",
+        "RestrictSUIDSGID": "yes",
     }.items():
         assert one(key) == value, key
     assert one("CapabilityBoundingSet") == ""
@@ -69,16 +74,23 @@ def test_unit_has_the_required_settings(unit):
     assert unit["Install"]["WantedBy"] == ["multi-user.target"]
 
 
-@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze not installed (apt-get install systemd)")
+@pytest.mark.skipif(
+    not shutil.which("systemd-analyze"), reason="systemd-analyze not installed (apt-get install systemd)"
+)
 def test_unit_passes_systemd_analyze_verify_and_security(tmp_path):
     # verify also checks that ExecStart exists: point it at /bin/true, everything else unchanged.
     text = UNIT.read_text().replace("/opt/edge-fer/venv/bin/edge-fer", "/bin/true")
     (tmp_path / "edge-fer.service").write_text(text)
-    r = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "edge-fer.service")],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        ["systemd-analyze", "verify", str(tmp_path / "edge-fer.service")], capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 0 and r.stderr.strip() == "", r.stderr  # also no "Unknown key" warnings
-    r = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager",
-                        str(tmp_path / "edge-fer.service")], capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        ["systemd-analyze", "security", "--offline=true", "--no-pager", str(tmp_path / "edge-fer.service")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     m = re.search(r"Overall exposure level for edge-fer\.service: ([0-9.]+)", r.stdout + r.stderr)
     if m is None:
         pytest.skip(f"systemd-analyze security --offline is not usable here: {r.stderr.strip()[:200]}")
@@ -97,8 +109,13 @@ def test_install_script_syntax_and_shellcheck():
 
 
 def run_script(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "LC_ALL": "C", **(env_extra or {})})
+    return subprocess.run(
+        ["bash", str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "LC_ALL": "C", **(env_extra or {})},
+    )
 
 
 def test_install_script_help_and_bad_option():
@@ -111,18 +128,27 @@ def test_install_script_help_and_bad_option():
 def test_install_script_dry_run_prints_every_step_and_changes_nothing(tmp_path):
     wheel = tmp_path / "edge_fer-0.1.0-py3-none-any.whl"
     wheel.write_bytes(b"")
-    before = {p: p.exists() for p in map(Path, ("/etc/edge-fer", "/opt/edge-fer", "/etc/udev/rules.d/71-edge-fer-coral.rules"))}
+    before = {
+        p: p.exists()
+        for p in map(Path, ("/etc/edge-fer", "/opt/edge-fer", "/etc/udev/rules.d/71-edge-fer-coral.rules"))
+    }
     r = run_script("--dry-run", "--coral", "--from", str(wheel))
     assert r.returncode == 0, r.stderr
     out = r.stdout
     for expected in (
         "apt-get install -y --no-install-recommends python3-venv python3-pip python3-picamera2",
-        "coral-edgetpu-stable main", "libedgetpu1-std",
+        "coral-edgetpu-stable main",
+        "libedgetpu1-std",
         "--system-site-packages /opt/edge-fer/venv",
         f"-m pip install --upgrade {wheel}\\[mqtt\\]",
-        'ATTRS{idVendor}=="1a6e"', 'ATTRS{idVendor}=="18d1"', 'GROUP="plugdev"',
-        "/etc/edge-fer/config.toml", "/etc/systemd/system/edge-fer.service",
-        "systemctl daemon-reload", "systemctl enable edge-fer.service", "systemctl restart edge-fer.service",
+        'ATTRS{idVendor}=="1a6e"',
+        'ATTRS{idVendor}=="18d1"',
+        'GROUP="plugdev"',
+        "/etc/edge-fer/config.toml",
+        "/etc/systemd/system/edge-fer.service",
+        "systemctl daemon-reload",
+        "systemctl enable edge-fer.service",
+        "systemctl restart edge-fer.service",
     ):
         assert expected in out, expected
     assert ("useradd --system" in out) or ("user edge-fer exists" in out)
@@ -188,13 +214,29 @@ def _gpg_key(tmp_path, name):
     home = tmp_path / f"gnupg-{name}"
     home.mkdir(mode=0o700)
     env = {**os.environ, "GNUPGHOME": str(home)}
-    subprocess.run(["gpg", "--batch", "--passphrase", "", "--quick-gen-key", f"{name} <{name}@example.invalid>",
-                    "ed25519", "sign", "never"], check=True, capture_output=True, env=env)
+    subprocess.run(
+        [
+            "gpg",
+            "--batch",
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            f"{name} <{name}@example.invalid>",
+            "ed25519",
+            "sign",
+            "never",
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
     key = tmp_path / f"{name}.asc"
-    key.write_bytes(subprocess.run(["gpg", "--batch", "--armor", "--export"], check=True, capture_output=True,
-                                   env=env).stdout)
-    out = subprocess.run(["gpg", "--batch", "--with-colons", "--list-keys"], check=True, capture_output=True,
-                         text=True, env=env).stdout
+    key.write_bytes(
+        subprocess.run(["gpg", "--batch", "--armor", "--export"], check=True, capture_output=True, env=env).stdout
+    )
+    out = subprocess.run(
+        ["gpg", "--batch", "--with-colons", "--list-keys"], check=True, capture_output=True, text=True, env=env
+    ).stdout
     fpr = next(line.split(":")[9] for line in out.splitlines() if line.startswith("fpr:"))
     if shutil.which("gpgconf"):  # key generation started a gpg-agent for this home: stop it
         subprocess.run(["gpgconf", "--kill", "gpg-agent"], capture_output=True, env=env)

@@ -48,7 +48,9 @@ def test_coverage_is_fraction_of_inner_box():
 
 # --- matching -------------------------------------------------------------------------------------
 def _frame(*faces, ignore=()):
-    return FrameTruth(tuple(TruthFace(tuple(map(float, f))) for f in faces), tuple(tuple(map(float, g)) for g in ignore))
+    return FrameTruth(
+        tuple(TruthFace(tuple(map(float, f))) for f in faces), tuple(tuple(map(float, g)) for g in ignore)
+    )
 
 
 def test_match_one_to_one_highest_iou_first():
@@ -84,11 +86,13 @@ def test_ignore_region_never_excuses_a_missed_face():
 
 
 def test_score_sums_frames_and_reports_by_pose():
-    gt = GroundTruth({
-        0: FrameTruth((TruthFace((0, 0, 10, 10), "frontal"), TruthFace((50, 50, 10, 10), "profile"))),
-        10: FrameTruth(()),
-        20: FrameTruth((TruthFace((0, 0, 10, 10), "frontal"),)),
-    })
+    gt = GroundTruth(
+        {
+            0: FrameTruth((TruthFace((0, 0, 10, 10), "frontal"), TruthFace((50, 50, 10, 10), "profile"))),
+            10: FrameTruth(()),
+            20: FrameTruth((TruthFace((0, 0, 10, 10), "frontal"),)),
+        }
+    )
     s = score(gt, {0: [(0, 0, 10, 10)], 10: [(5, 5, 5, 5)], 99: [(0, 0, 1, 1)]})  # frame 99 is not annotated
     assert (s.tp, s.fp, s.fn, s.frames) == (1, 1, 2, 3)
     assert s.precision == pytest.approx(0.5)

@@ -19,7 +19,7 @@ import pytest
 
 EDGE_FER = str(Path(sys.executable).with_name("edge-fer"))
 
-CRASHING_LITERT = '''
+CRASHING_LITERT = """
 import ctypes
 
 
@@ -30,7 +30,7 @@ class Interpreter:
 
 def load_delegate(*args, **kwargs):
     raise ValueError("no delegate here")
-'''
+"""
 
 
 @pytest.fixture
@@ -42,7 +42,8 @@ def fakes(tmp_path) -> dict[str, Path]:
     (crash / "ai_edge_litert" / "interpreter.py").write_text(CRASHING_LITERT)
     (crash / "ai_edge_litert-9.9.9.dist-info").mkdir()
     (crash / "ai_edge_litert-9.9.9.dist-info" / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: ai-edge-litert\nVersion: 9.9.9\n")
+        "Metadata-Version: 2.1\nName: ai-edge-litert\nVersion: 9.9.9\n"
+    )
     notf = tmp_path / "fake-notf"
     (notf / "tensorflow").mkdir(parents=True)
     (notf / "tensorflow" / "__init__.py").write_text('raise ImportError("TensorFlow hidden by the test")\n')
@@ -59,8 +60,9 @@ def image(tmp_path) -> Path:
     return p
 
 
-def edge_fer(*args: str, tmp_path: Path, pythonpath: list[Path] = (), env: dict | None = None,
-             timeout: float = 240) -> subprocess.CompletedProcess:
+def edge_fer(
+    *args: str, tmp_path: Path, pythonpath: list[Path] = (), env: dict | None = None, timeout: float = 240
+) -> subprocess.CompletedProcess:
     e = {k: v for k, v in os.environ.items() if not k.startswith("EDGE_FER_")}
     e["EDGE_FER_CACHE_DIR"] = str(tmp_path / "cache")
     if pythonpath:
@@ -110,12 +112,16 @@ def test_run_with_a_crashing_backend_is_one_error_line(tmp_path, fakes, image):
     r = edge_fer("run", "--source", str(image), tmp_path=tmp_path, pythonpath=[fakes["notf"], fakes["crash"]])
     assert r.returncode == 2, r.stderr
     last = r.stderr.strip().splitlines()[-1]
-    assert last.startswith("edge-fer: error: the ai_edge_litert interpreter backend (ai-edge-litert 9.9.9) crashed (SIGSEGV)")
+    assert last.startswith(
+        "edge-fer: error: the ai_edge_litert interpreter backend (ai-edge-litert 9.9.9) crashed (SIGSEGV)"
+    )
     assert "Fix:" in last and "edge-fer doctor" in last
     assert "Traceback" not in r.stderr and r.stdout == ""
 
 
-@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="needs TensorFlow (the train extra) for tf.lite")
+@pytest.mark.skipif(
+    importlib.util.find_spec("tensorflow") is None, reason="needs TensorFlow (the train extra) for tf.lite"
+)
 def test_run_falls_back_to_a_backend_that_works(tmp_path, fakes, image):
     # LiteRT crashes in the probe; tf.lite (which `import tensorflow.lite` never provided) takes over.
     r = edge_fer("run", "--source", str(image), tmp_path=tmp_path, pythonpath=[fakes["crash"]])
@@ -140,17 +146,27 @@ def test_startup_probe_runs_once_per_installed_version(tmp_path, image):
 def test_backend_forced_by_environment(tmp_path, image):
     r = edge_fer("run", "--source", str(image), tmp_path=tmp_path, env={"EDGE_FER_BACKEND": "onnx"})
     assert r.returncode == 2
-    assert r.stderr.strip().splitlines()[-1].startswith("edge-fer: error: EDGE_FER_BACKEND='onnx': unknown interpreter backend")
+    assert (
+        r.stderr.strip()
+        .splitlines()[-1]
+        .startswith("edge-fer: error: EDGE_FER_BACKEND='onnx': unknown interpreter backend")
+    )
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "cache").exists()  # a forced backend is not probed
 
 
-@pytest.mark.parametrize("args,msg", [
-    (["--model", "missing.tflite"], "--model missing.tflite: no such file"),
-    (["--video", "missing.mp4"], "--video missing.mp4: no such file"),
-    (["--backend", "onnx"], "--backend: unknown interpreter backend 'onnx' (choose from ai_edge_litert, tflite_runtime, tensorflow)"),
-    (["--timeout", "0"], "--timeout must be positive, got 0.0"),
-])
+@pytest.mark.parametrize(
+    "args,msg",
+    [
+        (["--model", "missing.tflite"], "--model missing.tflite: no such file"),
+        (["--video", "missing.mp4"], "--video missing.mp4: no such file"),
+        (
+            ["--backend", "onnx"],
+            "--backend: unknown interpreter backend 'onnx' (choose from ai_edge_litert, tflite_runtime, tensorflow)",
+        ),
+        (["--timeout", "0"], "--timeout must be positive, got 0.0"),
+    ],
+)
 def test_doctor_user_mistakes_are_one_line(tmp_path, args, msg):
     r = edge_fer("doctor", "--no-camera", *args, tmp_path=tmp_path)
     assert r.returncode == 2

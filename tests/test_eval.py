@@ -99,13 +99,22 @@ def test_human_readable_table(tmp_path, tiny_bundle):
         assert needle in p.stdout
 
 
-@pytest.mark.parametrize("make,needle", [
-    (lambda t: ["--data", str(t / "missing")], "no such file"),
-    (lambda t: ["--data", str(write_fer_folders(t / "f", 7, 14)), "--split", "bogus"], "--split"),
-    (lambda t: ["--data", str(t / "only_contempt")], "no readable face images"),
-    (lambda t: ["--data", str(write_fer_folders(t / "f", 7, 14)), "--model", str(t / "nope.tflite")], "nope.tflite"),
-    (lambda t: ["--data", str(write_fer_folders(t / "f", 7, 14)), "--detect", "--detect-scale", "3"], "--detect-scale"),
-])
+@pytest.mark.parametrize(
+    "make,needle",
+    [
+        (lambda t: ["--data", str(t / "missing")], "no such file"),
+        (lambda t: ["--data", str(write_fer_folders(t / "f", 7, 14)), "--split", "bogus"], "--split"),
+        (lambda t: ["--data", str(t / "only_contempt")], "no readable face images"),
+        (
+            lambda t: ["--data", str(write_fer_folders(t / "f", 7, 14)), "--model", str(t / "nope.tflite")],
+            "nope.tflite",
+        ),
+        (
+            lambda t: ["--data", str(write_fer_folders(t / "f", 7, 14)), "--detect", "--detect-scale", "3"],
+            "--detect-scale",
+        ),
+    ],
+)
 def test_bad_input_is_one_line_exit_2(tmp_path, make, needle):
     (tmp_path / "only_contempt" / "contempt").mkdir(parents=True)
     cv2.imwrite(str(tmp_path / "only_contempt" / "contempt" / "a.png"), np.zeros((48, 48), np.uint8))
@@ -118,8 +127,13 @@ def test_eval_never_imports_tensorflow(tmp_path, tiny_bundle):
         "import sys; from edge_fer.cli import main; rc = main(['eval', '--model', sys.argv[1], '--data', sys.argv[2], '-q']);"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]; print(bad); sys.exit(rc or (3 if bad else 0))"
     )
-    p = subprocess.run([sys.executable, "-c", code, str(tiny_bundle), str(root)], capture_output=True, text=True,
-                       timeout=120, env={**os.environ})
+    p = subprocess.run(
+        [sys.executable, "-c", code, str(tiny_bundle), str(root)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ},
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     assert p.stdout.strip().endswith("[]")
     assert EDGE_FER

@@ -38,8 +38,10 @@ def test_select_backend_prefers_litert_and_never_tensorflow():
     import sys
 
     # in a fresh interpreter: other tests in this process may have imported TensorFlow themselves
-    code = ("import sys; from edge_fer.interpreter import select_backend; b = select_backend(); "
-            "print(b.name, 'tensorflow' in sys.modules)")
+    code = (
+        "import sys; from edge_fer.interpreter import select_backend; b = select_backend(); "
+        "print(b.name, 'tensorflow' in sys.modules)"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.stdout.split() == ["ai_edge_litert", "False"], r.stderr
 

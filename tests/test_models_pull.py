@@ -255,7 +255,9 @@ def test_the_pinned_values_are_the_opencv_zoo_release():
     s = models_store.KNOWN["yunet"]
     assert s.sha256 == "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
     assert s.size == 232_589
-    assert s.urls[0].startswith("https://github.com/opencv/opencv_zoo/raw/") and s.urls[0].endswith("face_detection_yunet_2023mar.onnx")
+    assert s.urls[0].startswith("https://github.com/opencv/opencv_zoo/raw/") and s.urls[0].endswith(
+        "face_detection_yunet_2023mar.onnx"
+    )
     assert all(u.startswith("https://") for u in s.urls)
 
 
@@ -279,6 +281,7 @@ def test_yunet_needs_no_path_once_pulled(cache, capsys, request):
 
 def test_nothing_is_downloaded_without_pull(cache, monkeypatch):
     """Building the runtime's detectors never touches the network."""
+
     def boom(*a, **k):
         raise AssertionError("network used")
 

@@ -136,7 +136,9 @@ def test_pipeline_runs_on_picamera2_frames(fake_picamera2, tiny_bundle):
     from edge_fer.sources.picamera2 import Picamera2Source
     from edge_fer.track import Tracker
 
-    pipe = Pipeline(Picamera2Source(size=(160, 120)), create_detector("haar"), Classifier.from_file(tiny_bundle), Tracker(), [])
+    pipe = Pipeline(
+        Picamera2Source(size=(160, 120)), create_detector("haar"), Classifier.from_file(tiny_bundle), Tracker(), []
+    )
     pipe.open()
     n = 0
     while n < 5:

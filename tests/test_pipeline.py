@@ -84,7 +84,7 @@ def test_video_faces_found_events_well_formed_ids_stable(tmp_path, hamilton_clip
     for f, faces in by_frame.items():
         for d in faces:
             for p in by_frame.get(f - 1, []):
-                (x, y, w, h), (px, py, pw, ph) = d["box"], p["box"]
+                (x, y, w, h), (px, py, _pw, _ph) = d["box"], p["box"]
                 if abs(x - px) < w / 4 and abs(y - py) < h / 4:
                     same += d["track_id"] == p["track_id"]
                     changed += d["track_id"] != p["track_id"]
@@ -101,8 +101,23 @@ def test_status_dict_and_stage_timing(tmp_path, hamilton_clip, tiny_bundle):
     status = pipe.status()
     assert isinstance(status, PipelineStatus)
     st = status.to_dict()
-    assert set(st) == {"fps", "frames", "faces", "low_quality_faces", "dropped_frames", "bad_frames", "dropped_events", "queued_events",
-                       "errors", "tracks", "uptime_s", "last_frame_ts", "source", "model", "stages"}
+    assert set(st) == {
+        "fps",
+        "frames",
+        "faces",
+        "low_quality_faces",
+        "dropped_frames",
+        "bad_frames",
+        "dropped_events",
+        "queued_events",
+        "errors",
+        "tracks",
+        "uptime_s",
+        "last_frame_ts",
+        "source",
+        "model",
+        "stages",
+    }
     assert st["frames"] == 30 and st["fps"] > 0 and st["dropped_frames"] == 0 and st["errors"] == 0
     assert tuple(st["stages"]) == STAGES
     for s in st["stages"].values():
@@ -133,7 +148,10 @@ def test_photos(tmp_path, face_images, tiny_bundle):
     for d in appeared:
         per_image.setdefault(d["image"].rsplit("/", 1)[-1], []).append(d)
     assert {k: len(v) for k, v in per_image.items() if k in ("obama.jpg", "obama_240p.jpg", "two_people.jpg")} == {
-        "obama.jpg": 1, "obama_240p.jpg": 1, "two_people.jpg": 2}
+        "obama.jpg": 1,
+        "obama_240p.jpg": 1,
+        "two_people.jpg": 2,
+    }
     for d in sink.events:
         check_event(d)
 
@@ -169,7 +187,9 @@ def test_annotate_and_save_crops(tmp_path, hamilton_clip, tiny_bundle):
     import cv2
 
     video, crops = tmp_path / "ann.mp4", tmp_path / "crops"
-    pipe, _, _ = make(tmp_path, hamilton_clip, tiny_bundle, **{"output.annotate": str(video), "output.save_crops": str(crops)})
+    pipe, _, _ = make(
+        tmp_path, hamilton_clip, tiny_bundle, **{"output.annotate": str(video), "output.save_crops": str(crops)}
+    )
     run(pipe, max_frames=120)  # the first face shows up around frame 80
     cap = cv2.VideoCapture(str(video))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 120
@@ -188,7 +208,15 @@ def test_csv_output(tmp_path, hamilton_clip, tiny_bundle):
     import csv
 
     out = tmp_path / "e.csv"
-    cfg = C.build(None, {"source.uri": str(hamilton_clip), "model.path": str(tiny_bundle), "output.path": str(out), "output.format": "csv"})
+    cfg = C.build(
+        None,
+        {
+            "source.uri": str(hamilton_clip),
+            "model.path": str(tiny_bundle),
+            "output.path": str(out),
+            "output.format": "csv",
+        },
+    )
     run(Pipeline.from_config(cfg), max_frames=100)
     rows = list(csv.DictReader(out.open()))
     assert rows and rows[0]["type"] == "face_appeared" and float(rows[0]["happy"]) >= 0
@@ -222,8 +250,13 @@ def test_live_source_failing_mid_stream_is_reopened(tiny_bundle, face_images):
             pass
 
     sink = ListSink()
-    pipe = Pipeline(LiveSource("fakecam", Cap, backoff_initial=0.01), create_detector("haar"),
-                    Classifier.from_file(tiny_bundle), Tracker(), [sink])
+    pipe = Pipeline(
+        LiveSource("fakecam", Cap, backoff_initial=0.01),
+        create_detector("haar"),
+        Classifier.from_file(tiny_bundle),
+        Tracker(),
+        [sink],
+    )
     pipe.open()
     deadline = time.monotonic() + 10
     while pipe.frames < 15 and time.monotonic() < deadline:
@@ -240,7 +273,10 @@ def test_http_sink_gets_status_when_available(tmp_path, hamilton_clip, tiny_bund
 
     pipe, _, _ = make(tmp_path, hamilton_clip, tiny_bundle, **{"http.port": 0})
     assert not any(s.name == "http" for s in pipe.sinks)  # port 0 = off
-    cfg = C.build(None, {"source.uri": str(hamilton_clip), "model.path": str(tiny_bundle), "output.path": str(tmp_path / "o.jsonl")})
+    cfg = C.build(
+        None,
+        {"source.uri": str(hamilton_clip), "model.path": str(tiny_bundle), "output.path": str(tmp_path / "o.jsonl")},
+    )
     cfg.http.port = _free_port()
     pipe = Pipeline.from_config(cfg)
     http = [s for s in pipe.sinks if s.name == "http"][0]

@@ -22,7 +22,9 @@ def test_square_box_is_square_and_centred():
     assert abs((x0 + x1) / 2 - 120) <= 1 and abs((y0 + y1) / 2 - 80) <= 1
 
 
-@pytest.mark.parametrize("box", [(0, 0, 50, 50), (600, 330, 40, 30), (-20, -20, 60, 60), (620, 0, 80, 120), (5, 300, 200, 100)])
+@pytest.mark.parametrize(
+    "box", [(0, 0, 50, 50), (600, 330, 40, 30), (-20, -20, 60, 60), (620, 0, 80, 120), (5, 300, 200, 100)]
+)
 def test_border_crops_are_square_and_padded_not_stretched(box):
     gray = np.tile((np.arange(640) % 256).astype(np.uint8)[None, :], (360, 1))
     crop = crop_square(gray, box, 0.2)

@@ -132,8 +132,16 @@ def test_pipeline_flags_and_counts_low_quality_crops(tmp_path, tiny_ae_bundle):
             return [Face((110, 70, 100, 100))]
 
     for threshold, low in ((1.0, False), (1e-6, True)):
-        cfg = C.build(None, {"source.uri": str(p), "model.path": str(tiny_ae_bundle), "quality.threshold": threshold,
-                             "output.path": str(tmp_path / "ev.jsonl"), "output.per_frame": True})
+        cfg = C.build(
+            None,
+            {
+                "source.uri": str(p),
+                "model.path": str(tiny_ae_bundle),
+                "quality.threshold": threshold,
+                "output.path": str(tmp_path / "ev.jsonl"),
+                "output.per_frame": True,
+            },
+        )
         sink = ListSink()
         pipe = Pipeline.from_config(cfg, extra_sinks=[sink])
         pipe.detector = Det()

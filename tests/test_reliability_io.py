@@ -21,7 +21,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +35,7 @@ TIMEOUT = 120
 
 
 def edge_fer(*args: str | Path, cwd: Path, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([EDGE_FER, *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          timeout=TIMEOUT, **kw)
+    return subprocess.run([EDGE_FER, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT, **kw)
 
 
 def assert_one_clean_error(proc: subprocess.CompletedProcess, code: int, *words: str) -> str:
@@ -134,14 +132,25 @@ def test_csv_append_to_a_file_with_other_columns_is_refused(tmp_path, obama):
 def test_restart_keeps_the_annotated_video_and_the_crops(tmp_path, obama):
     video, crops = tmp_path / "ann.mp4", tmp_path / "crops"
     for _ in range(2):
-        proc = edge_fer("run", "--source", obama, "-o", tmp_path / "ev.jsonl", "--annotate", video,
-                        "--save-crops", crops, cwd=tmp_path)
+        proc = edge_fer(
+            "run",
+            "--source",
+            obama,
+            "-o",
+            tmp_path / "ev.jsonl",
+            "--annotate",
+            video,
+            "--save-crops",
+            crops,
+            cwd=tmp_path,
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
     first = video.read_bytes()
     assert first and (tmp_path / "ann.1.mp4").stat().st_size > 0  # the second run did not replace the first
     assert len(list(crops.glob("*.png"))) == 2  # one face per run, both kept
-    proc = edge_fer("run", "--source", obama, "-o", tmp_path / "ev.jsonl", "--annotate", video, "--overwrite",
-                    cwd=tmp_path)
+    proc = edge_fer(
+        "run", "--source", obama, "-o", tmp_path / "ev.jsonl", "--annotate", video, "--overwrite", cwd=tmp_path
+    )
     assert proc.returncode == 0 and not (tmp_path / "ann.2.mp4").exists()
 
 
@@ -152,8 +161,19 @@ def test_restart_keeps_the_annotated_video_and_the_crops(tmp_path, obama):
 def test_full_disk_ends_the_run_with_exit_74_and_counts(tmp_path, hamilton_clip):
     cfg = tmp_path / "c.toml"
     cfg.write_text("[run]\nstatus_interval_s = 0.001\n")  # a status line every frame
-    proc = edge_fer("run", "--config", cfg, "--source", hamilton_clip, "--per-frame", "--max-frames", "200",
-                    "-o", "/dev/full", cwd=tmp_path)
+    proc = edge_fer(
+        "run",
+        "--config",
+        cfg,
+        "--source",
+        hamilton_clip,
+        "--per-frame",
+        "--max-frames",
+        "200",
+        "-o",
+        "/dev/full",
+        cwd=tmp_path,
+    )
     line = assert_one_clean_error(proc, 74, "/dev/full", "No space left on device", "dropped")
     dropped = int(re.search(r"(\d+) event\(s\) dropped", line).group(1))
     assert dropped >= 10
@@ -175,8 +195,18 @@ def _limit_file_size(nbytes: int):
 
 def test_disk_filling_up_mid_run_leaves_only_whole_lines(tmp_path, hamilton_clip, obama):
     out = tmp_path / "events.jsonl"
-    proc = edge_fer("run", "--source", hamilton_clip, "--per-frame", "--max-frames", "150", "-o", out, cwd=tmp_path,
-                    preexec_fn=_limit_file_size(3000))
+    proc = edge_fer(
+        "run",
+        "--source",
+        hamilton_clip,
+        "--per-frame",
+        "--max-frames",
+        "150",
+        "-o",
+        out,
+        cwd=tmp_path,
+        preexec_fn=_limit_file_size(3000),
+    )
     assert_one_clean_error(proc, 74, str(out), "File too large")
     events = jsonl(out)  # every line parses: the cut-off line was removed
     assert 0 < len(events) and out.stat().st_size <= 3000
@@ -219,8 +249,9 @@ http.close(); sink.close()
 print(json.dumps([full, again, gone]))
 """
     out = tmp_path / "events.jsonl"
-    proc = subprocess.run([sys.executable, "-c", script, str(out)], capture_output=True, text=True, timeout=TIMEOUT,
-                          cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(out)], capture_output=True, text=True, timeout=TIMEOUT, cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     full, again, gone = json.loads(proc.stdout.splitlines()[-1])
     assert full[0] == {"sent": 0, "dropped": 0, "errors": 3, "queued": 3}
@@ -343,8 +374,13 @@ def _wait_for(pred, timeout: float) -> bool:
 
 def test_sighup_finishes_like_sigterm(tmp_path, hamilton_clip):
     out = tmp_path / "events.jsonl"
-    p = subprocess.Popen([EDGE_FER, "run", "--source", str(hamilton_clip), "--loop", "-o", str(out)], cwd=tmp_path,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [EDGE_FER, "run", "--source", str(hamilton_clip), "--loop", "-o", str(out)],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert _wait_for(lambda: out.exists() and "face_appeared" in out.read_text(), 60), "no face seen"
         p.send_signal(signal.SIGHUP)
@@ -360,8 +396,12 @@ def test_sighup_finishes_like_sigterm(tmp_path, hamilton_clip):
 
 
 def test_closed_stdout_pipe_stops_a_looping_run(tmp_path, hamilton_clip):
-    p = subprocess.Popen([EDGE_FER, "run", "--source", str(hamilton_clip), "--loop", "--per-frame"], cwd=tmp_path,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = subprocess.Popen(
+        [EDGE_FER, "run", "--source", str(hamilton_clip), "--loop", "--per-frame"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         lines = [p.stdout.readline() for _ in range(3)]  # like `| head -3`
         assert all(ln.startswith(b"{") for ln in lines)

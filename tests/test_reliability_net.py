@@ -34,20 +34,27 @@ CLI = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "edge_fer.cli"]
 # The same entry point, recording the process's own peak memory (VmHWM) at exit into $EDGE_FER_TEST_PEAK.
 # wait4()'s ru_maxrss cannot be used: it keeps the high-water mark of the forked pytest process (over 1 GB
 # once TensorFlow is loaded by other tests) across exec.
-PEAK_CLI = [sys.executable, "-c", (
-    "import atexit, os, sys\n"
-    "def _peak():\n"
-    "    with open('/proc/self/status') as f:\n"
-    "        kb = next(int(l.split()[1]) for l in f if l.startswith('VmHWM:'))\n"
-    "    with open(os.environ['EDGE_FER_TEST_PEAK'], 'w') as f:\n"
-    "        f.write(str(kb))\n"
-    "atexit.register(_peak)\n"
-    "from edge_fer.cli import main\n"
-    "sys.exit(main(sys.argv[1:]))\n")]
+PEAK_CLI = [
+    sys.executable,
+    "-c",
+    (
+        "import atexit, os, sys\n"
+        "def _peak():\n"
+        "    with open('/proc/self/status') as f:\n"
+        "        kb = next(int(l.split()[1]) for l in f if l.startswith('VmHWM:'))\n"
+        "    with open(os.environ['EDGE_FER_TEST_PEAK'], 'w') as f:\n"
+        "        f.write(str(kb))\n"
+        "atexit.register(_peak)\n"
+        "from edge_fer.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    ),
+]
 
 
 def peak_mb(path: Path) -> float:
     return int(path.read_text()) / 1024
+
+
 SECRETS = ("S3cretPW", "QueryPW9", "MqttPW-77")
 
 
@@ -71,15 +78,19 @@ def wait_for(pred, timeout: float, interval: float = 0.1) -> bool:
 class Run:
     """`edge-fer run ...` in a subprocess; stderr goes to a file (read it with ``.err()``)."""
 
-    def __init__(self, tmp: Path, *args: str, root: tuple[str, ...] = (), env: dict | None = None,
-                 measure_peak: bool = False):
+    def __init__(
+        self, tmp: Path, *args: str, root: tuple[str, ...] = (), env: dict | None = None, measure_peak: bool = False
+    ):
         self.errf = tmp / f"stderr-{uuid.uuid4().hex[:6]}.txt"
         self.peakf = tmp / f"peak-{uuid.uuid4().hex[:6]}.txt"
         cli = PEAK_CLI if measure_peak else CLI
         with open(self.errf, "wb") as ef:
-            self.proc = subprocess.Popen([*cli, *root, "run", *args], stdout=subprocess.DEVNULL, stderr=ef,
-                                         env={**os.environ, "PYTHONUNBUFFERED": "1", "EDGE_FER_TEST_PEAK": str(self.peakf),
-                                              **(env or {})})
+            self.proc = subprocess.Popen(
+                [*cli, *root, "run", *args],
+                stdout=subprocess.DEVNULL,
+                stderr=ef,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", "EDGE_FER_TEST_PEAK": str(self.peakf), **(env or {})},
+            )
         self.rusage = None
 
     def peak_mb(self) -> float:
@@ -184,12 +195,12 @@ def test_frozen_broker_is_detected_bounded_and_loses_nothing(tmp_path, mosquitto
         f"[http]\nport = {http_port}\n"
     )
     run = Run(tmp_path, "--config", str(cfg))
-    sent = f'edge_fer_sink_sent_total{{sink="mqtt"}}'
-    stalled = f'edge_fer_sink_stalled{{sink="mqtt"}}'
-    connected = f'edge_fer_sink_connected{{sink="mqtt"}}'
-    queued = f'edge_fer_sink_queued{{sink="mqtt"}}'
-    inflight = f'edge_fer_sink_inflight{{sink="mqtt"}}'
-    dropped = f'edge_fer_sink_dropped_total{{sink="mqtt"}}'
+    sent = 'edge_fer_sink_sent_total{sink="mqtt"}'
+    stalled = 'edge_fer_sink_stalled{sink="mqtt"}'
+    connected = 'edge_fer_sink_connected{sink="mqtt"}'
+    queued = 'edge_fer_sink_queued{sink="mqtt"}'
+    inflight = 'edge_fer_sink_inflight{sink="mqtt"}'
+    dropped = 'edge_fer_sink_dropped_total{sink="mqtt"}'
     try:
         assert wait_for(lambda: metrics(http_port).get(sent, 0) > 0, 60), run.err()[-3000:]
         broker.proc.send_signal(signal.SIGSTOP)  # the broker keeps its socket open and answers nothing
@@ -259,8 +270,9 @@ def assert_no_secret(text: str) -> None:
 
 def test_camera_password_not_in_error_nor_traceback(tmp_path):
     for debug in ([], ["--debug"]):
-        proc = subprocess.run([*CLI, *debug, "run", "--source", cam_url(free_port())], capture_output=True,
-                              text=True, timeout=60)
+        proc = subprocess.run(
+            [*CLI, *debug, "run", "--source", cam_url(free_port())], capture_output=True, text=True, timeout=60
+        )
         assert proc.returncode == (1 if debug else 2), proc.stderr[-2000:]  # --debug: the traceback
         assert_no_secret(proc.stdout + proc.stderr)
         if not debug:
@@ -272,9 +284,11 @@ def test_camera_password_not_in_error_nor_traceback(tmp_path):
 def test_secrets_not_in_retry_logs_status_metrics(tmp_path):
     http_port = free_port()
     cfg = tmp_path / "c.toml"
-    cfg.write_text(f'[source]\nuri = "{cam_url(free_port())}"\nwait = true\n'
-                   f'[mqtt]\nhost = "127.0.0.1"\nport = {free_port()}\nusername = "u"\npassword = "MqttPW-77"\n'
-                   f"[http]\nport = {http_port}\n[run]\nstatus_interval_s = 0.2\n")
+    cfg.write_text(
+        f'[source]\nuri = "{cam_url(free_port())}"\nwait = true\n'
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {free_port()}\nusername = "u"\npassword = "MqttPW-77"\n'
+        f"[http]\nport = {http_port}\n[run]\nstatus_interval_s = 0.2\n"
+    )
     run = Run(tmp_path, "--config", str(cfg), root=("--verbose",))  # debug-level logs too
     try:
         # a few retry lines of the camera, and failed connects of the MQTT sink
@@ -292,15 +306,17 @@ def test_secrets_not_in_retry_logs_status_metrics(tmp_path):
 def test_print_config_and_config_errors_hide_secrets(tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'[source]\nuri = "{cam_url(9)}"\n[mqtt]\nhost = "broker"\npassword = "MqttPW-77"\n')
-    proc = subprocess.run([*CLI, "run", "--config", str(cfg), "--print-config"], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [*CLI, "run", "--config", str(cfg), "--print-config"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     assert_no_secret(proc.stdout + proc.stderr)
     assert 'password = "***"' in proc.stdout and "rtsp://admin:***@127.0.0.1:9/x?user=admin&password=***" in proc.stdout
     # a mistyped password is refused without echoing it
     cfg.write_text('[mqtt]\nhost = "broker"\npassword = 7700.77007\n')
-    proc = subprocess.run([*CLI, "run", "--config", str(cfg), "--print-config"], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [*CLI, "run", "--config", str(cfg), "--print-config"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2 and "mqtt.password" in proc.stderr and "7700.77007" not in proc.stderr
 
 
@@ -315,15 +331,19 @@ def test_redact_helper():
     register_secret("Unique-Secret-42")
     assert redact("boom Unique-Secret-42!") == "boom ***!"
     assert redact_config({"mqtt": {"password": "x", "host": "h"}, "source": {"uri": "rtsp://u:p@h/"}}) == {
-        "mqtt": {"password": "***", "host": "h"}, "source": {"uri": "rtsp://u:***@h/"}}
+        "mqtt": {"password": "***", "host": "h"},
+        "source": {"uri": "rtsp://u:***@h/"},
+    }
 
 
 def test_tracebacks_are_redacted_once_installed():
-    code = ("from edge_fer.redact import install_log_redaction; install_log_redaction()\n"
-            "import threading\n"
-            "def boom(): raise ValueError('rtsp://admin:S3cretPW@cam/x')\n"
-            "t = threading.Thread(target=boom); t.start(); t.join()\n"
-            "raise RuntimeError('http://cam/x?password=QueryPW9')\n")
+    code = (
+        "from edge_fer.redact import install_log_redaction; install_log_redaction()\n"
+        "import threading\n"
+        "def boom(): raise ValueError('rtsp://admin:S3cretPW@cam/x')\n"
+        "t = threading.Thread(target=boom); t.start(); t.join()\n"
+        "raise RuntimeError('http://cam/x?password=QueryPW9')\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and "ValueError: rtsp://admin:***@cam/x" in proc.stderr
     assert "RuntimeError: http://cam/x?password=***" in proc.stderr
@@ -338,14 +358,25 @@ def test_http_host_check_and_head(tmp_path):
 
     http_port = free_port()
     cfg = tmp_path / "c.toml"
-    cfg.write_text(f'[source]\nuri = "rtsp://127.0.0.1:{free_port()}/x"\nwait = true\n'
-                   f'[http]\nport = {http_port}\nallowed_hosts = "fer.example, .lan.example"\n')
+    cfg.write_text(
+        f'[source]\nuri = "rtsp://127.0.0.1:{free_port()}/x"\nwait = true\n'
+        f'[http]\nport = {http_port}\nallowed_hosts = "fer.example, .lan.example"\n'
+    )
     run = Run(tmp_path, "--config", str(cfg))
     try:
         assert wait_for(lambda: metrics(http_port) != {}, 30), run.err()[-3000:]
         p = http_port
-        for host in (f"127.0.0.1:{p}", f"localhost:{p}", "localhost", f"[::1]:{p}", f"192.168.1.20:{p}",
-                     f"{socket.gethostname()}:{p}", f"fer.example:{p}", "cam.lan.example", "FER.EXAMPLE."):
+        for host in (
+            f"127.0.0.1:{p}",
+            f"localhost:{p}",
+            "localhost",
+            f"[::1]:{p}",
+            f"192.168.1.20:{p}",
+            f"{socket.gethostname()}:{p}",
+            f"fer.example:{p}",
+            "cam.lan.example",
+            "FER.EXAMPLE.",
+        ):
             code, _, body = get(p, "/latest", host)
             assert code == 200 and b"events" in body, host
         for host in (f"evil.example:{p}", "attacker.test", "fer.example.evil.test", "lan.example.evil", ""):
@@ -446,10 +477,22 @@ def test_max_pixels_is_configurable(tmp_path):
     assert proc.returncode == 0 and proc.stdout.strip(), proc.stderr[-2000:]
 
 
-@pytest.mark.parametrize("ext,params", [
-    (".png", []), (".jpg", []), (".jpg", [2, 1]), (".bmp", []), (".webp", [64, 101]), (".webp", [64, 80]),
-    (".tif", []), (".pgm", []), (".ppm", []), (".pbm", []), (".pam", []),
-])
+@pytest.mark.parametrize(
+    "ext,params",
+    [
+        (".png", []),
+        (".jpg", []),
+        (".jpg", [2, 1]),
+        (".bmp", []),
+        (".webp", [64, 101]),
+        (".webp", [64, 80]),
+        (".tif", []),
+        (".pgm", []),
+        (".ppm", []),
+        (".pbm", []),
+        (".pam", []),
+    ],
+)
 def test_image_size_reads_headers_like_opencv(tmp_path, ext, params):
     import cv2
     import numpy as np
@@ -480,8 +523,12 @@ def test_eval_skips_a_huge_image_without_decoding_it(tmp_path):
         huge_png(dst) if src is None else dst.write_bytes(shared_file(src).read_bytes())
     errf, peakf = tmp_path / "err.txt", tmp_path / "peak.txt"
     with open(errf, "wb") as ef:
-        proc = subprocess.Popen([*PEAK_CLI, "eval", "--data", str(tmp_path / "data")], stdout=subprocess.PIPE,
-                                stderr=ef, env={**os.environ, "EDGE_FER_TEST_PEAK": str(peakf)})
+        proc = subprocess.Popen(
+            [*PEAK_CLI, "eval", "--data", str(tmp_path / "data")],
+            stdout=subprocess.PIPE,
+            stderr=ef,
+            env={**os.environ, "EDGE_FER_TEST_PEAK": str(peakf)},
+        )
         out = proc.stdout.read().decode()
         status = proc.wait()
     err = errf.read_text()

@@ -27,8 +27,10 @@ def test_video_to_stdout(capsys, hamilton_clip, tiny_bundle):
 
 def test_output_file_and_config_file(tmp_path, capsys, hamilton_clip, tiny_bundle):
     cfg = tmp_path / "c.toml"
-    cfg.write_text(f'[source]\nuri = "{hamilton_clip}"\n[model]\npath = "{tiny_bundle}"\n[run]\nmax_frames = 5\n'
-                   '[output]\nper_frame = true\n')
+    cfg.write_text(
+        f'[source]\nuri = "{hamilton_clip}"\n[model]\npath = "{tiny_bundle}"\n[run]\nmax_frames = 5\n'
+        "[output]\nper_frame = true\n"
+    )
     out = tmp_path / "o.jsonl"
     code, stdout, _ = run(capsys, "--config", str(cfg), "--output", str(out), "--max-frames", "200")
     assert code == 0 and stdout == ""
@@ -37,10 +39,13 @@ def test_output_file_and_config_file(tmp_path, capsys, hamilton_clip, tiny_bundl
     assert any(e["type"] == "face" for e in events)  # the file's per_frame applied
 
 
-@pytest.mark.parametrize("content,msg", [
-    (b"this is not a model" * 20, "not a TFLite model"),
-    (b"", "not a TFLite model"),
-])
+@pytest.mark.parametrize(
+    "content,msg",
+    [
+        (b"this is not a model" * 20, "not a TFLite model"),
+        (b"", "not a TFLite model"),
+    ],
+)
 def test_non_bundle_model_refused_exit_2(tmp_path, capsys, hamilton_clip, content, msg):
     m = tmp_path / "bad.tflite"
     m.write_bytes(content)
@@ -97,6 +102,19 @@ def test_mqtt_without_paho_is_missing_extra(capsys, hamilton_clip, tiny_bundle, 
 
 
 def test_yunet_detector_flag(capsys, hamilton_clip, tiny_bundle, yunet_model):
-    code, out, _ = run(capsys, "--source", str(hamilton_clip), "--model", str(tiny_bundle), "--detector", "yunet",
-                       "--detector-model", str(yunet_model), "--max-frames", "100", "--detect-every", "2")
+    code, out, _ = run(
+        capsys,
+        "--source",
+        str(hamilton_clip),
+        "--model",
+        str(tiny_bundle),
+        "--detector",
+        "yunet",
+        "--detector-model",
+        str(yunet_model),
+        "--max-frames",
+        "100",
+        "--detect-every",
+        "2",
+    )
     assert code == 0 and any(json.loads(x)["type"] == "face_appeared" for x in out.splitlines())

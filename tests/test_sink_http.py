@@ -23,9 +23,16 @@ STAGES = ("capture", "detect", "preprocess", "classify", "track", "sink")
 
 def status(last_frame_ts: float | None = None, **kw):
     st = {
-        "fps": 24.5, "frames": 1000, "faces": 950, "dropped_frames": 7, "errors": 1, "tracks": 2,
-        "uptime_s": 41.0, "last_frame_ts": time.time() if last_frame_ts is None else last_frame_ts,
-        "source": 'cam "0"', "model": "default-int8",
+        "fps": 24.5,
+        "frames": 1000,
+        "faces": 950,
+        "dropped_frames": 7,
+        "errors": 1,
+        "tracks": 2,
+        "uptime_s": 41.0,
+        "last_frame_ts": time.time() if last_frame_ts is None else last_frame_ts,
+        "source": 'cam "0"',
+        "model": "default-int8",
         "stages": {s: {"mean_ms": 1.5, "p50_ms": 1.2, "p90_ms": 2.0, "p99_ms": 4.0, "max_ms": 9.0} for s in STAGES},
     }
     st.update(kw)
@@ -206,12 +213,12 @@ def test_room_state_is_the_largest_face_and_forgets_who_left():
     from edge_fer.sinks.room import Room
 
     room = Room()
-    assert room.state(5.0) == {"ts": 5.0, "faces": 0, "label": "none", "confidence": None, "scores": {},
-                               "tracks": []}
+    assert room.state(5.0) == {"ts": 5.0, "faces": 0, "label": "none", "confidence": None, "scores": {}, "tracks": []}
     assert not room.update(Event(type="heartbeat", ts=1.0).to_dict())
     for tid, label, box in ((4, "happy", (0, 0, 50, 50)), (3, "sad", (0, 0, 10, 10))):
-        assert room.update(Event(type="face_appeared", ts=1.0, track_id=tid, label=label,
-                                 scores={label: 0.75}, box=box).to_dict())
+        assert room.update(
+            Event(type="face_appeared", ts=1.0, track_id=tid, label=label, scores={label: 0.75}, box=box).to_dict()
+        )
     s = room.state(6.0)
     assert (s["faces"], s["label"], s["confidence"], s["scores"]) == (2, "happy", 0.75, {"happy": 0.75})
     assert [t["track_id"] for t in s["tracks"]] == [3, 4] and list(room.tracks()) == ["3", "4"]

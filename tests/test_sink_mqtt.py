@@ -76,7 +76,7 @@ class Broker:
         )
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "Broker":
+    def start(self) -> Broker:
         logf = open(self.log, "ab")
         self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=logf, stderr=subprocess.STDOUT)
         logf.close()
@@ -162,8 +162,16 @@ def make_sink(port: int, topic: str, **kw) -> MqttSink:
 
 
 def face_event(i: int, etype: str = "expression_changed", label: str = "happy") -> Event:
-    return Event(type=etype, ts=1_700_000_000.0 + i, frame=i, track_id=1, label=label,
-                 scores={"happy": 0.9, "sad": 0.1}, box=(10, 20, 30, 30), extra={"seq": i})
+    return Event(
+        type=etype,
+        ts=1_700_000_000.0 + i,
+        frame=i,
+        track_id=1,
+        label=label,
+        scores={"happy": 0.9, "sad": 0.1},
+        box=(10, 20, 30, 30),
+        extra={"seq": i},
+    )
 
 
 # -- tests -------------------------------------------------------------------------------------------
@@ -190,8 +198,12 @@ def test_events_availability_state_and_close(broker, topic):
     try:
         assert wait_for(lambda: sink.stats()["connected"] == 1)
         assert wait_for(lambda: (b"online", False) in sub.on(f"{topic}/availability"))
-        events = [face_event(0, "face_appeared"), face_event(1), face_event(2, "face_left"),
-                  Event(type="heartbeat", ts=1.5)]
+        events = [
+            face_event(0, "face_appeared"),
+            face_event(1),
+            face_event(2, "face_left"),
+            Event(type="heartbeat", ts=1.5),
+        ]
         for e in events:
             sink.emit(e)
         assert wait_for(lambda: len(sub.events(topic)) == len(events))
@@ -336,9 +348,11 @@ def test_home_assistant_discovery_state_and_stats(broker, topic):
     try:
         assert wait_for(lambda: sink.connected)
         n_configs = 2 + 7  # expression, faces, one per FER2013 label
+
         def configs():
             with sub.lock:
                 return [(t, json.loads(p)) for t, p, _ in sub.messages if t.startswith(prefix + "/")]
+
         assert wait_for(lambda: len(configs()) == n_configs)
         for t, cfg in configs():
             assert t.startswith(f"{prefix}/sensor/{sink.node_id}/") and t.endswith("/config")
@@ -347,14 +361,31 @@ def test_home_assistant_discovery_state_and_stats(broker, topic):
             assert cfg["unique_id"].startswith(sink.node_id) and cfg["device"]["identifiers"] == [sink.node_id]
         assert len({cfg["unique_id"] for _, cfg in configs()}) == n_configs
 
-        sink.emit(Event(type="face_appeared", ts=1.0, track_id=3, label="sad", scores={"sad": 0.7, "happy": 0.3},
-                        box=(0, 0, 10, 10)))
-        sink.emit(Event(type="face_appeared", ts=1.0, track_id=4, label="happy", scores={"sad": 0.2, "happy": 0.8},
-                        box=(0, 0, 50, 50)))
+        sink.emit(
+            Event(
+                type="face_appeared",
+                ts=1.0,
+                track_id=3,
+                label="sad",
+                scores={"sad": 0.7, "happy": 0.3},
+                box=(0, 0, 10, 10),
+            )
+        )
+        sink.emit(
+            Event(
+                type="face_appeared",
+                ts=1.0,
+                track_id=4,
+                label="happy",
+                scores={"sad": 0.2, "happy": 0.8},
+                box=(0, 0, 50, 50),
+            )
+        )
 
         def last_state():
             msgs = sub.on(f"{topic}/state")
             return json.loads(msgs[-1][0]) if msgs else {}
+
         assert wait_for(lambda: last_state().get("faces") == 2)
         s = last_state()
         assert s["label"] == "happy" and s["confidence"] == 0.8  # the largest face

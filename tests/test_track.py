@@ -16,7 +16,7 @@ def pred(label: str, p: float = 0.8) -> Prediction:
 
 
 def step(tr, boxes, labels, frame, detected=True):
-    return tr.update([Face(b) for b in boxes], [pred(l) for l in labels], frame, float(frame) / 30, detected)
+    return tr.update([Face(b) for b in boxes], [pred(lab) for lab in labels], frame, float(frame) / 30, detected)
 
 
 def test_iou():

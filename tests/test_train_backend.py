@@ -13,21 +13,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from edge_fer.errors import ConfigError, EdgeFerError, MissingExtraError
 from edge_fer.train import backend as bk
 from edge_fer.train.batches import FaceBatches, affine_matrices, augment, erase
+
+from edge_fer.errors import ConfigError, EdgeFerError, MissingExtraError
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 # --- resolve_backend / activate ------------------------------------------------------------------
 
+
 @pytest.fixture
 def installed(monkeypatch):
     """Pretend exactly the given modules are importable: installed('keras', 'jax')."""
+
     def set_found(*modules):
         monkeypatch.setattr(bk, "_found", lambda m: m in modules)
+
     monkeypatch.setenv("KERAS_BACKEND", "")  # restored afterwards, also what activate() sets
     monkeypatch.delenv("KERAS_BACKEND")
     return set_found
@@ -105,6 +108,7 @@ def test_describe_device_on_tensorflow():
 
 # --- the backend-neutral batches -----------------------------------------------------------------
 
+
 def _faces(n: int = 10, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, 48, 48), dtype=np.uint8)
 
@@ -169,16 +173,18 @@ def test_warp_matches_the_tfdata_transform():
     x = np.stack([cv2.GaussianBlur(f, (0, 0), 2) for f in _faces(8).astype(np.float32) / 255])
     m = affine_matrices(np.random.default_rng(7), 8, 48, 48)
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    ours = np.stack([cv2.warpAffine(f, mm, (48, 48), flags=flags, borderMode=cv2.BORDER_REFLECT)
-                     for f, mm in zip(x, m)])
+    ours = np.stack(
+        [cv2.warpAffine(f, mm, (48, 48), flags=flags, borderMode=cv2.BORDER_REFLECT) for f, mm in zip(x, m)]
+    )
     flip = m[:, 0, 0] * m[:, 1, 1] < 0  # a flip mirrors the matrix's orientation
     a = m.copy()
     a[flip, 0, 2] -= 47
     a[flip, 0, :] *= -1
     src = np.where(flip[:, None, None], x[:, :, ::-1], x)[..., None]
     t = np.concatenate([a.reshape(8, 6), np.zeros((8, 2))], 1).astype(np.float32)
-    ref = tf.raw_ops.ImageProjectiveTransformV3(images=src, transforms=t, output_shape=[48, 48], fill_value=0.0,
-                                                interpolation="BILINEAR", fill_mode="REFLECT").numpy()[..., 0]
+    ref = tf.raw_ops.ImageProjectiveTransformV3(
+        images=src, transforms=t, output_shape=[48, 48], fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT"
+    ).numpy()[..., 0]
     assert 0 < flip.sum() < 8
     assert np.abs(ours - ref).max() < 5e-3
 
@@ -275,8 +281,9 @@ print(keras.backend.backend(), float(np.abs(p - np.load(sys.argv[1] + ".npy")).m
 
 def _run(code: str, *args: str, backend: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=600,
-                          env=env, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=600, env=env, cwd=REPO
+    )
 
 
 @pytest.mark.parametrize("backend", ["jax", pytest.param("torch", marks=pytest.mark.slow)])
@@ -319,7 +326,8 @@ def test_jax_data_parallel_over_several_devices():
     if importlib.util.find_spec("jax") is None:
         pytest.skip("jax is not installed (pip install 'edge-fer[jax]')")
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "KERAS_BACKEND": "jax"}
-    r = subprocess.run([sys.executable, "-c", DATA_PARALLEL], capture_output=True, text=True, timeout=600, env=env,
-                       cwd=REPO)
+    r = subprocess.run(
+        [sys.executable, "-c", DATA_PARALLEL], capture_output=True, text=True, timeout=600, env=env, cwd=REPO
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.split()[-2:] == ["2", "DataParallel"]

@@ -14,8 +14,20 @@ from tests.datasets import write_csv
 
 pytest.importorskip("tensorflow")
 
-TINY = ["--ae-epochs", "1", "--epochs", "1", "--head-epochs", "1", "--width", "4", "--latent-channels", "8",
-        "--batch-size", "16"]
+TINY = [
+    "--ae-epochs",
+    "1",
+    "--epochs",
+    "1",
+    "--head-epochs",
+    "1",
+    "--width",
+    "4",
+    "--latent-channels",
+    "8",
+    "--batch-size",
+    "16",
+]
 
 
 @pytest.fixture(scope="module")
@@ -29,9 +41,22 @@ def tiny_run(tmp_path_factory):
 
 def test_run_directory_has_everything(tiny_run):
     _, out = tiny_run
-    for name in ("model.keras", "encoder.keras", "decoder.keras", "autoencoder.keras", "metadata.json",
-                 "metrics.json", "history.json", "history.csv", "config.json", "curves.png",
-                 "confusion_matrix.png", "reconstructions.png", "MODEL_CARD.md", "saved_model"):
+    for name in (
+        "model.keras",
+        "encoder.keras",
+        "decoder.keras",
+        "autoencoder.keras",
+        "metadata.json",
+        "metrics.json",
+        "history.json",
+        "history.csv",
+        "config.json",
+        "curves.png",
+        "confusion_matrix.png",
+        "reconstructions.png",
+        "MODEL_CARD.md",
+        "saved_model",
+    ):
         assert (out / name).exists(), name
     m = json.loads((out / "metrics.json").read_text())
     for split in ("PublicTest", "PrivateTest"):
@@ -52,9 +77,8 @@ def test_saved_autoencoder_is_the_stage1_one(tiny_run):
     """Fine-tuning changes the encoder the classifier shares; the saved autoencoder must still be
     the stage-1 pair (the reconstruction-error signal), not the fine-tuned encoder + old decoder."""
     import numpy as np
-    from tensorflow import keras
-
     from edge_fer.train.model import NetConfig, build_autoencoder, build_decoder, build_encoder
+    from tensorflow import keras
 
     _, out = tiny_run
     saved = keras.models.load_model(out / "autoencoder.keras")
@@ -105,8 +129,12 @@ def test_bad_blur_sigma_is_a_clear_error(tmp_path, capsys):
 def test_malformed_dataset_exits_2_with_one_line(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("label,image\n1,2\n")
-    r = subprocess.run([sys.executable, "-m", "edge_fer.cli", "train", "--data", str(bad), "--out",
-                        str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "edge_fer.cli", "train", "--data", str(bad), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2
     err = [line for line in r.stderr.splitlines() if line.strip()]
     assert err[-1].startswith("edge-fer: error:") and "expected columns emotion,pixels,Usage" in err[-1]
@@ -114,8 +142,10 @@ def test_malformed_dataset_exits_2_with_one_line(tmp_path):
 
 
 def test_train_without_tensorflow_names_the_extra(tmp_path):
-    code = ("import sys; sys.modules['tensorflow'] = None; from edge_fer.cli import main; "
-            f"sys.exit(main(['train', '--data', {str(tmp_path)!r}, '--out', {str(tmp_path / 'o')!r}]))")
+    code = (
+        "import sys; sys.modules['tensorflow'] = None; from edge_fer.cli import main; "
+        f"sys.exit(main(['train', '--data', {str(tmp_path)!r}, '--out', {str(tmp_path / 'o')!r}]))"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert "pip install 'edge-fer[train]'" in r.stderr and "Traceback" not in r.stderr

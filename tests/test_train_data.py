@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from edge_fer.train.data import load_dataset, stratified_split
 
 from edge_fer.errors import DataError
-from edge_fer.train.data import load_dataset, stratified_split
 from tests.datasets import faces, write_csv, write_fer_folders, zip_folder
 
 
 def test_csv_fer2013_protocol_splits(tmp_path):
     ds = load_dataset(write_csv(tmp_path / "fer2013.csv"))
     assert {k: (s.name, len(s)) for k, s in ds.splits.items()} == {
-        "train": ("Training", 28), "val": ("PublicTest", 14), "test": ("PrivateTest", 14)}
+        "train": ("Training", 28),
+        "val": ("PublicTest", 14),
+        "test": ("PrivateTest", 14),
+    }
     x, y = faces(28, 0)
     np.testing.assert_array_equal(ds.splits["train"].x, x)
     np.testing.assert_array_equal(ds.splits["train"].y, y)
@@ -131,7 +134,6 @@ def test_real_fer2013_zip_counts(fer2013_zip):
 
 def test_unlabeled_folder_skips_corrupt_images(tmp_path):
     import cv2
-
     from edge_fer.train.trainer import load_unlabeled
 
     x, _ = faces(3)

@@ -8,10 +8,10 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 keras = tf.keras
 
-from edge_fer.train.metrics import classification_report  # noqa: E402
-from edge_fer.train.model import (  # noqa: E402
-    NetConfig, build_autoencoder, build_classifier, build_decoder, build_encoder)
 from edge_fer.train.input_pipeline import augment_batch, class_weights, make_dataset  # noqa: E402
+from edge_fer.train.metrics import classification_report  # noqa: E402
+from edge_fer.train.model import NetConfig, build_autoencoder, build_classifier, build_decoder, build_encoder  # noqa: E402
+
 from tests.datasets import faces  # noqa: E402
 
 CFG = NetConfig(width=4, latent_channels=8)
@@ -45,8 +45,16 @@ def test_classifier_trains_saves_and_reloads(tmp_path):
     np.testing.assert_allclose(again.predict(x, verbose=0), p, atol=1e-6)
     # only int8/Edge-TPU-friendly layer types in the deployed network (the encoder's included)
     kinds = {type(layer).__name__ for layer in cls.layers + enc.layers if layer is not enc}
-    assert kinds <= {"InputLayer", "Conv2D", "BatchNormalization", "ReLU", "GlobalAveragePooling2D",
-                     "Dropout", "Dense", "Softmax"}
+    assert kinds <= {
+        "InputLayer",
+        "Conv2D",
+        "BatchNormalization",
+        "ReLU",
+        "GlobalAveragePooling2D",
+        "Dropout",
+        "Dense",
+        "Softmax",
+    }
 
 
 def test_augmentation_keeps_shape_range_and_is_seeded():

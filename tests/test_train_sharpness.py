@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from edge_fer.train.sharpness import assess, gaussian_blur, laplacian_variance, match_sigma
 
 from edge_fer.bundle import ModelMeta, Preprocessing
 from edge_fer.errors import ModelError
 from edge_fer.preprocess import InputSpec, blur, to_model_input
-from edge_fer.train.sharpness import assess, gaussian_blur, laplacian_variance, match_sigma
 from tests.datasets import faces
 
 

@@ -33,17 +33,17 @@ import os
 import shutil
 import time
 from dataclasses import asdict, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from edge_fer.train.adapt_options import AdaptOptions
+from edge_fer.train.rundir import RunDir
 
 from edge_fer.bundle import ModelMeta
 from edge_fer.errors import DataError, EdgeFerError, ModelError
 from edge_fer.fsutil import atomic_write_json
-from edge_fer.train.adapt_options import AdaptOptions
-from edge_fer.train.rundir import RunDir
 
 log = logging.getLogger("edge_fer.train.adapt")
 
@@ -57,8 +57,9 @@ def _check_run(run: RunDir) -> tuple[ModelMeta, dict]:
     if not run.model.is_file():
         raise ModelError(f"{root} is not a run directory (no model.keras in it)")
     if not run.autoencoder.is_file():
-        raise ModelError(f"{root} has no autoencoder (autoencoder.keras): adapt needs a run trained with "
-                         "autoencoder pretraining")
+        raise ModelError(
+            f"{root} has no autoencoder (autoencoder.keras): adapt needs a run trained with autoencoder pretraining"
+        )
     return run.read_meta() or ModelMeta(), run.read_config()
 
 
@@ -105,8 +106,13 @@ def _original_faces(opts: AdaptOptions, cfg: dict, n: int, size: int) -> tuple[n
         return x[rng.choice(len(x), size=min(n, len(x)), replace=False)].astype(np.uint8), str(p)
     from edge_fer.train.data import load_dataset
 
-    ds = load_dataset(str(p), val_fraction=cfg.get("val_fraction", 0.1), seed=cfg.get("seed", 0),
-                      image_size=size, class_map=cfg.get("class_map") or None)
+    ds = load_dataset(
+        str(p),
+        val_fraction=cfg.get("val_fraction", 0.1),
+        seed=cfg.get("seed", 0),
+        image_size=size,
+        class_map=cfg.get("class_map") or None,
+    )
     x = ds.splits["train"].x
     idx = rng.choice(len(x), size=min(n, len(x)), replace=False)
     return x[idx], str(p)
@@ -198,7 +204,7 @@ def adapt(opts: AdaptOptions) -> dict:
     labels = list(meta.labels)
     report = {
         "format": "edge-fer-adapt-report",
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "source_run": str(run.root.resolve()),
         "unlabeled": str(opts.unlabeled.resolve()),
         "crops": int(len(new)),
@@ -214,11 +220,19 @@ def adapt(opts: AdaptOptions) -> dict:
         },
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    prov = {**meta.provenance,
-            "adapted": {"from_run": str(run.root.resolve()), "unlabeled": str(opts.unlabeled.resolve()),
-                        "crops": int(len(new)), "original_faces": int(len(orig)), "bn": opts.bn,
-                        "ae_epochs": opts.ae_epochs, "at": report["created"]},
-            "run_dir": str(opts.out.resolve())}
+    prov = {
+        **meta.provenance,
+        "adapted": {
+            "from_run": str(run.root.resolve()),
+            "unlabeled": str(opts.unlabeled.resolve()),
+            "crops": int(len(new)),
+            "original_faces": int(len(orig)),
+            "bn": opts.bn,
+            "ae_epochs": opts.ae_epochs,
+            "at": report["created"],
+        },
+        "run_dir": str(opts.out.resolve()),
+    }
     replace(meta, provenance=prov).save(tmp.metadata)
     atomic_write_json(tmp.adapt_report, report)
     if opts.out.exists():
@@ -253,8 +267,9 @@ def _model_inputs(meta: ModelMeta, new: np.ndarray, orig: np.ndarray, seed: int)
     return x_new, x_orig, x_mix[np.random.default_rng(seed).permutation(len(x_mix))]
 
 
-def _adapt_autoencoder(ae: Any, x_new: np.ndarray, x_orig: np.ndarray, x_mix: np.ndarray,
-                       opts: AdaptOptions) -> dict[str, Any]:
+def _adapt_autoencoder(
+    ae: Any, x_new: np.ndarray, x_orig: np.ndarray, x_mix: np.ndarray, opts: AdaptOptions
+) -> dict[str, Any]:
     """Continue the autoencoder's training on the mix (``--ae-epochs``); its MSE before and after."""
     import keras
 

@@ -4,18 +4,19 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from edge_fer import __version__
-from edge_fer.bundle import ModelMeta, Preprocessing
-from edge_fer.fsutil import atomic_write_json
 from edge_fer.train.model import NetConfig
 from edge_fer.train.options import TrainConfig
 from edge_fer.train.results import TrainMetrics
 from edge_fer.train.rundir import RunDir
 from edge_fer.train.stages import Models, StageHistory
+
+from edge_fer import __version__
+from edge_fer.bundle import ModelMeta, Preprocessing
+from edge_fer.fsutil import atomic_write_json
 
 log = logging.getLogger("edge_fer.train")
 
@@ -53,19 +54,28 @@ def save_models(run: RunDir, cfg: TrainConfig, net: NetConfig, models: Models) -
     return stage1
 
 
-def bundle_meta(run: RunDir, cfg: TrainConfig, net: NetConfig, prep: Preprocessing, dataset: Any,
-                params: int, metrics: TrainMetrics) -> ModelMeta:
+def bundle_meta(
+    run: RunDir, cfg: TrainConfig, net: NetConfig, prep: Preprocessing, dataset: Any, params: int, metrics: TrainMetrics
+) -> ModelMeta:
     """The bundle's metadata as training knows it; ``convert`` adds the quantization."""
     from edge_fer.train._tf import framework_versions
 
     return ModelMeta(
-        labels=tuple(dataset.labels), input_height=net.input_size, input_width=net.input_size, input_channels=1,
+        labels=tuple(dataset.labels),
+        input_height=net.input_size,
+        input_width=net.input_size,
+        input_channels=1,
         preprocessing=prep,
         provenance={
-            "run_dir": str(run.root.resolve()), "dataset": str(Path(cfg.data).resolve()),
-            "dataset_kind": dataset.report.kind, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "edge_fer": __version__, **framework_versions(),
-            "seed": cfg.seed, "pretrain": cfg.pretrain, "params": params,
+            "run_dir": str(run.root.resolve()),
+            "dataset": str(Path(cfg.data).resolve()),
+            "dataset_kind": dataset.report.kind,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "edge_fer": __version__,
+            **framework_versions(),
+            "seed": cfg.seed,
+            "pretrain": cfg.pretrain,
+            "params": params,
             "model_config": net.to_dict(),
         },
         metrics=metrics.summary(),

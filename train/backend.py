@@ -65,8 +65,10 @@ def activate(backend: str) -> None:
     if "keras" in sys.modules:
         current = sys.modules["keras"].backend.backend()
         if current != backend:
-            raise EdgeFerError(f"Keras was already imported with the {current} backend in this process; "
-                               f"set KERAS_BACKEND={backend} before starting it to train on {backend}")
+            raise EdgeFerError(
+                f"Keras was already imported with the {current} backend in this process; "
+                f"set KERAS_BACKEND={backend} before starting it to train on {backend}"
+            )
         return
     os.environ["KERAS_BACKEND"] = backend
 

@@ -95,10 +95,22 @@ class FaceBatches:
     faces, different each epoch, sit the epoch out.
     """
 
-    def __init__(self, x: np.ndarray, y: np.ndarray | None = None, *, batch_size: int = 128, training: bool = False,
-                 seed: int = 0, sample_weight: np.ndarray | None = None, autoencoder: bool = False,
-                 scale: float = 1.0 / 255.0, offset: float = 0.0, erase: float = 0.0, one_hot: int | None = None,
-                 multiple: int = 1):
+    def __init__(
+        self,
+        x: np.ndarray,
+        y: np.ndarray | None = None,
+        *,
+        batch_size: int = 128,
+        training: bool = False,
+        seed: int = 0,
+        sample_weight: np.ndarray | None = None,
+        autoencoder: bool = False,
+        scale: float = 1.0 / 255.0,
+        offset: float = 0.0,
+        erase: float = 0.0,
+        one_hot: int | None = None,
+        multiple: int = 1,
+    ):
         self.x = x[..., 0] if x.ndim == 4 else x
         self.y = None if autoencoder or y is None else np.asarray(y)
         self.weight = None if self.y is None or sample_weight is None else np.asarray(sample_weight)
@@ -113,7 +125,7 @@ class FaceBatches:
     def _epoch_order(self) -> np.ndarray | None:
         if not self.training:
             return None
-        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.x))[:self.size]
+        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.x))[: self.size]
 
     def __len__(self) -> int:
         return -(-self.size // self.batch_size)
@@ -189,16 +201,42 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def make_dataset(x: np.ndarray, y: np.ndarray | None = None, *, batch_size: int = 128, training: bool = False,
-                 seed: int = 0, sample_weight: np.ndarray | None = None, autoencoder: bool = False,
-                 scale: float = 1.0 / 255.0, offset: float = 0.0, erase: float = 0.0, one_hot: int | None = None,
-                 multiple: int = 1, workers: int = 2, use_multiprocessing: bool = False, max_queue_size: int = 8):
+def make_dataset(
+    x: np.ndarray,
+    y: np.ndarray | None = None,
+    *,
+    batch_size: int = 128,
+    training: bool = False,
+    seed: int = 0,
+    sample_weight: np.ndarray | None = None,
+    autoencoder: bool = False,
+    scale: float = 1.0 / 255.0,
+    offset: float = 0.0,
+    erase: float = 0.0,
+    one_hot: int | None = None,
+    multiple: int = 1,
+    workers: int = 2,
+    use_multiprocessing: bool = False,
+    max_queue_size: int = 8,
+):
     """uint8 (N, H, W) faces -> a ``keras.utils.PyDataset`` of float batches, with the arguments and
     batches of the tf.data ``make_dataset`` (see :class:`FaceBatches`), for ``model.fit`` on any backend.
     ``workers`` threads (or processes) build batches ahead of the training step; OpenCV and numpy
     release the GIL, so threads overlap with the step."""
-    batches = FaceBatches(x, y, batch_size=batch_size, training=training, seed=seed, sample_weight=sample_weight,
-                          autoencoder=autoencoder, scale=scale, offset=offset, erase=erase, one_hot=one_hot,
-                          multiple=multiple)
-    return _pydataset_class()(batches, workers=workers, use_multiprocessing=use_multiprocessing,
-                              max_queue_size=max_queue_size)
+    batches = FaceBatches(
+        x,
+        y,
+        batch_size=batch_size,
+        training=training,
+        seed=seed,
+        sample_weight=sample_weight,
+        autoencoder=autoencoder,
+        scale=scale,
+        offset=offset,
+        erase=erase,
+        one_hot=one_hot,
+        multiple=multiple,
+    )
+    return _pydataset_class()(
+        batches, workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
+    )

@@ -21,25 +21,33 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from edge_fer.errors import DataError
-from edge_fer.labels import LABEL_TO_ID, LABELS
 from edge_fer.train.fer_csv import CSV_COLUMNS, read_csv
 from edge_fer.train.image_folders import iter_dir, iter_zip, read_folders
 from edge_fer.train.load_report import LoadReport
+
+from edge_fer.errors import DataError
+from edge_fer.labels import LABEL_TO_ID, LABELS
 
 log = logging.getLogger(__name__)
 
 # Folder names people use for the 7 FER expressions (lower-case). Extend with --class-map.
 CLASS_ALIASES: dict[str, str] = {
     **{name: name for name in LABELS},
-    "anger": "angry", "angry": "angry", "mad": "angry",
+    "anger": "angry",
+    "angry": "angry",
+    "mad": "angry",
     "disgusted": "disgust",  # 'contempt' is its own expression (CK+, AffectNet): not mapped
-    "fearful": "fear", "scared": "fear", "afraid": "fear",
-    "happiness": "happy", "joy": "happy", "smile": "happy",
-    "sadness": "sad", "unhappy": "sad",
+    "fearful": "fear",
+    "scared": "fear",
+    "afraid": "fear",
+    "happiness": "happy",
+    "joy": "happy",
+    "smile": "happy",
+    "sadness": "sad",
+    "unhappy": "sad",
     "surprised": "surprise",
-    "neutrality": "neutral", "calm": "neutral",
+    "neutrality": "neutral",
+    "calm": "neutral",
 }
 
 
@@ -97,8 +105,9 @@ def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndar
     return np.sort(np.concatenate(keep)), np.sort(np.concatenate(held))
 
 
-def _read_any(path: str | Path, image_size: int | None, class_map,
-              only: str | None = None) -> tuple[dict[str, tuple[list, list]], LoadReport, str]:
+def _read_any(
+    path: str | Path, image_size: int | None, class_map, only: str | None = None
+) -> tuple[dict[str, tuple[list, list]], LoadReport, str]:
     """Every labeled face of a FER2013 CSV/zip/folder or a <class>/ image folder, by split name
     ('train', 'val', 'test', or 'all' for a layout without splits)."""
     p = Path(path)
@@ -118,8 +127,9 @@ def _read_any(path: str | Path, image_size: int | None, class_map,
                 if csvs:
                     report.kind = "FER2013 CSV in zip"
                     with zf.open(csvs[0]) as f:
-                        raw = read_csv(io.TextIOWrapper(f, encoding="utf-8", newline=""), f"{source}:{csvs[0]}",
-                                        image_size, report)
+                        raw = read_csv(
+                            io.TextIOWrapper(f, encoding="utf-8", newline=""), f"{source}:{csvs[0]}", image_size, report
+                        )
                 else:
                     report.kind = "image folders in zip"
                     raw = read_folders(list(iter_zip(zf)), source, image_size, cmap, report, only)
@@ -133,7 +143,9 @@ def _read_any(path: str | Path, image_size: int | None, class_map,
                 report.kind = "image folders"
                 raw = read_folders(list(iter_dir(p)), source, image_size, cmap, report, only)
         elif p.is_file():
-            raise DataError(f"{source}: not a dataset (expected a FER2013 .csv, a .zip, or a folder of <class>/ images)")
+            raise DataError(
+                f"{source}: not a dataset (expected a FER2013 .csv, a .zip, or a folder of <class>/ images)"
+            )
         else:
             raise DataError(f"{source}: not a regular file or folder")
     except zipfile.BadZipFile as e:
@@ -148,8 +160,14 @@ def _read_any(path: str | Path, image_size: int | None, class_map,
 
 # split names a user may give (``--split``) -> the internal key
 SPLIT_NAMES = {
-    "privatetest": "test", "test": "test", "publictest": "val", "val": "val", "validation": "val",
-    "training": "train", "train": "train", "all": "all",
+    "privatetest": "test",
+    "test": "test",
+    "publictest": "val",
+    "val": "val",
+    "validation": "val",
+    "training": "train",
+    "train": "train",
+    "all": "all",
 }
 
 
@@ -163,8 +181,9 @@ class LabeledImages:
     report: LoadReport
 
 
-def load_labeled_images(path: str | os.PathLike, split: str | None = None,
-                        class_map: Iterable[str] | dict[str, str] | None = None) -> LabeledImages:
+def load_labeled_images(
+    path: str | os.PathLike, split: str | None = None, class_map: Iterable[str] | dict[str, str] | None = None
+) -> LabeledImages:
     """The faces of one split, undecimated (for evaluation through the runtime's own resize and
     detector). ``split`` None: the test split (FER2013 PrivateTest), else everything of a dataset
     without splits. Unknown class folders and unreadable images are counted in the report."""
@@ -195,19 +214,28 @@ def load_labeled_images(path: str | os.PathLike, split: str | None = None,
     return LabeledImages(list(xs), np.asarray(ys, dtype=np.int64), name, report)
 
 
-def load_dataset(path: str | os.PathLike, val_fraction: float = 0.1, seed: int = 0, image_size: int = 48,
-                 class_map: Iterable[str] | dict[str, str] | None = None) -> FaceDataset:
+def load_dataset(
+    path: str | os.PathLike,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    image_size: int = 48,
+    class_map: Iterable[str] | dict[str, str] | None = None,
+) -> FaceDataset:
     """Read a FER2013 CSV, an image-folder dataset, or a .zip of either.
 
     Raises :class:`DataError` with a one-line reason for anything it cannot use.
     """
     raw, report, source = _read_any(path, image_size, class_map)
+
     def to_split(name: str, xs: list, ys: list) -> Split:
         return Split(name, np.stack(xs).astype(np.uint8), np.asarray(ys, dtype=np.int64))
 
     fer = "FER2013" in report.kind
-    names = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"} if fer else \
-        {"train": "train", "val": "val", "test": "test"}
+    names = (
+        {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}
+        if fer
+        else {"train": "train", "val": "val", "test": "test"}
+    )
     if "all" in raw:  # a plain <class>/ layout: everything is training data
         xs, ys = raw.pop("all")
         tx, ty = raw.setdefault("train", ([], []))

@@ -8,10 +8,10 @@ import csv
 from collections.abc import Iterable, Iterator
 
 import numpy as np
+from edge_fer.train.load_report import LoadReport
 
 from edge_fer.errors import DataError
 from edge_fer.labels import LABELS
-from edge_fer.train.load_report import LoadReport
 
 CSV_COLUMNS = ("emotion", "pixels", "Usage")
 # FER2013 CSV "Usage" values and image-file prefixes -> our split names.
@@ -39,7 +39,9 @@ def read_csv(stream: Iterable[str], source: str, size: int | None, report: LoadR
         if not row or all(not c.strip() for c in row):
             continue
         if len(row) < len(header):
-            raise DataError(f"{source}: line {lineno}: {len(row)} field(s), expected {len(header)} ({','.join(header)})")
+            raise DataError(
+                f"{source}: line {lineno}: {len(row)} field(s), expected {len(header)} ({','.join(header)})"
+            )
         try:
             label = int(row[i_em])
         except ValueError:

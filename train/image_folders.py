@@ -15,19 +15,23 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
+from edge_fer.train.fer_csv import FER_SPLITS
+from edge_fer.train.load_report import LoadReport
 
 from edge_fer.errors import DataError
 from edge_fer.labels import LABEL_TO_ID, LABELS
-from edge_fer.train.fer_csv import FER_SPLITS
-from edge_fer.train.load_report import LoadReport
 
 log = logging.getLogger(__name__)
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".pgm", ".webp", ".tif", ".tiff")
 SPLIT_DIRS = {
-    "train": "train", "training": "train",
-    "val": "val", "valid": "val", "validation": "val",
-    "test": "test", "testing": "test",
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
+    "testing": "test",
 }
 
 
@@ -42,8 +46,12 @@ def decode_gray(data: bytes, size: int | None) -> np.ndarray | None:
 
     dims = image_size(data)  # the header only: a small file can declare gigapixels
     if dims is not None and dims[0] * dims[1] > DEFAULT_MAX_PIXELS:
-        log.warning("an image of %dx%d pixels is above the %d-pixel limit: not decoded, counted as unreadable",
-                    dims[0], dims[1], DEFAULT_MAX_PIXELS)
+        log.warning(
+            "an image of %dx%d pixels is above the %d-pixel limit: not decoded, counted as unreadable",
+            dims[0],
+            dims[1],
+            DEFAULT_MAX_PIXELS,
+        )
         return None
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
     if img is None or img.size == 0:
@@ -123,8 +131,14 @@ def _split_of(parts: tuple[str, ...]) -> str | None:
     return None
 
 
-def read_folders(entries: list[_Entry], source: str, size: int | None, class_map: dict[str, str],
-                  report: LoadReport, only: str | None = None) -> dict[str, tuple[list, list]]:
+def read_folders(
+    entries: list[_Entry],
+    source: str,
+    size: int | None,
+    class_map: dict[str, str],
+    report: LoadReport,
+    only: str | None = None,
+) -> dict[str, tuple[list, list]]:
     entries = _strip_common_root(entries)
     out: dict[str, tuple[list, list]] = {}
     seen_classes: Counter[str] = Counter()

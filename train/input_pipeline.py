@@ -31,13 +31,28 @@ def _affine_batch(images, max_rotate: float, max_shift: float, max_zoom: float, 
     zeros = tf.zeros_like(a0)
     transforms = tf.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
     return tf.raw_ops.ImageProjectiveTransformV3(
-        images=images, transforms=transforms, output_shape=tf.shape(images)[1:3],
-        fill_value=0.0, interpolation="BILINEAR", fill_mode="REFLECT")
+        images=images,
+        transforms=transforms,
+        output_shape=tf.shape(images)[1:3],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="REFLECT",
+    )
 
 
-def make_dataset(x: np.ndarray, y: np.ndarray | None = None, *, batch_size: int = 128, training: bool = False,
-                 seed: int = 0, sample_weight: np.ndarray | None = None, autoencoder: bool = False,
-                 prep: Preprocessing | None = None, erase: float = 0.0, one_hot: int | None = None):
+def make_dataset(
+    x: np.ndarray,
+    y: np.ndarray | None = None,
+    *,
+    batch_size: int = 128,
+    training: bool = False,
+    seed: int = 0,
+    sample_weight: np.ndarray | None = None,
+    autoencoder: bool = False,
+    prep: Preprocessing | None = None,
+    erase: float = 0.0,
+    one_hot: int | None = None,
+):
     """uint8 (N, H, W) faces -> batched float datasets of ``pixel * prep.scale + prep.offset``, the
     bundle's preprocessing (``prep`` None: the bundle's defaults).
 
@@ -124,5 +139,5 @@ def class_weights(y: np.ndarray, num_classes: int, power: float = 0.5) -> np.nda
     FER2013's 'disgust' has 16x fewer images than 'happy'; full inverse weights over-predict it."""
     counts = np.bincount(y, minlength=num_classes).astype(np.float64)
     w = np.where(counts > 0, (counts.sum() / np.maximum(counts, 1)) ** power, 0.0)
-    w /= (w[y].mean() if len(y) else 1.0)
+    w /= w[y].mean() if len(y) else 1.0
     return w.astype(np.float32)

@@ -39,7 +39,12 @@ class LoadReport:
 
     def to_dict(self) -> dict:
         return {
-            "source": self.source, "kind": self.kind, "loaded": self.loaded, "corrupt": self.corrupt,
-            "corrupt_examples": self.corrupt_examples, "unknown_classes": self.unknown_classes,
-            "empty_classes": self.empty_classes, "ignored_files": self.ignored_files,
+            "source": self.source,
+            "kind": self.kind,
+            "loaded": self.loaded,
+            "corrupt": self.corrupt,
+            "corrupt_examples": self.corrupt_examples,
+            "unknown_classes": self.unknown_classes,
+            "empty_classes": self.empty_classes,
+            "ignored_files": self.ignored_files,
         }

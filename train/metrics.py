@@ -33,8 +33,12 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequen
         "accuracy": float(tp.sum() / n) if n else 0.0,
         "macro_f1": float(f1[present].mean()) if present.any() else 0.0,
         "per_class": {
-            name: {"precision": round(float(precision[i]), 6), "recall": round(float(recall[i]), 6),
-                   "f1": round(float(f1[i]), 6), "support": int(support[i])}
+            name: {
+                "precision": round(float(precision[i]), 6),
+                "recall": round(float(recall[i]), 6),
+                "f1": round(float(f1[i]), 6),
+                "support": int(support[i]),
+            }
             for i, name in enumerate(labels)
         },
         "confusion_matrix": cm.tolist(),

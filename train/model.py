@@ -22,8 +22,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from edge_fer.labels import NUM_CLASSES
 from edge_fer.train.options import ARCHS, TrainConfig
+
+from edge_fer.labels import NUM_CLASSES
 
 INPUT_SIZE = 48
 
@@ -42,8 +43,14 @@ class NetConfig:
 
     @classmethod
     def from_train(cls, cfg: TrainConfig, num_classes: int) -> NetConfig:
-        return cls(width=cfg.width, latent_channels=cfg.latent_channels, arch=cfg.arch, dropout=cfg.dropout,
-                   weight_decay=cfg.weight_decay, num_classes=num_classes)
+        return cls(
+            width=cfg.width,
+            latent_channels=cfg.latent_channels,
+            arch=cfg.arch,
+            dropout=cfg.dropout,
+            weight_decay=cfg.weight_decay,
+            num_classes=num_classes,
+        )
 
     @property
     def bottleneck_size(self) -> int:
@@ -57,8 +64,15 @@ class NetConfig:
 def _conv_bn_relu(x, filters: int, strides: int, name: str, wd: float):
     from tensorflow import keras
 
-    x = keras.layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False,
-                            kernel_regularizer=keras.regularizers.l2(wd) if wd else None, name=f"{name}_conv")(x)
+    x = keras.layers.Conv2D(
+        filters,
+        3,
+        strides=strides,
+        padding="same",
+        use_bias=False,
+        kernel_regularizer=keras.regularizers.l2(wd) if wd else None,
+        name=f"{name}_conv",
+    )(x)
     x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
@@ -67,8 +81,14 @@ def _res_block(x, filters: int, name: str, wd: float):
     from tensorflow import keras
 
     y = _conv_bn_relu(x, filters, 1, f"{name}_a", wd)
-    y = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
-                            kernel_regularizer=keras.regularizers.l2(wd) if wd else None, name=f"{name}_b_conv")(y)
+    y = keras.layers.Conv2D(
+        filters,
+        3,
+        padding="same",
+        use_bias=False,
+        kernel_regularizer=keras.regularizers.l2(wd) if wd else None,
+        name=f"{name}_b_conv",
+    )(y)
     y = keras.layers.BatchNormalization(name=f"{name}_b_bn")(y)
     x = keras.layers.Add(name=f"{name}_add")([x, y])
     return keras.layers.ReLU(name=f"{name}_relu")(x)
@@ -78,8 +98,10 @@ def build_encoder(cfg: NetConfig):
     from tensorflow import keras
 
     if cfg.bottleneck_size >= cfg.input_size * cfg.input_size:
-        raise ValueError(f"bottleneck {cfg.bottleneck_size} is not smaller than the input "
-                         f"({cfg.input_size}x{cfg.input_size}): the autoencoder would not be undercomplete")
+        raise ValueError(
+            f"bottleneck {cfg.bottleneck_size} is not smaller than the input "
+            f"({cfg.input_size}x{cfg.input_size}): the autoencoder would not be undercomplete"
+        )
     if cfg.arch not in ARCHS:
         raise ValueError(f"unknown architecture {cfg.arch!r} (choose from {', '.join(ARCHS)})")
     w, wd = cfg.width, cfg.weight_decay

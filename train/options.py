@@ -27,46 +27,91 @@ class TrainConfig:
     head_epochs: int = opt(3, lo=0, flag="--head-epochs", help="Epochs with the encoder frozen (stage 2).")
     batch_size: int = opt(128, lo=1, flag="--batch-size", help="Training batch size.")
     ae_lr: float = opt(1e-3, lo=0.0, open_lo=True, flag="--ae-lr", help="Learning rate of autoencoder pretraining.")
-    lr: float = opt(1e-3, lo=0.0, open_lo=True, flag="--lr",
-                    help="Learning rate of the head stage (and of --no-pretrain with --optimizer adam).")
-    finetune_lr: float = opt(3e-4, lo=0.0, open_lo=True, flag="--finetune-lr",
-                             help="Learning rate of end-to-end fine-tuning (with --optimizer sgd: the peak rate, "
-                                  "also for --no-pretrain).")
+    lr: float = opt(
+        1e-3,
+        lo=0.0,
+        open_lo=True,
+        flag="--lr",
+        help="Learning rate of the head stage (and of --no-pretrain with --optimizer adam).",
+    )
+    finetune_lr: float = opt(
+        3e-4,
+        lo=0.0,
+        open_lo=True,
+        flag="--finetune-lr",
+        help="Learning rate of end-to-end fine-tuning (with --optimizer sgd: the peak rate, also for --no-pretrain).",
+    )
     patience: int = opt(8, lo=0, flag="--patience", help="Early-stopping patience on validation accuracy.")
     seed: int = opt(0, lo=0, flag="--seed", help="Random seed (splits, initialisation, augmentation).")
     width: int = opt(16, lo=1, flag="--width", help="Channel width multiplier of the network.")
     latent_channels: int = opt(32, lo=1, flag="--latent-channels", help="Bottleneck channels (6x6xL code).")
-    arch: str = opt("v1", choices=ARCHS, flag="--arch",
-                    help="Encoder: v1 (plain conv stack) or res (residual blocks at 12x12 and 6x6).")
-    optimizer: str = opt("adam", choices=OPTIMIZERS, flag="--optimizer",
-                         help="Fine-tuning optimizer: adam (+ reduce on plateau) or sgd (Nesterov, warm-up + cosine).")
-    label_smoothing: float = opt(0.0, lo=0.0, hi=1.0, open_hi=True, flag="--label-smoothing",
-                                 help="Label smoothing of the classification loss.")
+    arch: str = opt(
+        "v1",
+        choices=ARCHS,
+        flag="--arch",
+        help="Encoder: v1 (plain conv stack) or res (residual blocks at 12x12 and 6x6).",
+    )
+    optimizer: str = opt(
+        "adam",
+        choices=OPTIMIZERS,
+        flag="--optimizer",
+        help="Fine-tuning optimizer: adam (+ reduce on plateau) or sgd (Nesterov, warm-up + cosine).",
+    )
+    label_smoothing: float = opt(
+        0.0, lo=0.0, hi=1.0, open_hi=True, flag="--label-smoothing", help="Label smoothing of the classification loss."
+    )
     warmup_epochs: int = opt(3, lo=0, flag="--warmup-epochs", help="Linear warm-up epochs of --optimizer sgd.")
-    erase: float = opt(0.0, lo=0.0, hi=1.0, flag="--erase",
-                       help="Random-erasing probability per training face (occlusion augmentation).")
+    erase: float = opt(
+        0.0,
+        lo=0.0,
+        hi=1.0,
+        flag="--erase",
+        help="Random-erasing probability per training face (occlusion augmentation).",
+    )
     dropout: float = opt(0.4, lo=0.0, hi=1.0, open_hi=True, flag="--dropout", help="Dropout rate of the head.")
     weight_decay: float = opt(1e-4, lo=0.0, flag="--weight-decay", help="L2 penalty on convolution kernels.")
-    val_fraction: float = opt(0.1, lo=0.0, hi=1.0, open_lo=True, open_hi=True, flag="--val-fraction",
-                              help="Held-out share when the data has no validation split.")
-    class_map: list[str] = opt(default_factory=list, flag="--class-map",
-                               help="FOLDER=LABEL mapping of your class folders (repeatable).")
+    val_fraction: float = opt(
+        0.1,
+        lo=0.0,
+        hi=1.0,
+        open_lo=True,
+        open_hi=True,
+        flag="--val-fraction",
+        help="Held-out share when the data has no validation split.",
+    )
+    class_map: list[str] = opt(
+        default_factory=list, flag="--class-map", help="FOLDER=LABEL mapping of your class folders (repeatable)."
+    )
     unlabeled: str | None = opt(None, flag="--unlabeled", help="Folder of extra unlabeled face crops for stage 1.")
-    init_ae: str | None = opt(None, flag="--init-ae",
-                              help="Take stage 1 (the autoencoder) from another run dir instead of training it "
-                                   "(same --arch/--width/--latent-channels).")
-    pretrain: bool = opt(True, flag="--pretrain/--no-pretrain",
-                         help="Autoencoder pretraining; --no-pretrain is the ablation: the same classifier "
-                              "trained from scratch.")
-    class_weight_power: float = opt(0.5, lo=0.0, flag="--class-weight-power",
-                                    help="Class weights (1/frequency)^p; 0 disables.")
+    init_ae: str | None = opt(
+        None,
+        flag="--init-ae",
+        help="Take stage 1 (the autoencoder) from another run dir instead of training it "
+        "(same --arch/--width/--latent-channels).",
+    )
+    pretrain: bool = opt(
+        True,
+        flag="--pretrain/--no-pretrain",
+        help="Autoencoder pretraining; --no-pretrain is the ablation: the same classifier trained from scratch.",
+    )
+    class_weight_power: float = opt(
+        0.5, lo=0.0, flag="--class-weight-power", help="Class weights (1/frequency)^p; 0 disables."
+    )
     limit: int = opt(0, lo=0, flag="--limit", help="Use at most N training faces (stratified), for smoke runs.")
-    margin: float = opt(0.1, lo=0.0, hi=2.0, open_hi=True, flag="--margin",
-                        help="Crop margin the runtime adds around detected faces.")
+    margin: float = opt(
+        0.1, lo=0.0, hi=2.0, open_hi=True, flag="--margin", help="Crop margin the runtime adds around detected faces."
+    )
     # None: measured (edge_fer.train.sharpness); the flag takes 'auto' or a number (parse_blur_sigma)
-    blur_sigma: float | None = opt(None, lo=0.0, hi=10.0, open_hi=True, flag="--blur-sigma", cli_type=str,
-                                   help="Blur applied to non-training inputs: 'auto' (match the training faces' "
-                                        "sharpness) or a sigma; 0 disables. (default: auto)")
+    blur_sigma: float | None = opt(
+        None,
+        lo=0.0,
+        hi=10.0,
+        open_hi=True,
+        flag="--blur-sigma",
+        cli_type=str,
+        help="Blur applied to non-training inputs: 'auto' (match the training faces' "
+        "sharpness) or a sigma; 0 disables. (default: auto)",
+    )
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:

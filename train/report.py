@@ -6,10 +6,10 @@ import logging
 from pathlib import Path
 
 import numpy as np
+from edge_fer.train.results import TrainMetrics
 
 from edge_fer.bundle import Preprocessing
 from edge_fer.fsutil import atomic_write_text
-from edge_fer.train.results import TrainMetrics
 
 log = logging.getLogger("edge_fer.train")
 
@@ -58,12 +58,22 @@ def plot_confusion(report: dict, title: str, path: Path) -> None:
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(labels)):
         for j in range(len(labels)):
-            ax.text(j, i, f"{norm[i, j]:.2f}\n({int(cm[i, j])})", ha="center", va="center", fontsize=7,
-                    color="white" if norm[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                f"{norm[i, j]:.2f}\n({int(cm[i, j])})",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if norm[i, j] > 0.5 else "black",
+            )
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
     ax.set_yticks(range(len(labels)), labels)
-    ax.set(xlabel="predicted", ylabel="true",
-           title=f"{title}: accuracy {report['accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f}")
+    ax.set(
+        xlabel="predicted",
+        ylabel="true",
+        title=f"{title}: accuracy {report['accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f}",
+    )
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -98,18 +108,22 @@ def model_card(cfg, metrics: TrainMetrics, meta, dataset) -> str:
         final = metrics.splits[final_name]
         per_class = "\n".join(
             f"| {k} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} | {v['support']} |"
-            for k, v in final["per_class"].items())
-        per_class = ("\n### Per class on the final split\n\n| class | precision | recall | F1 | n |\n|---|---|---|---|---|\n"
-                     + per_class + "\n")
+            for k, v in final["per_class"].items()
+        )
+        per_class = (
+            "\n### Per class on the final split\n\n| class | precision | recall | F1 | n |\n|---|---|---|---|---|\n"
+            + per_class
+            + "\n"
+        )
     timing = ", ".join(f"{k}: {v['epochs']} epochs in {v['seconds']:.0f} s" for k, v in metrics.timing.items())
     p = meta.provenance
     return f"""# Model card: edge-fer expression classifier
 
-- **Task**: 7-class facial expression ({', '.join(meta.labels)}) from a {meta.input_height}x{meta.input_width} grayscale face crop.
-- **Architecture**: convolutional encoder (pretrained as an undercomplete autoencoder: {'yes' if cfg.pretrain else 'no, --no-pretrain ablation'}) + conv/GAP/dense head, width {cfg.width}, {p.get('params')} parameters.
-- **Training data**: `{p.get('dataset')}` ({p.get('dataset_kind')}), {metrics.train_images} training faces. Model selection on {metrics.selection.get('split')} (best epoch {metrics.selection.get('best_epoch')}); the final split was never used for any choice.
+- **Task**: 7-class facial expression ({", ".join(meta.labels)}) from a {meta.input_height}x{meta.input_width} grayscale face crop.
+- **Architecture**: convolutional encoder (pretrained as an undercomplete autoencoder: {"yes" if cfg.pretrain else "no, --no-pretrain ablation"}) + conv/GAP/dense head, width {cfg.width}, {p.get("params")} parameters.
+- **Training data**: `{p.get("dataset")}` ({p.get("dataset_kind")}), {metrics.train_images} training faces. Model selection on {metrics.selection.get("split")} (best epoch {metrics.selection.get("best_epoch")}); the final split was never used for any choice.
 - **Preprocessing** (embedded in the bundle, read by the runtime): grayscale, square crop with margin {meta.preprocessing.margin}, `{meta.preprocessing.resize}` resize, Gaussian blur sigma {meta.preprocessing.blur_sigma}, input = pixel x {meta.preprocessing.scale:.6f} + {meta.preprocessing.offset}.{_sharpness_note(metrics)}
-- **Training**: seed {cfg.seed}, batch {cfg.batch_size}, {timing}; TensorFlow {p.get('tensorflow')}, created {p.get('created')}.
+- **Training**: seed {cfg.seed}, batch {cfg.batch_size}, {timing}; TensorFlow {p.get("tensorflow")}, created {p.get("created")}.
 
 ## Results (float Keras model)
 
@@ -131,11 +145,13 @@ def _sharpness_note(metrics: TrainMetrics) -> str:
     s = metrics.sharpness or {}
     if not s.get("degraded"):
         return ""
-    return (f"\n- **Data caveat**: the training faces are heavily blurred (median Laplacian variance "
-            f"{s['train_laplacian_var']}) while validation/test faces are sharp ({s['val_laplacian_var']}). "
-            f"All non-training inputs (validation, test, the camera at run time) are blurred with sigma "
-            f"{s['blur_sigma']} to match ({s.get('val_laplacian_var_after_blur')} after blurring); without it "
-            f"the model scores below chance on sharp faces. Fine detail that expressions carry is lost.")
+    return (
+        f"\n- **Data caveat**: the training faces are heavily blurred (median Laplacian variance "
+        f"{s['train_laplacian_var']}) while validation/test faces are sharp ({s['val_laplacian_var']}). "
+        f"All non-training inputs (validation, test, the camera at run time) are blurred with sigma "
+        f"{s['blur_sigma']} to match ({s.get('val_laplacian_var_after_blur')} after blurring); without it "
+        f"the model scores below chance on sharp faces. Fine detail that expressions carry is lost."
+    )
 
 
 def write_all(run, rows, metrics: TrainMetrics, dataset, autoencoder, cfg, meta) -> None:

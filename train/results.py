@@ -25,13 +25,21 @@ class TrainMetrics:
 
     def to_dict(self) -> dict[str, Any]:
         """``metrics.json``: one key per evaluated split, then the facts."""
-        return {**self.splits, "selection": self.selection, "timing": self.timing,
-                "train_images": self.train_images, "pretrain": self.pretrain, "sharpness": self.sharpness}
+        return {
+            **self.splits,
+            "selection": self.selection,
+            "timing": self.timing,
+            "train_images": self.train_images,
+            "pretrain": self.pretrain,
+            "sharpness": self.sharpness,
+        }
 
     def summary(self) -> dict[str, dict[str, Any]]:
         """Accuracy, macro-F1 and n per split: what the bundle's metadata carries."""
-        return {k: {"accuracy": round(v["accuracy"], 4), "macro_f1": round(v["macro_f1"], 4), "n": v["n"]}
-                for k, v in self.splits.items()}
+        return {
+            k: {"accuracy": round(v["accuracy"], 4), "macro_f1": round(v["macro_f1"], 4), "n": v["n"]}
+            for k, v in self.splits.items()
+        }
 
     def final_split(self) -> str | None:
         """The split reported last and never used for a choice (FER2013: PrivateTest)."""

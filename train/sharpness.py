@@ -52,8 +52,12 @@ def assess(train: np.ndarray, val: np.ndarray) -> dict:
     t, v = laplacian_variance(train), laplacian_variance(val)
     degraded = v > 0 and t / v < GAP_RATIO
     sigma = match_sigma(val, t) if degraded else 0.0
-    out = {"train_laplacian_var": round(t, 2), "val_laplacian_var": round(v, 2), "degraded": bool(degraded),
-           "blur_sigma": sigma}
+    out = {
+        "train_laplacian_var": round(t, 2),
+        "val_laplacian_var": round(v, 2),
+        "degraded": bool(degraded),
+        "blur_sigma": sigma,
+    }
     if degraded:
         out["val_laplacian_var_after_blur"] = round(laplacian_variance(gaussian_blur(val, sigma)), 2)
     return out

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from edge_fer.errors import DataError
-from edge_fer.fsutil import atomic_write_json
 from edge_fer.train.model import NetConfig
 from edge_fer.train.options import TrainConfig
 from edge_fer.train.rundir import RunDir
+
+from edge_fer.errors import DataError
+from edge_fer.fsutil import atomic_write_json
 
 log = logging.getLogger("edge_fer.train")
 
@@ -51,8 +51,9 @@ class StageHistory:
                 row = {"stage": stage, "epoch": epoch + 1, **logs}
                 with open(path, "a") as f:
                     f.write(json.dumps(row) + "\n")
-                log.info("%s epoch %d: %s", stage, epoch + 1,
-                         " ".join(f"{k}={v:.4f}" for k, v in logs.items() if k != "lr"))
+                log.info(
+                    "%s epoch %d: %s", stage, epoch + 1, " ".join(f"{k}={v:.4f}" for k, v in logs.items() if k != "lr")
+                )
 
         return _CB()
 
@@ -126,15 +127,15 @@ class StageRunner:
         self.done.append(stage)
         self.save_state()
 
-    def fit(self, stage: str, model: Any, train_ds: Any, val_ds: Any, epochs: int, n_images: int,
-            callbacks: tuple = ()) -> None:
+    def fit(
+        self, stage: str, model: Any, train_ds: Any, val_ds: Any, epochs: int, n_images: int, callbacks: tuple = ()
+    ) -> None:
         from tensorflow import keras
 
         backup = self.run.ckpt / f"{stage}_backup"
         cbs = [keras.callbacks.BackupAndRestore(str(backup)), self.history.callback(stage), *callbacks]
         t0 = time.perf_counter()
-        model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=self.verbose, callbacks=cbs,
-                  shuffle=False)
+        model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=self.verbose, callbacks=cbs, shuffle=False)
         dt = time.perf_counter() - t0
         t = self.timing.setdefault(stage, {"seconds": 0.0, "epochs": 0})
         t["seconds"] = round(t["seconds"] + dt, 1)
@@ -144,8 +145,9 @@ class StageRunner:
         self.finish(stage)
 
 
-def pretrain_autoencoder(runner: StageRunner, cfg: TrainConfig, net: NetConfig, models: Models,
-                         make_ae_data: Any) -> None:
+def pretrain_autoencoder(
+    runner: StageRunner, cfg: TrainConfig, net: NetConfig, models: Models, make_ae_data: Any
+) -> None:
     """Stage 1: taken from ``--init-ae``, restored when done earlier, or trained.
     ``make_ae_data()`` -> (train dataset, val dataset, number of faces), built only when training."""
     if not cfg.pretrain:
@@ -160,8 +162,13 @@ def pretrain_autoencoder(runner: StageRunner, cfg: TrainConfig, net: NetConfig, 
         from tensorflow import keras
 
         train_ds, val_ds, n = make_ae_data()
-        log.info("stage ae: autoencoder pretraining, %d epochs on %d faces (bottleneck %d values < %d pixels)",
-                 cfg.ae_epochs, n, net.bottleneck_size, net.input_size ** 2)
+        log.info(
+            "stage ae: autoencoder pretraining, %d epochs on %d faces (bottleneck %d values < %d pixels)",
+            cfg.ae_epochs,
+            n,
+            net.bottleneck_size,
+            net.input_size**2,
+        )
         with runner.strategy.scope():
             models.autoencoder.compile(optimizer=keras.optimizers.Adam(cfg.ae_lr), loss="mse")
         runner.fit("ae", models.autoencoder, train_ds, val_ds, cfg.ae_epochs, n)
@@ -175,8 +182,10 @@ def _take_autoencoder(runner: StageRunner, init_ae: str, models: Models) -> None
     try:
         models.autoencoder.load_weights(src)
     except (ValueError, OSError) as e:
-        raise DataError(f"--init-ae {src}: weights do not fit this model (same --arch, --width and "
-                        f"--latent-channels needed): {str(e).splitlines()[0][:200]}") from None
+        raise DataError(
+            f"--init-ae {src}: weights do not fit this model (same --arch, --width and "
+            f"--latent-channels needed): {str(e).splitlines()[0][:200]}"
+        ) from None
     shutil.copyfile(src, runner.run.ae_weights)
     log.info("stage ae: taken from %s (not retrained)", src)
     runner.timing["ae"] = {"seconds": 0.0, "epochs": 0, "from": str(src)}
@@ -187,8 +196,10 @@ def _loss_and_metrics(cfg: TrainConfig) -> tuple[Any, list]:
     from tensorflow import keras
 
     if cfg.label_smoothing > 0:
-        return (keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
-                [keras.metrics.CategoricalAccuracy(name="accuracy")])
+        return (
+            keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+            [keras.metrics.CategoricalAccuracy(name="accuracy")],
+        )
     return "sparse_categorical_crossentropy", [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
 
 
@@ -210,8 +221,9 @@ def train_head(runner: StageRunner, cfg: TrainConfig, models: Models, train_ds: 
     models.encoder.trainable = True
 
 
-def finetune(runner: StageRunner, cfg: TrainConfig, models: Models, train_ds: Any, val_ds: Any, n: int,
-             val_name: str) -> None:
+def finetune(
+    runner: StageRunner, cfg: TrainConfig, models: Models, train_ds: Any, val_ds: Any, n: int, val_name: str
+) -> None:
     """Stage 3: end to end (or from scratch with ``--no-pretrain``); the best epoch on the validation
     split is kept (``checkpoints/best.weights.h5``) and loaded into the classifier."""
     from tensorflow import keras
@@ -228,18 +240,31 @@ def finetune(runner: StageRunner, cfg: TrainConfig, models: Models, train_ds: An
             opt = _finetune_optimizer(cfg, lr, epochs, steps=-(-n // cfg.batch_size))
             loss, mets = _loss_and_metrics(cfg)
             models.classifier.compile(optimizer=opt, loss=loss, metrics=mets)
-        log.info("stage finetune: %s, %d epochs, %s at lr %g, selection on %s val_accuracy",
-                 "end to end" if cfg.pretrain else "from scratch (--no-pretrain)", epochs,
-                 "SGD Nesterov, warm-up + cosine" if cfg.optimizer == "sgd" else "Adam", lr, val_name)
+        log.info(
+            "stage finetune: %s, %d epochs, %s at lr %g, selection on %s val_accuracy",
+            "end to end" if cfg.pretrain else "from scratch (--no-pretrain)",
+            epochs,
+            "SGD Nesterov, warm-up + cosine" if cfg.optimizer == "sgd" else "Adam",
+            lr,
+            val_name,
+        )
         cbs = [
-            keras.callbacks.ModelCheckpoint(str(best_path), monitor="val_accuracy", mode="max",
-                                            save_best_only=True, save_weights_only=True,
-                                            initial_value_threshold=runner.state.get("best_val_accuracy")),
+            keras.callbacks.ModelCheckpoint(
+                str(best_path),
+                monitor="val_accuracy",
+                mode="max",
+                save_best_only=True,
+                save_weights_only=True,
+                initial_value_threshold=runner.state.get("best_val_accuracy"),
+            ),
             keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=cfg.patience),
         ]
         if cfg.optimizer == "adam":  # a schedule already sets the SGD rate
-            cbs.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
-                                                         patience=max(2, cfg.patience // 3), min_lr=1e-5))
+            cbs.append(
+                keras.callbacks.ReduceLROnPlateau(
+                    monitor="val_loss", factor=0.5, patience=max(2, cfg.patience // 3), min_lr=1e-5
+                )
+            )
         runner.fit("finetune", models.classifier, train_ds, val_ds, epochs, n, callbacks=tuple(cbs))
     if best_path.exists():
         models.classifier.load_weights(best_path)
@@ -252,6 +277,10 @@ def _finetune_optimizer(cfg: TrainConfig, lr: float, epochs: int, steps: int) ->
         return keras.optimizers.Adam(lr)
     warm = min(cfg.warmup_epochs, epochs - 1) * steps
     sched = keras.optimizers.schedules.CosineDecay(
-        lr * 0.1 if warm else lr, decay_steps=max(1, epochs * steps - warm), alpha=0.0,
-        warmup_target=lr if warm else None, warmup_steps=warm)
+        lr * 0.1 if warm else lr,
+        decay_steps=max(1, epochs * steps - warm),
+        alpha=0.0,
+        warmup_target=lr if warm else None,
+        warmup_steps=warm,
+    )
     return keras.optimizers.SGD(sched, momentum=0.9, nesterov=True)

@@ -19,17 +19,17 @@ import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from edge_fer.train.options import TrainConfig
+from edge_fer.train.results import TrainMetrics
+from edge_fer.train.rundir import RunDir
 
 from edge_fer.bundle import Preprocessing
 from edge_fer.errors import DataError, EdgeFerError
 from edge_fer.fsutil import atomic_write_json
-from edge_fer.train.options import TrainConfig
-from edge_fer.train.results import TrainMetrics
-from edge_fer.train.rundir import RunDir
 
 log = logging.getLogger("edge_fer.train")
 
@@ -57,15 +57,17 @@ def prepare_run_dir(cfg: TrainConfig, resume: bool, overwrite: bool) -> tuple[Ru
             # epochs may be raised on resume; everything that shapes the model must stay the same
             for k in _FIXED_ON_RESUME:
                 if getattr(saved, k) != getattr(cfg, k):
-                    log.warning("--resume: keeping %s=%r from the run (asked %r)", k, getattr(saved, k),
-                                getattr(cfg, k))
+                    log.warning(
+                        "--resume: keeping %s=%r from the run (asked %r)", k, getattr(saved, k), getattr(cfg, k)
+                    )
                     setattr(cfg, k, getattr(saved, k))
             state = json.loads(run.state.read_text()) if run.state.exists() else {}
             log.info("resuming %s (stages done: %s)", run.root, ", ".join(state.get("done", [])) or "none")
             return run, cfg, state
         if not overwrite:
-            raise EdgeFerError(f"{run.root} already holds a run: use --resume to continue it or --overwrite to "
-                               "start over")
+            raise EdgeFerError(
+                f"{run.root} already holds a run: use --resume to continue it or --overwrite to start over"
+            )
         shutil.rmtree(run.ckpt, ignore_errors=True)
         for p in run.root.iterdir():
             if p.is_file():
@@ -107,8 +109,6 @@ class _Faces:
 
 def _train(cfg: TrainConfig, run: RunDir, state: dict, dataset) -> TrainMetrics:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from tensorflow import keras
-
     from edge_fer.train import report
     from edge_fer.train._tf import choose_strategy, predict_function
     from edge_fer.train.artifacts import bundle_meta, save_models, write_metrics
@@ -116,6 +116,7 @@ def _train(cfg: TrainConfig, run: RunDir, state: dict, dataset) -> TrainMetrics:
     from edge_fer.train.results import best_epoch, evaluate_splits
     from edge_fer.train.sharpness import gaussian_blur
     from edge_fer.train.stages import Models, StageRunner, finetune, pretrain_autoencoder, train_head
+    from tensorflow import keras
 
     keras.utils.set_random_seed(cfg.seed)
     runner = StageRunner(run, state, choose_strategy(), verbose=1 if sys.stdout.isatty() else 0)
@@ -136,14 +137,17 @@ def _train(cfg: TrainConfig, run: RunDir, state: dict, dataset) -> TrainMetrics:
     metrics = TrainMetrics(
         splits=evaluate_splits(predict_function(models.classifier), dataset, prep),
         selection={"split": faces.val_name, "monitor": "val_accuracy", "best_epoch": best_epoch(rows)},
-        timing=runner.timing, train_images=len(faces.y), pretrain=cfg.pretrain, sharpness=sharp,
+        timing=runner.timing,
+        train_images=len(faces.y),
+        pretrain=cfg.pretrain,
+        sharpness=sharp,
     )
     write_metrics(run, metrics, rows)
     stage1 = save_models(run, cfg, net, models)
     meta = bundle_meta(run, cfg, net, prep, dataset, int(models.classifier.count_params()), metrics)
     meta.save(run.metadata)
     report.write_all(run, rows, metrics, dataset, stage1, cfg, meta)
-    state["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    state["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     runner.save_state()
     return metrics
 
@@ -152,8 +156,14 @@ def _training_faces(cfg: TrainConfig, dataset) -> tuple[np.ndarray, np.ndarray]:
     """The training split, subsampled to ``--limit``."""
     tr, va = dataset.splits["train"], dataset.splits["val"]
     tx, ty = _subsample(tr.x, tr.y, cfg.limit, cfg.seed)
-    log.info("train %d (%s), val %d (%s), test %s", len(ty), tr.name, len(va), va.name,
-             len(dataset.splits["test"]) if "test" in dataset.splits else "-")
+    log.info(
+        "train %d (%s), val %d (%s), test %s",
+        len(ty),
+        tr.name,
+        len(va),
+        va.name,
+        len(dataset.splits["test"]) if "test" in dataset.splits else "-",
+    )
     return tx, ty
 
 
@@ -170,10 +180,15 @@ def _match_sharpness(cfg: TrainConfig, runner, train_x: np.ndarray, va) -> dict:
         runner.save_state()
     sharp = runner.state["sharpness"]
     if sharp.get("degraded"):
-        log.warning("the training faces are far blurrier than the %s faces (median Laplacian variance %.1f vs "
-                    "%.1f): validation, test and runtime inputs get a Gaussian blur of sigma %.2f to match "
-                    "(stored in the bundle's preprocessing)", va.name, sharp["train_laplacian_var"],
-                    sharp["val_laplacian_var"], float(sharp["blur_sigma"]))
+        log.warning(
+            "the training faces are far blurrier than the %s faces (median Laplacian variance %.1f vs "
+            "%.1f): validation, test and runtime inputs get a Gaussian blur of sigma %.2f to match "
+            "(stored in the bundle's preprocessing)",
+            va.name,
+            sharp["train_laplacian_var"],
+            sharp["val_laplacian_var"],
+            float(sharp["blur_sigma"]),
+        )
     return sharp
 
 
@@ -184,8 +199,11 @@ def _autoencoder_data(cfg: TrainConfig, faces: _Faces, prep: Preprocessing, imag
     ax = faces.x
     if cfg.unlabeled:
         ax = np.concatenate([faces.x, load_unlabeled(cfg.unlabeled, image_size)])
-    return (make_dataset(ax, batch_size=cfg.batch_size, training=True, seed=cfg.seed, autoencoder=True, prep=prep),
-            make_dataset(faces.val_x, batch_size=256, autoencoder=True, prep=prep), len(ax))
+    return (
+        make_dataset(ax, batch_size=cfg.batch_size, training=True, seed=cfg.seed, autoencoder=True, prep=prep),
+        make_dataset(faces.val_x, batch_size=256, autoencoder=True, prep=prep),
+        len(ax),
+    )
 
 
 def _classifier_data(cfg: TrainConfig, faces: _Faces, prep: Preprocessing, num_classes: int, labels):
@@ -195,8 +213,17 @@ def _classifier_data(cfg: TrainConfig, faces: _Faces, prep: Preprocessing, num_c
     cw = class_weights(faces.y, num_classes, cfg.class_weight_power)
     log.info("class weights: %s", ", ".join(f"{n}={w:.2f}" for n, w in zip(labels, cw)))
     onehot = num_classes if cfg.label_smoothing > 0 else None
-    train_ds = make_dataset(faces.x, faces.y, batch_size=cfg.batch_size, training=True, seed=cfg.seed,
-                            sample_weight=cw[faces.y], erase=cfg.erase, one_hot=onehot, prep=prep)
+    train_ds = make_dataset(
+        faces.x,
+        faces.y,
+        batch_size=cfg.batch_size,
+        training=True,
+        seed=cfg.seed,
+        sample_weight=cw[faces.y],
+        erase=cfg.erase,
+        one_hot=onehot,
+        prep=prep,
+    )
     val_ds = make_dataset(faces.val_x, faces.val_y, batch_size=256, one_hot=onehot, prep=prep)
     return train_ds, val_ds
 

@@ -21,7 +21,9 @@ from edge_fer.train.adapt_options import AdaptOptions
 
 def register(app: typer.Typer) -> None:
     @schema.command(
-        app, "adapt", [("", AdaptOptions)],
+        app,
+        "adapt",
+        [("", AdaptOptions)],
         help=(
             "Adapt a training run to a new camera from unlabeled face crops (what 'edge-fer run --save-crops' collects): "
             "the classifier's batch-norm statistics re-estimated on the new crops mixed with the original faces; "
@@ -30,7 +32,9 @@ def register(app: typer.Typer) -> None:
     )
     def adapt_cmd(
         flags: dict[str, Any],
-        run_dir: Path = typer.Argument(..., help="The trained run directory (model.keras, autoencoder.keras, config.json)."),
+        run_dir: Path = typer.Argument(
+            ..., help="The trained run directory (model.keras, autoencoder.keras, config.json)."
+        ),
     ) -> None:
         import json
 

@@ -12,7 +12,7 @@ when ``--fail-under`` is given and the budget verdict is FAIL, 2 for bad input.
 from __future__ import annotations
 
 import os
-from typing import Any, List, Optional
+from typing import Any
 
 import typer
 
@@ -20,35 +20,78 @@ from edge_fer import schema
 
 # the pipeline flags `edge-fer bench` shares with `edge-fer run`: their spelling, help and defaults
 # come from the run config's schema (edge_fer.config)
-PIPELINE_KEYS = ("detector.name", "detector.model", "detector.every", "detector.full_every", "detector.scale",
-                 "detector.min_size", "model.device", "source.width", "source.height")
+PIPELINE_KEYS = (
+    "detector.name",
+    "detector.model",
+    "detector.every",
+    "detector.full_every",
+    "detector.scale",
+    "detector.min_size",
+    "model.device",
+    "source.width",
+    "source.height",
+)
 
 
 def register(app: typer.Typer) -> None:
     from edge_fer.config import SCHEMAS
 
-    @schema.command(app, "bench", SCHEMAS, keys=PIPELINE_KEYS,
-                    help="Benchmark latency: every pipeline stage per frame (p50/p90/p99), or the classifier alone "
-                         "(--model-only).")
+    @schema.command(
+        app,
+        "bench",
+        SCHEMAS,
+        keys=PIPELINE_KEYS,
+        help="Benchmark latency: every pipeline stage per frame (p50/p90/p99), or the classifier alone (--model-only).",
+    )
     def bench_cmd(
-        source: Optional[str] = typer.Option(None, "--source", "-s", help="Video file, images, camera index, URL or 'picamera2' (pipeline mode)."),
-        json_path: Optional[str] = typer.Option(None, "--json", help="Write every figure to this JSON file."),
-        plot_path: Optional[str] = typer.Option(None, "--plot", help="Write a latency-distribution plot (PNG; needs the 'plot' extra)."),
-        model: Optional[List[str]] = typer.Option(None, "--model", "-m", help="Model bundle (.tflite); repeat with --model-only to compare several."),
-        config: Optional[str] = typer.Option(None, "--config", "-c", help="The TOML config of 'edge-fer run'; flags override it."),
-        threads: Optional[str] = typer.Option(None, "--threads", help="Interpreter threads (0: default); with --model-only a list such as 1,2."),
-        max_frames: int = typer.Option(0, "--max-frames", help="Measure at most N frames after warm-up (0: the whole source; 300 for a camera)."),
+        source: str | None = typer.Option(
+            None, "--source", "-s", help="Video file, images, camera index, URL or 'picamera2' (pipeline mode)."
+        ),
+        json_path: str | None = typer.Option(None, "--json", help="Write every figure to this JSON file."),
+        plot_path: str | None = typer.Option(
+            None, "--plot", help="Write a latency-distribution plot (PNG; needs the 'plot' extra)."
+        ),
+        model: list[str] | None = typer.Option(
+            None, "--model", "-m", help="Model bundle (.tflite); repeat with --model-only to compare several."
+        ),
+        config: str | None = typer.Option(
+            None, "--config", "-c", help="The TOML config of 'edge-fer run'; flags override it."
+        ),
+        threads: str | None = typer.Option(
+            None, "--threads", help="Interpreter threads (0: default); with --model-only a list such as 1,2."
+        ),
+        max_frames: int = typer.Option(
+            0, "--max-frames", help="Measure at most N frames after warm-up (0: the whole source; 300 for a camera)."
+        ),
         loop: int = typer.Option(1, "--loop", help="Play a finite source N times (a short video makes a longer run)."),
-        warmup: int = typer.Option(10, "--warmup", help="Warm-up frames (or runs with --model-only), run but left out of the figures."),
-        events: Optional[str] = typer.Option(None, "--events", help="Write the events here (default: discarded; the sink is timed either way)."),
-        model_only: bool = typer.Option(False, "--model-only", help="Time the classifier alone (init, first inference, N runs) for each --model and --threads."),
+        warmup: int = typer.Option(
+            10, "--warmup", help="Warm-up frames (or runs with --model-only), run but left out of the figures."
+        ),
+        events: str | None = typer.Option(
+            None, "--events", help="Write the events here (default: discarded; the sink is timed either way)."
+        ),
+        model_only: bool = typer.Option(
+            False,
+            "--model-only",
+            help="Time the classifier alone (init, first inference, N runs) for each --model and --threads.",
+        ),
         runs: int = typer.Option(200, "--runs", help="Timed runs per model and thread count (--model-only)."),
         batch: int = typer.Option(1, "--batch", help="Faces per inference (--model-only)."),
-        target_fps: Optional[float] = typer.Option(None, "--target-fps", help="Real-time target: PASS/FAIL per stage and overall, with the headroom."),
-        budget_ms: Optional[float] = typer.Option(None, "--budget-ms", help="Latency budget per frame in ms (instead of --target-fps)."),
-        budget_percentile: str = typer.Option("p99", "--budget-percentile", help="Judge the budget at p50 | p90 | p99 | max."),
-        fail_under: bool = typer.Option(False, "--fail-under", help="Exit 1 when the budget verdict is FAIL (needs --target-fps or --budget-ms)."),
-        compare: Optional[str] = typer.Option(None, "--compare", help="Also run a peer side by side on the same frames: 'fer'."),
+        target_fps: float | None = typer.Option(
+            None, "--target-fps", help="Real-time target: PASS/FAIL per stage and overall, with the headroom."
+        ),
+        budget_ms: float | None = typer.Option(
+            None, "--budget-ms", help="Latency budget per frame in ms (instead of --target-fps)."
+        ),
+        budget_percentile: str = typer.Option(
+            "p99", "--budget-percentile", help="Judge the budget at p50 | p90 | p99 | max."
+        ),
+        fail_under: bool = typer.Option(
+            False, "--fail-under", help="Exit 1 when the budget verdict is FAIL (needs --target-fps or --budget-ms)."
+        ),
+        compare: str | None = typer.Option(
+            None, "--compare", help="Also run a peer side by side on the same frames: 'fer'."
+        ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No table on stdout (use with --json)."),
         flags: dict[str, Any] | None = None,
     ) -> None:
@@ -62,7 +105,9 @@ def register(app: typer.Typer) -> None:
         if fail_under and budget is None:
             raise ConfigError("--fail-under needs --target-fps or --budget-ms")
         if budget_percentile not in bench.BUDGET_PERCENTILES:
-            raise ConfigError(f"--budget-percentile must be one of {', '.join(bench.BUDGET_PERCENTILES)}, got {budget_percentile!r}")
+            raise ConfigError(
+                f"--budget-percentile must be one of {', '.join(bench.BUDGET_PERCENTILES)}, got {budget_percentile!r}"
+            )
         # an unknown or missing peer is one clear error before anything runs
         peer = bench.load_peer(compare) if compare is not None else None
         thread_list = bench.parse_threads(threads)
@@ -71,8 +116,15 @@ def register(app: typer.Typer) -> None:
         if model_only:
             if compare:
                 raise ConfigError("--compare runs the whole pipeline; it does not go with --model-only")
-            rep = bench.bench_models(models, threads=thread_list, device=device or "auto", runs=runs, warmup=warmup,
-                                     batch=batch, keep_samples=bool(plot_path))
+            rep = bench.bench_models(
+                models,
+                threads=thread_list,
+                device=device or "auto",
+                runs=runs,
+                warmup=warmup,
+                batch=batch,
+                keep_samples=bool(plot_path),
+            )
             if budget is not None:
                 rep.budget = bench.evaluate_model_budget(rep, budget, budget_percentile)
             text = bench.format_models(rep)
@@ -80,8 +132,10 @@ def register(app: typer.Typer) -> None:
             from edge_fer import config as cfgmod
 
             if source is None and not config:
-                raise ConfigError("no --source given (a video file, images, a camera index, a URL or 'picamera2'); "
-                                  "or use --model-only")
+                raise ConfigError(
+                    "no --source given (a video file, images, a camera index, a URL or 'picamera2'); "
+                    "or use --model-only"
+                )
             if len(models) > 1:
                 raise ConfigError("the pipeline benchmark takes one --model; use --model-only to compare several")
             if len(thread_list) > 1:
@@ -93,7 +147,9 @@ def register(app: typer.Typer) -> None:
             cfg = cfgmod.build(config, overrides)
             if source is not None and not source.strip():
                 raise ConfigError("empty --source")
-            rep = bench.bench_pipeline(cfg, warmup=warmup, max_frames=max_frames, loops=loop, keep_samples=bool(plot_path))
+            rep = bench.bench_pipeline(
+                cfg, warmup=warmup, max_frames=max_frames, loops=loop, keep_samples=bool(plot_path)
+            )
             if budget is not None:
                 rep.budget = bench.evaluate_budget(rep, budget, budget_percentile)
             text = bench.format_pipeline(rep)

@@ -18,7 +18,9 @@ from edge_fer.convert.options import ConvertOptions
 
 def register(app: typer.Typer) -> None:
     @schema.command(
-        app, "convert", [("", ConvertOptions)],
+        app,
+        "convert",
+        [("", ConvertOptions)],
         help=(
             "Convert a training run (directory or .keras) to a full-int8 TFLite bundle with embedded metadata, "
             "verify it against the float model on held-out faces, audit it for the Edge TPU. "
@@ -27,7 +29,9 @@ def register(app: typer.Typer) -> None:
     )
     def _cmd(
         flags: dict[str, Any],
-        source: Path = typer.Argument(..., help="Run directory (model.keras, metadata.json, config.json) or a .keras file."),
+        source: Path = typer.Argument(
+            ..., help="Run directory (model.keras, metadata.json, config.json) or a .keras file."
+        ),
     ) -> None:
         import os
 

@@ -13,21 +13,27 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("doctor", help="Check this machine: every interpreter backend on the shipped model, the Edge TPU "
-                                "delegate, OpenCV video decoding and the cameras, each in a child process (a crash "
-                                "becomes a row); prints a verdict and the fix for each failure.")
+    @app.command(
+        "doctor",
+        help="Check this machine: every interpreter backend on the shipped model, the Edge TPU "
+        "delegate, OpenCV video decoding and the cameras, each in a child process (a crash "
+        "becomes a row); prints a verdict and the fix for each failure.",
+    )
     def doctor_cmd(
-        model: Optional[str] = typer.Option(None, "--model", "-m", help="Probe this model instead of the shipped one."),
-        video: Optional[str] = typer.Option(None, "--video", help="Decode this video file (default: a generated clip)."),
-        backend: Optional[List[str]] = typer.Option(None, "--backend", help="Probe only this interpreter backend (repeatable)."),
+        model: str | None = typer.Option(None, "--model", "-m", help="Probe this model instead of the shipped one."),
+        video: str | None = typer.Option(None, "--video", help="Decode this video file (default: a generated clip)."),
+        backend: list[str] | None = typer.Option(
+            None, "--backend", help="Probe only this interpreter backend (repeatable)."
+        ),
         camera: bool = typer.Option(True, "--camera/--no-camera", help="Probe the V4L2 cameras and picamera2."),
-        json_path: Optional[str] = typer.Option(None, "--json", help="Write the report as JSON here ('-': stdout, no table)."),
+        json_path: str | None = typer.Option(
+            None, "--json", help="Write the report as JSON here ('-': stdout, no table)."
+        ),
         timeout: float = typer.Option(60.0, "--timeout", help="Seconds each child process may take."),
     ) -> None:
         from edge_fer import doctor

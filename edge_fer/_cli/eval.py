@@ -8,7 +8,6 @@ bundle on labeled faces, through the runtime's own classifier (never TensorFlow)
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -16,15 +15,31 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command("eval", help="Evaluate a model bundle on labeled faces through the runtime's own preprocessing.")
     def eval_cmd(
-        data: Path = typer.Option(..., "--data", help="FER2013 .csv/.zip/folder, or a labeled image folder DIR/<class>/*."),
-        model: Optional[Path] = typer.Option(None, "--model", "-m", help="Model bundle (.tflite); default: the shipped one."),
-        split: Optional[str] = typer.Option(None, "--split", help="PrivateTest (default for FER2013), PublicTest, Training, test, val, train or all."),
-        detect: bool = typer.Option(False, "--detect", help="Classify the crop the runtime's face detector makes (images without a face are counted)."),
-        json_path: Optional[Path] = typer.Option(None, "--json", help="Write the figures to this JSON file."),
-        class_map: List[str] = typer.Option([], "--class-map", help="FOLDER=LABEL mapping of your class folders (repeatable)."),
+        data: Path = typer.Option(
+            ..., "--data", help="FER2013 .csv/.zip/folder, or a labeled image folder DIR/<class>/*."
+        ),
+        model: Path | None = typer.Option(
+            None, "--model", "-m", help="Model bundle (.tflite); default: the shipped one."
+        ),
+        split: str | None = typer.Option(
+            None, "--split", help="PrivateTest (default for FER2013), PublicTest, Training, test, val, train or all."
+        ),
+        detect: bool = typer.Option(
+            False,
+            "--detect",
+            help="Classify the crop the runtime's face detector makes (images without a face are counted).",
+        ),
+        json_path: Path | None = typer.Option(None, "--json", help="Write the figures to this JSON file."),
+        class_map: list[str] = typer.Option(
+            [], "--class-map", help="FOLDER=LABEL mapping of your class folders (repeatable)."
+        ),
         detector: str = typer.Option("haar", "--detector", help="With --detect: haar or yunet."),
-        detector_model: Optional[str] = typer.Option(None, "--detector-model", help="With --detect: the YuNet .onnx (or a Haar cascade XML)."),
-        detect_scale: float = typer.Option(1.0, "--detect-scale", help="With --detect: downscale factor before detection (0.05-1)."),
+        detector_model: str | None = typer.Option(
+            None, "--detector-model", help="With --detect: the YuNet .onnx (or a Haar cascade XML)."
+        ),
+        detect_scale: float = typer.Option(
+            1.0, "--detect-scale", help="With --detect: downscale factor before detection (0.05-1)."
+        ),
         min_face: int = typer.Option(30, "--min-face", help="With --detect: smallest face side in pixels."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No table on stdout (use with --json)."),
     ) -> None:

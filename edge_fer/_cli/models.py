@@ -13,22 +13,34 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    models = typer.Typer(help="Fetch, list and remove optional models (the YuNet face detector).",
-                         no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+    models = typer.Typer(
+        help="Fetch, list and remove optional models (the YuNet face detector).",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
 
-    @models.command("pull", help="Download a model from its pinned URL (or copy --from FILE), check its SHA-256, store it in the user's cache.")
+    @models.command(
+        "pull",
+        help="Download a model from its pinned URL (or copy --from FILE), check its SHA-256, store it in the user's cache.",
+    )
     def pull_cmd(
         name: str = typer.Argument(..., help="Model name: yunet."),
-        from_file: Optional[Path] = typer.Option(None, "--from", help="Install from this local file instead of downloading (offline machines)."),
-        url: Optional[str] = typer.Option(None, "--url", help="Download from this URL (a mirror) instead of the pinned ones."),
-        sha256: Optional[str] = typer.Option(None, "--sha256", help="Expect this SHA-256 instead of the pinned one."),
-        no_verify: bool = typer.Option(False, "--no-verify", help="Install whatever the bytes are (not recommended); the hash is printed."),
+        from_file: Path | None = typer.Option(
+            None, "--from", help="Install from this local file instead of downloading (offline machines)."
+        ),
+        url: str | None = typer.Option(
+            None, "--url", help="Download from this URL (a mirror) instead of the pinned ones."
+        ),
+        sha256: str | None = typer.Option(None, "--sha256", help="Expect this SHA-256 instead of the pinned one."),
+        no_verify: bool = typer.Option(
+            False, "--no-verify", help="Install whatever the bytes are (not recommended); the hash is printed."
+        ),
         force: bool = typer.Option(False, "--force", help="Fetch again even when a good copy is installed."),
         timeout: float = typer.Option(30.0, "--timeout", help="Network timeout, seconds."),
     ) -> None:
@@ -42,8 +54,9 @@ def register(app: typer.Typer) -> None:
         s = models_store.spec(name)
         if from_file is None and sys.stderr.isatty():
             typer.echo(f"fetching {s.filename} from {url or s.urls[0]}", err=True)
-        path, digest, fetched = models_store.pull(name, from_file=from_file, url=url, sha256=sha256,
-                                                  verify=not no_verify, force=force, timeout=timeout)
+        path, digest, fetched = models_store.pull(
+            name, from_file=from_file, url=url, sha256=sha256, verify=not no_verify, force=force, timeout=timeout
+        )
         how = "downloaded" if fetched else ("copied" if from_file else "already installed")
         check = "not checked (--no-verify)" if no_verify else "ok"
         typer.echo(f"{name}: {how}: {path} (sha256 {digest}, {check})")
@@ -55,7 +68,9 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"cache: {models_store.models_dir()}")
         for row in models_store.describe():
             where = row["installed"] or "not installed ('edge-fer models pull " + str(row["name"]) + "')"
-            typer.echo(f"{row['name']:8} {where}\n         {row['description']}; sha256 {row['sha256']} ({row['source']})")
+            typer.echo(
+                f"{row['name']:8} {where}\n         {row['description']}; sha256 {row['sha256']} ({row['source']})"
+            )
 
     @models.command("remove", help="Delete an installed model from the cache.")
     def remove_cmd(name: str = typer.Argument(..., help="Model name: yunet.")) -> None:

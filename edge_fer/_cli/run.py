@@ -7,7 +7,7 @@ imports (OpenCV, the interpreter) happen inside the command, never TensorFlow.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -17,10 +17,11 @@ from edge_fer import schema
 def register(app: typer.Typer) -> None:
     from edge_fer.config import SCHEMAS
 
-    @schema.command(app, "run", SCHEMAS,
-                    help="Run the recognizer on a camera, stream, video or images; print JSON-line events.")
+    @schema.command(
+        app, "run", SCHEMAS, help="Run the recognizer on a camera, stream, video or images; print JSON-line events."
+    )
     def run_cmd(
-        config: Optional[str] = typer.Option(None, "--config", "-c", help="TOML config file; flags override it."),
+        config: str | None = typer.Option(None, "--config", "-c", help="TOML config file; flags override it."),
         print_config: bool = typer.Option(False, "--print-config", help="Print the effective config as TOML and exit."),
         flags: dict[str, Any] | None = None,
     ) -> None:

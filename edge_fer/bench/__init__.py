@@ -27,7 +27,22 @@ from edge_fer.bench.run_pipeline import RecordingTimes, bench_pipeline
 from edge_fer.bench.text import format_models, format_pipeline
 
 __all__ = [
-    "BUDGET_PERCENTILES", "SCHEMA", "ModelsReport", "PipelineReport", "RecordingTimes", "bench_models",
-    "bench_pipeline", "budget_ms_from", "bundle_accuracy", "evaluate_budget", "evaluate_model_budget",
-    "format_models", "format_pipeline", "load_peer", "machine_info", "parse_threads", "plot", "write_json",
+    "BUDGET_PERCENTILES",
+    "SCHEMA",
+    "ModelsReport",
+    "PipelineReport",
+    "RecordingTimes",
+    "bench_models",
+    "bench_pipeline",
+    "budget_ms_from",
+    "bundle_accuracy",
+    "evaluate_budget",
+    "evaluate_model_budget",
+    "format_models",
+    "format_pipeline",
+    "load_peer",
+    "machine_info",
+    "parse_threads",
+    "plot",
+    "write_json",
 ]

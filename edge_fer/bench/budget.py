@@ -59,5 +59,10 @@ def evaluate_model_budget(report: ModelsReport, budget_ms: float, percentile: st
     key = _stat_key(percentile)
     rows = [None if r.error else _verdict(r.latency[key], budget_ms) for r in report.models]  # type: ignore[union-attr]
     ok = [v for v in rows if v is not None]
-    return ModelBudget(budget_ms=round(budget_ms, 4), target_fps=round(1000.0 / budget_ms, 3), percentile=percentile,
-                       models=rows, passed=bool(ok) and all(v.passed for v in ok))
+    return ModelBudget(
+        budget_ms=round(budget_ms, 4),
+        target_fps=round(1000.0 / budget_ms, 3),
+        percentile=percentile,
+        models=rows,
+        passed=bool(ok) and all(v.passed for v in ok),
+    )

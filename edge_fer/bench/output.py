@@ -66,8 +66,11 @@ def _plot_pipeline(plt: Any, report: PipelineReport) -> Any:
     a2.set_title(f"{report.fps:.1f} frames/s")
     a2.legend(fontsize=8)
     c = report.config
-    fig.suptitle(f"edge-fer bench: {Path(str(report.source)).name} ({c.detector}, every {c.detect_every}, "
-                 f"scale {c.detect_scale})", fontsize=10)
+    fig.suptitle(
+        f"edge-fer bench: {Path(str(report.source)).name} ({c.detector}, every {c.detect_every}, "
+        f"scale {c.detect_scale})",
+        fontsize=10,
+    )
     return fig
 
 

@@ -26,8 +26,10 @@ def load_peer(name: str) -> ModuleType:
     mod = sys.modules.get(modname)
     if mod is None:
         if not path.is_file():
-            raise ConfigError(f"--compare {name} runs {path.name} from the benchmarks/ folder of an edge-fer source "
-                              f"checkout; there is none at {path.parent}")
+            raise ConfigError(
+                f"--compare {name} runs {path.name} from the benchmarks/ folder of an edge-fer source "
+                f"checkout; there is none at {path.parent}"
+            )
         spec = importlib.util.spec_from_file_location(modname, path)
         assert spec is not None and spec.loader is not None
         mod = importlib.util.module_from_spec(spec)

@@ -53,8 +53,13 @@ def _timed(fn: Any, runs: int) -> np.ndarray:
 
 
 def _head(path: str | Path, data: bytes, threads: int, batch: int) -> dict[str, Any]:
-    return {"path": str(path), "name": Path(path).name, "size_bytes": len(data), "threads": threads or "default",
-            "batch": batch}
+    return {
+        "path": str(path),
+        "name": Path(path).name,
+        "size_bytes": len(data),
+        "threads": threads or "default",
+        "batch": batch,
+    }
 
 
 def bench_model(
@@ -134,8 +139,11 @@ def bench_models(
     for p in paths:
         for t in threads:
             try:
-                rows.append(bench_model(p, threads=t, device=device, runs=runs, warmup=warmup, batch=batch,
-                                        keep_samples=keep_samples))
+                rows.append(
+                    bench_model(
+                        p, threads=t, device=device, runs=runs, warmup=warmup, batch=batch, keep_samples=keep_samples
+                    )
+                )
             except EdgeFerError as e:
                 data = Path(p).read_bytes()
                 rows.append(SkippedModel(**_head(p, data, t, batch), format=bundle_format(data), error=str(e)))
@@ -145,9 +153,13 @@ def bench_models(
         raise ModelError("no model could be run: " + "; ".join(str(r.error) for r in rows))
     machine = machine_info()
     edgetpu = any(getattr(r, "device", None) == "edgetpu" for r in rows)
-    machine["runtime"] = {"backend": ran.backend, "version": runtime_version(ran.backend),
-                          "delegate": "edgetpu" if edgetpu else "none",
-                          "device": device, "threads": [t or "default" for t in threads]}
+    machine["runtime"] = {
+        "backend": ran.backend,
+        "version": runtime_version(ran.backend),
+        "delegate": "edgetpu" if edgetpu else "none",
+        "device": device,
+        "threads": [t or "default" for t in threads],
+    }
     return ModelsReport(
         runs=runs,
         warmup_runs=warmup,

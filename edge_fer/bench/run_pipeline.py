@@ -162,13 +162,17 @@ def bench_pipeline(
     if run.processed == 0:
         raise SourceError(f"{name}: no frames could be read from the source")
     if not run.e2e:
-        raise ConfigError(f"{name}: all {run.processed} frames went to warm-up (--warmup {warmup}); lower --warmup "
-                          "or repeat the source with --loop N")
+        raise ConfigError(
+            f"{name}: all {run.processed} frames went to warm-up (--warmup {warmup}); lower --warmup "
+            "or repeat the source with --loop N"
+        )
     report = _report(cfg, pipe, run, name, build_s)
     report.machine["load_avg_start"] = load_start
     if keep_samples:
-        report.samples = {"end_to_end": [round(x * 1000, 4) for x in run.e2e],
-                          **{s: [round(x * 1000, 4) for x in run.samples[s]] for s in STAGES}}
+        report.samples = {
+            "end_to_end": [round(x * 1000, 4) for x in run.e2e],
+            **{s: [round(x * 1000, 4) for x in run.samples[s]] for s in STAGES},
+        }
     return report
 
 
@@ -208,19 +212,36 @@ def _report(cfg: Any, pipe: Any, run: _Run, name: str, build_s: float) -> Pipeli
         timeouts=run.timeouts,
         errors=int(run.status.get("errors", 0)),
         wall_s=round(wall, 4),
-        cpu=CpuUse(process_s=round(cpu, 4), user_s=round(run.ru_end.ru_utime - run.ru_begin.ru_utime, 4),
-                   system_s=round(run.ru_end.ru_stime - run.ru_begin.ru_stime, 4), utilization=round(cpu / wall, 3),
-                   ms_per_frame=round(1000.0 * cpu / n, 4)),
+        cpu=CpuUse(
+            process_s=round(cpu, 4),
+            user_s=round(run.ru_end.ru_utime - run.ru_begin.ru_utime, 4),
+            system_s=round(run.ru_end.ru_stime - run.ru_begin.ru_stime, 4),
+            utilization=round(cpu / wall, 3),
+            ms_per_frame=round(1000.0 * cpu / n, 4),
+        ),
         peak_rss_mb=peak_rss_mb(),
-        startup_ms=Startup(build=round(build_s * 1000, 2), open=round(run.open_s * 1000, 2),
-                           first_frame=round(1000 * first, 3)),
+        startup_ms=Startup(
+            build=round(build_s * 1000, 2), open=round(run.open_s * 1000, 2), first_frame=round(1000 * first, 3)
+        ),
         stages=stages,
         end_to_end=e2e,
-        config=BenchedConfig(detector=d.name, detector_model=d.model or None, detect_every=d.every,
-                             detect_scale=d.scale, full_every=d.full_every, min_face=d.min_size, model=model_path,
-                             device=cfg.model.device, threads=cfg.model.threads or "default",
-                             output=cfg.output.path),
-        model=ModelInfo(path=model_path, format=bundle_format(model_bytes, clf) if model_bytes else "unknown",
-                        size_bytes=len(model_bytes), describe=getattr(pipe, "model_name", None)),
+        config=BenchedConfig(
+            detector=d.name,
+            detector_model=d.model or None,
+            detect_every=d.every,
+            detect_scale=d.scale,
+            full_every=d.full_every,
+            min_face=d.min_size,
+            model=model_path,
+            device=cfg.model.device,
+            threads=cfg.model.threads or "default",
+            output=cfg.output.path,
+        ),
+        model=ModelInfo(
+            path=model_path,
+            format=bundle_format(model_bytes, clf) if model_bytes else "unknown",
+            size_bytes=len(model_bytes),
+            describe=getattr(pipe, "model_name", None),
+        ),
         machine=machine_info(clf),
     )

@@ -89,8 +89,9 @@ def format_budget(b: PipelineBudget) -> list[str]:
     lines = [f"real-time budget: {b.budget_ms:.2f} ms/frame ({b.target_fps:.1f} frames/s), judged at {pct}"]
     rows = [_verdict_row(name, v) for name, v in b.stages.items()]
     rows.append(_verdict_row("end-to-end", b.end_to_end))
-    rows.append(["frames/s", num(b.fps, 1), f"{b.fps - b.target_fps:+.1f}", f"{b.fps_headroom_pct:+.1f}%",
-                 _pass(b.fps_pass)])
+    rows.append(
+        ["frames/s", num(b.fps, 1), f"{b.fps - b.target_fps:+.1f}", f"{b.fps_headroom_pct:+.1f}%", _pass(b.fps_pass)]
+    )
     lines += table(["check", f"{pct} ms", "headroom ms", "headroom", "verdict"], rows)
     lines.append(f"overall: {_pass(b.passed)}")
     return lines
@@ -107,15 +108,34 @@ def format_models(rep: ModelsReport) -> str:
             rows.append([*head, "-", "-", "-", "-", "-", "-", "skipped"] + ([""] if budget else []))
             continue
         lat, inv = r.latency, r.invoke  # type: ignore[union-attr]
-        row = [*head, num(r.init_ms, 1), num(r.first_inference_ms, 3),  # type: ignore[union-attr]
-               num(lat["p50_ms"], 4), num(lat["p90_ms"], 4), num(lat["p99_ms"], 4),
-               num(inv["p50_ms"], 4), f"{r.inferences_per_s:.0f}"]  # type: ignore[union-attr]
+        row = [
+            *head,
+            num(r.init_ms, 1),
+            num(r.first_inference_ms, 3),  # type: ignore[union-attr]
+            num(lat["p50_ms"], 4),
+            num(lat["p90_ms"], 4),
+            num(lat["p99_ms"], 4),
+            num(inv["p50_ms"], 4),
+            f"{r.inferences_per_s:.0f}",
+        ]  # type: ignore[union-attr]
         if budget:
             v = budget.models[i]
             row.append(f"{_pass(v.passed)} {v.headroom_pct:+.0f}%")  # type: ignore[union-attr]
         rows.append(row)
-    headers = ["model", "format", "KiB", "accuracy", "threads", "init ms", "first ms", "p50 ms", "p90 ms", "p99 ms",
-               "invoke p50", "inf/s"] + ([f"budget ({budget.percentile})"] if budget else [])
+    headers = [
+        "model",
+        "format",
+        "KiB",
+        "accuracy",
+        "threads",
+        "init ms",
+        "first ms",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "invoke p50",
+        "inf/s",
+    ] + ([f"budget ({budget.percentile})"] if budget else [])
     lines += table(headers, rows)
     for r in rep.models:
         if r.error:

@@ -44,8 +44,9 @@ class WindowDetector(Detector):
     roi_max_windows: int = 8  # more known faces than this: one full pass costs less than their windows
 
     @abstractmethod
-    def detect_roi(self, image: np.ndarray, box: tuple[int, int, int, int],
-                   window: tuple[int, int, int, int]) -> Face | None:
+    def detect_roi(
+        self, image: np.ndarray, box: tuple[int, int, int, int], window: tuple[int, int, int, int]
+    ) -> Face | None:
         """The face nearest ``box`` inside ``window`` (x0, y0, x1, y1), or None."""
 
 
@@ -99,5 +100,12 @@ def scale_box(box: tuple[float, float, float, float], f: float, width: int, heig
     return x0, y0, max(1, x1 - x0), max(1, y1 - y0)
 
 
-__all__ = ["Detector", "WindowDetector", "DETECTORS", "build_detector", "create_detector", "detector_class",
-           "scale_box"]
+__all__ = [
+    "Detector",
+    "WindowDetector",
+    "DETECTORS",
+    "build_detector",
+    "create_detector",
+    "detector_class",
+    "scale_box",
+]

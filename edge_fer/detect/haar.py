@@ -84,7 +84,11 @@ class HaarDetector(WindowDetector):
         gray = to_gray(image)
         h, w = gray.shape[:2]
         f = self.scale
-        small = gray if f == 1.0 else cv2.resize(gray, (max(1, int(w * f)), max(1, int(h * f))), interpolation=cv2.INTER_AREA)
+        small = (
+            gray
+            if f == 1.0
+            else cv2.resize(gray, (max(1, int(w * f)), max(1, int(h * f))), interpolation=cv2.INTER_AREA)
+        )
         if self.equalize:
             small = cv2.equalizeHist(small)
         ms = max(8, int(round(self.min_size * f)))
@@ -93,7 +97,9 @@ class HaarDetector(WindowDetector):
         )
         return [Face(scale_box(tuple(r), f, w, h), 1.0) for r in (rects if len(rects) else [])]
 
-    def detect_roi(self, image: np.ndarray, box: tuple[int, int, int, int], window: tuple[int, int, int, int]) -> Face | None:
+    def detect_roi(
+        self, image: np.ndarray, box: tuple[int, int, int, int], window: tuple[int, int, int, int]
+    ) -> Face | None:
         """The face nearest ``box`` inside ``window`` (x0, y0, x1, y1), searched only at sizes from
         ``roi_range`` times ``box``'s side, on the window rescaled so that the face is ``roi_face`` px:
         the frontal cascade first, then the profile cascade both ways round."""
@@ -115,7 +121,10 @@ class HaarDetector(WindowDetector):
         if not rects and self.profile is not None:
             rects = list(self.profile.detectMultiScale(small, **kw))
             if not rects:
-                rects = [(cw - rx - rw, ry, rw, rh) for rx, ry, rw, rh in self.profile.detectMultiScale(cv2.flip(small, 1), **kw)]
+                rects = [
+                    (cw - rx - rw, ry, rw, rh)
+                    for rx, ry, rw, rh in self.profile.detectMultiScale(cv2.flip(small, 1), **kw)
+                ]
         if not rects:
             return None
         h, w = gray.shape[:2]

@@ -75,8 +75,9 @@ class RoiDetector(Detector):
     ``frame_gap``: frames between two calls (the pipeline's ``detector.every``): ``full_every`` still
     counts frames, and windows grow with the gap, since faces move further between calls."""
 
-    def __init__(self, inner: Detector, full_every: int = 12, margin: float = 0.4, patience: int = 2,
-                 frame_gap: int = 1):
+    def __init__(
+        self, inner: Detector, full_every: int = 12, margin: float = 0.4, patience: int = 2, frame_gap: int = 1
+    ):
         if not isinstance(inner, WindowDetector):
             raise ConfigError(f"the {inner.name} detector cannot search windows (no detect_roi)")
         if int(full_every) < 1:

@@ -78,8 +78,10 @@ def coverage(inner: Sequence[float], outer: Sequence[float]) -> float:
 
 
 def _box(value: Any, where: str) -> Box:
-    if not isinstance(value, (list, tuple)) or len(value) != 4 or not all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) != 4
+        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
     ):
         raise DataError(f"{where}: a box must be [x, y, w, h] numbers, got {value!r}")
     x, y, w, h = (float(v) for v in value)
@@ -90,7 +92,9 @@ def _box(value: Any, where: str) -> Box:
 
 def parse_ground_truth(doc: Mapping[str, Any], source: str = "ground truth") -> GroundTruth:
     if not isinstance(doc, Mapping) or doc.get("schema") != SCHEMA:
-        raise DataError(f"{source}: not an {SCHEMA} file (its 'schema' is {doc.get('schema') if isinstance(doc, Mapping) else None!r})")
+        raise DataError(
+            f"{source}: not an {SCHEMA} file (its 'schema' is {doc.get('schema') if isinstance(doc, Mapping) else None!r})"
+        )
     frames_in = doc.get("frames")
     if not isinstance(frames_in, Mapping):
         raise DataError(f"{source}: 'frames' must be an object of frame number -> {{faces, ignore}}")
@@ -113,8 +117,11 @@ def parse_ground_truth(doc: Mapping[str, Any], source: str = "ground truth") -> 
         ignore = tuple(_box(b, f"{source}: frame {idx} ignore {i}") for i, b in enumerate(body.get("ignore", [])))
         frames[idx] = FrameTruth(tuple(faces), ignore)
     size = doc.get("frame_size")
-    return GroundTruth(frames, tuple(size) if isinstance(size, (list, tuple)) and len(size) == 2 else None,
-                       {k: v for k, v in doc.items() if k != "frames"})
+    return GroundTruth(
+        frames,
+        tuple(size) if isinstance(size, (list, tuple)) and len(size) == 2 else None,
+        {k: v for k, v in doc.items() if k != "frames"},
+    )
 
 
 def load_ground_truth(path: str | Path) -> GroundTruth:
@@ -140,8 +147,9 @@ class FrameMatch:
         return len(self.pairs)
 
 
-def match_frame(truth: FrameTruth, detections: Sequence[Sequence[float]], iou_threshold: float = 0.5,
-                ignore_cover: float = 0.5) -> FrameMatch:
+def match_frame(
+    truth: FrameTruth, detections: Sequence[Sequence[float]], iou_threshold: float = 0.5, ignore_cover: float = 0.5
+) -> FrameMatch:
     """Greedy one-to-one matching of one frame's detections to its faces (see the module doc)."""
     cand = []
     for fi, face in enumerate(truth.faces):
@@ -194,13 +202,26 @@ class Score:
         return 2 * p * r / (p + r) if p + r else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"tp": self.tp, "fp": self.fp, "fn": self.fn, "ignored": self.ignored, "frames": self.frames,
-                "precision": round(self.precision, 4), "recall": round(self.recall, 4), "f1": round(self.f1, 4),
-                "mean_iou": round(self.mean_iou, 4), "recall_by_pose": {k: v[:] for k, v in sorted(self.by_pose.items())}}
+        return {
+            "tp": self.tp,
+            "fp": self.fp,
+            "fn": self.fn,
+            "ignored": self.ignored,
+            "frames": self.frames,
+            "precision": round(self.precision, 4),
+            "recall": round(self.recall, 4),
+            "f1": round(self.f1, 4),
+            "mean_iou": round(self.mean_iou, 4),
+            "recall_by_pose": {k: v[:] for k, v in sorted(self.by_pose.items())},
+        }
 
 
-def score(truth: GroundTruth, detections: Mapping[int, Iterable[Sequence[float]]], iou_threshold: float = 0.5,
-          ignore_cover: float = 0.5) -> Score:
+def score(
+    truth: GroundTruth,
+    detections: Mapping[int, Iterable[Sequence[float]]],
+    iou_threshold: float = 0.5,
+    ignore_cover: float = 0.5,
+) -> Score:
     """Precision and recall over every annotated frame. ``detections``: frame number -> boxes; an
     annotated frame missing from it counts as a frame where nothing was detected."""
     s = Score()
@@ -224,5 +245,17 @@ def score(truth: GroundTruth, detections: Mapping[int, Iterable[Sequence[float]]
     return s
 
 
-__all__ = ["SCHEMA", "TruthFace", "FrameTruth", "GroundTruth", "FrameMatch", "Score", "iou", "coverage",
-           "parse_ground_truth", "load_ground_truth", "match_frame", "score"]
+__all__ = [
+    "SCHEMA",
+    "TruthFace",
+    "FrameTruth",
+    "GroundTruth",
+    "FrameMatch",
+    "Score",
+    "iou",
+    "coverage",
+    "parse_ground_truth",
+    "load_ground_truth",
+    "match_frame",
+    "score",
+]

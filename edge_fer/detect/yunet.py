@@ -48,7 +48,9 @@ class YuNetDetector(WindowDetector):
         if not p.is_file():
             raise ModelError(f"YuNet model {p} not found")
         try:
-            self.net = cv2.FaceDetectorYN.create(str(p), "", (320, 320), float(score_threshold), float(nms_threshold), int(top_k))
+            self.net = cv2.FaceDetectorYN.create(
+                str(p), "", (320, 320), float(score_threshold), float(nms_threshold), int(top_k)
+            )
         except Exception as e:  # cv2.error, or SystemError for some malformed files
             msg = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
             raise ModelError(f"cannot load YuNet model {p}: {msg}") from None
@@ -65,15 +67,24 @@ class YuNetDetector(WindowDetector):
 
     @classmethod
     def from_config(cls, cfg: DetectorConfig, **tuning) -> YuNetDetector:
-        return cls(model=cfg.model or None, scale=cfg.scale, score_threshold=cfg.score_threshold,
-                   min_size=cfg.min_size, **tuning)
+        return cls(
+            model=cfg.model or None,
+            scale=cfg.scale,
+            score_threshold=cfg.score_threshold,
+            min_size=cfg.min_size,
+            **tuning,
+        )
 
     def detect(self, image: np.ndarray) -> list[Face]:
         if image.ndim == 2:
             image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
         h, w = image.shape[:2]
         f = self.scale
-        small = image if f == 1.0 else cv2.resize(image, (max(1, int(w * f)), max(1, int(h * f))), interpolation=cv2.INTER_AREA)
+        small = (
+            image
+            if f == 1.0
+            else cv2.resize(image, (max(1, int(w * f)), max(1, int(h * f))), interpolation=cv2.INTER_AREA)
+        )
         size = (small.shape[1], small.shape[0])
         if size != self._size:
             self.net.setInputSize(size)
@@ -86,11 +97,13 @@ class YuNetDetector(WindowDetector):
             box = scale_box((r[0], r[1], r[2], r[3]), f, w, h)
             if min(box[2], box[3]) < self.min_size:
                 continue
-            lm = (np.asarray(r[4:14], np.float32).reshape(5, 2) / f)
+            lm = np.asarray(r[4:14], np.float32).reshape(5, 2) / f
             faces.append(Face(box, float(r[14]), lm))
         return faces
 
-    def detect_roi(self, image: np.ndarray, box: tuple[int, int, int, int], window: tuple[int, int, int, int]) -> Face | None:
+    def detect_roi(
+        self, image: np.ndarray, box: tuple[int, int, int, int], window: tuple[int, int, int, int]
+    ) -> Face | None:
         """The face nearest ``box`` inside ``window`` (x0, y0, x1, y1): the window, padded to a
         square, runs through a ``roi_size`` x ``roi_size`` network."""
         from edge_fer.detect.roi import pick_nearest

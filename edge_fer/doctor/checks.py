@@ -25,7 +25,6 @@ class Check:
     data: dict = field(default_factory=dict)
 
 
-
 def cpuinfo_describes_arm() -> bool | None:
     """On aarch64: whether /proc/cpuinfo lists ARM cores (None: unreadable)."""
     try:
@@ -38,17 +37,22 @@ def cpuinfo_describes_arm() -> bool | None:
 def backend_fix(name: str, probe: Probe) -> str:
     """What to do about a backend whose probe failed."""
     machine = platform.machine().lower()
-    alt = ("install a fallback backend (pip install 'edge-fer[tflite-runtime]'; edge-fer run then uses the one "
-           "that works, EDGE_FER_BACKEND=NAME forces one)")
+    alt = (
+        "install a fallback backend (pip install 'edge-fer[tflite-runtime]'; edge-fer run then uses the one "
+        "that works, EDGE_FER_BACKEND=NAME forces one)"
+    )
     if probe.status == "crashed" and name == "ai_edge_litert":
         if machine in ("aarch64", "arm64"):
             arm = cpuinfo_describes_arm()
             if arm is False or arm is None:
-                what = ("is unreadable" if arm is None
-                        else "does not list ARM cores (qemu-user passes the host's through)")
-                return (f"/proc/cpuinfo {what}: ai-edge-litert 2.2 and later crash there while creating the "
-                        "Interpreter. Run on the device itself with /proc visible (no systemd ProcSubset=pid), or "
-                        "pip install 'ai-edge-litert<2.2' (2.1.6 works there), or " + alt)
+                what = (
+                    "is unreadable" if arm is None else "does not list ARM cores (qemu-user passes the host's through)"
+                )
+                return (
+                    f"/proc/cpuinfo {what}: ai-edge-litert 2.2 and later crash there while creating the "
+                    "Interpreter. Run on the device itself with /proc visible (no systemd ProcSubset=pid), or "
+                    "pip install 'ai-edge-litert<2.2' (2.1.6 works there), or " + alt
+                )
         return f"pip install 'ai-edge-litert<2.2' (2.1.6 does not crash where 2.2+ did under emulation), or {alt}"
     if probe.status == "crashed":
         return f"reinstall or change the version of {RUNTIME_DISTS[name][0]}, or {alt}"
@@ -69,14 +73,21 @@ def backend_check(name: str, model: Path, timeout: float) -> tuple[Check, Probe 
     r = p.result
     ver = r.get("version") or dist_version(*RUNTIME_DISTS[name]) or "?"
     if p.status == "ok":
-        detail = (f"{dist} {ver}: model loaded in {r.get('load_ms')} ms, one inference {r.get('invoke_ms')} ms, "
-                  f"peak RSS {r.get('max_rss_mb')} MB")
+        detail = (
+            f"{dist} {ver}: model loaded in {r.get('load_ms')} ms, one inference {r.get('invoke_ms')} ms, "
+            f"peak RSS {r.get('max_rss_mb')} MB"
+        )
         if name == "tensorflow":
             detail += " (tf.lite: the slow fallback)"
         return Check(row, OK, detail, data={"probe": asdict(p)}), p
     if p.status == "missing":
-        return Check(row, SKIP, f"not importable ({r.get('error')})", f"pip install --force-reinstall {dist}",
-                     data={"probe": asdict(p)}), p
+        return Check(
+            row,
+            SKIP,
+            f"not importable ({r.get('error')})",
+            f"pip install --force-reinstall {dist}",
+            data={"probe": asdict(p)},
+        ), p
     return Check(row, FAIL, f"{dist} {ver} {p.describe_failure()}", backend_fix(name, p), data={"probe": asdict(p)}), p
 
 
@@ -101,43 +112,85 @@ def camera_checks(timeout: float) -> list[Check]:
     checks = []
     cams = _v4l2_candidates() if sys.platform.startswith("linux") else []
     if not cams:
-        checks.append(Check("camera V4L2", SKIP, "no USB/V4L2 camera (/dev/video*) found",
-                            "only needed for --source 0: plug in a USB camera; the Pi camera module is "
-                            "--source picamera2"))
+        checks.append(
+            Check(
+                "camera V4L2",
+                SKIP,
+                "no USB/V4L2 camera (/dev/video*) found",
+                "only needed for --source 0: plug in a USB camera; the Pi camera module is --source picamera2",
+            )
+        )
     for idx, dev, name in cams[:4]:
         row = f"camera {dev}"
         if not os.access(dev, os.R_OK | os.W_OK):
-            checks.append(Check(row, FAIL, f"{name}: no read/write permission",
-                                "add the user to the 'video' group (sudo usermod -aG video $USER, then log in again)"))
+            checks.append(
+                Check(
+                    row,
+                    FAIL,
+                    f"{name}: no read/write permission",
+                    "add the user to the 'video' group (sudo usermod -aG video $USER, then log in again)",
+                )
+            )
             continue
         p = run_probe("camera", {"target": idx}, min(timeout, 20.0))
         if p.status == "ok":
-            checks.append(Check(row, OK, f"{name}: {p.result.get('size')} frame via {p.result.get('decoder')} "
-                                         f"(--source {idx})"))
+            checks.append(
+                Check(row, OK, f"{name}: {p.result.get('size')} frame via {p.result.get('decoder')} (--source {idx})")
+            )
         elif p.status == "noframe":
-            checks.append(Check(row, WARN, f"{name}: opened, but no frame came",
-                                "is another process using it (the edge-fer service)? stop it and retry"))
+            checks.append(
+                Check(
+                    row,
+                    WARN,
+                    f"{name}: opened, but no frame came",
+                    "is another process using it (the edge-fer service)? stop it and retry",
+                )
+            )
         else:
-            checks.append(Check(row, FAIL, f"{name}: {p.describe_failure()}",
-                                "check the cable and `v4l2-ctl --list-devices`; try another index",
-                                data={"probe": asdict(p)}))
+            checks.append(
+                Check(
+                    row,
+                    FAIL,
+                    f"{name}: {p.describe_failure()}",
+                    "check the cable and `v4l2-ctl --list-devices`; try another index",
+                    data={"probe": asdict(p)},
+                )
+            )
     if not importable("picamera2"):
-        checks.append(Check("camera picamera2", SKIP, "picamera2 not importable",
-                            "only for the Pi camera module: sudo apt install python3-picamera2 and a venv made with "
-                            "--system-site-packages (deploy/install-pi.sh does both)"))
+        checks.append(
+            Check(
+                "camera picamera2",
+                SKIP,
+                "picamera2 not importable",
+                "only for the Pi camera module: sudo apt install python3-picamera2 and a venv made with "
+                "--system-site-packages (deploy/install-pi.sh does both)",
+            )
+        )
         return checks
     p = run_probe("picamera2", {}, min(timeout, 30.0))
     if p.status == "ok":
         models = ", ".join(c.get("Model", "?") for c in p.result.get("cameras", []))
         checks.append(Check("camera picamera2", OK, f"libcamera sees: {models} (--source picamera2)"))
     elif p.status == "none":
-        checks.append(Check("camera picamera2", WARN, "picamera2 works but libcamera sees no camera",
-                            "check the ribbon cable and camera_auto_detect=1 in /boot/firmware/config.txt; "
-                            "`rpicam-hello --list-cameras`"))
+        checks.append(
+            Check(
+                "camera picamera2",
+                WARN,
+                "picamera2 works but libcamera sees no camera",
+                "check the ribbon cable and camera_auto_detect=1 in /boot/firmware/config.txt; "
+                "`rpicam-hello --list-cameras`",
+            )
+        )
     else:
-        checks.append(Check("camera picamera2", FAIL, p.describe_failure(),
-                            "reinstall python3-picamera2 (apt) and keep numpy<2 in the venv (deploy/install-pi.sh)",
-                            data={"probe": asdict(p)}))
+        checks.append(
+            Check(
+                "camera picamera2",
+                FAIL,
+                p.describe_failure(),
+                "reinstall python3-picamera2 (apt) and keep numpy<2 in the venv (deploy/install-pi.sh)",
+                data={"probe": asdict(p)},
+            )
+        )
     return checks
 
 
@@ -155,18 +208,27 @@ def opencv_checks(video: str | None, timeout: float) -> list[Check]:
     if p.status == "ok":
         checks.append(Check("opencv video", OK, dec, data={"probe": asdict(p)}))
     else:
-        fix = ("this OpenCV build cannot decode that file: convert it (ffmpeg -i in -c:v libx264 out.mp4) or "
-               + fix_cv) if video else fix_cv
-        checks.append(Check("opencv video", FAIL, str(r.get("error") or dec), fix, essential=True,
-                            data={"probe": asdict(p)}))
+        fix = (
+            ("this OpenCV build cannot decode that file: convert it (ffmpeg -i in -c:v libx264 out.mp4) or " + fix_cv)
+            if video
+            else fix_cv
+        )
+        checks.append(
+            Check("opencv video", FAIL, str(r.get("error") or dec), fix, essential=True, data={"probe": asdict(p)})
+        )
     h = r.get("haar") or {}
     if h.get("status") == "ok":
         checks.append(Check("opencv haar", OK, "Haar cascade loads (the default --detector haar)"))
     else:
-        checks.append(Check("opencv haar", FAIL, f"no usable Haar cascade ({h.get('error') or h.get('path')})",
-                            "pip install 'opencv-python-headless<5' (OpenCV 5 has no Haar cascades), "
-                            "or --detector yunet",
-                            essential=True))
+        checks.append(
+            Check(
+                "opencv haar",
+                FAIL,
+                f"no usable Haar cascade ({h.get('error') or h.get('path')})",
+                "pip install 'opencv-python-headless<5' (OpenCV 5 has no Haar cascades), or --detector yunet",
+                essential=True,
+            )
+        )
     return checks
 
 
@@ -179,13 +241,24 @@ def edgetpu_check(backend: str | None, timeout: float) -> Check:
     if p.status == "ok":
         return Check("edgetpu delegate", OK, f"{lib} loaded and found an Edge TPU (--device auto uses it)")
     if p.status == "absent":
-        return Check("edgetpu delegate", SKIP, f"{lib} not installed (only needed for a Coral Edge TPU)",
-                     "for a Coral: sudo ./deploy/install-pi.sh --coral")
+        return Check(
+            "edgetpu delegate",
+            SKIP,
+            f"{lib} not installed (only needed for a Coral Edge TPU)",
+            "for a Coral: sudo ./deploy/install-pi.sh --coral",
+        )
     if p.status == "error":
-        return Check("edgetpu delegate", WARN, f"{lib} is installed but the delegate did not load: "
-                     f"{p.result.get('error')}",
-                     "plug in the Coral (replug once after installing the udev rules; lsusb shows "
-                     "1a6e:089a or 18d1:9302) and check the user is in 'plugdev'; or --device cpu")
-    return Check("edgetpu delegate", FAIL, p.describe_failure(),
-                 "reinstall libedgetpu1-std (a version matching the runtime), or run with --device cpu",
-                 data={"probe": asdict(p)})
+        return Check(
+            "edgetpu delegate",
+            WARN,
+            f"{lib} is installed but the delegate did not load: {p.result.get('error')}",
+            "plug in the Coral (replug once after installing the udev rules; lsusb shows "
+            "1a6e:089a or 18d1:9302) and check the user is in 'plugdev'; or --device cpu",
+        )
+    return Check(
+        "edgetpu delegate",
+        FAIL,
+        p.describe_failure(),
+        "reinstall libedgetpu1-std (a version matching the runtime), or run with --device cpu",
+        data={"probe": asdict(p)},
+    )

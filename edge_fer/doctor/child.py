@@ -64,8 +64,11 @@ def _probe_backend(a: dict) -> dict:
     except ImportError as e:
         return {"status": "missing", "error": f"{type(e).__name__}: {e}"}
     t_import = time.perf_counter() - t0
-    out: dict[str, Any] = {"version": dist_version(*RUNTIME_DISTS.get(name, ())), "numpy": np.__version__,
-                           "import_ms": round(t_import * 1000, 1)}
+    out: dict[str, Any] = {
+        "version": dist_version(*RUNTIME_DISTS.get(name, ())),
+        "numpy": np.__version__,
+        "import_ms": round(t_import * 1000, 1),
+    }
     data = Path(a["model"]).read_bytes()
     _stage("load")
     t0 = time.perf_counter()
@@ -86,10 +89,13 @@ def _probe_backend(a: dict) -> dict:
         y = interp.get_tensor(outp["index"])
     except Exception as e:
         return {**out, "status": "error", "error": f"{type(e).__name__}: {e}"}
-    out.update(status="ok", input=f"{list(map(int, inp['shape']))} {np.dtype(inp['dtype']).name}",
-               output=np.asarray(y).reshape(-1).tolist(),
-               output_sha256=hashlib.sha256(np.ascontiguousarray(y).tobytes()).hexdigest()[:16],
-               max_rss_mb=_max_rss_mb())
+    out.update(
+        status="ok",
+        input=f"{list(map(int, inp['shape']))} {np.dtype(inp['dtype']).name}",
+        output=np.asarray(y).reshape(-1).tolist(),
+        output_sha256=hashlib.sha256(np.ascontiguousarray(y).tobytes()).hexdigest()[:16],
+        max_rss_mb=_max_rss_mb(),
+    )
     return out
 
 
@@ -207,12 +213,19 @@ def _probe_picamera2(a: dict) -> dict:
         return {"status": "missing", "error": f"{type(e).__name__}: {e}"}
     _stage("list")
     cams = Picamera2.global_camera_info()
-    return {"status": "ok" if cams else "none",
-            "cameras": [{k: str(v) for k, v in c.items() if k in ("Model", "Location", "Id", "Num")} for c in cams]}
+    return {
+        "status": "ok" if cams else "none",
+        "cameras": [{k: str(v) for k, v in c.items() if k in ("Model", "Location", "Id", "Num")} for c in cams],
+    }
 
 
-_PROBES = {"backend": _probe_backend, "edgetpu": _probe_edgetpu, "opencv": _probe_opencv,
-           "camera": _probe_camera, "picamera2": _probe_picamera2}
+_PROBES = {
+    "backend": _probe_backend,
+    "edgetpu": _probe_edgetpu,
+    "opencv": _probe_opencv,
+    "camera": _probe_camera,
+    "picamera2": _probe_picamera2,
+}
 
 
 def main(argv: list[str]) -> int:

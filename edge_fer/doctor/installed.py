@@ -43,4 +43,3 @@ def importable(name: str) -> bool:
         return importlib.util.find_spec(top) is not None
     except (ImportError, ValueError):
         return False
-

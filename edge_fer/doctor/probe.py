@@ -61,15 +61,18 @@ class Probe:
         if self.status == "failed":
             last = self.stderr_tail.strip().splitlines()[-1:] or [""]
             err = self.result.get("error") or last[0]
-            return (f"the probe process failed (exit code {self.returncode}) while {self.where}"
-                    + (f": {err}" if err else ""))
+            return f"the probe process failed (exit code {self.returncode}) while {self.where}" + (
+                f": {err}" if err else ""
+            )
         return str(self.result.get("error") or self.status)
 
 
 def _child_command() -> list[str]:
     pkg_parent = str(Path(__file__).resolve().parents[2])
-    code = (f"import sys; sys.path.append({pkg_parent!r}); "
-            "from edge_fer.doctor.child import main; sys.exit(main(sys.argv[1:]))")
+    code = (
+        f"import sys; sys.path.append({pkg_parent!r}); "
+        "from edge_fer.doctor.child import main; sys.exit(main(sys.argv[1:]))"
+    )
     wrapper = shlex.split(os.environ.get("EDGE_FER_PROBE_WRAPPER", ""))
     return [*wrapper, sys.executable, "-c", code]
 
@@ -88,13 +91,22 @@ def run_probe(kind: str, args: dict, timeout: float = DEFAULT_TIMEOUT_S) -> Prob
     env.setdefault("PYTHONUNBUFFERED", "1")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
-        cp = subprocess.run([*_child_command(), kind, json.dumps(args)], capture_output=True, text=True,
-                            timeout=timeout, env=env, stdin=subprocess.DEVNULL, errors="replace")
+        cp = subprocess.run(
+            [*_child_command(), kind, json.dumps(args)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            errors="replace",
+        )
         stdout, stderr, rc = cp.stdout, cp.stderr, cp.returncode
         timed_out = False
     except subprocess.TimeoutExpired as e:
+
         def _s(b: Any) -> str:
             return b.decode("utf-8", "replace") if isinstance(b, bytes) else (b or "")
+
         stdout, stderr, rc, timed_out = _s(e.stdout), _s(e.stderr), None, True
     except OSError as e:
         return Probe(kind, "failed", {"error": f"cannot start a child Python ({e})"}, seconds=time.monotonic() - t0)
@@ -103,7 +115,7 @@ def run_probe(kind: str, args: dict, timeout: float = DEFAULT_TIMEOUT_S) -> Prob
     for line in stdout.splitlines():
         if not line.startswith(MARK):
             continue
-        what, _, payload = line[len(MARK):].partition(" ")
+        what, _, payload = line[len(MARK) :].partition(" ")
         try:
             value = json.loads(payload)
         except ValueError:

@@ -44,12 +44,22 @@ class Report:
         return 1 if self.verdict == FAIL else 0
 
     def to_dict(self) -> dict:
-        return {"verdict": self.verdict, "summary": self.summary, "backend": self.backend, "machine": self.machine,
-                "checks": [asdict(c) for c in self.checks]}
+        return {
+            "verdict": self.verdict,
+            "summary": self.summary,
+            "backend": self.backend,
+            "machine": self.machine,
+            "checks": [asdict(c) for c in self.checks],
+        }
 
 
-def run_doctor(model: str | None = None, video: str | None = None, backends: list[str] | None = None,
-               camera: bool = True, timeout: float = DEFAULT_TIMEOUT_S) -> Report:
+def run_doctor(
+    model: str | None = None,
+    video: str | None = None,
+    backends: list[str] | None = None,
+    camera: bool = True,
+    timeout: float = DEFAULT_TIMEOUT_S,
+) -> Report:
     """Every check, each in a child process. Raises only for the user's own mistakes."""
     if timeout <= 0:
         raise ConfigError(f"--timeout must be positive, got {timeout}")
@@ -85,9 +95,14 @@ def run_doctor(model: str | None = None, video: str | None = None, backends: lis
     if camera:
         checks.extend(camera_checks(timeout))
 
-    machine = {"edge_fer": __version__, "python": platform.python_version(), "system": platform.system(),
-               "machine": platform.machine(), "model": str(mpath),
-               "cpuinfo_arm": cpuinfo_describes_arm() if platform.machine().lower() in ("aarch64", "arm64") else None}
+    machine = {
+        "edge_fer": __version__,
+        "python": platform.python_version(),
+        "system": platform.system(),
+        "machine": platform.machine(),
+        "model": str(mpath),
+        "cpuinfo_arm": cpuinfo_describes_arm() if platform.machine().lower() in ("aarch64", "arm64") else None,
+    }
     verdict, summary = _verdict(checks, chosen)
     # the daemon's start-up reuses a full probe on the shipped model
     if not model and not backends and chosen is not None:
@@ -106,8 +121,9 @@ def _verdict(checks: list[Check], chosen: str | None) -> tuple[str, str]:
         verdict, summary = FAIL, f"no interpreter backend works here ({why})"
     elif [c for c in bad_essential if not c.name.startswith("backend ")]:
         verdict = FAIL
-        summary = "edge-fer run cannot work: " + "; ".join(f"{c.name}: {c.detail}" for c in bad_essential
-                                                         if not c.name.startswith("backend "))
+        summary = "edge-fer run cannot work: " + "; ".join(
+            f"{c.name}: {c.detail}" for c in bad_essential if not c.name.startswith("backend ")
+        )
     else:
         ver = dist_version(*RUNTIME_DISTS[chosen]) or "?"
         summary = f"edge-fer run will use the {chosen} backend ({RUNTIME_DISTS[chosen][0]} {ver})"
@@ -121,8 +137,10 @@ def _verdict(checks: list[Check], chosen: str | None) -> tuple[str, str]:
 
 def format_report(rep: Report) -> str:
     m = rep.machine
-    lines = [f"edge-fer doctor: edge-fer {m['edge_fer']}, Python {m['python']}, {m['system']} {m['machine']}, "
-             f"model {Path(m['model']).name}"]
+    lines = [
+        f"edge-fer doctor: edge-fer {m['edge_fer']}, Python {m['python']}, {m['system']} {m['machine']}, "
+        f"model {Path(m['model']).name}"
+    ]
     if m.get("cpuinfo_arm") is False:
         lines.append("note: /proc/cpuinfo does not list ARM cores (emulation?)")
     w = max(len(c.name) for c in rep.checks) if rep.checks else 10

@@ -44,8 +44,19 @@ def _cpu_description() -> str:
         text = Path("/proc/cpuinfo").read_text(errors="replace")
     except OSError:
         return "unreadable"
-    keep = ("model name", "flags", "features", "cpu implementer", "cpu architecture", "cpu variant", "cpu part",
-            "cpu revision", "hardware", "model", "processor")
+    keep = (
+        "model name",
+        "flags",
+        "features",
+        "cpu implementer",
+        "cpu architecture",
+        "cpu variant",
+        "cpu part",
+        "cpu revision",
+        "hardware",
+        "model",
+        "processor",
+    )
     lines = sorted({ln.strip() for ln in text.splitlines() if ln.split(":")[0].strip().lower() in keep})
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
@@ -55,9 +66,13 @@ def cache_key(model: Path) -> str:
     /proc/cpuinfo describes changes)."""
     parts = {
         "cpu": _cpu_description(),
-        "edge_fer": __version__, "python": sys.version, "machine": platform.machine(), "platform": sys.platform,
-        "dists": {d: dist_version(d)
-                  for d in ("ai-edge-litert", "tflite-runtime", "tensorflow", "tensorflow-cpu", "numpy")},
+        "edge_fer": __version__,
+        "python": sys.version,
+        "machine": platform.machine(),
+        "platform": sys.platform,
+        "dists": {
+            d: dist_version(d) for d in ("ai-edge-litert", "tflite-runtime", "tensorflow", "tensorflow-cpu", "numpy")
+        },
         "model": hashlib.sha256(model.read_bytes()).hexdigest(),
         "wrapper": os.environ.get("EDGE_FER_PROBE_WRAPPER", ""),
     }
@@ -77,8 +92,17 @@ def write_cache(key: str, backend: str, probes: dict[str, str]) -> None:
     d = cache_dir()
     try:
         d.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(d / CACHE_FILE, {"key": key, "backend": backend, "probes": probes, "edge_fer": __version__,
-                                           "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, indent=1)
+        atomic_write_json(
+            d / CACHE_FILE,
+            {
+                "key": key,
+                "backend": backend,
+                "probes": probes,
+                "edge_fer": __version__,
+                "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            },
+            indent=1,
+        )
     except (OSError, EdgeFerError) as e:
         log.debug("cannot write the backend probe cache in %s: %s", d, e)
 
@@ -128,12 +152,16 @@ def startup_backend(timeout: float | None = None) -> str | None:
         if p.status == "missing":
             continue
         if p.status != "crashed":  # a timeout, or no child process: inconclusive, keep the usual choice
-            log.warning("could not probe the %s interpreter backend (%s); using the usual backend order", name,
-                        p.describe_failure())
+            log.warning(
+                "could not probe the %s interpreter backend (%s); using the usual backend order",
+                name,
+                p.describe_failure(),
+            )
             return None
         failures[name] = p
-        log.warning("the %s interpreter backend %s in a probe process; trying the next backend", name,
-                    p.describe_failure())
+        log.warning(
+            "the %s interpreter backend %s in a probe process; trying the next backend", name, p.describe_failure()
+        )
     if chosen is None:
         if not failures:
             return None  # no backend installed: the runtime says so itself
@@ -146,8 +174,9 @@ def startup_backend(timeout: float | None = None) -> str | None:
             f"Fix: {backend_fix(first, p)}. Details: edge-fer doctor"
         )
     if failures:
-        log.warning("using the %s interpreter backend (%s did not work here; see edge-fer doctor)", chosen,
-                    ", ".join(failures))
+        log.warning(
+            "using the %s interpreter backend (%s did not work here; see edge-fer doctor)", chosen, ", ".join(failures)
+        )
     write_cache(key, chosen, statuses)
     interpreter.set_preferred_backend(chosen)
     return chosen

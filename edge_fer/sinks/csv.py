@@ -40,12 +40,24 @@ class CsvSink(TextFileSink):
             first = f.readline()
         if first.rstrip("\r\n") != header.rstrip("\r\n"):
             self.close()
-            raise ConfigError(f"output {self.path}: the file has other CSV columns than this model's "
-                              f"({first.strip()[:80]!r}); append to another file, or pass --overwrite")
+            raise ConfigError(
+                f"output {self.path}: the file has other CSV columns than this model's "
+                f"({first.strip()[:80]!r}); append to another file, or pass --overwrite"
+            )
 
     def emit(self, event: Event) -> None:
         box = event.box or ("", "", "", "")
         scores = event.scores or {}
-        self._queue(_row([event.type, f"{event.ts:.6f}", event.frame if event.frame is not None else "",
-                          event.track_id if event.track_id is not None else "", event.label or "", *box,
-                          *(scores.get(n, "") for n in self.labels)]))
+        self._queue(
+            _row(
+                [
+                    event.type,
+                    f"{event.ts:.6f}",
+                    event.frame if event.frame is not None else "",
+                    event.track_id if event.track_id is not None else "",
+                    event.label or "",
+                    *box,
+                    *(scores.get(n, "") for n in self.labels),
+                ]
+            )
+        )

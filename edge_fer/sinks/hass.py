@@ -32,8 +32,9 @@ def _version() -> str | None:
         return None
 
 
-def discovery_configs(*, node: str, device_name: str, prefix: str, state_topic: str, availability_topic: str,
-                      labels: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+def discovery_configs(
+    *, node: str, device_name: str, prefix: str, state_topic: str, availability_topic: str, labels: Sequence[str]
+) -> list[tuple[str, dict[str, Any]]]:
     """(config topic, payload) of each discovery message (published retained on every connect)."""
     device: dict[str, Any] = {
         "identifiers": [node],
@@ -57,17 +58,35 @@ def discovery_configs(*, node: str, device_name: str, prefix: str, state_topic: 
         uid = f"{node}_{obj}"
         out.append((f"{prefix}/sensor/{node}/{obj}/config", {**cfg, "unique_id": uid, "object_id": uid, **common}))
 
-    add("expression", {"name": "Expression", "icon": "mdi:emoticon-outline",
-                       "value_template": "{{ value_json.label }}",
-                       "json_attributes_topic": state_topic,
-                       "json_attributes_template": "{{ {'confidence': value_json.confidence, "
-                                                   "'tracks': value_json.tracks} | tojson }}"})
-    add("faces", {"name": "Faces", "icon": "mdi:account-multiple", "state_class": "measurement",
-                  "value_template": "{{ value_json.faces }}"})
-    for label in labels:
-        add(f"score_{slug(label)}", {
-            "name": label.capitalize(), "unit_of_measurement": "%", "state_class": "measurement",
+    add(
+        "expression",
+        {
+            "name": "Expression",
             "icon": "mdi:emoticon-outline",
-            "value_template": "{{ ((value_json.scores['%s'] | default(0)) * 100) | round(1) }}" % label,
-        })
+            "value_template": "{{ value_json.label }}",
+            "json_attributes_topic": state_topic,
+            "json_attributes_template": "{{ {'confidence': value_json.confidence, "
+            "'tracks': value_json.tracks} | tojson }}",
+        },
+    )
+    add(
+        "faces",
+        {
+            "name": "Faces",
+            "icon": "mdi:account-multiple",
+            "state_class": "measurement",
+            "value_template": "{{ value_json.faces }}",
+        },
+    )
+    for label in labels:
+        add(
+            f"score_{slug(label)}",
+            {
+                "name": label.capitalize(),
+                "unit_of_measurement": "%",
+                "state_class": "measurement",
+                "icon": "mdi:emoticon-outline",
+                "value_template": "{{ ((value_json.scores['" + label + "'] | default(0)) * 100) | round(1) }}",
+            },
+        )
     return out

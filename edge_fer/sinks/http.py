@@ -77,7 +77,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         self._handle()
 
-    def do_HEAD(self) -> None:  # noqa: N802: the same status and headers as GET, no body (see _send)
+    def do_HEAD(self) -> None:  # noqa: N802 (http.server naming): the same status and headers as GET, no body (see _send)
         self._handle()
 
     def _handle(self) -> None:
@@ -86,8 +86,11 @@ class _Handler(BaseHTTPRequestHandler):
         host = self.headers.get("Host")
         if not sink.host_check.allows(host):
             sink._rejected(host, self.address_string())
-            self._send(403, _json_bytes({"error": "host not allowed", "hint": "add it to http.allowed_hosts"}),
-                       "application/json")
+            self._send(
+                403,
+                _json_bytes({"error": "host not allowed", "hint": "add it to http.allowed_hosts"}),
+                "application/json",
+            )
             return
         try:
             if path == "/healthz":
@@ -220,7 +223,9 @@ class HttpSink(Sink):
                 self._warned_hosts.add(shown)
         (log.warning if first else log.debug)(
             "HTTP sink: refused a request from %s for Host %s (not this device; add it to http.allowed_hosts "
-            "if it is one of its names)", client, shown,
+            "if it is one of its names)",
+            client,
+            shown,
         )
 
     # -- what the endpoints return ------------------------------------------------------------------

@@ -124,8 +124,9 @@ class MqttSink(Sink):
         self.stats_interval = float(stats_interval)
         self.close_timeout = float(close_timeout)
 
-        self._box = Outbox(int(options.queue_size), int(max_inflight), float(options.ack_timeout),
-                           f"{self.host}:{self.port}")
+        self._box = Outbox(
+            int(options.queue_size), int(max_inflight), float(options.ack_timeout), f"{self.host}:{self.port}"
+        )
         self._room = Room()
         self._state_dirty = False
         self._last_state = 0.0
@@ -272,8 +273,13 @@ class MqttSink(Sink):
         client.publish(self.availability_topic, "online", qos=1, retain=True)
         if self.discovery:
             for cfg_topic, cfg in hass.discovery_configs(
-                    node=self.node_id, device_name=self.device_name, prefix=self.discovery_prefix,
-                    state_topic=self.state_topic, availability_topic=self.availability_topic, labels=self.labels):
+                node=self.node_id,
+                device_name=self.device_name,
+                prefix=self.discovery_prefix,
+                state_topic=self.state_topic,
+                availability_topic=self.availability_topic,
+                labels=self.labels,
+            ):
                 client.publish(cfg_topic, _dumps(cfg), qos=1, retain=True)
         with box.cond:
             queued = box.link_up()
@@ -294,7 +300,9 @@ class MqttSink(Sink):
             self._warned_connect = True
         (log.warning if first else log.debug)(
             "MQTT sink: cannot connect to %s:%d; retrying with back-off (events are queued, up to %d)",
-            self.host, self.port, self._box.size,
+            self.host,
+            self.port,
+            self._box.size,
         )
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason_code: Any, properties: Any) -> None:

@@ -91,8 +91,9 @@ class Outbox:
             if not self._warned_drop:
                 self._warned_drop = True
                 why = "stalled" if self.stalled else "not keeping up" if self.connected else "unreachable"
-                log.warning("MQTT sink: queue full (%d events) while the broker is %s; dropping the oldest",
-                            self.size, why)
+                log.warning(
+                    "MQTT sink: queue full (%d events) while the broker is %s; dropping the oldest", self.size, why
+                )
         self.cond.notify_all()
         return True
 
@@ -187,16 +188,29 @@ class Outbox:
             self._stalled_since = now
             self.counts.stalls += 1
             self.counts.errors += 1
-            log.warning("MQTT sink: broker %s has acknowledged nothing for %.1fs (stalled); holding events in the "
-                        "queue (up to %d, then the oldest are dropped) until it answers",
-                        self.broker, now - self.last_progress, self.size)
+            log.warning(
+                "MQTT sink: broker %s has acknowledged nothing for %.1fs (stalled); holding events in the "
+                "queue (up to %d, then the oldest are dropped) until it answers",
+                self.broker,
+                now - self.last_progress,
+                self.size,
+            )
         else:
-            log.info("MQTT sink: broker %s answers again after %.1fs stalled (%d event(s) queued)",
-                     self.broker, now - self._stalled_since, len(self.queue))
+            log.info(
+                "MQTT sink: broker %s answers again after %.1fs stalled (%d event(s) queued)",
+                self.broker,
+                now - self._stalled_since,
+                len(self.queue),
+            )
         self.cond.notify_all()
 
     def snapshot(self) -> MqttStats:
         self.reap()
         self.check_stall(time.monotonic())
-        return dataclasses.replace(self.counts, queued=len(self.queue), inflight=len(self.pending),
-                                   connected=int(self.sending), stalled=int(self.stalled))
+        return dataclasses.replace(
+            self.counts,
+            queued=len(self.queue),
+            inflight=len(self.pending),
+            connected=int(self.sending),
+            stalled=int(self.stalled),
+        )

@@ -74,27 +74,48 @@ def render_metrics(
     now = time.time() if now is None else now
     w = _Writer()
     st = status or {}
-    w.metric("edge_fer_up", "gauge", "1 when the pipeline reports its status, 0 otherwise.",
-             0 if (status is None or status_error) else 1)
+    w.metric(
+        "edge_fer_up",
+        "gauge",
+        "1 when the pipeline reports its status, 0 otherwise.",
+        0 if (status is None or status_error) else 1,
+    )
     w.metric("edge_fer_fps", "gauge", "Frames processed per second (recent window).", st.get("fps"))
     w.metric("edge_fer_frames_total", "counter", "Frames processed since start.", st.get("frames"))
     w.metric("edge_fer_faces_total", "counter", "Faces detected since start.", st.get("faces"))
     if st.get("low_quality_faces") is not None:
-        w.metric("edge_fer_low_quality_faces_total", "counter",
-                 "Face crops the quality gate marked low quality (reconstruction error above its threshold).",
-                 st.get("low_quality_faces"))
-    w.metric("edge_fer_dropped_frames_total", "counter",
-             "Frames dropped by the source to stay on the latest frame.", st.get("dropped_frames"))
+        w.metric(
+            "edge_fer_low_quality_faces_total",
+            "counter",
+            "Face crops the quality gate marked low quality (reconstruction error above its threshold).",
+            st.get("low_quality_faces"),
+        )
+    w.metric(
+        "edge_fer_dropped_frames_total",
+        "counter",
+        "Frames dropped by the source to stay on the latest frame.",
+        st.get("dropped_frames"),
+    )
     w.metric("edge_fer_errors_total", "counter", "Errors in the pipeline since start.", st.get("errors"))
     w.metric("edge_fer_tracks", "gauge", "Faces currently tracked.", st.get("tracks"))
     w.metric("edge_fer_uptime_seconds", "gauge", "Seconds since the pipeline started.", st.get("uptime_s"))
     last = st.get("last_frame_ts")
     if last is not None:
-        w.metric("edge_fer_last_frame_age_seconds", "gauge", "Seconds since the last processed frame.",
-                 max(0.0, now - float(last)))
+        w.metric(
+            "edge_fer_last_frame_age_seconds",
+            "gauge",
+            "Seconds since the last processed frame.",
+            max(0.0, now - float(last)),
+        )
     if status is not None:
-        w.metric("edge_fer_info", "gauge", "Source and model in use (value is always 1).", 1,
-                 source=st.get("source", ""), model=st.get("model", ""))
+        w.metric(
+            "edge_fer_info",
+            "gauge",
+            "Source and model in use (value is always 1).",
+            1,
+            source=st.get("source", ""),
+            model=st.get("model", ""),
+        )
     stages = st.get("stages") or {}
     if isinstance(stages, Mapping):
         ordered = [s for s in STAGES if s in stages] + sorted(s for s in stages if s not in STAGES)
@@ -102,16 +123,25 @@ def render_metrics(
             q = stages[stage] or {}
             for key, quant in _QUANTILES:
                 if q.get(key) is not None:
-                    w.metric("edge_fer_stage_latency_seconds", "gauge",
-                             "Per-stage latency quantiles over the recent window, seconds.",
-                             float(q[key]) / 1000.0, stage=stage, quantile=quant)
+                    w.metric(
+                        "edge_fer_stage_latency_seconds",
+                        "gauge",
+                        "Per-stage latency quantiles over the recent window, seconds.",
+                        float(q[key]) / 1000.0,
+                        stage=stage,
+                        quantile=quant,
+                    )
         for key, what in (("mean", "mean"), ("max", "maximum")):
             for stage in ordered:
                 q = stages[stage] or {}
                 if q.get(f"{key}_ms") is not None:
-                    w.metric(f"edge_fer_stage_latency_{key}_seconds", "gauge",
-                             f"Per-stage {what} latency over the recent window, seconds.",
-                             float(q[f"{key}_ms"]) / 1000.0, stage=stage)
+                    w.metric(
+                        f"edge_fer_stage_latency_{key}_seconds",
+                        "gauge",
+                        f"Per-stage {what} latency over the recent window, seconds.",
+                        float(q[f"{key}_ms"]) / 1000.0,
+                        stage=stage,
+                    )
     for key, mtype, help_ in (
         ("sent", "counter", "Events delivered by the sink."),
         ("dropped", "counter", "Events the sink dropped (queue full, gave up)."),

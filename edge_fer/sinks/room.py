@@ -44,8 +44,9 @@ class Room:
             "label": main.get("label", "none") if main else "none",
             "confidence": _confidence(main) if main else None,
             "scores": dict(main.get("scores") or {}) if main else {},
-            "tracks": [{"track_id": t["track_id"], "label": t.get("label"), "confidence": _confidence(t)}
-                       for t in tracks],
+            "tracks": [
+                {"track_id": t["track_id"], "label": t.get("label"), "confidence": _confidence(t)} for t in tracks
+            ],
         }
 
 

@@ -36,8 +36,17 @@ from edge_fer.types import Sink, SinkStats
 log = logging.getLogger(__name__)
 
 # errors after which the output can never be written again
-_PERMANENT_ERRNOS = {errno.EPIPE, errno.EBADF, errno.EIO, errno.ENXIO, errno.EINVAL, errno.ESHUTDOWN,
-                     errno.ECONNRESET, errno.EROFS, errno.EISDIR}
+_PERMANENT_ERRNOS = {
+    errno.EPIPE,
+    errno.EBADF,
+    errno.EIO,
+    errno.ENXIO,
+    errno.EINVAL,
+    errno.ESHUTDOWN,
+    errno.ECONNRESET,
+    errno.EROFS,
+    errno.EISDIR,
+}
 
 
 def _is_stdout(path: str | Path | None) -> bool:
@@ -91,8 +100,12 @@ class TextFileSink(Sink):
                 f.seek(-1, os.SEEK_END)
                 self._torn = f.read(1) != b"\n"
             if self._torn:
-                log.warning("%s output %s: its last line is unfinished (an earlier run stopped while writing); "
-                            "new lines start on the next line", self.name, self.where)
+                log.warning(
+                    "%s output %s: its last line is unfinished (an earlier run stopped while writing); "
+                    "new lines start on the next line",
+                    self.name,
+                    self.where,
+                )
 
     @property
     def where(self) -> str:
@@ -142,8 +155,13 @@ class TextFileSink(Sink):
         self._pending_bytes = sum(len(t) for t, _ in self._pending)
         if err is None:
             if self._streak:
-                log.info("%s output %s: writing again after %d failed write(s); %d event(s) dropped so far",
-                         self.name, self.where, self._streak, self._dropped)
+                log.info(
+                    "%s output %s: writing again after %d failed write(s); %d event(s) dropped so far",
+                    self.name,
+                    self.where,
+                    self._streak,
+                    self._dropped,
+                )
             self._streak = 0
             return
         self._errors += 1
@@ -157,8 +175,15 @@ class TextFileSink(Sink):
         now = time.monotonic()
         if self._streak == 1 or now - self._last_log >= self.log_every_s:
             self._last_log = now
-            log.warning("%s output %s: write failed (%s); %d event(s) kept for a retry, %d dropped so far, "
-                        "%d write error(s)", self.name, self.where, reason, len(self._pending), self._dropped, self._errors)
+            log.warning(
+                "%s output %s: write failed (%s); %d event(s) kept for a retry, %d dropped so far, %d write error(s)",
+                self.name,
+                self.where,
+                reason,
+                len(self._pending),
+                self._dropped,
+                self._errors,
+            )
 
     def close(self) -> None:
         self.flush()
@@ -172,8 +197,9 @@ class TextFileSink(Sink):
             self._fd = None
 
     def stats(self) -> SinkStats:
-        return SinkStats(sent=self._sent, dropped=self._dropped, errors=self._errors,
-                         queued=sum(ev for _, ev in self._pending))
+        return SinkStats(
+            sent=self._sent, dropped=self._dropped, errors=self._errors, queued=sum(ev for _, ev in self._pending)
+        )
 
     # -- internals -------------------------------------------------------------------------------
     def _write_all(self, data: bytes) -> tuple[int, BaseException | None]:
@@ -215,7 +241,9 @@ class TextFileSink(Sink):
         self._dropped += lost
         self._pending.clear()
         self._pending_bytes = 0
-        log.error("%s output %s: giving up: %s; %d event(s) dropped in all", self.name, self.where, reason, self._dropped)
+        log.error(
+            "%s output %s: giving up: %s; %d event(s) dropped in all", self.name, self.where, reason, self._dropped
+        )
         if self._fd is None:
             _silence_stdout()
 

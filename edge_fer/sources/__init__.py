@@ -71,8 +71,16 @@ def describe(spec: str) -> str:
     return redact(spec)
 
 
-def open_source(spec: str | int, *, width: int = 0, height: int = 0, fps: float = 0.0, loop: bool = False,
-                wait: bool = False, max_pixels: int | None = None) -> Source:
+def open_source(
+    spec: str | int,
+    *,
+    width: int = 0,
+    height: int = 0,
+    fps: float = 0.0,
+    loop: bool = False,
+    wait: bool = False,
+    max_pixels: int | None = None,
+) -> Source:
     """Build (not yet open) the source for a ``--source`` string; the options are the ``[source]``
     section's (checked there). ``wait``: a live source that cannot be opened at start is retried.
     ``max_pixels`` (default :data:`edge_fer.imageio.DEFAULT_MAX_PIXELS`, 0: no limit): larger images

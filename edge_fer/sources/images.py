@@ -20,7 +20,9 @@ log = logging.getLogger(__name__)
 class ImageSource(Source):
     mode = SourceMode.STILL
 
-    def __init__(self, paths: Sequence[str | Path], name: str | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS):
+    def __init__(
+        self, paths: Sequence[str | Path], name: str | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS
+    ):
         self.paths = [Path(p) for p in paths]
         self.max_pixels = max_pixels  # source.max_pixels: larger images are refused from their header
         self.name = name or (str(self.paths[0]) if self.paths else "images")

@@ -69,8 +69,13 @@ class VideoFileSource(Source):
     mode = SourceMode.FILE
     max_bad_frames = 100
 
-    def __init__(self, path: str | Path, loop: bool = False, max_bad_frames: int | None = None,
-                 max_pixels: int | None = DEFAULT_MAX_PIXELS):
+    def __init__(
+        self,
+        path: str | Path,
+        loop: bool = False,
+        max_bad_frames: int | None = None,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    ):
         self.path = Path(path)
         self.name = str(self.path)
         self.loop = loop
@@ -142,8 +147,12 @@ class VideoFileSource(Source):
                     self._bad += self._streak
                     self._errors += self._streak
                     if self._bad == self._streak:  # the first damage seen: say it once, sum up at close
-                        log.warning("video %s: %d unreadable frame(s) before frame %d: skipped", self.path,
-                                    self._streak, self._frames)
+                        log.warning(
+                            "video %s: %d unreadable frame(s) before frame %d: skipped",
+                            self.path,
+                            self._streak,
+                            self._frames,
+                        )
                     self._streak = 0
                 pos = self.cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
                 f = Frame(img, self._frames, time.time(), pos)
@@ -180,5 +189,11 @@ class VideoFileSource(Source):
             log.warning("video %s: %s", self.path, "; ".join(parts))
 
     def stats(self) -> dict[str, Any]:
-        return {"frames": self._frames, "dropped": 0, "errors": self._errors, "bad_frames": self._bad,
-                "reopens": 0, "loops": self._loops}
+        return {
+            "frames": self._frames,
+            "dropped": 0,
+            "errors": self._errors,
+            "bad_frames": self._bad,
+            "reopens": 0,
+            "loops": self._loops,
+        }

@@ -23,7 +23,8 @@ def _import_picamera2():
         from picamera2 import Picamera2  # type: ignore[import-not-found]
     except ImportError:
         raise MissingExtraError(
-            "--source picamera2", "picamera2",
+            "--source picamera2",
+            "picamera2",
             "picamera2 (on Raspberry Pi OS: sudo apt install python3-picamera2, venv with --system-site-packages)",
         ) from None
     return Picamera2

@@ -53,9 +53,7 @@ INCLUDE = ("python3.11", "libglib2.0-0", "libstdc++6")
 PLATFORMS = ("manylinux_2_17_aarch64", "manylinux2014_aarch64", "manylinux_2_27_aarch64", "manylinux_2_28_aarch64")
 CPUS = ("cortex-a72", "cortex-a76")
 BOARDS = {"cortex-a72": "Raspberry Pi 4", "cortex-a76": "Raspberry Pi 5"}
-BLOCK_TF = ("import sys\n"
-            "for m in ('tensorflow', 'tensorflow.lite', 'keras', 'tf_keras'):\n"
-            "    sys.modules[m] = None\n")
+BLOCK_TF = "import sys\nfor m in ('tensorflow', 'tensorflow.lite', 'keras', 'tf_keras'):\n    sys.modules[m] = None\n"
 
 
 class Skip(Exception):
@@ -102,15 +100,16 @@ def pi_cpuinfo(cpu: str) -> str:
         feats, variant, part, rev = "fp asimd evtstrm crc32 cpuid", "0x0", "0xd08", 3
         tail_ = "Revision\t: c03111\nModel\t\t: Raspberry Pi 4 Model B Rev 1.1\n"
     elif cpu == "cortex-a76":
-        feats = ("fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop "
-                 "asimddp")
+        feats = "fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp"
         variant, part, rev = "0x4", "0xd0b", 1
         tail_ = "Revision\t: c04170\nModel\t\t: Raspberry Pi 5 Model B Rev 1.0\n"
     else:
         raise ValueError(f"no Pi /proc/cpuinfo for {cpu}")
-    entries = [f"processor\t: {i}\nBogoMIPS\t: 108.00\nFeatures\t: {feats}\nCPU implementer\t: 0x41\n"
-               f"CPU architecture: 8\nCPU variant\t: {variant}\nCPU part\t: {part}\nCPU revision\t: {rev}\n"
-               for i in _present_cpus()]
+    entries = [
+        f"processor\t: {i}\nBogoMIPS\t: 108.00\nFeatures\t: {feats}\nCPU implementer\t: 0x41\n"
+        f"CPU architecture: 8\nCPU variant\t: {variant}\nCPU part\t: {part}\nCPU revision\t: {rev}\n"
+        for i in _present_cpus()
+    ]
     return "\n".join(entries) + "\n" + tail_
 
 
@@ -138,7 +137,9 @@ def installer_spec(path: Path = REPO / "deploy" / "install-pi.sh") -> tuple[list
         if re.search(r"pip\"? install", line) and "$pip_spec" in line:
             toks = shlex.split(line.strip().replace('"$pip_spec"', "PIP_SPEC"))
             if "PIP_SPEC" in toks:
-                pins = [t for t in toks[toks.index("PIP_SPEC") + 1:] if t and t[0] not in "-$" and re.match(r"[A-Za-z]", t)]
+                pins = [
+                    t for t in toks[toks.index("PIP_SPEC") + 1 :] if t and t[0] not in "-$" and re.match(r"[A-Za-z]", t)
+                ]
             break
     return extras, pins
 
@@ -260,13 +261,17 @@ class Smoke:
         self.results: list[dict] = []
         self.failed = False
         self.qemu = shutil.which("qemu-aarch64-static") or shutil.which("qemu-aarch64")
-        self.data = Path(a.data) if a.data else Path(os.environ.get("EDGE_FER_SHARED_DATA", REPO.parent / "shared" / "data"))
+        self.data = (
+            Path(a.data) if a.data else Path(os.environ.get("EDGE_FER_SHARED_DATA", REPO.parent / "shared" / "data"))
+        )
         self.report: dict = {"cpus": list(a.cpu), "steps": self.results}
 
     # -- bookkeeping
     def record(self, step: str, cpu: str | None, ok: bool | None, detail: str, secs: float, **extra) -> None:
         status = "PASS" if ok else ("SKIP" if ok is None else "FAIL")
-        self.results.append({"step": step, "cpu": cpu, "status": status, "detail": detail, "seconds": round(secs, 1), **extra})
+        self.results.append(
+            {"step": step, "cpu": cpu, "status": status, "detail": detail, "seconds": round(secs, 1), **extra}
+        )
         log(f"{status} {step}{' [' + cpu + ']' if cpu else ''} ({secs:.0f} s): {detail}")
         if ok is False:
             self.failed = True
@@ -290,8 +295,17 @@ class Smoke:
         t0 = time.monotonic()
         log(f"building the {SUITE} {ARCH} rootfs (mmdebstrap, cached in {root})")
         try:
-            cp = sh(["mmdebstrap", f"--arch={ARCH}", "--variant=extract", "--include=" + ",".join(INCLUDE), SUITE, str(root)],
-                    timeout=600)
+            cp = sh(
+                [
+                    "mmdebstrap",
+                    f"--arch={ARCH}",
+                    "--variant=extract",
+                    "--include=" + ",".join(INCLUDE),
+                    SUITE,
+                    str(root),
+                ],
+                timeout=600,
+            )
         except subprocess.TimeoutExpired:
             raise Skip("mmdebstrap took more than 10 minutes (mirror unreachable?)") from None
         if cp.returncode != 0 or not (root / "usr/bin/python3.11").exists():
@@ -305,8 +319,19 @@ class Smoke:
         return sh([sys.executable, "-m", "pip", "--disable-pip-version-check", *args], timeout=timeout)
 
     def platform_flags(self) -> list[str]:
-        flags = ["--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp", "--abi", "cp311",
-                 "--abi", "abi3", "--abi", "none"]
+        flags = [
+            "--only-binary=:all:",
+            "--python-version",
+            "3.11",
+            "--implementation",
+            "cp",
+            "--abi",
+            "cp311",
+            "--abi",
+            "abi3",
+            "--abi",
+            "none",
+        ]
         for p in PLATFORMS:
             flags += ["--platform", p]
         return flags + ["--platform", "any"]
@@ -323,17 +348,36 @@ class Smoke:
             raise Skip(f"cannot download the 'packaging' wheel (no network?): {tail(cp.stderr, 3)}")
         return have[-1]
 
-    def guest(self, root: Path, cpu: str, argv: list[str], *, site: Path | list[Path] | None = None,
-              timeout: float = 300, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    def guest(
+        self,
+        root: Path,
+        cpu: str,
+        argv: list[str],
+        *,
+        site: Path | list[Path] | None = None,
+        timeout: float = 300,
+        env: dict | None = None,
+        cwd: Path | None = None,
+    ) -> subprocess.CompletedProcess:
         """Run the arm64 Python under qemu with the checkout (and ``site``) on its path."""
         e = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "EDGE_FER_", "VIRTUAL_ENV"))}
         paths = [str(p) for p in (site if isinstance(site, list) else [site] if site else [])]
-        e.update(PYTHONPATH=os.pathsep.join([*paths, str(REPO)]), PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1",
-                 EDGE_FER_PROBE_WRAPPER=shlex.join([self.qemu, "-cpu", cpu, "-L", str(root)]),
-                 EDGE_FER_CACHE_DIR=str(self.work / f"cache-{cpu}"), TF_CPP_MIN_LOG_LEVEL="2")
+        e.update(
+            PYTHONPATH=os.pathsep.join([*paths, str(REPO)]),
+            PYTHONDONTWRITEBYTECODE="1",
+            PYTHONUNBUFFERED="1",
+            EDGE_FER_PROBE_WRAPPER=shlex.join([self.qemu, "-cpu", cpu, "-L", str(root)]),
+            EDGE_FER_CACHE_DIR=str(self.work / f"cache-{cpu}"),
+            TF_CPP_MIN_LOG_LEVEL="2",
+        )
         e.update(env or {})
-        return sh([self.qemu, "-cpu", cpu, "-L", str(root), str(root / "usr/bin/python3.11"), *argv], timeout=timeout,
-                  env=e, cwd=str(cwd or self.work), preexec_fn=_no_core_dumps)
+        return sh(
+            [self.qemu, "-cpu", cpu, "-L", str(root), str(root / "usr/bin/python3.11"), *argv],
+            timeout=timeout,
+            env=e,
+            cwd=str(cwd or self.work),
+            preexec_fn=_no_core_dumps,
+        )
 
     def resolve(self, root: Path, litert: str | None) -> tuple[list[str], Path]:
         extras, pins = installer_spec()
@@ -341,8 +385,12 @@ class Smoke:
             log("warning: could not read the extra pins of deploy/install-pi.sh's pip line; using numpy<2")
             pins = ["numpy<2"]
         self.report["installer"] = {"extras": extras, "pins": pins}
-        spec = {"pyproject": str(REPO / "pyproject.toml"), "extras": extras, "pins": pins,
-                "override": {"ai-edge-litert": f"ai-edge-litert=={litert}"} if litert else {}}
+        spec = {
+            "pyproject": str(REPO / "pyproject.toml"),
+            "extras": extras,
+            "pins": pins,
+            "override": {"ai-edge-litert": f"ai-edge-litert=={litert}"} if litert else {},
+        }
         cp = self.guest(root, CPUS[0], ["-c", RESOLVE, json.dumps(spec)], site=self.tool_path(), timeout=180)
         if cp.returncode != 0:
             raise RuntimeError(f"resolving the requirements on arm64 failed: {tail(cp.stderr)}")
@@ -353,25 +401,37 @@ class Smoke:
         if not stamp.is_file():
             log("downloading aarch64 wheels: " + " ".join(reqs))
             try:
-                cp = self.pip("download", "-q", "--progress-bar", "off", "-d", str(wheels), *self.platform_flags(), *reqs)
+                cp = self.pip(
+                    "download", "-q", "--progress-bar", "off", "-d", str(wheels), *self.platform_flags(), *reqs
+                )
             except subprocess.TimeoutExpired:
                 raise Skip("downloading the aarch64 wheels took more than 10 minutes") from None
             if cp.returncode != 0:
-                raise Skip(f"cannot download the aarch64 wheels (no network, or no wheel for {reqs}): {tail(cp.stderr, 4)}")
+                raise Skip(
+                    f"cannot download the aarch64 wheels (no network, or no wheel for {reqs}): {tail(cp.stderr, 4)}"
+                )
             stamp.write_text("\n".join(reqs) + "\n")
         site = self.cache / f"site-{key}"
         if not (site / ".complete").is_file():
             shutil.rmtree(site, ignore_errors=True)
-            cp = self.pip("install", "-q", "--no-index", "--find-links", str(wheels), "--target", str(site),
-                          *self.platform_flags(), *reqs)
+            cp = self.pip(
+                "install",
+                "-q",
+                "--no-index",
+                "--find-links",
+                str(wheels),
+                "--target",
+                str(site),
+                *self.platform_flags(),
+                *reqs,
+            )
             if cp.returncode != 0 or not any(site.glob("ai_edge_litert*")):
                 raise RuntimeError(f"installing the aarch64 wheels into {site} failed: {tail(cp.stderr)}")
             (site / ".complete").write_text("\n".join(reqs) + "\n")
         return reqs, site
 
     def verify_install(self, root: Path, site: Path, reqs: list[str]) -> dict:
-        cp = self.guest(root, CPUS[0], ["-c", VERIFY, json.dumps(reqs)],
-                        site=[site, self.tool_path()], timeout=180)
+        cp = self.guest(root, CPUS[0], ["-c", VERIFY, json.dumps(reqs)], site=[site, self.tool_path()], timeout=180)
         if cp.returncode != 0:
             raise RuntimeError(f"checking the installed versions failed: {tail(cp.stderr)}")
         return json.loads(cp.stdout.strip().splitlines()[-1])
@@ -383,7 +443,8 @@ class Smoke:
             "rc = main(sys.argv[1:])\n"
             "loaded = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'tf_keras') and sys.modules[m] is not None]\n"
             "print('@tf-modules', len(loaded), file=sys.stderr)\n"
-            "sys.exit(rc)\n")
+            "sys.exit(rc)\n"
+        )
         return ["-c", code, *argv]
 
     def step_doctor(self, root: Path, site: Path, cpu: str, video: Path | None) -> dict | None:
@@ -406,44 +467,75 @@ class Smoke:
         x86 = self.report.get("x86_probe") or {}
         if x86.get("output") is not None and res.get("output") is not None:
             diff = max(abs(int(p) - int(q)) for p, q in zip(res["output"], x86["output"]))
-            detail += (f"; output on the fixed input {'identical to' if diff == 0 else f'{diff} step(s) from'} x86-64's; "
-                       f"peak RSS {res.get('max_rss_mb')} MB under qemu (emulator included) vs {x86.get('max_rss_mb')} MB "
-                       "native x86-64")
-        self.record("doctor", cpu, ok, detail, secs, backend=rep["backend"],
-                    litert=res.get("version"), output_sha256=res.get("output_sha256"), output=res.get("output"),
-                    rss_mb_under_qemu=res.get("max_rss_mb"), edgetpu=row.get("edgetpu delegate", {}).get("detail"),
-                    opencv=row.get("opencv video", {}).get("detail"))
+            detail += (
+                f"; output on the fixed input {'identical to' if diff == 0 else f'{diff} step(s) from'} x86-64's; "
+                f"peak RSS {res.get('max_rss_mb')} MB under qemu (emulator included) vs {x86.get('max_rss_mb')} MB "
+                "native x86-64"
+            )
+        self.record(
+            "doctor",
+            cpu,
+            ok,
+            detail,
+            secs,
+            backend=rep["backend"],
+            litert=res.get("version"),
+            output_sha256=res.get("output_sha256"),
+            output=res.get("output"),
+            rss_mb_under_qemu=res.get("max_rss_mb"),
+            edgetpu=row.get("edgetpu delegate", {}).get("detail"),
+            opencv=row.get("opencv video", {}).get("detail"),
+        )
         return rep
 
     def step_run_video(self, root: Path, site: Path, cpu: str, video: Path) -> None:
         t0 = time.monotonic()
-        cp = self.guest(root, cpu, self.py_main(["run", "--source", str(video), "--max-frames", str(self.a.frames)],
-                                                block_tf=True), site=site, timeout=600)
+        cp = self.guest(
+            root,
+            cpu,
+            self.py_main(["run", "--source", str(video), "--max-frames", str(self.a.frames)], block_tf=True),
+            site=site,
+            timeout=600,
+        )
         secs = time.monotonic() - t0
         ev = _events(cp.stdout)
         tf = re.search(r"@tf-modules (\d+)", cp.stderr)
         frames = re.search(r"stopped after (\d+) frames", cp.stderr)
         ok = cp.returncode == 0 and bool(ev) and tf is not None and tf.group(1) == "0"
-        detail = (f"exit {cp.returncode}, {frames.group(1) if frames else '?'} frames, {len(ev)} events "
-                  f"({', '.join(sorted({e['type'] for e in ev}))}), TensorFlow modules loaded: {tf.group(1) if tf else '?'}")
+        detail = (
+            f"exit {cp.returncode}, {frames.group(1) if frames else '?'} frames, {len(ev)} events "
+            f"({', '.join(sorted({e['type'] for e in ev}))}), TensorFlow modules loaded: {tf.group(1) if tf else '?'}"
+        )
         if not ok:
             detail += ": " + tail(cp.stderr, 4)
         self.record("run-video", cpu, ok, detail, secs, events=len(ev))
 
     def step_run_images(self, root: Path, site: Path, cpu: str, images: Path, host_events: list[dict] | None) -> None:
         t0 = time.monotonic()
-        cp = self.guest(root, cpu, self.py_main(["run", "--source", str(images)], block_tf=True), site=site, timeout=300)
+        cp = self.guest(
+            root, cpu, self.py_main(["run", "--source", str(images)], block_tf=True), site=site, timeout=300
+        )
         secs = time.monotonic() - t0
         ev = _events(cp.stdout)
         ok = cp.returncode == 0 and bool(ev)
-        detail = f"exit {cp.returncode}, {len(ev)} events, labels {sorted(e.get('label') for e in ev if e.get('label'))}"
+        detail = (
+            f"exit {cp.returncode}, {len(ev)} events, labels {sorted(e.get('label') for e in ev if e.get('label'))}"
+        )
         same = None
         if host_events is not None:
             same = [_event_key(e) for e in ev] == [_event_key(e) for e in host_events]
-            diff = max((abs(a - b) for e1, e2 in zip(ev, host_events) for a, b in
-                        zip((e1.get("scores") or {}).values(), (e2.get("scores") or {}).values())), default=0.0)
-            detail += (f"; x86-64 run: {'same' if same else 'DIFFERENT'} events (type, frame, label, box), "
-                       f"max score difference {diff:.4f}")
+            diff = max(
+                (
+                    abs(a - b)
+                    for e1, e2 in zip(ev, host_events)
+                    for a, b in zip((e1.get("scores") or {}).values(), (e2.get("scores") or {}).values())
+                ),
+                default=0.0,
+            )
+            detail += (
+                f"; x86-64 run: {'same' if same else 'DIFFERENT'} events (type, frame, label, box), "
+                f"max score difference {diff:.4f}"
+            )
         if not ok:
             detail += ": " + tail(cp.stderr, 4)
         self.record("run-images", cpu, ok, detail, secs, same_as_x86=same)
@@ -451,8 +543,15 @@ class Smoke:
     def step_bench(self, root: Path, site: Path, cpu: str) -> None:
         t0 = time.monotonic()
         j = self.work / f"bench-{cpu}.json"
-        cp = self.guest(root, cpu, self.py_main(["bench", "--model-only", "--runs", "30", "--warmup", "3", "--json", str(j),
-                                                 "-q"], block_tf=True), site=site, timeout=300)
+        cp = self.guest(
+            root,
+            cpu,
+            self.py_main(
+                ["bench", "--model-only", "--runs", "30", "--warmup", "3", "--json", str(j), "-q"], block_tf=True
+            ),
+            site=site,
+            timeout=300,
+        )
         secs = time.monotonic() - t0
         ok = cp.returncode == 0 and j.is_file()
         detail = f"exit {cp.returncode}"
@@ -461,8 +560,10 @@ class Smoke:
             rt = b["machine"].get("runtime", {})
             m = b["models"][0]
             ok = not m.get("error")
-            detail += (f", backend {rt.get('backend')} {rt.get('version')}, delegate {rt.get('delegate')}, "
-                       f"arch {b['machine'].get('arch')} (latency under emulation is not a Pi's: not reported)")
+            detail += (
+                f", backend {rt.get('backend')} {rt.get('version')}, delegate {rt.get('delegate')}, "
+                f"arch {b['machine'].get('arch')} (latency under emulation is not a Pi's: not reported)"
+            )
         else:
             detail += ": " + tail(cp.stderr, 4)
         self.record("bench", cpu, ok, detail, secs)
@@ -487,10 +588,19 @@ class Smoke:
         # XNNPACK's int8 kernels differ between NEON and AVX: a requantization rounding step may land
         # one quantization step apart. More than that, or another top label, is a failure.
         ok = int(d.max()) <= 1 and same_top == len(b)
-        self.record("crops", cpu, ok, f"{n_same}/{len(b)} face crops give bit-identical {a.dtype} outputs on arm64 "
-                    f"({cp.stdout.split()[0] if cp.stdout else '?'}) and x86-64; largest difference {int(d.max())} "
-                    f"quantization step(s) in {int((d > 0).sum())} of {d.size} outputs; same top label "
-                    f"{same_top}/{len(b)}", secs, identical=n_same, crops=len(b), max_lsb=int(d.max()))
+        self.record(
+            "crops",
+            cpu,
+            ok,
+            f"{n_same}/{len(b)} face crops give bit-identical {a.dtype} outputs on arm64 "
+            f"({cp.stdout.split()[0] if cp.stdout else '?'}) and x86-64; largest difference {int(d.max())} "
+            f"quantization step(s) in {int((d > 0).sum())} of {d.size} outputs; same top label "
+            f"{same_top}/{len(b)}",
+            secs,
+            identical=n_same,
+            crops=len(b),
+            max_lsb=int(d.max()),
+        )
 
     def step_crash_class(self, root: Path, site: Path, cpu: str, images: Path | None, litert: str | None) -> None:
         """No ARM cores in /proc/cpuinfo (qemu-user's default): a native crash must become a clear verdict."""
@@ -498,16 +608,29 @@ class Smoke:
         env = {"EDGE_FER_CACHE_DIR": str(self.work / "cache-crash")}
         try:
             t0 = time.monotonic()
-            cp = self.guest(root, cpu, self.py_main(["doctor", "--no-camera", "--json", str(self.work / "doctor-crash.json")]),
-                            site=site, timeout=300, env=env)
+            cp = self.guest(
+                root,
+                cpu,
+                self.py_main(["doctor", "--no-camera", "--json", str(self.work / "doctor-crash.json")]),
+                site=site,
+                timeout=300,
+                env=env,
+            )
             secs = time.monotonic() - t0
             print(cp.stdout.rstrip())
             verdict = re.search(r"^verdict: (\w+)", cp.stdout, re.M)
             crashed = "crashed (SIG" in cp.stdout
             ok = cp.returncode in (0, 1) and verdict is not None
-            self.record("crash-doctor", cpu, ok, f"LiteRT {litert}, host /proc/cpuinfo: exit {cp.returncode}, verdict "
-                        f"{verdict.group(1) if verdict else 'NONE'}, ai_edge_litert "
-                        f"{'crashed (reported with a fix)' if crashed else 'did not crash'}", secs, crashed=crashed)
+            self.record(
+                "crash-doctor",
+                cpu,
+                ok,
+                f"LiteRT {litert}, host /proc/cpuinfo: exit {cp.returncode}, verdict "
+                f"{verdict.group(1) if verdict else 'NONE'}, ai_edge_litert "
+                f"{'crashed (reported with a fix)' if crashed else 'did not crash'}",
+                secs,
+                crashed=crashed,
+            )
             if images is None:
                 return
             t0 = time.monotonic()
@@ -516,7 +639,12 @@ class Smoke:
             secs = time.monotonic() - t0
             last = ([ln for ln in cp.stderr.strip().splitlines() if not ln.startswith("@tf-modules")] or [""])[-1]
             if crashed:
-                ok = cp.returncode == 2 and last.startswith("edge-fer: error:") and "crashed" in last and "Traceback" not in cp.stderr
+                ok = (
+                    cp.returncode == 2
+                    and last.startswith("edge-fer: error:")
+                    and "crashed" in last
+                    and "Traceback" not in cp.stderr
+                )
                 self.record("crash-run", cpu, ok, f"exit {cp.returncode}: {last[:300]}", secs)
             else:
                 self.record("crash-run", cpu, cp.returncode == 0, f"exit {cp.returncode} (no crash to report)", secs)
@@ -538,16 +666,32 @@ class Smoke:
                     set_cpuinfo(root, cpu if mode == "pi" else None)
                     t0 = time.monotonic()
                     j = self.work / f"m-{v}-{cpu}-{mode}.json"
-                    cp = self.guest(root, cpu, self.py_main(["doctor", "--no-camera", "--json", str(j)]), site=site,
-                                    timeout=300, env={"EDGE_FER_CACHE_DIR": str(self.work / f"mc-{v}-{cpu}-{mode}")})
+                    cp = self.guest(
+                        root,
+                        cpu,
+                        self.py_main(["doctor", "--no-camera", "--json", str(j)]),
+                        site=site,
+                        timeout=300,
+                        env={"EDGE_FER_CACHE_DIR": str(self.work / f"mc-{v}-{cpu}-{mode}")},
+                    )
                     rep = json.loads(j.read_text()) if j.is_file() else {}
                     lr = next((c for c in rep.get("checks", []) if c["name"] == "backend ai_edge_litert"), {})
-                    row = {"litert": v, "cpu": cpu, "cpuinfo": "Pi" if mode == "pi" else "host (x86)", "exit": cp.returncode,
-                           "verdict": rep.get("verdict"), "ai_edge_litert": lr.get("status"), "detail": lr.get("detail"),
-                           "fix": lr.get("fix"), "seconds": round(time.monotonic() - t0, 1)}
+                    row = {
+                        "litert": v,
+                        "cpu": cpu,
+                        "cpuinfo": "Pi" if mode == "pi" else "host (x86)",
+                        "exit": cp.returncode,
+                        "verdict": rep.get("verdict"),
+                        "ai_edge_litert": lr.get("status"),
+                        "detail": lr.get("detail"),
+                        "fix": lr.get("fix"),
+                        "seconds": round(time.monotonic() - t0, 1),
+                    }
                     rows.append(row)
-                    log(f"LiteRT {v} {cpu} cpuinfo={row['cpuinfo']}: exit {row['exit']}, verdict {row['verdict']}, "
-                        f"ai_edge_litert {row['ai_edge_litert']}: {row['detail']}")
+                    log(
+                        f"LiteRT {v} {cpu} cpuinfo={row['cpuinfo']}: exit {row['exit']}, verdict {row['verdict']}, "
+                        f"ai_edge_litert {row['ai_edge_litert']}: {row['detail']}"
+                    )
                     if cp.returncode not in (0, 1) or not rep:
                         self.failed = True
                         log(tail(cp.stderr, 6))
@@ -565,8 +709,10 @@ class Smoke:
         reqs, site = self.resolve(root, litert)
         inst = self.verify_install(root, site, reqs)
         self.report["requirements"], self.report["installed"] = reqs, inst
-        log(f"installed for {inst['machine']} Python {inst['python']}: "
-            + ", ".join(f"{k} {v}" for k, v in inst["versions"].items()))
+        log(
+            f"installed for {inst['machine']} Python {inst['python']}: "
+            + ", ".join(f"{k} {v}" for k, v in inst["versions"].items())
+        )
         if inst["bad"]:
             self.record("install", None, False, "; ".join(inst["bad"]), 0)
         litert_v = inst["versions"].get("ai-edge-litert")
@@ -593,10 +739,17 @@ class Smoke:
         imgs = sorted(str(p) for p in images.glob("*.jpg")) if images else []
         env = {k: v for k, v in os.environ.items() if k != "EDGE_FER_PROBE_WRAPPER"}
         env["EDGE_FER_CACHE_DIR"] = str(self.work / "cache-x86")
-        cp = sh([sys.executable, "-c", CROPS, json.dumps(imgs), str(video or ""), "90", str(crops)], timeout=300, env=env,
-                cwd=str(self.work))
-        cp2 = sh([sys.executable, "-c", RAW, str(crops), str(host_raw)], timeout=300, env=env, cwd=str(self.work)) \
-            if cp.returncode == 0 else cp
+        cp = sh(
+            [sys.executable, "-c", CROPS, json.dumps(imgs), str(video or ""), "90", str(crops)],
+            timeout=300,
+            env=env,
+            cwd=str(self.work),
+        )
+        cp2 = (
+            sh([sys.executable, "-c", RAW, str(crops), str(host_raw)], timeout=300, env=env, cwd=str(self.work))
+            if cp.returncode == 0
+            else cp
+        )
         if cp2.returncode != 0:
             log(f"warning: no x86-64 reference crops ({tail(cp2.stderr, 3)})")
             crops = None
@@ -604,8 +757,19 @@ class Smoke:
             log("no face crops (no shared images or video): the crops step is skipped")
             crops = None
         if images is not None:
-            cp = sh([sys.executable, "-c", "import sys; from edge_fer.cli import main; sys.exit(main(sys.argv[1:]))",
-                     "run", "--source", str(images)], timeout=300, env=env, cwd=str(self.work))
+            cp = sh(
+                [
+                    sys.executable,
+                    "-c",
+                    "import sys; from edge_fer.cli import main; sys.exit(main(sys.argv[1:]))",
+                    "run",
+                    "--source",
+                    str(images),
+                ],
+                timeout=300,
+                env=env,
+                cwd=str(self.work),
+            )
             host_events = _events(cp.stdout) if cp.returncode == 0 else None
 
         for cpu in self.a.cpu:
@@ -641,8 +805,12 @@ class Smoke:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cpu", action="append", choices=CPUS, help="qemu CPU (repeatable; default: both)")
-    ap.add_argument("--litert", action="append", default=[], help="ai-edge-litert version instead of the resolved one "
-                    "(repeatable with --matrix)")
+    ap.add_argument(
+        "--litert",
+        action="append",
+        default=[],
+        help="ai-edge-litert version instead of the resolved one (repeatable with --matrix)",
+    )
     ap.add_argument("--matrix", action="store_true", help="only edge-fer doctor, for each --litert x --cpu x --cpuinfo")
     ap.add_argument("--cpuinfo", choices=("pi", "host", "both"), default="both", help="with --matrix")
     ap.add_argument("--frames", type=int, default=120, help="frames of the shared video for run-video")
