@@ -36,6 +36,14 @@ class OutputError(EdgeFerError):
     exit_code = 74
 
 
+class MissingDependencyError(EdgeFerError):
+    """A dependency that no edge-fer extra provides is missing (a system package, a specific build);
+    the message says how to install it."""
+
+    def __init__(self, what: str, how: str):
+        super().__init__(f"{what}: {how}")
+
+
 class MissingExtraError(EdgeFerError):
     """An optional dependency is not installed; the message says which extra to install."""
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edge_fer.detect import DETECTORS, Detector, create_detector
-from edge_fer.errors import ConfigError, ModelError
+from edge_fer.errors import ConfigError, MissingDependencyError, ModelError
 
 
 def _inside(box, shape):
@@ -73,3 +73,13 @@ def test_every_registered_detector_builds_from_the_config_section(yunet_model):
         assert isinstance(det.inner, Detector) and det.inner.name in ("haar", "yunet")
         assert det.detect(blank) == []
         assert not isinstance(build_detector(cfg, windows=False), RoiDetector)
+
+
+def test_opencv_without_haar_names_the_real_fix(monkeypatch):
+    """OpenCV 5 has no CascadeClassifier: the error names the pip pin, not a nonexistent extra."""
+    from edge_fer.detect import haar
+
+    monkeypatch.delattr(haar.cv2, "CascadeClassifier")
+    with pytest.raises(MissingDependencyError, match=r"opencv-python-headless>=4.8,<5") as e:
+        haar.HaarDetector()
+    assert "edge-fer[" not in str(e.value)

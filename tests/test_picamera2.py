@@ -9,7 +9,7 @@ import types
 import numpy as np
 import pytest
 
-from edge_fer.errors import MissingExtraError
+from edge_fer.errors import MissingDependencyError
 
 
 class FakeRequest:
@@ -152,5 +152,6 @@ def test_missing_picamera2_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "picamera2", None)
     from edge_fer.sources import open_source
 
-    with pytest.raises(MissingExtraError, match="picamera2"):
+    with pytest.raises(MissingDependencyError, match="apt install python3-picamera2") as e:
         open_source("picamera2")
+    assert "edge-fer[" not in str(e.value)  # no extra provides picamera2: never point at one

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from edge_fer.detect import WindowDetector, scale_box
-from edge_fer.errors import MissingExtraError, ModelError
+from edge_fer.errors import MissingDependencyError, ModelError
 from edge_fer.preprocess import to_gray
 from edge_fer.types import Face
 
@@ -52,7 +52,10 @@ class HaarDetector(WindowDetector):
         roi_equalize: bool = False,
     ):
         if not hasattr(cv2, "CascadeClassifier"):
-            raise MissingExtraError("the Haar detector", "default", "opencv-python-headless<5 (OpenCV 5 has no Haar)")
+            raise MissingDependencyError(
+                "the Haar detector needs OpenCV 4 (OpenCV 5 dropped the Haar cascades)",
+                "pip install 'opencv-python-headless>=4.8,<5'",
+            )
         path = Path(model) if model else Path(cv2.data.haarcascades) / DEFAULT_CASCADE
         if not path.is_file():
             raise ModelError(f"Haar cascade {path}: no such file")

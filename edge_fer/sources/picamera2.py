@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_fer.errors import MissingExtraError, SourceError
+from edge_fer.errors import MissingDependencyError, SourceError
 from edge_fer.sources.live import LiveSource
 
 
@@ -22,10 +22,10 @@ def _import_picamera2():
     try:
         from picamera2 import Picamera2  # type: ignore[import-not-found]
     except ImportError:
-        raise MissingExtraError(
-            "--source picamera2",
-            "picamera2",
-            "picamera2 (on Raspberry Pi OS: sudo apt install python3-picamera2, venv with --system-site-packages)",
+        raise MissingDependencyError(
+            "--source picamera2 needs the picamera2 package (not on PyPI for the Pi's camera stack)",
+            "on Raspberry Pi OS, sudo apt install python3-picamera2 and a venv made with --system-site-packages "
+            "(deploy/install-pi.sh does both)",
         ) from None
     return Picamera2
 
