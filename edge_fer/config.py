@@ -332,8 +332,8 @@ def load(path: str | Path) -> Config:
         return validate(cfg)
     except ConfigError as e:
         m = re.search(r"'(\w+)\.(\w+)'", str(e))
-        line = _line_of(text, m.group(1), m.group(2)) if m else None
-        raise ConfigError(f"{p}:{line}: {e}" if line else f"{p}: {e}") from None
+        at = _line_of(text, m.group(1), m.group(2)) if m else None
+        raise ConfigError(f"{p}:{at}: {e}" if at else f"{p}: {e}") from None
 
 
 def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:

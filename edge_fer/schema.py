@@ -123,8 +123,8 @@ def check(obj: Any, prefix: str = "", *, as_flags: bool = False) -> Any:
 def field_default(f: dataclasses.Field) -> Any:
     if f.default is not _MISSING:
         return f.default
-    if f.default_factory is not _MISSING:  # type: ignore[misc]
-        return f.default_factory()  # type: ignore[misc]
+    if f.default_factory is not _MISSING:
+        return f.default_factory()
     return None
 
 
