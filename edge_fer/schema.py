@@ -204,6 +204,7 @@ def command(
             return func(flags=flags, **kw)
 
         params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + generated
+        # typeshed declares no __signature__ on functions; inspect.signature (typer) reads it
         wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in params}
         wrapper.__doc__ = func.__doc__
