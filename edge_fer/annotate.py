@@ -9,8 +9,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge_fer.types import Frame
+
+if TYPE_CHECKING:
+    import cv2
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +39,7 @@ class Annotator:
         if not overwrite:  # a restart never erases an earlier video: the next free name instead
             self.path = _free_name(self.path)
         self.fps = fps or 15.0
-        self.writer = None
+        self.writer: cv2.VideoWriter | None = None
 
     def write(
         self, frame: Frame, boxes: Sequence[tuple[int, int, int, int]], ids: Sequence[int], labels: Sequence[str]
@@ -46,7 +50,7 @@ class Annotator:
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if img.ndim == 2 else img.copy()
         if self.writer is None:
             h, w = img.shape[:2]
-            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*"mp4v"), self.fps, (w, h))
             if not self.writer.isOpened():
                 from edge_fer.errors import ConfigError
 

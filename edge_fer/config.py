@@ -27,7 +27,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any, cast, get_type_hints
 
 from edge_fer import schema
 from edge_fer.detect import DETECTORS
@@ -227,8 +227,9 @@ class Config:
         setattr(sec, key, _coerce(dotted, hints[key], value, where))
 
 
-# (key prefix, section class) of every section: the flags of `edge-fer run` (schema.command)
-SCHEMAS: tuple[tuple[str, type], ...] = tuple((f"{f.name}.", f.default_factory) for f in fields(Config))  # type: ignore[misc]
+# (key prefix, section class) of every section: the flags of `edge-fer run` (schema.command); each
+# field of Config is a section, its default_factory the section's class
+SCHEMAS: tuple[tuple[str, type], ...] = tuple((f"{f.name}.", cast(type, f.default_factory)) for f in fields(Config))
 _SECTIONS = tuple(f.name for f in fields(Config))
 _HINTS: dict[type, dict[str, type]] = {}
 
@@ -332,8 +333,8 @@ def load(path: str | Path) -> Config:
         return validate(cfg)
     except ConfigError as e:
         m = re.search(r"'(\w+)\.(\w+)'", str(e))
-        line = _line_of(text, m.group(1), m.group(2)) if m else None
-        raise ConfigError(f"{p}:{line}: {e}" if line else f"{p}: {e}") from None
+        at = _line_of(text, m.group(1), m.group(2)) if m else None
+        raise ConfigError(f"{p}:{at}: {e}" if at else f"{p}: {e}") from None
 
 
 def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:

@@ -167,7 +167,7 @@ def pull(
     recommended; the hash is still reported). An installed file whose hash is right is kept
     unless ``force``."""
     s = spec(name)
-    expected = _check_hex(sha256) if sha256 else s.sha256
+    expected: str | None = _check_hex(sha256) if sha256 else s.sha256
     if not verify:
         expected = None
     dest_dir = models_dir()
@@ -273,7 +273,7 @@ def remove(name: str) -> Path | None:
 
 
 def describe() -> list[dict[str, object]]:
-    rows = []
+    rows: list[dict[str, object]] = []
     for s in KNOWN.values():
         p = installed_path(s.name)
         rows.append(

@@ -123,8 +123,8 @@ def check(obj: Any, prefix: str = "", *, as_flags: bool = False) -> Any:
 def field_default(f: dataclasses.Field) -> Any:
     if f.default is not _MISSING:
         return f.default
-    if f.default_factory is not _MISSING:  # type: ignore[misc]
-        return f.default_factory()  # type: ignore[misc]
+    if f.default_factory is not _MISSING:
+        return f.default_factory()
     return None
 
 
@@ -204,6 +204,7 @@ def command(
             return func(flags=flags, **kw)
 
         params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + generated
+        # typeshed declares no __signature__ on functions; inspect.signature (typer) reads it
         wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in params}
         wrapper.__doc__ = func.__doc__

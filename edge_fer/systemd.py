@@ -136,7 +136,8 @@ class Notifier:
             return False
         now = self._clock()
         with self._lock:
-            if not force and self._last_ping is not None and now - self._last_ping < interval:
+            recent = interval is not None and self._last_ping is not None and now - self._last_ping < interval
+            if recent and not force:
                 return False
             self._last_ping = now
         return self.notify("WATCHDOG=1")

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from edge_fer.config import TrackerConfig  # the [tracker] section: the tracker's options, with their ranges
-from edge_fer.types import Event, Face, Prediction
+from edge_fer.types import Event, Face, Prediction, int_box
 
 __all__ = ["Track", "Tracker", "TrackerConfig", "iou"]
 
@@ -94,17 +94,21 @@ class Tracker:
         return [Face(t.box, t.score) for t in self.tracks]
 
     def _match(self, boxes: Sequence[tuple[int, int, int, int]]) -> list[tuple[int, int]]:
-        pairs = []
+        pairs: list[tuple[float, int, int]] = []
         for ti, t in enumerate(self.tracks):
             for fi, b in enumerate(boxes):
                 v = iou(t.box, b)
                 if v >= self.cfg.iou_threshold:
                     pairs.append((v, ti, fi))
         pairs.sort(reverse=True)
-        used_t, used_f, out = set(), set(), []
+        used_t: set[int] = set()
+        used_f: set[int] = set()
+        out: list[tuple[int, int]] = []
         for _, ti, fi in pairs:
             if ti not in used_t and fi not in used_f:
-                used_t.add(ti), used_f.add(fi), out.append((ti, fi))
+                used_t.add(ti)
+                used_f.add(fi)
+                out.append((ti, fi))
         cands = []
         for ti, t in enumerate(self.tracks):
             if ti in used_t:
@@ -121,7 +125,9 @@ class Tracker:
         cands.sort()
         for _, ti, fi in cands:
             if ti not in used_t and fi not in used_f:
-                used_t.add(ti), used_f.add(fi), out.append((ti, fi))
+                used_t.add(ti)
+                used_f.add(fi)
+                out.append((ti, fi))
         return out
 
     # -- the step --------------------------------------------------------------------------------
@@ -141,7 +147,7 @@ class Tracker:
         :class:`~edge_fer.quality.CropQuality` (``error``, ``low``) per face, or None (no gate)."""
         cfg = self.cfg
         events: list[Event] = []
-        boxes = [tuple(int(v) for v in f.box) for f in faces]
+        boxes = [int_box(f.box) for f in faces]
         for p in predictions[:1]:
             self._labels(p)
         matches = self._match(boxes)
@@ -162,8 +168,8 @@ class Tracker:
                 if detected:
                     t.last_frame, t.last_ts = frame, ts
                 continue
-            p = predictions[fi].scores.astype(np.float32)
-            t.scores = (1.0 - cfg.ema_alpha) * t.scores + cfg.ema_alpha * p
+            probs = predictions[fi].scores.astype(np.float32)
+            t.scores = (1.0 - cfg.ema_alpha) * t.scores + cfg.ema_alpha * probs
             t.box, t.score, t.frames, t.updated = boxes[fi], faces[fi].score, t.frames + 1, True
             if detected:
                 t.hits += 1

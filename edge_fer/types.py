@@ -30,6 +30,12 @@ class Face:
     landmarks: np.ndarray | None = None  # (5, 2) for YuNet, None for Haar
 
 
+def int_box(box: Sequence[Any]) -> tuple[int, int, int, int]:
+    """An (x, y, w, h) box as plain ints (a detector may hand numpy integers or floats)."""
+    x, y, w, h = box
+    return int(x), int(y), int(w), int(h)
+
+
 @dataclass(frozen=True, slots=True)
 class Prediction:
     """Class probabilities for one face, in the bundle's label order."""

@@ -235,6 +235,30 @@ def test_model_only_budget_and_accuracy_from_metadata(capsys, tiny_bundle):
     assert bench.bundle_accuracy(T, "int8") == (0.55, "PrivateTest")
 
 
+def test_model_only_skipped_row_without_a_reason(tmp_path, capsys, monkeypatch, tiny_bundle, tiny_bundle_float):
+    """A skipped row is told by its type, not by its error text: an error with an empty message once
+    made the budget and the table read the latency of a row that has none (AttributeError)."""
+    from edge_fer.bench import run_model
+    from edge_fer.errors import ModelError
+
+    real = run_model.bench_model
+
+    def bench_model(path, **kw):
+        if Path(path) == Path(tiny_bundle_float):
+            raise ModelError("")
+        return real(path, **kw)
+
+    monkeypatch.setattr(run_model, "bench_model", bench_model)
+    js = tmp_path / "m.json"
+    model_args = ["--model", str(tiny_bundle), "--model", str(tiny_bundle_float)]
+    code, out, err = run(capsys, "--model-only", *model_args, "--runs", "3", "--budget-ms", "1000", "--json", str(js))
+    assert code == 0, err
+    rep = json.loads(js.read_text())
+    assert [r["error"] for r in rep["models"]] == [None, ""]
+    assert rep["budget"]["models"][1] is None and rep["budget"]["pass"] is True
+    assert f"skipped {tiny_bundle_float.name}" in out
+
+
 def test_plot_written(tmp_path, capsys, short_video, tiny_bundle):
     pytest.importorskip("matplotlib")
     png = tmp_path / "p.png"

@@ -12,11 +12,14 @@ when ``--fail-under`` is given and the budget verdict is FAIL, 2 for bad input.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from edge_fer import schema
+
+if TYPE_CHECKING:
+    from edge_fer.bench import ModelsReport, PipelineReport
 
 # the pipeline flags `edge-fer bench` shares with `edge-fer run`: their spelling, help and defaults
 # come from the run config's schema (edge_fer.config)
@@ -116,7 +119,7 @@ def register(app: typer.Typer) -> None:
         if model_only:
             if compare:
                 raise ConfigError("--compare runs the whole pipeline; it does not go with --model-only")
-            rep = bench.bench_models(
+            mrep = bench.bench_models(
                 models,
                 threads=thread_list,
                 device=device or "auto",
@@ -126,8 +129,9 @@ def register(app: typer.Typer) -> None:
                 keep_samples=bool(plot_path),
             )
             if budget is not None:
-                rep.budget = bench.evaluate_model_budget(rep, budget, budget_percentile)
-            text = bench.format_models(rep)
+                mrep.budget = bench.evaluate_model_budget(mrep, budget, budget_percentile)
+            text = bench.format_models(mrep)
+            rep: ModelsReport | PipelineReport = mrep
         else:
             from edge_fer import config as cfgmod
 
@@ -147,15 +151,16 @@ def register(app: typer.Typer) -> None:
             cfg = cfgmod.build(config, overrides)
             if source is not None and not source.strip():
                 raise ConfigError("empty --source")
-            rep = bench.bench_pipeline(
+            prep = bench.bench_pipeline(
                 cfg, warmup=warmup, max_frames=max_frames, loops=loop, keep_samples=bool(plot_path)
             )
             if budget is not None:
-                rep.budget = bench.evaluate_budget(rep, budget, budget_percentile)
-            text = bench.format_pipeline(rep)
+                prep.budget = bench.evaluate_budget(prep, budget, budget_percentile)
+            text = bench.format_pipeline(prep)
             if peer is not None:
-                rep.compare = peer.compare(cfg, max_frames=max_frames, warmup=min(warmup, 5), loops=loop)
-                text += "\n\n" + peer.format_compare(rep.compare)
+                prep.compare = peer.compare(cfg, max_frames=max_frames, warmup=min(warmup, 5), loops=loop)
+                text += "\n\n" + peer.format_compare(prep.compare)
+            rep = prep
 
         if json_path:
             bench.write_json(rep, json_path)

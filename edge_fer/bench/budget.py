@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge_fer.bench.report import ModelBudget, ModelsReport, PipelineBudget, PipelineReport, Verdict
+from edge_fer.bench.report import ModelBudget, ModelRow, ModelsReport, PipelineBudget, PipelineReport, Verdict
 from edge_fer.errors import ConfigError
 
 BUDGET_PERCENTILES = ("p50", "p90", "p99", "max")
@@ -57,7 +57,7 @@ def evaluate_budget(report: PipelineReport, budget_ms: float, percentile: str = 
 def evaluate_model_budget(report: ModelsReport, budget_ms: float, percentile: str = "p99") -> ModelBudget:
     """PASS/FAIL per (bundle, threads) row: its latency at ``percentile`` within ``budget_ms``."""
     key = _stat_key(percentile)
-    rows = [None if r.error else _verdict(r.latency[key], budget_ms) for r in report.models]  # type: ignore[union-attr]
+    rows = [_verdict(r.latency[key], budget_ms) if isinstance(r, ModelRow) else None for r in report.models]
     ok = [v for v in rows if v is not None]
     return ModelBudget(
         budget_ms=round(budget_ms, 4),

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_fer.bench.report import ModelsReport, PipelineReport
+from edge_fer.bench.report import ModelRow, ModelsReport, PipelineReport
 from edge_fer.errors import ConfigError, MissingExtraError
 from edge_fer.fsutil import atomic_write_json
 from edge_fer.pipeline import STAGES
@@ -75,10 +75,10 @@ def _plot_pipeline(plt: Any, report: PipelineReport) -> Any:
 
 
 def _plot_models(plt: Any, report: ModelsReport) -> Any:
-    rows = [r for r in report.models if not r.error and getattr(r, "samples", None)]
+    rows = [r for r in report.models if isinstance(r, ModelRow) and r.samples]
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(rows) + 2), 4.5))
     if rows:
-        ax.boxplot([r.samples for r in rows], whis=(1, 99), showfliers=False)  # type: ignore[union-attr]
+        ax.boxplot([r.samples for r in rows], whis=(1, 99), showfliers=False)
         ax.set_xticks(range(1, len(rows) + 1), [f"{r.name}\n{r.format}, t={r.threads}" for r in rows], fontsize=8)
     if report.budget:
         ax.axhline(report.budget.budget_ms, color="red", ls="--", lw=1)

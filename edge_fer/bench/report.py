@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import Field, dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 SCHEMA = "edge-fer-bench/1"
 
@@ -38,9 +38,11 @@ def _plain(v: Any) -> Any:
 class JsonRecord:
     """``to_dict``: every field in declaration order under its name (or its ``key``)."""
 
+    __dataclass_fields__: ClassVar[dict[str, Field[Any]]]  # set by @dataclass on every subclass
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for f in fields(self):  # type: ignore[arg-type]
+        for f in fields(self):
             v = getattr(self, f.name)
             if not f.metadata.get("json", True) or (v is None and f.metadata.get("omit_none")):
                 continue

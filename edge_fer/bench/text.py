@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edge_fer.bench.report import ModelsReport, PipelineBudget, PipelineReport, Verdict
+from edge_fer.bench.report import ModelsReport, PipelineBudget, PipelineReport, SkippedModel, Verdict
 
 
 def num(v: Any, nd: int = 2) -> str:
@@ -104,23 +104,23 @@ def format_models(rep: ModelsReport) -> str:
     for i, r in enumerate(rep.models):
         acc = getattr(r, "accuracy", None)
         head = [r.name, r.format, f"{r.size_bytes / 1024:.0f}", "-" if acc is None else f"{100 * acc:.1f}%", r.threads]
-        if r.error:
+        if isinstance(r, SkippedModel):
             rows.append([*head, "-", "-", "-", "-", "-", "-", "skipped"] + ([""] if budget else []))
             continue
-        lat, inv = r.latency, r.invoke  # type: ignore[union-attr]
+        lat, inv = r.latency, r.invoke
         row = [
             *head,
             num(r.init_ms, 1),
-            num(r.first_inference_ms, 3),  # type: ignore[union-attr]
+            num(r.first_inference_ms, 3),
             num(lat["p50_ms"], 4),
             num(lat["p90_ms"], 4),
             num(lat["p99_ms"], 4),
             num(inv["p50_ms"], 4),
             f"{r.inferences_per_s:.0f}",
-        ]  # type: ignore[union-attr]
+        ]
         if budget:
             v = budget.models[i]
-            row.append(f"{_pass(v.passed)} {v.headroom_pct:+.0f}%")  # type: ignore[union-attr]
+            row.append("-" if v is None else f"{_pass(v.passed)} {v.headroom_pct:+.0f}%")
         rows.append(row)
     headers = [
         "model",
@@ -138,7 +138,7 @@ def format_models(rep: ModelsReport) -> str:
     ] + ([f"budget ({budget.percentile})"] if budget else [])
     lines += table(headers, rows)
     for r in rep.models:
-        if r.error:
+        if isinstance(r, SkippedModel):
             lines.append(f"skipped {r.name} (threads {r.threads}): {r.error}")
     splits = {s for r in rep.models if (s := getattr(r, "accuracy_split", None))}
     if splits:

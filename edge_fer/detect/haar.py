@@ -11,6 +11,7 @@ that turns away keeps being found.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,11 @@ if TYPE_CHECKING:
 
 DEFAULT_CASCADE = "haarcascade_frontalface_alt2.xml"
 PROFILE_CASCADE = "haarcascade_profileface.xml"
+
+
+def cascade_dir() -> Path:
+    """The cascade XML files that come with OpenCV's wheels."""
+    return Path(cv2.data.haarcascades)  # type: ignore[attr-defined]  # cv2.data is missing from OpenCV's stubs
 
 
 class HaarDetector(WindowDetector):
@@ -56,7 +62,7 @@ class HaarDetector(WindowDetector):
                 "the Haar detector needs OpenCV 4 (OpenCV 5 dropped the Haar cascades)",
                 "pip install 'opencv-python-headless>=4.8,<5'",
             )
-        path = Path(model) if model else Path(cv2.data.haarcascades) / DEFAULT_CASCADE
+        path = Path(model) if model else cascade_dir() / DEFAULT_CASCADE
         if not path.is_file():
             raise ModelError(f"Haar cascade {path}: no such file")
         try:  # OpenCV raises (cv2.error, or SystemError) on a file that is not a cascade XML
@@ -76,7 +82,7 @@ class HaarDetector(WindowDetector):
         self.roi_equalize = bool(roi_equalize)
         self.profile = None
         if roi_profile:
-            pp = Path(cv2.data.haarcascades) / PROFILE_CASCADE
+            pp = cascade_dir() / PROFILE_CASCADE
             self.profile = cv2.CascadeClassifier(str(pp)) if pp.is_file() else None
 
     @classmethod
@@ -98,7 +104,7 @@ class HaarDetector(WindowDetector):
         rects = self.cascade.detectMultiScale(
             small, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors, minSize=(ms, ms)
         )
-        return [Face(scale_box(tuple(r), f, w, h), 1.0) for r in (rects if len(rects) else [])]
+        return [Face(scale_box((rx, ry, rw, rh), f, w, h), 1.0) for rx, ry, rw, rh in (rects if len(rects) else [])]
 
     def detect_roi(
         self, image: np.ndarray, box: tuple[int, int, int, int], window: tuple[int, int, int, int]
@@ -119,15 +125,18 @@ class HaarDetector(WindowDetector):
             small = cv2.equalizeHist(small)
         s = side * f
         lo, hi = max(8, int(s * self.roi_range[0])), max(9, int(s * self.roi_range[1]) + 1)
-        kw = {"scaleFactor": 1.1, "minNeighbors": self.roi_min_neighbors, "minSize": (lo, lo), "maxSize": (hi, hi)}
-        rects = list(self.cascade.detectMultiScale(small, **kw))
+
+        def search(cascade: cv2.CascadeClassifier, img: np.ndarray) -> list[Sequence[int]]:
+            mn = self.roi_min_neighbors
+            return list(
+                cascade.detectMultiScale(img, scaleFactor=1.1, minNeighbors=mn, minSize=(lo, lo), maxSize=(hi, hi))
+            )
+
+        rects = search(self.cascade, small)
         if not rects and self.profile is not None:
-            rects = list(self.profile.detectMultiScale(small, **kw))
+            rects = search(self.profile, small)
             if not rects:
-                rects = [
-                    (cw - rx - rw, ry, rw, rh)
-                    for rx, ry, rw, rh in self.profile.detectMultiScale(cv2.flip(small, 1), **kw)
-                ]
+                rects = [(cw - rx - rw, ry, rw, rh) for rx, ry, rw, rh in search(self.profile, cv2.flip(small, 1))]
         if not rects:
             return None
         h, w = gray.shape[:2]

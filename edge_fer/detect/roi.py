@@ -22,7 +22,7 @@ import numpy as np
 
 from edge_fer.detect import Detector, WindowDetector
 from edge_fer.errors import ConfigError
-from edge_fer.types import Face
+from edge_fer.types import Face, int_box
 
 
 def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
@@ -117,7 +117,7 @@ class RoiDetector(Detector):
                 found.append(face)
             elif face is None and k.misses < self.patience:
                 kept.append(_Known(k.box, k.misses + 1))
-        self.known = [_Known(tuple(int(v) for v in f.box)) for f in found] + [
+        self.known = [_Known(int_box(f.box)) for f in found] + [
             k for k in kept if not any(box_iou(k.box, f.box) > 0.3 for f in found)
         ]
         return found

@@ -63,7 +63,7 @@ class YuNetDetector(WindowDetector):
         # full-frame network never has to be resized between the two kinds of pass
         self.roi_size = int(roi_size)
         self.roi_max_windows = int(roi_max_windows)  # more faces than this: a full pass is cheaper
-        self._roi_net = None
+        self._roi_net: cv2.FaceDetectorYN | None = None
 
     @classmethod
     def from_config(cls, cfg: DetectorConfig, **tuning) -> YuNetDetector:

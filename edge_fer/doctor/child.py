@@ -142,9 +142,9 @@ def _probe_opencv(a: dict) -> dict:
     # the default detector's cascade
     _stage("haar")
     try:
-        from edge_fer.detect.haar import DEFAULT_CASCADE
+        from edge_fer.detect.haar import DEFAULT_CASCADE, cascade_dir
 
-        path = Path(cv2.data.haarcascades) / DEFAULT_CASCADE
+        path = cascade_dir() / DEFAULT_CASCADE
         ok = path.is_file() and not cv2.CascadeClassifier(str(path)).empty()
         out["haar"] = {"status": "ok" if ok else "error", "path": str(path)}
     except Exception as e:  # no cv2.data / no CascadeClassifier (OpenCV 5)
@@ -154,10 +154,10 @@ def _probe_opencv(a: dict) -> dict:
         if not video:
             _stage("encode")
             video = str(Path(tmp) / "probe.mp4")
-            w = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (64, 48))
+            w = cv2.VideoWriter(video, cv2.VideoWriter.fourcc(*"mp4v"), 10.0, (64, 48))
             if not w.isOpened():
                 video = str(Path(tmp) / "probe.avi")
-                w = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
+                w = cv2.VideoWriter(video, cv2.VideoWriter.fourcc(*"MJPG"), 10.0, (64, 48))
             for i in range(10):
                 w.write(np.full((48, 64, 3), i * 20, np.uint8))
             w.release()

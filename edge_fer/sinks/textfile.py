@@ -89,7 +89,7 @@ class TextFileSink(Sink):
         self._regular = False
         self._size_at_open = 0
         self._fd: int | None = None
-        if _is_stdout(path):
+        if path is None or _is_stdout(path):
             return
         self._fd = open_output(path, overwrite)
         st = os.fstat(self._fd)

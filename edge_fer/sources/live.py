@@ -154,7 +154,8 @@ class LiveSource(Source):
                 if remaining is not None and remaining <= 0:
                     return None
                 self._cond.wait(remaining if remaining is not None else 0.5)
-            image, ts, source_ts, gray = self._latest  # type: ignore[misc]
+            assert self._latest is not None  # set with every _seq step, never cleared
+            image, ts, source_ts, gray = self._latest
             self._taken = self._seq
         f = Frame(image, self._delivered, ts, source_ts, gray)
         self._delivered += 1

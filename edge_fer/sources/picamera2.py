@@ -20,7 +20,7 @@ from edge_fer.sources.live import LiveSource
 
 def _import_picamera2():
     try:
-        from picamera2 import Picamera2  # type: ignore[import-not-found]
+        from picamera2 import Picamera2
     except ImportError:
         raise MissingDependencyError(
             "--source picamera2 needs the picamera2 package (not on PyPI for the Pi's camera stack)",
