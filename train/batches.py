@@ -14,6 +14,7 @@ same whichever worker thread or process builds it, and in whatever order.
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
@@ -25,6 +26,8 @@ BRIGHTNESS = 0.1
 ERASE_AREA = (0.04, 0.25)
 ERASE_ASPECT = (0.5, 2.0)
 ERASE_FILL = 0.5
+# worker threads that build batches: 2 on a 2-core machine, half the cores (at most 8) on bigger ones
+WORKERS = max(2, min(8, (os.cpu_count() or 2) // 2))
 
 
 def affine_matrices(rng: np.random.Generator, n: int, h: int, w: int) -> np.ndarray:
@@ -232,14 +235,14 @@ def make_dataset(
     erase: float = 0.0,
     one_hot: int | None = None,
     multiple: int = 1,
-    workers: int = 2,
+    workers: int | None = None,
     use_multiprocessing: bool = False,
     max_queue_size: int = 8,
 ):
     """uint8 (N, H, W) faces -> a ``keras.utils.PyDataset`` of float batches, with the arguments and
     batches of the tf.data ``make_dataset`` (see :class:`FaceBatches`), for ``model.fit`` on any backend.
-    ``workers`` threads (or processes) build batches ahead of the training step; OpenCV and numpy
-    release the GIL, so threads overlap with the step."""
+    ``workers`` threads (or processes; default :data:`WORKERS`) build batches ahead of the training step;
+    OpenCV and numpy release the GIL, so threads overlap with the step."""
     batches = FaceBatches(
         x,
         y,
@@ -255,7 +258,7 @@ def make_dataset(
         multiple=multiple,
     )
     return _pydataset_class()(
-        batches, workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
+        batches, workers=workers or WORKERS, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
     )
 
 
