@@ -7,12 +7,13 @@ For each backend that is installed, in its own process (Keras fixes its backend 
 under its own time limit, so a stall on one still leaves the other's numbers:
   1. benchmarks/train_throughput.py with the PyDataset input: images/s of the input pipeline, its
      parts, and each training stage, the first steps (compilation, autotuning) timed one by one;
-  2. a short training: autoencoder, head and fine-tuning epochs on the compact training split, each
-     epoch's seconds and the first steps on their own, validation accuracy, and the model.keras
-     that `edge-fer convert` here turns into the int8 bundle.
+  2. a short training with the real trainer (``edge-fer train --backend``'s): autoencoder, head and
+     fine-tuning epochs on the compact training split, validated on its validation split; the run
+     directory (train.log and history.jsonl written per epoch) that `edge-fer convert` here turns
+     into the int8 bundle.
 Every result lands in OUT as JSON (proof.json, throughput_<backend>.json, train_<backend>.json)
-plus train_<backend>/model.keras, and is written after each step, so a run cut short still returns
-what it finished. Runs from a bare checkout too (edge_fer not installed, as on the GPU machine).
+plus the run directory train_<backend>/, and is written after each step, so a run cut short still
+returns what it finished. Runs from a bare checkout too (edge_fer not installed, as on the GPU machine).
 Make the data with benchmarks/compact_data.py; carry keras, namex and optree as wheels.
 """
 
@@ -63,90 +64,58 @@ def write_json(path: Path, data: dict) -> None:
 
 
 def short_training(args) -> int:
-    from edge_fer.train.backend import activate, describe_device
+    """The real trainer (what ``edge-fer train --backend`` runs) on the compact data written back as a
+    FER2013 CSV: run directory ``train_<backend>/`` (model.keras, metadata.json, train.log, ...) for
+    ``edge-fer convert`` here, and its timing and metrics in ``train_<backend>.json``."""
+    import tempfile
 
-    activate(args.backend)
-    import keras
     import numpy as np
-    from compact_data import read  # benchmarks/, on sys.path
-    from edge_fer.train.batches import make_dataset
-    from edge_fer.train.model import NetConfig, build_autoencoder, build_classifier, build_decoder, build_encoder
-    from keras3_model import keras3_models
+    from compact_data import read, write_fer_csv  # benchmarks/, on sys.path
+    from edge_fer.train.options import TrainConfig
+    from edge_fer.train.trainer import train
 
     out = Path(args.out)
-    report: dict = {"backend": args.backend, "device": describe_device(), "stages": {}}
+    report: dict = {"backend": args.backend, "run_dir": f"train_{args.backend}"}
     path = out / f"train_{args.backend}.json"
     write_json(path, report)
     splits = read(args.data)
     (x, y), (vx, vy) = splits["train"], splits.get("val", splits["train"])
     if args.limit:  # a seeded random subset: the splits may be stored class by class
         rng = np.random.default_rng(0)
-        t, v = rng.permutation(len(y))[: args.limit], rng.permutation(len(vy))[: args.limit // 4]
+        t, v = rng.permutation(len(y))[: args.limit], rng.permutation(len(vy))[: max(args.limit // 4, 7)]
         x, y, vx, vy = x[t], y[t], vx[v], vy[v]
     report.update(train_images=len(y), val_images=len(vy))
-    keras.utils.set_random_seed(0)
-    cfg = NetConfig(width=args.width, latent_channels=args.latent_channels)
-    with keras3_models():
-        enc, dec = build_encoder(cfg), build_decoder(cfg)
-        ae, cls = build_autoencoder(enc, dec), build_classifier(enc, cfg)
-    bs, w = args.batch_size, args.workers
-
-    class Clock(keras.callbacks.Callback):
-        def __init__(self, stage: dict):
-            super().__init__()
-            self.stage, self.t = stage, time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            now = time.perf_counter()
-            if len(self.stage["first_steps_s"]) < args.first_steps:
-                self.stage["first_steps_s"].append(round(now - self.t, 3))
-                write_json(path, report)
-            self.t = now
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.stage["epochs"].append(
-                {
-                    "epoch": epoch + 1,
-                    "s": round(time.perf_counter() - self.t0, 2),
-                    **{k: round(float(v), 4) for k, v in (logs or {}).items()},
-                }
-            )
-            self.t0 = time.perf_counter()
-            write_json(path, report)
-
-        def on_train_begin(self, logs=None):
-            self.t0 = self.t = time.perf_counter()
-
-    def fit(name, model, train, val, epochs):
-        stage = report["stages"][name] = {"first_steps_s": [], "epochs": []}
+    with tempfile.TemporaryDirectory() as tmp:  # the CSV stays here: too big to bring back
         t0 = time.perf_counter()
-        model.fit(train, validation_data=val, epochs=epochs, verbose=0, shuffle=False, callbacks=[Clock(stage)])
-        stage["seconds"] = round(time.perf_counter() - t0, 2)
-        stage["images_per_s"] = round(len(y) * epochs / stage["seconds"], 1)
+        data = write_fer_csv({"train": (x, y), "val": (vx, vy)}, Path(tmp) / "fer2013.csv")
+        report["csv_write_s"] = round(time.perf_counter() - t0, 1)
         write_json(path, report)
-
-    ae.compile(keras.optimizers.Adam(1e-3), "mse")
-    fit(
-        "ae",
-        ae,
-        make_dataset(x, batch_size=bs, training=True, autoencoder=True, workers=w),
-        make_dataset(vx, batch_size=256, autoencoder=True),
-        args.epochs,
+        cfg = TrainConfig(
+            data=str(data),
+            out=str(out / f"train_{args.backend}"),
+            backend=args.backend,
+            ae_epochs=args.epochs,
+            head_epochs=1,
+            epochs=args.epochs,
+            patience=args.epochs,
+            batch_size=args.batch_size,
+            width=args.width,
+            latent_channels=args.latent_channels,
+        )
+        t0 = time.perf_counter()
+        metrics = train(cfg, overwrite=True)
+    report.update(
+        seconds=round(time.perf_counter() - t0, 1),
+        timing=metrics.timing,
+        val_accuracy=metrics.summary().get("PublicTest", {}).get("accuracy"),
+        metrics=metrics.summary(),
+        provenance={
+            k: v
+            for k, v in json.loads((out / report["run_dir"] / "metadata.json").read_text())["provenance"].items()
+            if k in ("backend", "backend_version", "keras", "devices", "params")
+        },
+        model=f"{report['run_dir']}/model.keras",
     )
-    metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-    train = make_dataset(x, y, batch_size=bs, training=True, workers=w)
-    val = make_dataset(vx, vy, batch_size=256)
-    enc.trainable = False
-    cls.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=metrics)
-    fit("head", cls, train, val, 1)
-    enc.trainable = True
-    cls.compile(keras.optimizers.Adam(3e-4), "sparse_categorical_crossentropy", metrics=metrics)
-    fit("finetune", cls, train, val, args.epochs)
-    probs = cls.predict(make_dataset(vx, batch_size=512), verbose=0)
-    report["val_accuracy"] = round(float((probs.argmax(1) == vy).mean()), 4)
-    (out / f"train_{args.backend}").mkdir(exist_ok=True)
-    cls.save(out / f"train_{args.backend}" / "model.keras")
-    report["model"] = f"train_{args.backend}/model.keras"
     write_json(path, report)
     return 0
 
@@ -297,10 +266,6 @@ def main() -> int:
             str(args.epochs),
             "--limit",
             str(args.limit),
-            "--workers",
-            str(args.workers),
-            "--first-steps",
-            str(args.first_steps),
         ]
         proof["steps"][f"{backend}_train"] = run_child(tr, share(), log)
         write_json(out / "proof.json", proof)

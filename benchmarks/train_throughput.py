@@ -122,6 +122,8 @@ def time_fit(keras, model, ds, args, bs: int) -> dict:
     """model.fit over warm-up + timed steps: the first steps' seconds each, then the median images/s."""
     clock = StepClock(keras)
     n = args.first_steps + args.steps * args.repeats
+    if not hasattr(ds, "repeat") and len(ds) < n:  # a PyDataset is one epoch long (tf.data repeats)
+        raise SystemExit(f"{len(ds)} batches of {bs} faces: fewer than the {n} steps to time (--steps, --repeats)")
     t0 = time.perf_counter()
     model.fit(ds, epochs=1, steps_per_epoch=n, verbose=0, callbacks=[clock.callback], shuffle=False)
     ends = [t0, *clock.ends]
@@ -169,7 +171,6 @@ def main() -> int:
         ap.error("--input tfdata needs --backend tensorflow")
     import keras
     from edge_fer.train.model import NetConfig, build_autoencoder, build_classifier, build_decoder, build_encoder
-    from keras3_model import keras3_models  # benchmarks/, on sys.path
 
     x, y = load_train(args.data)
     bs, n = args.batch_size, len(x)
@@ -217,9 +218,8 @@ def main() -> int:
     save()
     if not args.input_only:
         cfg = NetConfig(width=args.width, latent_channels=args.latent_channels)
-        with keras3_models():
-            enc, dec = build_encoder(cfg), build_decoder(cfg)
-            ae, cls = build_autoencoder(enc, dec), build_classifier(enc, cfg)
+        enc, dec = build_encoder(cfg), build_decoder(cfg)
+        ae, cls = build_autoencoder(enc, dec), build_classifier(enc, cfg)
         ae.compile(keras.optimizers.Adam(1e-3), "mse")
         stages = [("ae", ae, make(x, batch_size=bs, training=True, autoencoder=True), None)]
         train = make(x, y, batch_size=bs, training=True)

@@ -105,7 +105,7 @@ def check_value(key: str, value: Any, spec: Spec) -> None:
         below_hi = value < spec.hi if spec.open_hi else value <= spec.hi
         if not (above_lo and below_hi):
             raise ConfigError(f"{_name(key)} must be {spec.describe_range()}, got {value!r}")
-    if spec.choices and value not in spec.choices:
+    if spec.choices and value is not None and value not in spec.choices:  # None: unset optional field
         shown = ", ".join(str(c) for c in spec.choices)
         raise ConfigError(f"{_name(key)} must be one of {shown}, got {value!r}")
 

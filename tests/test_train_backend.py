@@ -222,6 +222,21 @@ def test_training_batches_cut_to_a_multiple_of_the_devices():
     assert len(FaceBatches(x, y, batch_size=8, multiple=2)) == 5  # evaluation keeps every face
 
 
+def test_evaluation_batches_padded_at_weight_zero_for_the_devices():
+    x, y = _faces(11), np.arange(11) % 7
+    ev = FaceBatches(x, y, batch_size=4, multiple=2, one_hot=7)
+    assert len(ev) == 3 and ev.pad == 1
+    img, labels, w = ev[0]
+    assert len(img) == 4 and w.tolist() == [1, 1, 1, 1]
+    img, labels, w = ev[2]  # faces 8-10 and face 0 again, which does not count
+    assert len(img) == len(labels) == 4 and w.tolist() == [1, 1, 1, 0]
+    np.testing.assert_allclose(img[3, ..., 0], x[0] / np.float32(255), rtol=1e-6)
+    src, target, w = FaceBatches(x, batch_size=4, multiple=2, autoencoder=True)[2]
+    assert src is target and w.tolist() == [1, 1, 1, 0]
+    assert len(FaceBatches(x, batch_size=4, multiple=2)[2]) == 3  # no target: nothing to weigh, no padding
+    assert FaceBatches(_faces(12), np.arange(12), batch_size=4, multiple=2)[2][1].shape == (4,)  # no weights
+
+
 def test_make_dataset_is_a_keras_pydataset_that_pickles_by_name():
     pytest.importorskip("keras")
     import pickle
@@ -239,7 +254,7 @@ def test_make_dataset_is_a_keras_pydataset_that_pickles_by_name():
 
 # on the backend KERAS_BACKEND names, with TensorFlow blocked as on the GPU machine
 TRAIN = """
-import json, sys, types
+import json, sys
 sys.modules["tensorflow"] = None  # as on a machine without TensorFlow: any import of it fails
 import keras
 import numpy as np
@@ -248,10 +263,8 @@ from edge_fer.train.batches import make_dataset
 from edge_fer.train.model import NetConfig, build_autoencoder, build_classifier, build_decoder, build_encoder
 
 cfg = NetConfig(width=4, latent_channels=8, arch="res")
-sys.modules["tensorflow"] = types.SimpleNamespace(keras=keras)  # until model.py says `import keras`
 enc, dec = build_encoder(cfg), build_decoder(cfg)
 ae, cls = build_autoencoder(enc, dec), build_classifier(enc, cfg)
-sys.modules["tensorflow"] = None
 rng = np.random.default_rng(0)
 x, y = rng.integers(0, 256, (32, 48, 48), dtype=np.uint8), np.arange(32) % 7
 ae.compile(keras.optimizers.Adam(1e-3), "mse")
@@ -315,9 +328,13 @@ from edge_fer.train.batches import make_dataset
 inp = keras.Input((48, 48, 1))
 h = keras.layers.GlobalAveragePooling2D()(keras.layers.BatchNormalization()(keras.layers.Conv2D(4, 3)(inp)))
 m = keras.Model(inp, keras.layers.Dense(7, activation="softmax")(h))
-m.compile("adam", "sparse_categorical_crossentropy")
 x, y = np.zeros((33, 48, 48), np.uint8), np.arange(33) % 7
-m.fit(make_dataset(x, y, batch_size=16, training=True, multiple=n), epochs=1, verbose=0)
+m.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+val = make_dataset(x, y, batch_size=16, multiple=n)  # 33 faces: the last batch padded to 2
+h = m.fit(make_dataset(x, y, batch_size=16, training=True, multiple=n), validation_data=val, epochs=1, verbose=0)
+assert h.history["val_accuracy"] and h.history["val_loss"][0] > 0
+from edge_fer.train.results import predict_padded
+assert predict_padded(m, np.zeros((3, 48, 48, 1), np.float32), n).shape == (3, 7)
 print(n, type(keras.distribution.distribution()).__name__)
 """
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -142,10 +146,88 @@ def test_malformed_dataset_exits_2_with_one_line(tmp_path):
 
 
 def test_train_without_tensorflow_names_the_extra(tmp_path):
+    """No Keras backend at all (JAX and PyTorch would otherwise train): the one line names the 'train' extra."""
     code = (
-        "import sys; sys.modules['tensorflow'] = None; from edge_fer.cli import main; "
+        "import sys; sys.modules.update(tensorflow=None, jax=None, torch=None); from edge_fer.cli import main; "
         f"sys.exit(main(['train', '--data', {str(tmp_path)!r}, '--out', {str(tmp_path / 'o')!r}]))"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert "pip install 'edge-fer[train]'" in r.stderr and "Traceback" not in r.stderr
+
+
+# --- the run directory whatever the backend: train -> `edge-fer convert` -> the runtime ------------------
+
+RUN_FILES = {
+    "model.keras",
+    "encoder.keras",
+    "decoder.keras",
+    "autoencoder.keras",
+    "metadata.json",
+    "metrics.json",
+    "history.json",
+    "history.csv",
+    "config.json",
+    "MODEL_CARD.md",
+}
+# a 'tensorflow' package that records being imported and then fails, as if TensorFlow were not there
+BLOCK_TF = "import pathlib\npathlib.Path(__file__).with_name('IMPORTED').touch()\nraise ImportError('blocked')\n"
+
+
+def _installed_command() -> str:
+    exe = shutil.which("edge-fer", path=str(Path(sys.executable).parent)) or shutil.which("edge-fer")
+    if exe is None:
+        pytest.skip("the edge-fer command is not installed (pip install -e .)")
+    return exe
+
+
+def _convert_and_classify(run: Path, tmp_path: Path) -> None:
+    """The installed `edge-fer convert` makes the verified int8 bundle, and the runtime classifies with it."""
+    from edge_fer.classify import Classifier
+    from tests.datasets import faces
+
+    out = tmp_path / "fer_int8.tflite"
+    args = ["convert", str(run), "--out", str(out), "--calib-samples", "28", "--latency-runs", "3", "--max-drop", "100"]
+    r = subprocess.run([_installed_command(), *args], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads((tmp_path / "fer_int8_report.json").read_text())
+    assert report["eval"]["split"] == "PrivateTest" and report["gate"]["passed"] is True  # verified on int8
+    assert 0.0 <= report["int8"]["accuracy"] <= 1.0 and report["agreement"] is not None
+    clf = Classifier.from_file(out, device="cpu", threads=1)
+    preds = clf.predict(clf.prepare_crops(list(faces(3)[0])))
+    assert len(preds) == 3 and preds[0].label in clf.labels
+    assert all(abs(float(p.scores.sum()) - 1.0) < 0.05 for p in preds)
+
+
+def test_tensorflow_run_converts_and_classifies(tiny_run, tmp_path):
+    _, out = tiny_run
+    prov = ModelMeta.load(out / "metadata.json").provenance
+    assert prov["backend"] == "tensorflow" and prov["tensorflow"] == prov["backend_version"] and prov["devices"]
+    assert "on tensorflow" in (out / "MODEL_CARD.md").read_text()
+    _convert_and_classify(out, tmp_path)
+
+
+@pytest.mark.parametrize("backend", ["jax", pytest.param("torch", marks=pytest.mark.slow)])
+def test_run_trained_on_another_backend_converts_and_classifies(tmp_path, backend):
+    """`edge-fer train --backend jax|torch` (TensorFlow installed but never imported) writes the same run
+    directory; `edge-fer convert` (TensorFlow) turns it into the verified int8 bundle the runtime loads."""
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"{backend} is not installed (pip install 'edge-fer[{backend}]')")
+    block = tmp_path / "block" / "tensorflow"
+    block.mkdir(parents=True)
+    (block / "__init__.py").write_text(BLOCK_TF)
+    data, run = write_csv(tmp_path / "fer2013.csv"), tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(block.parent), os.environ.get("PYTHONPATH", "")])}
+    env.pop("KERAS_BACKEND", None)
+    args = ["train", "--backend", backend, "--data", str(data), "--out", str(run), *TINY, "--limit", "14"]
+    r = subprocess.run([_installed_command(), *args], capture_output=True, text=True, timeout=900, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert not (block / "IMPORTED").exists(), f"edge-fer train --backend {backend} imported tensorflow"
+    assert RUN_FILES <= {p.name for p in run.iterdir()}
+    meta = ModelMeta.load(run / "metadata.json")
+    prov = meta.provenance
+    assert prov["backend"] == backend and prov["backend_version"] and prov["devices"] and "tensorflow" not in prov
+    assert meta.metrics["PrivateTest"]["n"] == 14
+    assert json.loads((run / "config.json").read_text())["backend"] == backend
+    assert f"on {backend} " in (run / "MODEL_CARD.md").read_text()
+    _convert_and_classify(run, tmp_path)

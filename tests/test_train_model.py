@@ -8,7 +8,8 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 keras = tf.keras
 
-from edge_fer.train.input_pipeline import augment_batch, class_weights, make_dataset  # noqa: E402
+from edge_fer.train.batches import class_weights  # noqa: E402
+from edge_fer.train.input_pipeline import augment_batch, make_dataset  # noqa: E402
 from edge_fer.train.metrics import classification_report  # noqa: E402
 from edge_fer.train.model import NetConfig, build_autoencoder, build_classifier, build_decoder, build_encoder  # noqa: E402
 

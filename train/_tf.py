@@ -1,5 +1,5 @@
-"""Where training touches TensorFlow itself (not Keras): the one-line 'install the train extra' check,
-the distribution strategy, the compiled predict function and the versions recorded in a run."""
+"""Where training touches TensorFlow itself (not Keras): the one-line 'install the train extra' check
+(convert and adapt) and tf.distribute's strategy (training on the tensorflow backend)."""
 
 from __future__ import annotations
 
@@ -43,19 +43,3 @@ def choose_strategy():
         return tf.distribute.OneDeviceStrategy(gpus[0].name)
     log.info("no GPU found: training on the CPU (%d cores)", os.cpu_count() or 1)
     return tf.distribute.get_strategy()
-
-
-def predict_function(model):
-    """``model(x, training=False)`` compiled once; returns numpy arrays."""
-    import tensorflow as tf
-
-    fn = tf.function(lambda x: model(x, training=False))
-    return lambda x: fn(x).numpy()
-
-
-def framework_versions() -> dict[str, str]:
-    """The versions a run's provenance records."""
-    import tensorflow as tf
-    from tensorflow import keras
-
-    return {"tensorflow": tf.__version__, "keras": keras.__version__}

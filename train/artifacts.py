@@ -43,23 +43,31 @@ def export_autoencoder(run: RunDir, net: NetConfig) -> Any:
     return autoencoder
 
 
-def save_models(run: RunDir, cfg: TrainConfig, net: NetConfig, models: Models) -> Any:
-    """model.keras (+ a SavedModel), and the stage-1 autoencoder when there was one (returned)."""
+def save_models(run: RunDir, cfg: TrainConfig, net: NetConfig, models: Models, export: bool = True) -> Any:
+    """model.keras (+ a SavedModel when ``export``: TensorFlow only), and the stage-1 autoencoder when
+    there was one (returned)."""
     models.classifier.save(run.model)
     stage1 = export_autoencoder(run, net) if (cfg.pretrain and (cfg.ae_epochs > 0 or cfg.init_ae)) else None
-    try:
-        models.classifier.export(str(run.saved_model), verbose=False)
-    except Exception as e:  # the .keras file is the primary artefact; export is a convenience
-        log.warning("SavedModel export failed (%s); convert will read model.keras", e)
+    if export:
+        try:
+            models.classifier.export(str(run.saved_model), verbose=False)
+        except Exception as e:  # the .keras file is the primary artefact; export is a convenience
+            log.warning("SavedModel export failed (%s); convert will read model.keras", e)
     return stage1
 
 
 def bundle_meta(
-    run: RunDir, cfg: TrainConfig, net: NetConfig, prep: Preprocessing, dataset: Any, params: int, metrics: TrainMetrics
+    run: RunDir,
+    cfg: TrainConfig,
+    net: NetConfig,
+    prep: Preprocessing,
+    dataset: Any,
+    params: int,
+    metrics: TrainMetrics,
+    device: dict,
 ) -> ModelMeta:
-    """The bundle's metadata as training knows it; ``convert`` adds the quantization."""
-    from edge_fer.train._tf import framework_versions
-
+    """The bundle's metadata as training knows it; ``convert`` adds the quantization. ``device``:
+    :func:`edge_fer.train.backend.describe_device` (backend, versions, devices trained on)."""
     return ModelMeta(
         labels=tuple(dataset.labels),
         input_height=net.input_size,
@@ -72,7 +80,7 @@ def bundle_meta(
             "dataset_kind": dataset.report.kind,
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "edge_fer": __version__,
-            **framework_versions(),
+            **framework_versions(device),
             "seed": cfg.seed,
             "pretrain": cfg.pretrain,
             "params": params,
@@ -80,3 +88,18 @@ def bundle_meta(
         },
         metrics=metrics.summary(),
     )
+
+
+def framework_versions(device: dict) -> dict[str, Any]:
+    """The versions a run's provenance records: Keras and its backend, and the devices trained on;
+    ``tensorflow`` too on TensorFlow runs, as before the other backends."""
+    out: dict[str, Any] = {}
+    if device["backend"] == "tensorflow":
+        out["tensorflow"] = device["backend_version"]
+    return {
+        **out,
+        "keras": device["keras"],
+        "backend": device["backend"],
+        "backend_version": device["backend_version"],
+        "devices": list(device["devices"]),
+    }

@@ -8,11 +8,16 @@ of start-up and C++ log lines): only :func:`activate` and :func:`describe_device
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import logging
 import os
 import sys
+from typing import Any
 
 from edge_fer.errors import ConfigError, EdgeFerError, MissingExtraError
+
+log = logging.getLogger("edge_fer.train")
 
 BACKENDS = ("tensorflow", "jax", "torch")
 # backend -> the extra that installs it (and Keras 3 with it)
@@ -71,6 +76,22 @@ def activate(backend: str) -> None:
             )
         return
     os.environ["KERAS_BACKEND"] = backend
+
+
+def keep_tensorflow_out() -> None:
+    """On JAX or PyTorch, have Keras act as if TensorFlow were not installed: it otherwise imports it
+    whenever it is installed, to seed it or to recognise tf.data inputs (seconds, hundreds of MB and C++
+    log lines for nothing). Call after :func:`activate`; a no-op on TensorFlow."""
+    import keras
+
+    if keras.backend.backend() == "tensorflow" or "tensorflow" in sys.modules:
+        return
+    try:
+        from keras.src.utils import module_utils
+
+        module_utils.tensorflow._available = False  # what Keras's own `tf.available` checks read
+    except (ImportError, AttributeError):  # another Keras layout: it may import TensorFlow, harmlessly
+        pass
 
 
 def _tensorflow_devices() -> tuple[str, list[str]]:
@@ -132,3 +153,35 @@ def jax_data_parallel() -> int:
     if len(devices) > 1:
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
     return len(devices)
+
+
+class NoStrategy:
+    """One device (or JAX's process-wide ``keras.distribution``): a strategy with nothing to enter."""
+
+    num_replicas_in_sync = 1
+
+    def scope(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
+
+
+def training_strategy(backend: str, batch_size: int) -> tuple[Any, int]:
+    """How this process trains on ``backend``: ``(strategy, multiple)``, where ``strategy.scope()``
+    wraps building and compiling the models and every batch must hold a multiple of ``multiple`` faces.
+    TensorFlow: tf.distribute (one device, several GPUs, or TF_CONFIG's workers). JAX: data parallel
+    over all devices when there are several and ``batch_size`` is a multiple of their number. Else (and
+    on PyTorch) the one default device."""
+    if backend == "tensorflow":
+        from edge_fer.train._tf import choose_strategy
+
+        return choose_strategy(), 1
+    if backend == "jax":
+        import jax
+
+        n = len(jax.devices())
+        if n > 1 and batch_size % n == 0:
+            jax_data_parallel()
+            log.info("%d devices: JAX data parallel (keras.distribution)", n)
+            return NoStrategy(), n
+        if n > 1:
+            log.warning("%d devices but --batch-size %d is not a multiple: training on one", n, batch_size)
+    return NoStrategy(), 1

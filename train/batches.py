@@ -14,6 +14,7 @@ same whichever worker thread or process builds it, and in whatever order.
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
@@ -25,6 +26,8 @@ BRIGHTNESS = 0.1
 ERASE_AREA = (0.04, 0.25)
 ERASE_ASPECT = (0.5, 2.0)
 ERASE_FILL = 0.5
+# worker threads that build batches: 2 on a 2-core machine, half the cores (at most 8) on bigger ones
+WORKERS = max(2, min(8, (os.cpu_count() or 2) // 2))
 
 
 def affine_matrices(rng: np.random.Generator, n: int, h: int, w: int) -> np.ndarray:
@@ -90,9 +93,10 @@ class FaceBatches:
     ``autoencoder=True`` yields ``(image, image)`` pairs (the target is the augmented image itself).
     Otherwise ``(image, label[, weight])``, or the image alone without labels; ``one_hot=K`` turns
     labels into K-wide float32 rows (for label smoothing). ``erase`` is the random-erasing probability.
-    ``multiple`` (training only; ``batch_size`` a multiple of it): the last batch too holds a multiple of
-    that many faces, as JAX data-parallel training over that many devices needs; up to ``multiple - 1``
-    faces, different each epoch, sit the epoch out.
+    ``multiple`` (``batch_size`` a multiple of it): the last batch too holds a multiple of that many
+    faces, as JAX data parallel over that many devices needs. Training: up to ``multiple - 1`` faces,
+    different each epoch, sit the epoch out. Evaluation with targets: every face is kept, the last
+    batch is padded with copies of the first face at sample weight 0, and every batch carries weights.
     """
 
     def __init__(
@@ -120,6 +124,9 @@ class FaceBatches:
         self.epoch = 0
         # training: each epoch's last batch is cut to a multiple of ``multiple`` (data-parallel devices)
         self.size = len(self.x) - (len(self.x) % self.batch_size) % multiple if training else len(self.x)
+        # evaluation: faces of weight 0 that fill the last batch up to the multiple (needs targets)
+        has_target = autoencoder or self.y is not None
+        self.pad = 0 if training or not has_target else -(len(self.x) % self.batch_size) % multiple
         self._order = self._epoch_order()
 
     def _epoch_order(self) -> np.ndarray | None:
@@ -136,9 +143,13 @@ class FaceBatches:
 
     def indices(self, index: int) -> slice | np.ndarray:
         """The faces of batch ``index``: a slice in order, or this epoch's shuffled draw (sorted, for
-        cache-friendly gathering; the order inside a batch does not matter)."""
+        cache-friendly gathering; the order inside a batch does not matter); the padding last."""
         sl = slice(index * self.batch_size, (index + 1) * self.batch_size)
-        return sl if self._order is None else np.sort(self._order[sl])
+        if self._order is not None:
+            return np.sort(self._order[sl])
+        if self.pad and index == len(self) - 1:
+            return np.concatenate([np.arange(len(self.x))[sl], np.zeros(self.pad, np.int64)])
+        return sl
 
     def images(self, index: int, idx: slice | np.ndarray) -> np.ndarray:
         """Faces ``idx`` (batch ``index``) as float32 (n, H, W, 1) model inputs."""
@@ -158,14 +169,23 @@ class FaceBatches:
             raise IndexError(index)
         idx = self.indices(index)
         img = self.images(index, idx)
+        weight = self._weights(index, idx, len(img))
         if self.autoencoder:
-            return img, img
+            return (img, img) if weight is None else (img, img, weight)
         if self.y is None:
             return img
         labels = self.y[idx]
         if self.one_hot:
             labels = np.eye(self.one_hot, dtype=np.float32)[labels]
-        return (img, labels) if self.weight is None else (img, labels, self.weight[idx])
+        return (img, labels) if weight is None else (img, labels, weight)
+
+    def _weights(self, index: int, idx: slice | np.ndarray, n: int) -> np.ndarray | None:
+        if not self.pad:
+            return None if self.weight is None else self.weight[idx]
+        w = np.ones(n, np.float32) if self.weight is None else self.weight[idx].astype(np.float32)
+        if index == len(self) - 1:
+            w[-self.pad :] = 0.0
+        return w
 
 
 def _pydataset_class():
@@ -215,14 +235,14 @@ def make_dataset(
     erase: float = 0.0,
     one_hot: int | None = None,
     multiple: int = 1,
-    workers: int = 2,
+    workers: int | None = None,
     use_multiprocessing: bool = False,
     max_queue_size: int = 8,
 ):
     """uint8 (N, H, W) faces -> a ``keras.utils.PyDataset`` of float batches, with the arguments and
     batches of the tf.data ``make_dataset`` (see :class:`FaceBatches`), for ``model.fit`` on any backend.
-    ``workers`` threads (or processes) build batches ahead of the training step; OpenCV and numpy
-    release the GIL, so threads overlap with the step."""
+    ``workers`` threads (or processes; default :data:`WORKERS`) build batches ahead of the training step;
+    OpenCV and numpy release the GIL, so threads overlap with the step."""
     batches = FaceBatches(
         x,
         y,
@@ -238,5 +258,14 @@ def make_dataset(
         multiple=multiple,
     )
     return _pydataset_class()(
-        batches, workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
+        batches, workers=workers or WORKERS, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
     )
+
+
+def class_weights(y: np.ndarray, num_classes: int, power: float = 0.5) -> np.ndarray:
+    """Inverse-frequency class weights softened by ``power`` (0.5 = square root), mean 1 over samples.
+    FER2013's 'disgust' has 16x fewer images than 'happy'; full inverse weights over-predict it."""
+    counts = np.bincount(y, minlength=num_classes).astype(np.float64)
+    w = np.where(counts > 0, (counts.sum() / np.maximum(counts, 1)) ** power, 0.0)
+    w /= w[y].mean() if len(y) else 1.0
+    return w.astype(np.float32)

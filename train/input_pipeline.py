@@ -1,6 +1,8 @@
-"""The tf.data input pipelines of training, built for throughput on a small CPU: the decoded uint8 arrays are cached
-in memory once, shuffled, batched, and augmented per batch (vectorised ops over the whole batch
-are far cheaper than per-image maps on 2 cores), then prefetched."""
+"""The tf.data input pipeline (TensorFlow only): the baseline that ``benchmarks/train_throughput.py --input
+tfdata`` measures against the backend-neutral :mod:`edge_fer.train.batches`, which ``edge-fer train``
+uses on every backend (2-3x less CPU per image on this 2-core machine). The decoded uint8 arrays are
+cached in memory once, shuffled, batched, and augmented per batch (vectorised ops over the whole batch),
+then prefetched."""
 
 from __future__ import annotations
 
@@ -132,12 +134,3 @@ def erase_batch(gen, images, p: float):
     on = gen.uniform([n], 0.0, 1.0) < p
     mask = (box & on[:, None, None])[..., None]
     return tf.where(mask, tf.fill(tf.shape(images), 0.5), images)
-
-
-def class_weights(y: np.ndarray, num_classes: int, power: float = 0.5) -> np.ndarray:
-    """Inverse-frequency class weights softened by ``power`` (0.5 = square root), mean 1 over samples.
-    FER2013's 'disgust' has 16x fewer images than 'happy'; full inverse weights over-predict it."""
-    counts = np.bincount(y, minlength=num_classes).astype(np.float64)
-    w = np.where(counts > 0, (counts.sum() / np.maximum(counts, 1)) ** power, 0.0)
-    w /= w[y].mean() if len(y) else 1.0
-    return w.astype(np.float32)

@@ -62,7 +62,7 @@ class NetConfig:
 
 
 def _conv_bn_relu(x, filters: int, strides: int, name: str, wd: float):
-    from tensorflow import keras
+    import keras
 
     x = keras.layers.Conv2D(
         filters,
@@ -78,7 +78,7 @@ def _conv_bn_relu(x, filters: int, strides: int, name: str, wd: float):
 
 
 def _res_block(x, filters: int, name: str, wd: float):
-    from tensorflow import keras
+    import keras
 
     y = _conv_bn_relu(x, filters, 1, f"{name}_a", wd)
     y = keras.layers.Conv2D(
@@ -95,7 +95,7 @@ def _res_block(x, filters: int, name: str, wd: float):
 
 
 def build_encoder(cfg: NetConfig):
-    from tensorflow import keras
+    import keras
 
     if cfg.bottleneck_size >= cfg.input_size * cfg.input_size:
         raise ValueError(
@@ -121,7 +121,7 @@ def build_encoder(cfg: NetConfig):
 
 
 def build_decoder(cfg: NetConfig):
-    from tensorflow import keras
+    import keras
 
     w, s = cfg.width, cfg.input_size // 8
     inp = keras.Input((s, s, cfg.latent_channels), name="code")
@@ -135,7 +135,7 @@ def build_decoder(cfg: NetConfig):
 
 
 def build_autoencoder(encoder, decoder):
-    from tensorflow import keras
+    import keras
 
     inp = keras.Input(encoder.input_shape[1:], name="image")
     return keras.Model(inp, decoder(encoder(inp)), name="autoencoder")
@@ -143,7 +143,7 @@ def build_autoencoder(encoder, decoder):
 
 def build_classifier(encoder, cfg: NetConfig):
     """encoder + head. The returned model is what convert/ quantizes."""
-    from tensorflow import keras
+    import keras
 
     inp = keras.Input(encoder.input_shape[1:], name="image")
     x = encoder(inp)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from edge_fer.train.backend import BACKENDS
+
 from edge_fer.errors import EdgeFerError
 from edge_fer.schema import check, opt
 
@@ -111,6 +113,14 @@ class TrainConfig:
         cli_type=str,
         help="Blur applied to non-training inputs: 'auto' (match the training faces' "
         "sharpness) or a sigma; 0 disables. (default: auto)",
+    )
+
+    backend: str | None = opt(
+        None,
+        choices=BACKENDS,
+        flag="--backend",
+        help="Keras 3 backend that trains: tensorflow, jax or torch. (default: KERAS_BACKEND if set, "
+        "else tensorflow when installed, else jax, else torch)",
     )
 
     @classmethod

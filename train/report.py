@@ -123,7 +123,7 @@ def model_card(cfg, metrics: TrainMetrics, meta, dataset) -> str:
 - **Architecture**: convolutional encoder (pretrained as an undercomplete autoencoder: {"yes" if cfg.pretrain else "no, --no-pretrain ablation"}) + conv/GAP/dense head, width {cfg.width}, {p.get("params")} parameters.
 - **Training data**: `{p.get("dataset")}` ({p.get("dataset_kind")}), {metrics.train_images} training faces. Model selection on {metrics.selection.get("split")} (best epoch {metrics.selection.get("best_epoch")}); the final split was never used for any choice.
 - **Preprocessing** (embedded in the bundle, read by the runtime): grayscale, square crop with margin {meta.preprocessing.margin}, `{meta.preprocessing.resize}` resize, Gaussian blur sigma {meta.preprocessing.blur_sigma}, input = pixel x {meta.preprocessing.scale:.6f} + {meta.preprocessing.offset}.{_sharpness_note(metrics)}
-- **Training**: seed {cfg.seed}, batch {cfg.batch_size}, {timing}; TensorFlow {p.get("tensorflow")}, created {p.get("created")}.
+- **Training**: seed {cfg.seed}, batch {cfg.batch_size}, {timing}; {_framework(p)}, created {p.get("created")}.
 
 ## Results (float Keras model)
 
@@ -139,6 +139,14 @@ Raspberry Pi. FER2013 faces are web images of posed and spontaneous expressions 
 groups, head poses and lighting. Do not use this model for decisions about individuals (hiring,
 policing, health, education). Expressions are not emotions.
 """
+
+
+def _framework(p: dict) -> str:
+    """'Keras 3.x on jax 0.10.2 (cpu)'; runs from before the backend choice recorded TensorFlow only."""
+    backend = p.get("backend") or "tensorflow"
+    version = p.get("backend_version") or p.get("tensorflow")
+    devices = ", ".join(p.get("devices") or [])
+    return f"Keras {p.get('keras')} on {backend} {version}" + (f" ({devices})" if devices else "")
 
 
 def _sharpness_note(metrics: TrainMetrics) -> str:

@@ -46,10 +46,11 @@ class TrainMetrics:
         return next((k for k in ("PrivateTest", "test") if k in self.splits), None)
 
 
-def evaluate_splits(predict: Any, dataset: Any, prep: Preprocessing) -> dict[str, dict]:
-    """The classifier (``predict``: float batch -> probabilities) on the val and test splits, fed as
-    the runtime feeds it (the bundle's blur and scaling)."""
-    from edge_fer.train.input_pipeline import make_dataset
+def evaluate_splits(model: Any, dataset: Any, prep: Preprocessing, multiple: int = 1) -> dict[str, dict]:
+    """The classifier on the val and test splits, fed as the runtime feeds it (the bundle's blur and
+    scaling), on any backend (numpy in, numpy out). ``multiple``: each batch is padded to a multiple of
+    that many faces (JAX data parallel), the padding's outputs dropped."""
+    from edge_fer.train.batches import FaceBatches
     from edge_fer.train.metrics import classification_report
     from edge_fer.train.sharpness import gaussian_blur
 
@@ -58,11 +59,22 @@ def evaluate_splits(predict: Any, dataset: Any, prep: Preprocessing) -> dict[str
         split = dataset.splits.get(key)
         if split is None:
             continue
-        batches = make_dataset(gaussian_blur(split.x, prep.blur_sigma), batch_size=512, prep=prep)
-        probs = np.concatenate([predict(b) for b in batches])
+        faces = gaussian_blur(split.x, prep.blur_sigma)
+        batches = FaceBatches(faces, batch_size=512, scale=prep.scale, offset=prep.offset)
+        probs = np.concatenate([predict_padded(model, batches[i], multiple) for i in range(len(batches))])
         rep = out[split.name] = classification_report(split.y, probs.argmax(1), dataset.labels)
         log.info("%s: accuracy %.4f, macro-F1 %.4f (n=%d)", split.name, rep["accuracy"], rep["macro_f1"], rep["n"])
     return out
+
+
+def predict_padded(model: Any, x: np.ndarray, multiple: int = 1) -> np.ndarray:
+    """``model`` on one batch (inference mode), padded with copies of its first face to a multiple of
+    ``multiple``; the probabilities of ``x`` only."""
+    n = len(x)
+    pad = -n % multiple
+    if pad:
+        x = np.concatenate([x, np.repeat(x[:1], pad, axis=0)])
+    return np.asarray(model.predict_on_batch(x))[:n]
 
 
 def best_epoch(rows: list[dict]) -> int | None:

@@ -37,7 +37,7 @@ class StageHistory:
         self.path = path
 
     def callback(self, stage: str):
-        from tensorflow import keras
+        import keras
 
         path = self.path
 
@@ -130,7 +130,7 @@ class StageRunner:
     def fit(
         self, stage: str, model: Any, train_ds: Any, val_ds: Any, epochs: int, n_images: int, callbacks: tuple = ()
     ) -> None:
-        from tensorflow import keras
+        import keras
 
         backup = self.run.ckpt / f"{stage}_backup"
         cbs = [keras.callbacks.BackupAndRestore(str(backup)), self.history.callback(stage), *callbacks]
@@ -159,7 +159,7 @@ def pretrain_autoencoder(
             models.autoencoder.load_weights(runner.run.ae_weights)
             log.info("stage ae: done earlier, weights restored")
             return
-        from tensorflow import keras
+        import keras
 
         train_ds, val_ds, n = make_ae_data()
         log.info(
@@ -193,7 +193,7 @@ def _take_autoencoder(runner: StageRunner, init_ae: str, models: Models) -> None
 
 
 def _loss_and_metrics(cfg: TrainConfig) -> tuple[Any, list]:
-    from tensorflow import keras
+    import keras
 
     if cfg.label_smoothing > 0:
         return (
@@ -210,7 +210,7 @@ def train_head(runner: StageRunner, cfg: TrainConfig, models: Models, train_ds: 
     if "head" in runner.done:
         models.classifier.load_weights(runner.run.ckpt / "head.weights.h5")
         return
-    from tensorflow import keras
+    import keras
 
     models.encoder.trainable = False
     with runner.strategy.scope():
@@ -226,7 +226,7 @@ def finetune(
 ) -> None:
     """Stage 3: end to end (or from scratch with ``--no-pretrain``); the best epoch on the validation
     split is kept (``checkpoints/best.weights.h5``) and loaded into the classifier."""
-    from tensorflow import keras
+    import keras
 
     best_path = runner.run.ckpt / "best.weights.h5"
     epochs = cfg.finetune_epochs
@@ -271,7 +271,7 @@ def finetune(
 
 
 def _finetune_optimizer(cfg: TrainConfig, lr: float, epochs: int, steps: int) -> Any:
-    from tensorflow import keras
+    import keras
 
     if cfg.optimizer != "sgd":
         return keras.optimizers.Adam(lr)

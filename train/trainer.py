@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import shutil
 import sys
 from collections.abc import Iterator
@@ -40,7 +39,11 @@ _FIXED_ON_RESUME = ("width", "latent_channels", "arch", "pretrain", "seed", "dat
 def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> TrainMetrics:
     """Run (or resume) a whole training; returns what metrics.json holds."""
     cfg.validate()
+    from edge_fer.train.backend import activate, resolve_backend
     from edge_fer.train.data import load_dataset
+
+    cfg.backend = resolve_backend(cfg.backend)  # before anything imports Keras, which fixes its backend then
+    activate(cfg.backend)
 
     dataset = load_dataset(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed, class_map=cfg.class_map)
     run, cfg, state = prepare_run_dir(cfg, resume, overwrite)
@@ -108,18 +111,29 @@ class _Faces:
 
 
 def _train(cfg: TrainConfig, run: RunDir, state: dict, dataset) -> TrainMetrics:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    from edge_fer.train.backend import describe_device, keep_tensorflow_out, training_strategy
+
+    keep_tensorflow_out()
+
+    device = describe_device()
+    log.info(
+        "backend %s %s on %s, keras %s",
+        device["backend"],
+        device["backend_version"],
+        ", ".join(device["devices"]),
+        device["keras"],
+    )
     from edge_fer.train import report
-    from edge_fer.train._tf import choose_strategy, predict_function
     from edge_fer.train.artifacts import bundle_meta, save_models, write_metrics
     from edge_fer.train.model import NetConfig
     from edge_fer.train.results import best_epoch, evaluate_splits
     from edge_fer.train.sharpness import gaussian_blur
     from edge_fer.train.stages import Models, StageRunner, finetune, pretrain_autoencoder, train_head
-    from tensorflow import keras
 
     keras.utils.set_random_seed(cfg.seed)
-    runner = StageRunner(run, state, choose_strategy(), verbose=1 if sys.stdout.isatty() else 0)
+    strategy, multiple = training_strategy(device["backend"], cfg.batch_size)
+    runner = StageRunner(run, state, strategy, verbose=1 if sys.stdout.isatty() else 0)
     net = NetConfig.from_train(cfg, num_classes=len(dataset.labels))
     va = dataset.splits["val"]
     tx, ty = _training_faces(cfg, dataset)
@@ -128,14 +142,17 @@ def _train(cfg: TrainConfig, run: RunDir, state: dict, dataset) -> TrainMetrics:
     faces = _Faces(tx, ty, gaussian_blur(va.x, prep.blur_sigma), va.y, va.name)
     models = Models.build(net, runner.strategy)
 
-    pretrain_autoencoder(runner, cfg, net, models, lambda: _autoencoder_data(cfg, faces, prep, dataset.image_size))
-    train_ds, val_ds = _classifier_data(cfg, faces, prep, net.num_classes, dataset.labels)
+    def ae_data():
+        return _autoencoder_data(cfg, faces, prep, dataset.image_size, multiple)
+
+    pretrain_autoencoder(runner, cfg, net, models, ae_data)
+    train_ds, val_ds = _classifier_data(cfg, faces, prep, net.num_classes, dataset.labels, multiple)
     train_head(runner, cfg, models, train_ds, val_ds, len(faces.y))
     finetune(runner, cfg, models, train_ds, val_ds, len(faces.y), faces.val_name)
 
     rows = runner.history.rows()
     metrics = TrainMetrics(
-        splits=evaluate_splits(predict_function(models.classifier), dataset, prep),
+        splits=evaluate_splits(models.classifier, dataset, prep, multiple),
         selection={"split": faces.val_name, "monitor": "val_accuracy", "best_epoch": best_epoch(rows)},
         timing=runner.timing,
         train_images=len(faces.y),
@@ -143,8 +160,8 @@ def _train(cfg: TrainConfig, run: RunDir, state: dict, dataset) -> TrainMetrics:
         sharpness=sharp,
     )
     write_metrics(run, metrics, rows)
-    stage1 = save_models(run, cfg, net, models)
-    meta = bundle_meta(run, cfg, net, prep, dataset, int(models.classifier.count_params()), metrics)
+    stage1 = save_models(run, cfg, net, models, export=device["backend"] == "tensorflow")
+    meta = bundle_meta(run, cfg, net, prep, dataset, int(models.classifier.count_params()), metrics, device)
     meta.save(run.metadata)
     report.write_all(run, rows, metrics, dataset, stage1, cfg, meta)
     state["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
@@ -192,26 +209,28 @@ def _match_sharpness(cfg: TrainConfig, runner, train_x: np.ndarray, va) -> dict:
     return sharp
 
 
-def _autoencoder_data(cfg: TrainConfig, faces: _Faces, prep: Preprocessing, image_size: int):
+def _autoencoder_data(cfg: TrainConfig, faces: _Faces, prep: Preprocessing, image_size: int, multiple: int = 1):
     """Stage 1's (train, val, number of faces): the training faces and any ``--unlabeled`` crops."""
-    from edge_fer.train.input_pipeline import make_dataset
+    from edge_fer.train.batches import make_dataset
 
     ax = faces.x
     if cfg.unlabeled:
         ax = np.concatenate([faces.x, load_unlabeled(cfg.unlabeled, image_size)])
+    kw = {"scale": prep.scale, "offset": prep.offset, "multiple": multiple, "autoencoder": True}
     return (
-        make_dataset(ax, batch_size=cfg.batch_size, training=True, seed=cfg.seed, autoencoder=True, prep=prep),
-        make_dataset(faces.val_x, batch_size=256, autoencoder=True, prep=prep),
+        make_dataset(ax, batch_size=cfg.batch_size, training=True, seed=cfg.seed, **kw),
+        make_dataset(faces.val_x, batch_size=_val_batch(multiple), **kw),
         len(ax),
     )
 
 
-def _classifier_data(cfg: TrainConfig, faces: _Faces, prep: Preprocessing, num_classes: int, labels):
+def _classifier_data(cfg: TrainConfig, faces: _Faces, prep: Preprocessing, num_classes: int, labels, multiple: int = 1):
     """Stages 2-3's (train, val) datasets: class-weighted, one-hot labels with label smoothing."""
-    from edge_fer.train.input_pipeline import class_weights, make_dataset
+    from edge_fer.train.batches import class_weights, make_dataset
 
     cw = class_weights(faces.y, num_classes, cfg.class_weight_power)
     log.info("class weights: %s", ", ".join(f"{n}={w:.2f}" for n, w in zip(labels, cw)))
+    kw = {"scale": prep.scale, "offset": prep.offset, "multiple": multiple}
     onehot = num_classes if cfg.label_smoothing > 0 else None
     train_ds = make_dataset(
         faces.x,
@@ -222,10 +241,15 @@ def _classifier_data(cfg: TrainConfig, faces: _Faces, prep: Preprocessing, num_c
         sample_weight=cw[faces.y],
         erase=cfg.erase,
         one_hot=onehot,
-        prep=prep,
+        **kw,
     )
-    val_ds = make_dataset(faces.val_x, faces.val_y, batch_size=256, one_hot=onehot, prep=prep)
+    val_ds = make_dataset(faces.val_x, faces.val_y, batch_size=_val_batch(multiple), one_hot=onehot, **kw)
     return train_ds, val_ds
+
+
+def _val_batch(multiple: int) -> int:
+    """The validation batch: 256 faces, or the nearest multiple of the data-parallel devices."""
+    return max(multiple, 256 // multiple * multiple)
 
 
 def _subsample(x: np.ndarray, y: np.ndarray, limit: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -20,13 +20,12 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(False, "--resume", help="Continue a stopped run in --out."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run in --out."),
     ) -> None:
-        """Train the autoencoder-pretrained expression classifier (needs the 'train' extra)."""
-        from edge_fer.train._tf import require_tensorflow
-
-        require_tensorflow("edge-fer train")
+        """Train the autoencoder-pretrained expression classifier (needs the 'train', 'jax' or 'torch' extra)."""
+        from edge_fer.train.backend import resolve_backend
         from edge_fer.train.trainer import train
 
         cfg = TrainConfig.from_flags(flags)
+        resolve_backend(cfg.backend)  # a missing backend: one line naming its extra, before reading any data
         metrics = train(cfg, resume=resume, overwrite=overwrite)
         for name, m in metrics.splits.items():
             typer.echo(f"{name}: accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  (n={m['n']})")
