@@ -16,6 +16,7 @@ import pytest
 from edge_fer.train import backend as bk
 from edge_fer.train.batches import FaceBatches, affine_matrices, augment, erase
 
+from edge_fer.bundle import Preprocessing
 from edge_fer.errors import ConfigError, EdgeFerError, MissingExtraError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -125,7 +126,7 @@ def test_batches_shapes_dtypes_and_scale():
         b[3]
     full = FaceBatches(np.full((3, 48, 48), 255, np.uint8), batch_size=4)
     assert isinstance(full[0], np.ndarray) and float(full[0].max()) == pytest.approx(1.0)  # no labels: images
-    sym = FaceBatches(x, y, batch_size=4, training=True, scale=1 / 127.5, offset=-1.0)
+    sym = FaceBatches(x, y, batch_size=4, training=True, prep=Preprocessing(scale=1 / 127.5, offset=-1.0))
     for i in range(len(sym)):
         v = sym[i][0]
         assert v.min() >= -1.0 - 1e-6 and v.max() <= 1.0 + 1e-6 and v.min() < -0.5 < 0.5 < v.max()

@@ -5,7 +5,8 @@ The same behaviour as the tf.data pipeline (``make_dataset``): the decoded uint8
 memory, are reshuffled each epoch, batched, and augmented per batch: horizontal flip, rotation
 (+-10 deg), shift (+-8%) and zoom (+-10%) in one bilinear affine warp per face with reflected
 borders, contrast (x0.8-1.2) and brightness (+-0.1), then random erasing. Augmentation works on
-faces in [0, 1]; ``scale``/``offset`` map the result to the model's input range last.
+faces in [0, 1]; the bundle's :class:`~edge_fer.bundle.Preprocessing` (``scale``, ``offset``) maps the
+result to the model's input range last.
 
 Each batch draws from its own generator, seeded by (seed, epoch, batch index), so a batch is the
 same whichever worker thread or process builds it, and in whatever order.
@@ -17,6 +18,8 @@ import math
 import os
 
 import numpy as np
+
+from edge_fer.bundle import Preprocessing
 
 MAX_ROTATE = math.radians(10)
 MAX_SHIFT = 0.08
@@ -109,17 +112,17 @@ class FaceBatches:
         seed: int = 0,
         sample_weight: np.ndarray | None = None,
         autoencoder: bool = False,
-        scale: float = 1.0 / 255.0,
-        offset: float = 0.0,
+        prep: Preprocessing | None = None,
         erase: float = 0.0,
         one_hot: int | None = None,
         multiple: int = 1,
     ):
+        prep = prep or Preprocessing()  # the bundle's preprocessing: the one source of scale/offset
         self.x = x[..., 0] if x.ndim == 4 else x
         self.y = None if autoencoder or y is None else np.asarray(y)
         self.weight = None if self.y is None or sample_weight is None else np.asarray(sample_weight)
         self.batch_size, self.training, self.seed = int(batch_size), training, seed
-        self.autoencoder, self.scale, self.offset = autoencoder, float(scale), float(offset)
+        self.autoencoder, self.scale, self.offset = autoencoder, float(prep.scale), float(prep.offset)
         self.erase, self.one_hot = (0.0 if autoencoder else float(erase)), one_hot
         self.epoch = 0
         # training: each epoch's last batch is cut to a multiple of ``multiple`` (data-parallel devices)
@@ -230,8 +233,7 @@ def make_dataset(
     seed: int = 0,
     sample_weight: np.ndarray | None = None,
     autoencoder: bool = False,
-    scale: float = 1.0 / 255.0,
-    offset: float = 0.0,
+    prep: Preprocessing | None = None,
     erase: float = 0.0,
     one_hot: int | None = None,
     multiple: int = 1,
@@ -251,8 +253,7 @@ def make_dataset(
         seed=seed,
         sample_weight=sample_weight,
         autoencoder=autoencoder,
-        scale=scale,
-        offset=offset,
+        prep=prep,
         erase=erase,
         one_hot=one_hot,
         multiple=multiple,

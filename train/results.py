@@ -60,7 +60,7 @@ def evaluate_splits(model: Any, dataset: Any, prep: Preprocessing, multiple: int
         if split is None:
             continue
         faces = gaussian_blur(split.x, prep.blur_sigma)
-        batches = FaceBatches(faces, batch_size=512, scale=prep.scale, offset=prep.offset)
+        batches = FaceBatches(faces, batch_size=512, prep=prep)
         probs = np.concatenate([predict_padded(model, batches[i], multiple) for i in range(len(batches))])
         rep = out[split.name] = classification_report(split.y, probs.argmax(1), dataset.labels)
         log.info("%s: accuracy %.4f, macro-F1 %.4f (n=%d)", split.name, rep["accuracy"], rep["macro_f1"], rep["n"])

@@ -216,7 +216,7 @@ def _autoencoder_data(cfg: TrainConfig, faces: _Faces, prep: Preprocessing, imag
     ax = faces.x
     if cfg.unlabeled:
         ax = np.concatenate([faces.x, load_unlabeled(cfg.unlabeled, image_size)])
-    kw = {"scale": prep.scale, "offset": prep.offset, "multiple": multiple, "autoencoder": True}
+    kw = {"prep": prep, "multiple": multiple, "autoencoder": True}
     return (
         make_dataset(ax, batch_size=cfg.batch_size, training=True, seed=cfg.seed, **kw),
         make_dataset(faces.val_x, batch_size=_val_batch(multiple), **kw),
@@ -230,7 +230,7 @@ def _classifier_data(cfg: TrainConfig, faces: _Faces, prep: Preprocessing, num_c
 
     cw = class_weights(faces.y, num_classes, cfg.class_weight_power)
     log.info("class weights: %s", ", ".join(f"{n}={w:.2f}" for n, w in zip(labels, cw)))
-    kw = {"scale": prep.scale, "offset": prep.offset, "multiple": multiple}
+    kw = {"prep": prep, "multiple": multiple}
     onehot = num_classes if cfg.label_smoothing > 0 else None
     train_ds = make_dataset(
         faces.x,
