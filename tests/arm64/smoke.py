@@ -127,6 +127,27 @@ def set_cpuinfo(root: Path, cpu: str | None) -> None:
 # --------------------------------------------------------------------------- install-pi.sh's resolution
 
 
+def installed_layout(work: Path) -> Path:
+    """The checkout arranged as pip installs it (pyproject's ``package-dir``: ``train/`` is
+    ``edge_fer.train``, ``convert/`` is ``edge_fer.convert``), made of symlinks under ``work``: the guest
+    imports exactly the package a Pi gets, from this checkout's files."""
+    import tomllib
+
+    root = work / "site-edge-fer"
+    if root.exists():
+        return root
+    dirs = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    pkg = root / "edge_fer"
+    pkg.mkdir(parents=True)
+    for entry in (REPO / dirs["edge_fer"]).iterdir():
+        if entry.name != "__pycache__":
+            (pkg / entry.name).symlink_to(entry)
+    for name, src in dirs.items():
+        if name != "edge_fer":
+            (root / name.replace(".", "/")).symlink_to(REPO / src)
+    return root
+
+
 def installer_spec(path: Path = REPO / "deploy" / "install-pi.sh") -> tuple[list[str], list[str]]:
     """(extras, extra requirements) of install-pi.sh's pip install line, e.g. (["mqtt"], ["numpy<2"])."""
     text = path.read_text()
@@ -363,7 +384,7 @@ class Smoke:
         e = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "EDGE_FER_", "VIRTUAL_ENV"))}
         paths = [str(p) for p in (site if isinstance(site, list) else [site] if site else [])]
         e.update(
-            PYTHONPATH=os.pathsep.join([*paths, str(REPO)]),
+            PYTHONPATH=os.pathsep.join([*paths, str(installed_layout(self.work))]),
             PYTHONDONTWRITEBYTECODE="1",
             PYTHONUNBUFFERED="1",
             EDGE_FER_PROBE_WRAPPER=shlex.join([self.qemu, "-cpu", cpu, "-L", str(root)]),
