@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -100,12 +100,11 @@ def status_dict(status: Any) -> Mapping[str, Any] | None:
     return to_dict() if callable(to_dict) else None
 
 
-@dataclass(eq=False)
-class SinkStats(Mapping[str, int]):
-    """A sink's counters. Read them as attributes or as a read-only mapping (``stats["sent"]``,
-    ``stats.get("queued", 0)``); ``to_dict`` is the JSON (MQTT ``<topic>/stats``, ``/metrics``).
-    A counter that is None is one the sink does not have (``queued`` for a sink without a queue)
-    and is left out of the mapping. Sinks with more counters subclass this."""
+@dataclass
+class SinkStats:
+    """A sink's counters; ``to_dict`` is the JSON (MQTT ``<topic>/stats``, ``/metrics``). A counter
+    that is None is one the sink does not have (``queued`` for a sink without a queue) and is left
+    out of the JSON. Sinks with more counters subclass this."""
 
     sent: int = 0  # events delivered
     dropped: int = 0  # events lost (a full queue, gave up)
@@ -114,15 +113,6 @@ class SinkStats(Mapping[str, int]):
 
     def to_dict(self) -> dict[str, int]:
         return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
-
-    def __getitem__(self, key: str) -> int:
-        return self.to_dict()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.to_dict())
-
-    def __len__(self) -> int:
-        return len(self.to_dict())
 
 
 class Sink(ABC):

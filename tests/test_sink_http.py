@@ -82,7 +82,7 @@ def test_healthz_rules(sink):
     sink.set_status_provider(broken)
     code, _, body = get(sink.url + "/healthz")
     assert (code, json.loads(body)["status"]) == (503, "error")
-    assert sink.stats()["errors"] >= 1
+    assert sink.stats().errors >= 1
 
 
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (\S+)$')
@@ -117,7 +117,9 @@ class FakeSink:
     name = "mqtt"
 
     def stats(self):
-        return {"sent": 5, "dropped": 2, "errors": 3, "queued": 1, "connected": 1}
+        from edge_fer.sinks.outbox import MqttStats
+
+        return MqttStats(sent=5, dropped=2, errors=3, queued=1, connected=1)
 
 
 def test_metrics_prometheus_text(sink):
@@ -176,7 +178,7 @@ def test_latest_tracks_and_emit_is_cheap(sink):
     assert per_emit < 1e-3, per_emit  # no I/O on the hot path (typically a few microseconds)
     d = json.loads(get(sink.url + "/latest")[2])
     assert len(d["events"]) == 50 and d["events"][-1]["ts"] == 9999.0  # bounded
-    assert sink.stats()["sent"] == 10_004
+    assert sink.stats().sent == 10_004
 
 
 def test_concurrent_requests_and_close_releases_port():

@@ -196,7 +196,7 @@ def test_events_availability_state_and_close(broker, topic):
     sub = Subscriber(broker.port, f"{topic}/#")
     sink = make_sink(broker.port, topic)
     try:
-        assert wait_for(lambda: sink.stats()["connected"] == 1)
+        assert wait_for(lambda: sink.stats().connected == 1)
         assert wait_for(lambda: (b"online", False) in sub.on(f"{topic}/availability"))
         events = [
             face_event(0, "face_appeared"),
@@ -208,7 +208,7 @@ def test_events_availability_state_and_close(broker, topic):
             sink.emit(e)
         assert wait_for(lambda: len(sub.events(topic)) == len(events))
         assert sub.events(topic) == [e.to_dict() for e in events]
-        assert wait_for(lambda: sink.stats()["sent"] == len(events))
+        assert wait_for(lambda: sink.stats().sent == len(events))
         assert wait_for(lambda: len(sub.on(f"{topic}/state")) >= 1)
         state = json.loads(sub.on(f"{topic}/state")[-1][0])
         assert set(state) >= {"ts", "faces", "label", "scores", "tracks"}
@@ -216,10 +216,10 @@ def test_events_availability_state_and_close(broker, topic):
         sink.close()
     assert wait_for(lambda: (b"offline", False) in sub.on(f"{topic}/availability"))
     st = sink.stats()
-    assert (st["sent"], st["dropped"], st["queued"], st["connected"]) == (len(events), 0, 0, 0)
+    assert (st.sent, st.dropped, st.queued, st.connected) == (len(events), 0, 0, 0)
     sink.close()  # idempotent
     sink.emit(face_event(9))  # after close: counted, not raised
-    assert sink.stats()["dropped"] == 1
+    assert sink.stats().dropped == 1
     sub.close()
 
     # A late subscriber sees the retained availability ("offline") and state, and no event (not retained).
@@ -273,7 +273,7 @@ def test_broker_stopped_mid_run_queues_drops_oldest_and_redelivers(broker, topic
         for i in range(10):
             sink.emit(face_event(i))
         assert wait_for(lambda: len(sub.events(topic)) == 10)
-        assert wait_for(lambda: sink.stats()["sent"] == 10)
+        assert wait_for(lambda: sink.stats().sent == 10)
 
         broker.stop()
         assert wait_for(lambda: not sink.connected, 5.0), "the sink did not notice the broker going away"
@@ -287,10 +287,10 @@ def test_broker_stopped_mid_run_queues_drops_oldest_and_redelivers(broker, topic
         # Microseconds each in practice; the bound only has to tell "queued" from "waited on the network"
         # on a loaded 2-core machine.
         assert worst < 0.1 and t_all < 1.0, (worst, t_all)
-        assert wait_for(lambda: sink.stats()["connect_failures"] >= 1)  # it tries (and fails) to reconnect
+        assert wait_for(lambda: sink.stats().connect_failures >= 1)  # it tries (and fails) to reconnect
         st = sink.stats()
-        assert (st["queued"], st["dropped"], st["connected"]) == (50, 150, 0), st
-        assert st["connect_failures"] >= 1 and st["disconnects"] == 1 and st["errors"] >= 2
+        assert (st.queued, st.dropped, st.connected) == (50, 150, 0), st
+        assert st.connect_failures >= 1 and st.disconnects == 1 and st.errors >= 2
 
         broker.start()  # same port, persisted sessions: the subscriber gets what was published meanwhile
         # QoS 1 is at-least-once: the broker may redeliver a message whose PUBACK it had not processed
@@ -299,9 +299,9 @@ def test_broker_stopped_mid_run_queues_drops_oldest_and_redelivers(broker, topic
         uniq = lambda: list(dict.fromkeys(e["seq"] for e in sub.events(topic)))  # noqa: E731
         assert wait_for(lambda: len(uniq()) >= len(expected), 10.0), sink.stats()
         assert uniq() == expected
-        assert wait_for(lambda: sink.stats()["sent"] == 60)
+        assert wait_for(lambda: sink.stats().sent == 60)
         st = sink.stats()
-        assert (st["queued"], st["dropped"], st["connected"], st["connects"]) == (0, 150, 1, 2), st
+        assert (st.queued, st.dropped, st.connected, st.connects) == (0, 150, 1, 2), st
     finally:
         sink.close()
         sub.close()
@@ -318,8 +318,8 @@ def test_broker_down_at_start_then_up(tmp_path, topic):
     try:
         for i in range(5):
             sink.emit(face_event(i))
-        assert wait_for(lambda: sink.stats()["connect_failures"] >= 1)
-        assert sink.stats()["queued"] == 5 and not sink.connected
+        assert wait_for(lambda: sink.stats().connect_failures >= 1)
+        assert sink.stats().queued == 5 and not sink.connected
         b.start()
         assert wait_for(lambda: len(sub.events(topic)) >= 5, 10.0), sink.stats()
         assert list(dict.fromkeys(e["seq"] for e in sub.events(topic))) == list(range(5))
@@ -336,7 +336,7 @@ def test_close_without_broker_is_quick_and_counts_drops(topic):
     t0 = time.perf_counter()
     sink.close(timeout=0.5)
     assert time.perf_counter() - t0 < 3.0
-    assert sink.stats()["dropped"] == 1
+    assert sink.stats().dropped == 1
 
 
 @needs_broker

@@ -277,11 +277,11 @@ class HttpSink(Sink):
         sinks: dict[str, Mapping[str, Any]] = {}
         for s in self._sinks:
             try:
-                sinks[s.name] = s.stats()
+                sinks[s.name] = s.stats().to_dict()
             except Exception as exc:  # noqa: BLE001
                 log.debug("HTTP sink: stats() of %r failed: %s", s, exc)
         if not any(s is self for s in self._sinks):
-            sinks.setdefault(self.name, self.stats())
+            sinks.setdefault(self.name, self.stats().to_dict())
         return render_metrics(st, sinks, now=now, status_error=err is not None)
 
 

@@ -4,7 +4,7 @@ the link state, the stall detection and the counters (:class:`MqttStats`).
 Delivery and drop policy: ``emit`` only appends to an in-memory queue (bounded by ``queue_size``) and
 returns; a worker thread hands queued events to paho while connected, keeping at most ``max_inflight``
 unacknowledged. While the broker is unreachable (down at start, or gone mid-run) events wait in the
-queue; when it is full the **oldest** event is dropped and counted in ``stats()["dropped"]``. With
+queue; when it is full the **oldest** event is dropped and counted in ``stats().dropped``. With
 QoS 1, events handed to paho before a disconnect are resent after reconnect (at-least-once: a
 subscriber may rarely see a duplicate). ``sent`` counts events the broker acknowledged (QoS >= 1) or
 that were written to the socket (QoS 0).
