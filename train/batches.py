@@ -95,7 +95,8 @@ class FaceBatches:
 
     ``autoencoder=True`` yields ``(image, image)`` pairs (the target is the augmented image itself).
     Otherwise ``(image, label[, weight])``, or the image alone without labels; ``one_hot=K`` turns
-    labels into K-wide float32 rows (for label smoothing). ``erase`` is the random-erasing probability.
+    labels into K-wide float32 rows (for label smoothing); ``y`` given as (N, K) float rows (soft targets,
+    :mod:`edge_fer.train.distill`) is passed through as it is. ``erase`` is the random-erasing probability.
     ``multiple`` (``batch_size`` a multiple of it): the last batch too holds a multiple of that many
     faces, as JAX data parallel over that many devices needs. Training: up to ``multiple - 1`` faces,
     different each epoch, sit the epoch out. Evaluation with targets: every face is kept, the last
@@ -178,7 +179,7 @@ class FaceBatches:
         if self.y is None:
             return img
         labels = self.y[idx]
-        if self.one_hot:
+        if self.one_hot and labels.ndim == 1:
             labels = np.eye(self.one_hot, dtype=np.float32)[labels]
         return (img, labels) if weight is None else (img, labels, weight)
 

@@ -114,6 +114,23 @@ class TrainConfig:
         help="Blur applied to non-training inputs: 'auto' (match the training faces' "
         "sharpness) or a sigma; 0 disables. (default: auto)",
     )
+    teacher: list[str] = opt(
+        default_factory=list,
+        flag="--teacher",
+        help="Distil from this finished run dir (repeatable: an ensemble); its soft targets on the "
+        "training faces are mixed with the labels.",
+    )
+    distill_weight: float = opt(
+        0.5, lo=0.0, hi=1.0, flag="--distill-weight", help="Share of the teachers' soft targets in the training target."
+    )
+    distill_temperature: float = opt(
+        2.0,
+        lo=0.0,
+        open_lo=True,
+        hi=20.0,
+        flag="--distill-temperature",
+        help="Softening of the teachers' probabilities.",
+    )
 
     backend: str | None = opt(
         None,
@@ -138,6 +155,8 @@ class TrainConfig:
         for key in ("data", "out", "unlabeled", "init_ae"):  # paths as the CLI always wrote them
             if values.get(key) is not None:
                 values[key] = str(Path(values[key]))
+        if values.get("teacher"):
+            values["teacher"] = [str(Path(t)) for t in values["teacher"]]
         return cls(**values)
 
     def validate(self) -> TrainConfig:
@@ -145,6 +164,9 @@ class TrainConfig:
         check(self, as_flags=True)
         if self.epochs + (self.head_epochs if self.pretrain else 0) == 0:
             raise EdgeFerError("nothing to train: --epochs (and --head-epochs) are 0")
+        for t in self.teacher:  # checked before hours of stage 1, not after
+            if not all((Path(t) / name).is_file() for name in ("model.keras", "metadata.json")):
+                raise EdgeFerError(f"--teacher {t}: not a finished run directory (no model.keras/metadata.json)")
         return self
 
     @property

@@ -195,7 +195,7 @@ def _take_autoencoder(runner: StageRunner, init_ae: str, models: Models) -> None
 def _loss_and_metrics(cfg: TrainConfig) -> tuple[Any, list]:
     import keras
 
-    if cfg.label_smoothing > 0:
+    if cfg.label_smoothing > 0 or cfg.teacher:  # one-hot or soft (distillation) targets
         return (
             keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
             [keras.metrics.CategoricalAccuracy(name="accuracy")],

@@ -146,7 +146,8 @@ def _train(cfg: TrainConfig, run: RunDir, state: dict, dataset) -> TrainMetrics:
         return _autoencoder_data(cfg, faces, prep, dataset.image_size, multiple)
 
     pretrain_autoencoder(runner, cfg, net, models, ae_data)
-    train_ds, val_ds = _classifier_data(cfg, faces, prep, net.num_classes, dataset.labels, multiple)
+    targets = _distillation_targets(cfg, runner, faces, dataset.labels) if cfg.teacher else None
+    train_ds, val_ds = _classifier_data(cfg, faces, prep, net.num_classes, dataset.labels, multiple, targets)
     train_head(runner, cfg, models, train_ds, val_ds, len(faces.y))
     finetune(runner, cfg, models, train_ds, val_ds, len(faces.y), faces.val_name)
 
@@ -224,17 +225,48 @@ def _autoencoder_data(cfg: TrainConfig, faces: _Faces, prep: Preprocessing, imag
     )
 
 
-def _classifier_data(cfg: TrainConfig, faces: _Faces, prep: Preprocessing, num_classes: int, labels, multiple: int = 1):
-    """Stages 2-3's (train, val) datasets: class-weighted, one-hot labels with label smoothing."""
+def _distillation_targets(cfg: TrainConfig, runner, faces: _Faces, labels) -> np.ndarray | None:
+    """``--teacher``: the soft training targets (:mod:`edge_fer.train.distill`), computed when stages
+    2-3 are to run (a resumed run recomputes them: inference only, deterministic); their summary
+    (the teachers' accuracy on the training and validation faces) is kept in state.json."""
+    if "finetune" in runner.done:
+        return None
+    from edge_fer.train.distill import distillation_targets
+
+    targets, summary = distillation_targets(
+        cfg.teacher,
+        faces.x,
+        faces.y,
+        list(labels),
+        cfg.distill_weight,
+        cfg.distill_temperature,
+        val=(faces.val_x, faces.val_y),
+    )
+    runner.state["distillation"] = summary
+    runner.save_state()
+    return targets
+
+
+def _classifier_data(
+    cfg: TrainConfig,
+    faces: _Faces,
+    prep: Preprocessing,
+    num_classes: int,
+    labels,
+    multiple: int = 1,
+    targets: np.ndarray | None = None,
+):
+    """Stages 2-3's (train, val) datasets: class-weighted, one-hot labels with label smoothing, or
+    ``targets`` (soft, from teachers) in place of the training labels."""
     from edge_fer.train.batches import class_weights, make_dataset
 
     cw = class_weights(faces.y, num_classes, cfg.class_weight_power)
     log.info("class weights: %s", ", ".join(f"{n}={w:.2f}" for n, w in zip(labels, cw)))
     kw = {"prep": prep, "multiple": multiple}
-    onehot = num_classes if cfg.label_smoothing > 0 else None
+    onehot = num_classes if (cfg.label_smoothing > 0 or targets is not None) else None
     train_ds = make_dataset(
         faces.x,
-        faces.y,
+        faces.y if targets is None else targets,
         batch_size=cfg.batch_size,
         training=True,
         seed=cfg.seed,

@@ -1,0 +1,88 @@
+"""`edge-fer train --teacher`: soft targets from finished runs (offline knowledge distillation)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from edge_fer.train.batches import FaceBatches
+from edge_fer.train.distill import soften
+
+from edge_fer.cli import main
+from tests.datasets import write_csv
+
+pytest.importorskip("tensorflow")
+
+TINY = ["--ae-epochs", "1", "--epochs", "1", "--head-epochs", "1", "--width", "4", "--latent-channels", "8"]
+TINY += ["--batch-size", "16"]
+
+
+def test_soften_keeps_the_ranking_and_flattens():
+    p = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    for t in (1.0, 2.0, 4.0):
+        q = soften(p, t)
+        assert np.allclose(q.sum(1), 1.0)
+        assert (q.argmax(1) == p.argmax(1)).all()
+    assert np.allclose(soften(p, 1.0), p)
+    assert soften(p, 4.0).max() < soften(p, 2.0).max() < p.max()
+
+
+def test_soft_targets_pass_through_the_batches():
+    x = np.random.default_rng(0).integers(0, 255, (10, 48, 48), dtype=np.uint8)
+    soft = np.full((10, 7), 1 / 7, np.float32)
+    soft[:, 3] += 0.5
+    img, tgt = FaceBatches(x, soft, batch_size=4, training=True, one_hot=7)[0]
+    assert img.shape == (4, 48, 48, 1) and tgt.shape == (4, 7)
+    assert np.allclose(tgt, soft[:4])  # the rows of the faces drawn, untouched
+    hard = FaceBatches(x, np.arange(10) % 7, batch_size=4, one_hot=7)[0][1]
+    assert np.array_equal(hard, np.eye(7, dtype=np.float32)[np.arange(4)])
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    root = tmp_path_factory.mktemp("distill")
+    data = write_csv(root / "fer2013.csv")
+    out = root / "teacher"
+    assert main(["train", "--data", str(data), "--out", str(out), *TINY]) == 0
+    return data, out
+
+
+def test_student_records_its_teachers(teacher, tmp_path):
+    data, t = teacher
+    out = tmp_path / "student"
+    args = ["train", "--data", str(data), "--out", str(out), *TINY, "--teacher", str(t), "--teacher", str(t)]
+    assert main([*args, "--distill-weight", "0.7", "--distill-temperature", "3"]) == 0
+    state = json.loads((out / "state.json").read_text())
+    d = state["distillation"]
+    assert d["weight"] == 0.7 and d["temperature"] == 3.0 and len(d["teachers"]) == 2
+    assert d["teachers"][0]["run"] == str(t)
+    assert 0.0 <= d["train_accuracy"] <= 1.0 and 0.0 <= d["val_accuracy"] <= 1.0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["teacher"] == [str(t), str(t)]
+    assert (out / "model.keras").is_file()
+
+
+def test_a_teacher_that_is_not_a_run_is_one_line_before_training(teacher, tmp_path):
+    data, _ = teacher
+    r = subprocess.run(
+        [sys.executable, "-m", "edge_fer.cli", "train", "--data", str(data), "--out", str(tmp_path / "o"), *TINY]
+        + ["--teacher", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 2, r.stderr[-2000:]
+    err = [line for line in r.stderr.splitlines() if line.strip()]
+    assert err[-1].startswith("edge-fer: error: --teacher") and "not a finished run directory" in err[-1]
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "o" / "checkpoints").exists()  # refused before stage 1, not after it
+
+
+def test_distill_weight_out_of_range_is_refused(teacher, tmp_path, capsys):
+    data, t = teacher
+    args = ["train", "--data", str(data), "--out", str(tmp_path / "o"), "--teacher", str(t)]
+    assert main([*args, "--distill-weight", "1.5"]) == 2
+    assert "--distill-weight" in capsys.readouterr().err
