@@ -1,4 +1,4 @@
-"""Atomic file writes: a reader (or a crash) never sees half a file.
+"""Atomic file writes: a reader (or a crash) never sees half a file; and where edge-fer keeps its cache.
 
 The data goes to a temporary file in the target's folder, is flushed, gets the usual permissions
 (``0666 & ~umask``; ``mkstemp`` makes ``0600``) and is then renamed over the target.
@@ -55,3 +55,22 @@ def atomic_write_json(target: str | Path, obj: Any, *, indent: int | None = 2) -
     from edge_fer.jsonutil import json_default
 
     atomic_write_text(target, json.dumps(obj, indent=indent, default=json_default) + "\n")
+
+
+def cache_dir(service_dirs: bool = False) -> Path:
+    """edge-fer's cache folder, one rule for everything kept there (pulled models, the backend probe):
+    ``$EDGE_FER_CACHE_DIR`` (or its older name ``$EDGE_FER_CACHE``); with ``service_dirs``, then systemd's
+    ``$CACHE_DIRECTORY`` / ``$STATE_DIRECTORY`` (what the service may write); then
+    ``$XDG_CACHE_HOME/edge-fer`` when that is absolute (the XDG spec ignores relative ones), else
+    ``~/.cache/edge-fer``. Pulled models do not follow the systemd folders, so that a model pulled by
+    hand as the service's user is where the service looks."""
+    names = ["EDGE_FER_CACHE_DIR", "EDGE_FER_CACHE"]
+    if service_dirs:
+        names += ["CACHE_DIRECTORY", "STATE_DIRECTORY"]
+    for var in names:
+        v = os.environ.get(var)
+        if v:
+            return Path(v.split(":")[0]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / "edge-fer"

@@ -5,8 +5,9 @@ Each known model has pinned download URLs and a pinned SHA-256. :func:`pull` dow
 a file whose hash matches is renamed into place: a checksum mismatch, an interrupted transfer or a
 full disk leave nothing behind. Nothing is ever downloaded unless :func:`pull` is called.
 
-Where models live (:func:`models_dir`): ``$EDGE_FER_CACHE/models`` when that is set, else
-``$XDG_CACHE_HOME/edge-fer/models``, else ``~/.cache/edge-fer/models``.
+Where models live (:func:`models_dir`): ``models/`` in edge-fer's cache folder
+(:func:`edge_fer.fsutil.cache_dir`: ``$EDGE_FER_CACHE_DIR``, else ``$XDG_CACHE_HOME/edge-fer``, else
+``~/.cache/edge-fer``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_fer.errors import ConfigError, EdgeFerError, ModelError
+from edge_fer.fsutil import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -75,15 +77,6 @@ KNOWN: dict[str, ModelSpec] = {
         source=f"git LFS pointer in opencv/opencv_zoo@{_OPENCV_ZOO_COMMIT[:12]}",
     ),
 }
-
-
-def cache_dir() -> Path:
-    env = os.environ.get("EDGE_FER_CACHE")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
-    return base / "edge-fer"
 
 
 def models_dir() -> Path:
@@ -294,7 +287,6 @@ __all__ = [
     "ModelSpec",
     "DownloadError",
     "ChecksumError",
-    "cache_dir",
     "models_dir",
     "installed_path",
     "pull",

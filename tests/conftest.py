@@ -43,7 +43,7 @@ def fer2013_zip() -> Path:
 def _isolated_model_cache(tmp_path_factory, monkeypatch):
     """No test sees or writes the user's model cache (~/.cache/edge-fer, `edge-fer models pull`):
     `--detector yunet` without a path, and `models pull`, look in a fresh folder."""
-    monkeypatch.setenv("EDGE_FER_CACHE", str(tmp_path_factory.mktemp("edge-fer-cache")))
+    monkeypatch.setenv("EDGE_FER_CACHE_DIR", str(tmp_path_factory.mktemp("edge-fer-cache")))
 
 
 # --- a tiny int8 model bundle, made with TensorFlow (test fixture only) ---------------------------

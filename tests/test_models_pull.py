@@ -66,7 +66,7 @@ class _Server:
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     d = tmp_path / "cache"
-    monkeypatch.setenv("EDGE_FER_CACHE", str(d))
+    monkeypatch.setenv("EDGE_FER_CACHE_DIR", str(d))
     return d / "models"
 
 
@@ -226,7 +226,7 @@ def test_user_mistakes_are_one_line_exit_2(cache, capsys, argv, needle):
 
 
 def test_cache_location_follows_xdg_then_home(tmp_path, monkeypatch):
-    monkeypatch.delenv("EDGE_FER_CACHE", raising=False)
+    monkeypatch.delenv("EDGE_FER_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert models_store.models_dir() == tmp_path / "xdg" / "edge-fer" / "models"
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")  # the spec says: relative paths are ignored
@@ -293,3 +293,22 @@ def test_nothing_is_downloaded_without_pull(cache, monkeypatch):
     with pytest.raises(ConfigError):
         create_detector("yunet")
     shutil.rmtree(cache.parent, ignore_errors=True)
+
+
+def test_one_cache_folder_for_models_and_the_backend_probe(tmp_path):
+    """`EDGE_FER_CACHE_DIR` (what `doctor` and the start-up probe honour) also holds pulled models, and
+    `EDGE_FER_CACHE`, the older name, still works: one variable moves all of edge-fer's cache."""
+    import subprocess
+    import sys
+
+    f = tmp_path / "m.onnx"
+    f.write_bytes(PAYLOAD)
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("EDGE_FER_", "XDG_"))}
+    base["HOME"] = str(tmp_path / "home")
+    for var in ("EDGE_FER_CACHE_DIR", "EDGE_FER_CACHE"):
+        env = {**base, var: str(tmp_path / var)}
+        cmd = [sys.executable, "-m", "edge_fer.cli", "models", "pull", "yunet", "--from", str(f)]
+        r = subprocess.run([*cmd, "--sha256", PAYLOAD_SHA], capture_output=True, text=True, env=env, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert (tmp_path / var / "models" / "face_detection_yunet_2023mar.onnx").read_bytes() == PAYLOAD
+    assert not (tmp_path / "home").exists()  # nothing went to ~/.cache behind the variable's back

@@ -20,7 +20,7 @@ skipped for the next one that works, or ends the run with one clear error line.
 Environment:
   ``EDGE_FER_BACKEND``        force a backend (no probe at start-up)
   ``EDGE_FER_PROBE=0``        no probe at start-up
-  ``EDGE_FER_CACHE_DIR``      where the start-up probe's result is kept
+  ``EDGE_FER_CACHE_DIR``      edge-fer's cache: the start-up probe's result, pulled models
   ``EDGE_FER_PROBE_WRAPPER``  a command put in front of the child Python (e.g. ``qemu-aarch64-static
                               -cpu cortex-a72 -L ROOT``: emulation without binfmt_misc; testing only)
 """

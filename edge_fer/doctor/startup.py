@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from edge_fer import __version__
+from edge_fer import __version__, fsutil
 from edge_fer.doctor.checks import backend_fix
 from edge_fer.doctor.installed import BACKENDS, RUNTIME_DISTS, dist_version, importable, shipped_model
 from edge_fer.doctor.probe import DEFAULT_TIMEOUT_S, Probe, run_probe
@@ -27,14 +27,9 @@ CACHE_FILE = "backend-probe.json"
 
 
 def cache_dir() -> Path:
-    """``$EDGE_FER_CACHE_DIR``, systemd's ``$CACHE_DIRECTORY`` / ``$STATE_DIRECTORY``, else
-    ``$XDG_CACHE_HOME/edge-fer`` (``~/.cache/edge-fer``)."""
-    for var in ("EDGE_FER_CACHE_DIR", "CACHE_DIRECTORY", "STATE_DIRECTORY"):
-        v = os.environ.get(var)
-        if v:
-            return Path(v.split(":")[0])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "edge-fer"
+    """Where the probe's result is kept: edge-fer's cache folder, or the service's own folders under
+    systemd (:func:`edge_fer.fsutil.cache_dir`)."""
+    return fsutil.cache_dir(service_dirs=True)
 
 
 def _cpu_description() -> str:
