@@ -3,6 +3,7 @@ the decoder (``--decoder``) and the whole stage-1 autoencoder, the crop-quality 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from typing import Any
 
@@ -11,6 +12,8 @@ from edge_fer.train.rundir import RunDir
 
 from edge_fer.bundle import ModelMeta
 from edge_fer.errors import ModelError
+
+log = logging.getLogger(__name__)
 
 
 def convert_decoder(run: RunDir, calib_x: np.ndarray, io: str, meta: ModelMeta) -> tuple[bytes, dict[str, Any]]:
@@ -71,10 +74,18 @@ def convert_autoencoder(
     rec_f = np.asarray(ae.predict(val_x, batch_size=256, verbose=0), dtype=np.float32)
     err_f = np.mean((rec_f - val_x).reshape(len(val_x), -1) ** 2, axis=1)
     role_meta = replace(meta, quantization={**verify.io_quantization(a_bytes), "model_role": ROLE})
-    gate = QualityGate(embed_metadata(a_bytes, role_meta), source=str(run.autoencoder), threshold=1.0)
+    gate = QualityGate(embed_metadata(a_bytes, role_meta), source=str(run.autoencoder), threshold=1.0, announce=False)
     err_q = gate.errors_float(val_x)
     pct = {str(p): round(float(np.percentile(err_q, p)), 6) for p in (50, 90, 95, 99, 99.5)}
     threshold = round(float(np.percentile(err_q, percentile)), 6)
+    log.info(
+        "quality gate %s: threshold %.5f (p%g of the int8 reconstruction error of %d %s faces)",
+        run.autoencoder,
+        threshold,
+        percentile,
+        len(val_x),
+        val_set.split,
+    )
     calib = {
         "threshold": threshold,
         "percentile": percentile,

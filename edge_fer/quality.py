@@ -59,7 +59,10 @@ class QualityGate:
         device: str = "cpu",
         threads: int | None = None,
         backend: Backend | str | None = None,
+        announce: bool = True,
     ):
+        """``announce=False``: no log line about the threshold (``convert --quality`` loads the gate to
+        measure errors before any threshold exists, then logs the calibrated one itself)."""
         self.source = source
         self.meta: ModelMeta = read_bundle_meta_named(model_bytes, source)
         role = (self.meta.quantization or {}).get("model_role")
@@ -96,6 +99,8 @@ class QualityGate:
             threshold = float(stored)
         self.threshold = float(threshold)
         self.calibration = gate
+        if not announce:
+            return
         log.info(
             "quality gate %s: threshold %.5f (%s)",
             source,

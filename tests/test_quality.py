@@ -153,3 +153,23 @@ def test_pipeline_flags_and_counts_low_quality_crops(tmp_path, tiny_ae_bundle):
             assert appeared == []
         else:
             assert appeared and appeared[0]["low_quality"] is False and appeared[0]["recon_error"] > 0
+
+
+def test_convert_logs_the_calibrated_threshold_not_a_placeholder(tiny_ae_run, tmp_path):
+    """`edge-fer convert --quality` logged 'threshold 1.00000 (config)' from the gate it loads to
+    measure errors before the threshold exists; it now logs the calibrated one, as stored."""
+    import json
+    import re
+    import subprocess
+    import sys
+
+    out = tmp_path / "b.tflite"
+    cmd = [sys.executable, "-m", "edge_fer.cli", "convert", str(tiny_ae_run), "--out", str(out), "--quality"]
+    cmd += ["--max-drop", "100", "--calib-samples", "40", "--latency-runs", "3", "--report", str(tmp_path / "r.json")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tiny_ae_run)
+    assert r.returncode == 0, r.stderr[-3000:]
+    stored = json.loads((tmp_path / "r.json").read_text())["quality"]["threshold"]
+    lines = [ln for ln in r.stderr.splitlines() if "quality gate" in ln]
+    assert "threshold 1.00000" not in r.stderr and len(lines) == 1, lines
+    m = re.search(r"threshold ([0-9.]+) \(p99 of the int8 reconstruction error of \d+ \w+ faces\)", lines[0])
+    assert m and abs(float(m.group(1)) - stored) < 1e-5
