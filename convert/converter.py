@@ -48,6 +48,8 @@ def convert_run(opts: ConvertOptions) -> ConvertReport:
     meta = src.meta
     if opts.flip_average:
         meta = replace(meta, preprocessing=replace(meta.preprocessing, flip_average=True))
+    if opts.margin is not None:
+        meta = replace(meta, preprocessing=replace(meta.preprocessing, margin=float(opts.margin)))
     # The model first: a bad model is reported before any data is read.
     model = quantize.load_keras_model(src.model_path)
     quantize.check_classifier(model, meta, str(src.model_path))
@@ -249,6 +251,7 @@ def _report(
             "float": opts.write_float,
             "decoder": opts.decoder,
             "quality": opts.quality,
+            "margin": bundle_meta.preprocessing.margin,
             "latency_runs": opts.latency_runs,
         },
         calibration=data.calibration,

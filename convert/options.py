@@ -63,6 +63,16 @@ class ConvertOptions:
         help="Runtime test-time augmentation: average each face with its mirror image "
         "(2 inferences per face; verified and timed as deployed).",
     )
+    # the crop margin stored in the bundle (edge_fer.preprocess.square_box); it changes no weight
+    margin: float | None = opt(
+        None,
+        lo=0.0,
+        hi=2.0,
+        open_hi=True,
+        flag="--margin",
+        help="Crop margin the runtime adds around each detector box, stored in the bundle (choose it on the "
+        "selection split: benchmarks/crop_margin.py). (default: the run's --margin)",
+    )
 
     def validate(self) -> ConvertOptions:
         check(self, as_flags=True)

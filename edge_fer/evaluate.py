@@ -7,7 +7,8 @@ quantization and interpreter), never TensorFlow. Two ways to make the crop:
   the runtime squares a box (centred, edges replicated, never stretched) and resized with the
   bundle's interpolation;
 * ``detect=True``: the runtime's face detector runs on the image and the classifier sees the crop
-  the runtime would cut around the largest face (its box widened by the bundle's margin). Images
+  the runtime would cut around the largest face (the detector's framing of its box, widened by the
+  bundle's margin). Images
   smaller than ``min_side`` pixels are first upscaled to it and given a replicated border of
   ``pad`` (a fraction of the side), standing in for the context a camera frame has around a face;
   dataset crops as tight as FER2013's 48x48 leave a detector nothing to find otherwise. Images in
@@ -150,7 +151,7 @@ def evaluate(
                 no_face += 1
                 continue
             best = max(found, key=lambda f: f.box[2] * f.box[3])
-            crops.append(face_crops(frame, [best.box], pre, spec.width, spec.height)[0])
+            crops.append(face_crops(frame, [detector.crop_box(best.box)], pre, spec.width, spec.height)[0])
         ys.append(int(y))
     from edge_fer.errors import DataError
 

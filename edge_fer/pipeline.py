@@ -256,7 +256,8 @@ class Pipeline:
         t1 = pc()
         times.add("detect", t1 - t)
         boxes = [f.box for f in faces]
-        batch = self.classifier.prepare(gray, boxes)
+        crop_boxes = [self.detector.crop_box(b) for b in boxes]  # each detector's framing (Detector.crop_box)
+        batch = self.classifier.prepare(gray, crop_boxes)
         t2 = pc()
         times.add("preprocess", t2 - t1)
         preds: list[Prediction] = self.classifier.predict(batch) if boxes else []
@@ -324,7 +325,7 @@ class Pipeline:
                 labels.append(tr.label if tr is not None and tr.label else p.label)
             self.annotator.write(frame, boxes, ids, labels)
         if self.crops and boxes:
-            self.crops.save(gray, boxes, ids, frame.index, self.classifier)
+            self.crops.save(gray, [self.detector.crop_box(b) for b in boxes], ids, frame.index, self.classifier)
 
     # -- status ----------------------------------------------------------------------------------
     def status(self) -> PipelineStatus:

@@ -499,3 +499,28 @@ def embed_flag(bundle: bytes, flag: bool) -> bytes:
 
     meta = read_bundle_meta(bundle)
     return embed_metadata(bundle, replace(meta, preprocessing=replace(meta.preprocessing, flip_average=flag)))
+
+
+def test_margin_is_set_at_conversion_and_used_by_the_runtime(tiny, tmp_path, capsys):
+    """--margin: the crop margin chosen on the selection split (benchmarks/crop_margin.py) is stored in
+    the bundle, reported, and the runtime's crops follow it; the weights are the run's."""
+    from edge_fer.classify import Classifier
+
+    out, rep = tmp_path / "m.tflite", tmp_path / "r.json"
+    args = ["convert", str(tiny["run"]), "--out", str(out), "--report", str(rep), "--margin", "0.05"]
+    code, err = cli([*args, "--calib-samples", "70", "--latency-runs", "5", "--max-drop", "100"], capsys)
+    assert code == 0, err
+    assert read_bundle_meta(out.read_bytes()).preprocessing.margin == 0.05
+    assert _load(rep)["params"]["margin"] == 0.05
+    assert read_bundle_meta(tiny["out"].read_bytes()).preprocessing.margin == 0.1  # the run's --margin
+    gray = np.random.default_rng(1).integers(0, 255, (200, 200), dtype=np.uint8)
+    box = [(50, 50, 100, 100)]
+    got = Classifier.from_file(out).prepare(gray, box)
+    from edge_fer.preprocess import face_crops, to_model_input
+
+    clf = Classifier.from_file(out)
+    want = to_model_input(face_crops(gray, box, clf.preprocessing, 48, 48), clf.preprocessing, clf.input_spec)
+    np.testing.assert_array_equal(got, want)
+    assert not np.array_equal(got, Classifier.from_file(tiny["out"]).prepare(gray, box))  # 0.1: another crop
+    code, err = cli([*args[:-1], "2.5"], capsys)
+    assert code == 2 and "--margin" in err

@@ -83,3 +83,41 @@ def test_opencv_without_haar_names_the_real_fix(monkeypatch):
     with pytest.raises(MissingDependencyError, match=r"opencv-python-headless>=4.8,<5") as e:
         haar.HaarDetector()
     assert "edge-fer[" not in str(e.value)
+
+
+def test_yunet_crops_are_framed_like_the_models_training_faces(face_images, yunet_model, tmp_path):
+    """YuNet's boxes are tall and ~9% longer than Haar's squares, so cutting the crop around the raw
+    box zoomed the face out (-4.5 points on PublicTest, benchmarks/crop_margin.py). The runtime crops
+    around :meth:`Detector.crop_box`: a square of ``framing`` x the box's longer side on the same
+    centre; the events keep the detector's own box. Checked on what `edge-fer run --save-crops` wrote."""
+    import json
+    import subprocess
+    import sys
+
+    from edge_fer.classify import Classifier
+    from edge_fer.preprocess import face_crops
+
+    det = create_detector("yunet", model=str(yunet_model), scale=1.0)
+    gray = cv2.imread(str(face_images["obama"]), cv2.IMREAD_GRAYSCALE)
+    (face,) = det.detect(cv2.imread(str(face_images["obama"])))
+    x, y, w, h = face.box
+    cx, cy, cw, ch = det.crop_box(face.box)
+    assert cw == ch == round(max(w, h) * det.framing) < max(w, h)
+    assert abs((cx + cw / 2) - (x + w / 2)) <= 1 and abs((cy + ch / 2) - (y + h / 2)) <= 1
+    assert create_detector("haar").crop_box(face.box) == face.box  # Haar's framing is the reference
+
+    out, crops = tmp_path / "e.jsonl", tmp_path / "crops"
+    cmd = [sys.executable, "-m", "edge_fer.cli", "run", "--source", str(face_images["obama"]), "-o", str(out)]
+    cmd += ["--detector", "yunet", "--detector-model", str(yunet_model), "--detect-scale", "1.0"]
+    cmd += ["--full-every", "0", "--save-crops", str(crops)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (saved,) = sorted(crops.glob("*.png"))
+    pre = Classifier.from_file(None).preprocessing  # the shipped bundle's, which `run` used
+    want = face_crops(gray, [det.crop_box(face.box)], pre, 48, 48)[0]
+    raw = face_crops(gray, [face.box], pre, 48, 48)[0]
+    got = cv2.imread(str(saved), cv2.IMREAD_GRAYSCALE)
+    assert np.abs(got.astype(int) - want).mean() < 1.0 < np.abs(got.astype(int) - raw).mean()
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    boxes = [e["box"] for e in events if "box" in e]
+    assert boxes and all(list(b) == list(face.box) for b in boxes)  # events keep the detector's box

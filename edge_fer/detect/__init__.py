@@ -25,6 +25,22 @@ class Detector(ABC):
 
     name: str = "detector"
     wants_gray: bool = False  # True: the pipeline passes its one gray conversion of the frame
+    # the side of the square the classifier's crop is cut around, as a share of the box's longer side:
+    # each detector draws a face's box differently, the models are trained on one framing (Haar's
+    # square brow-to-chin box widened by the bundle's margin is the reference: 1.0); measured with
+    # benchmarks/crop_margin.py on the selection split
+    framing: float = 1.0
+
+    def crop_box(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        """The box the classifier's crop is cut around (before the bundle's margin): ``box``, or for a
+        detector whose boxes frame faces differently from Haar's, the square of side ``framing`` x the
+        longer side on the same centre. Events, tracking and drawings keep the detector's own box."""
+        if self.framing == 1.0:
+            return box
+        x, y, w, h = box
+        side = max(1, int(round(max(w, h) * self.framing)))
+        cx, cy = x + w / 2.0, y + h / 2.0
+        return int(round(cx - side / 2.0)), int(round(cy - side / 2.0)), side, side
 
     @classmethod
     def from_config(cls, cfg: DetectorConfig, **tuning: Any) -> Detector:
