@@ -125,7 +125,9 @@ def test_pipeline_flags_and_counts_low_quality_crops(tmp_path, tiny_ae_bundle):
     p = tmp_path / "face.png"
     cv2.imwrite(str(p), img)
 
-    class Det:
+    from edge_fer.detect import Detector
+
+    class Det(Detector):
         wants_gray = True
 
         def detect(self, image):
