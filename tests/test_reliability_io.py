@@ -380,6 +380,9 @@ def test_sighup_finishes_like_sigterm(tmp_path, hamilton_clip):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        # as started from a terminal or systemd: under `nohup pytest` the child would inherit an ignored
+        # SIGHUP, which the daemon deliberately keeps ignoring (it was started to outlive the terminal)
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
     )
     try:
         assert _wait_for(lambda: out.exists() and "face_appeared" in out.read_text(), 60), "no face seen"
