@@ -289,7 +289,7 @@ class Pipeline:
         self._last_frame = frame
         self.fps_meter.tick()
         if self.annotate_path or self.crops:
-            self._write_private_outputs(frame, gray, boxes, preds)
+            self._write_private_outputs(frame, gray, boxes, crop_boxes, preds)
         return events
 
     def _emit(self, events: Sequence[Event]) -> None:
@@ -311,9 +311,15 @@ class Pipeline:
                 log.warning("sink %s flush raised: %s", sink.name, e)
 
     def _write_private_outputs(
-        self, frame: Frame, gray: np.ndarray, boxes: list[tuple[int, int, int, int]], preds: list[Prediction]
+        self,
+        frame: Frame,
+        gray: np.ndarray,
+        boxes: list[tuple[int, int, int, int]],
+        crop_boxes: list[tuple[int, int, int, int]],
+        preds: list[Prediction],
     ) -> None:
-        """The annotated video and the face crops, when asked (privacy: off by default)."""
+        """The annotated video (detector boxes) and the face crops (as classified), when asked (privacy:
+        off by default)."""
         ids = list(self.tracker.last_assignment)
         if self.annotate_path:
             if self.annotator is None:
@@ -325,7 +331,7 @@ class Pipeline:
                 labels.append(tr.label if tr is not None and tr.label else p.label)
             self.annotator.write(frame, boxes, ids, labels)
         if self.crops and boxes:
-            self.crops.save(gray, [self.detector.crop_box(b) for b in boxes], ids, frame.index, self.classifier)
+            self.crops.save(gray, crop_boxes, ids, frame.index, self.classifier)
 
     # -- status ----------------------------------------------------------------------------------
     def status(self) -> PipelineStatus:

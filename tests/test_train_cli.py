@@ -45,22 +45,7 @@ def tiny_run(tmp_path_factory):
 
 def test_run_directory_has_everything(tiny_run):
     _, out = tiny_run
-    for name in (
-        "model.keras",
-        "encoder.keras",
-        "decoder.keras",
-        "autoencoder.keras",
-        "metadata.json",
-        "metrics.json",
-        "history.json",
-        "history.csv",
-        "config.json",
-        "curves.png",
-        "confusion_matrix.png",
-        "reconstructions.png",
-        "MODEL_CARD.md",
-        "saved_model",
-    ):
+    for name in sorted(RUN_FILES | {"curves.png", "confusion_matrix.png", "reconstructions.png", "saved_model"}):
         assert (out / name).exists(), name
     m = json.loads((out / "metrics.json").read_text())
     for split in ("PublicTest", "PrivateTest"):

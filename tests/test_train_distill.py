@@ -86,3 +86,26 @@ def test_distill_weight_out_of_range_is_refused(teacher, tmp_path, capsys):
     args = ["train", "--data", str(data), "--out", str(tmp_path / "o"), "--teacher", str(t)]
     assert main([*args, "--distill-weight", "1.5"]) == 2
     assert "--distill-weight" in capsys.readouterr().err
+
+
+def test_teachers_see_training_faces_as_trained_and_field_faces_blurred():
+    """A teacher trained on blurry faces (bundle blur_sigma > 0) was trained on the training faces as
+    they are: they must not be blurred again; validation faces get the teacher's field blur."""
+    from pathlib import Path
+
+    from edge_fer.train.distill import Teacher, teacher_probs
+    from edge_fer.train.sharpness import gaussian_blur
+
+    from edge_fer.bundle import Preprocessing
+
+    class Sharpness:  # "probabilities" that follow the pixel spread: a blur lowers them
+        def predict_on_batch(self, x):
+            s = x.reshape(len(x), -1).std(axis=1, keepdims=True)
+            return np.concatenate([s, 1 - s], axis=1)
+
+    faces = np.random.default_rng(0).integers(0, 255, (6, 48, 48), dtype=np.uint8)
+    t = Teacher(Path("t"), Sharpness(), Preprocessing(blur_sigma=2.0), ["a", "b"])
+    plain = Teacher(Path("t"), Sharpness(), Preprocessing(), ["a", "b"])
+    assert np.allclose(teacher_probs(t, faces), teacher_probs(plain, faces))
+    assert np.allclose(teacher_probs(t, faces, field=True), teacher_probs(plain, gaussian_blur(faces, 2.0)))
+    assert not np.allclose(teacher_probs(t, faces, field=True), teacher_probs(t, faces))

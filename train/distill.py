@@ -1,7 +1,7 @@
 """Knowledge distillation from finished runs (``edge-fer train --teacher RUN_DIR``, repeatable).
 
 Offline ("soft-target") distillation: each teacher's classifier is run once, in inference mode, on the
-clean training faces and on their mirror images, through the teacher's own preprocessing; the
+clean training faces and on their mirror images, scaled as the teacher was trained; the
 probabilities are averaged over mirrors and teachers, softened with ``--distill-temperature`` and mixed
 with the one-hot labels::
 
@@ -54,14 +54,17 @@ def load_teacher(path: str | Path) -> Teacher:
     return Teacher(run.root, model, Preprocessing.from_dict(meta.get("preprocessing", {})), list(meta["labels"]))
 
 
-def teacher_probs(teacher: Teacher, faces: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """The teacher's class probabilities for uint8 (N, H, W) faces, averaged with their mirrors."""
+def teacher_probs(teacher: Teacher, faces: np.ndarray, field: bool = False, batch_size: int = 512) -> np.ndarray:
+    """The teacher's class probabilities for uint8 (N, H, W) faces, averaged with their mirrors.
+    Training faces go in as the teacher was trained on them; ``field`` faces (validation) first get
+    the teacher's bundle blur, as its runtime would apply it."""
     from edge_fer.train.batches import FaceBatches
     from edge_fer.train.results import predict_padded
     from edge_fer.train.sharpness import gaussian_blur
 
     faces = faces[..., 0] if faces.ndim == 4 else faces
-    faces = gaussian_blur(faces, teacher.prep.blur_sigma)
+    if field:
+        faces = gaussian_blur(faces, teacher.prep.blur_sigma)
     out = np.zeros((len(faces), len(teacher.labels)), np.float64)
     for mirrored in (faces, faces[:, :, ::-1]):
         batches = FaceBatches(np.ascontiguousarray(mirrored), batch_size=batch_size, prep=teacher.prep)
@@ -87,8 +90,8 @@ def distillation_targets(
     val: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, dict]:
     """(N, K) float32 soft targets for training faces ``x`` with labels ``y``, and a summary for the
-    run's state (teachers, their accuracy on the training faces and, when ``val`` is given, on the
-    validation split: the teacher ensemble's own selection-split score)."""
+    run's state (teachers, their accuracy on the training faces and, when ``val`` is given as the raw
+    validation faces and labels, on the validation split: the teacher ensemble's selection-split score)."""
     ensemble = np.zeros((len(x), len(labels)), np.float64)
     val_ensemble = None if val is None else np.zeros((len(val[0]), len(labels)), np.float64)
     summary: dict[str, Any] = {"teachers": [], "weight": weight, "temperature": temperature}
@@ -100,7 +103,7 @@ def distillation_targets(
         ensemble += p
         row = {"run": str(t.path), "train_accuracy": round(float((p.argmax(1) == y).mean()), 4)}
         if val is not None and val_ensemble is not None:
-            pv = teacher_probs(t, val[0])
+            pv = teacher_probs(t, val[0], field=True)
             val_ensemble += pv
             row["val_accuracy"] = round(float((pv.argmax(1) == val[1]).mean()), 4)
         summary["teachers"].append(row)

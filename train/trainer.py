@@ -146,7 +146,7 @@ def _train(cfg: TrainConfig, run: RunDir, state: dict, dataset) -> TrainMetrics:
         return _autoencoder_data(cfg, faces, prep, dataset.image_size, multiple)
 
     pretrain_autoencoder(runner, cfg, net, models, ae_data)
-    targets = _distillation_targets(cfg, runner, faces, dataset.labels) if cfg.teacher else None
+    targets = _distillation_targets(cfg, runner, faces, va, dataset.labels) if cfg.teacher else None
     train_ds, val_ds = _classifier_data(cfg, faces, prep, net.num_classes, dataset.labels, multiple, targets)
     train_head(runner, cfg, models, train_ds, val_ds, len(faces.y))
     finetune(runner, cfg, models, train_ds, val_ds, len(faces.y), faces.val_name)
@@ -225,7 +225,7 @@ def _autoencoder_data(cfg: TrainConfig, faces: _Faces, prep: Preprocessing, imag
     )
 
 
-def _distillation_targets(cfg: TrainConfig, runner, faces: _Faces, labels) -> np.ndarray | None:
+def _distillation_targets(cfg: TrainConfig, runner, faces: _Faces, va, labels) -> np.ndarray | None:
     """``--teacher``: the soft training targets (:mod:`edge_fer.train.distill`), computed when stages
     2-3 are to run (a resumed run recomputes them: inference only, deterministic); their summary
     (the teachers' accuracy on the training and validation faces) is kept in state.json."""
@@ -240,7 +240,7 @@ def _distillation_targets(cfg: TrainConfig, runner, faces: _Faces, labels) -> np
         list(labels),
         cfg.distill_weight,
         cfg.distill_temperature,
-        val=(faces.val_x, faces.val_y),
+        val=(va.x, va.y),  # raw: each teacher applies its own bundle blur
     )
     runner.state["distillation"] = summary
     runner.save_state()
