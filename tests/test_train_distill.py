@@ -109,3 +109,65 @@ def test_teachers_see_training_faces_as_trained_and_field_faces_blurred():
     assert np.allclose(teacher_probs(t, faces), teacher_probs(plain, faces))
     assert np.allclose(teacher_probs(t, faces, field=True), teacher_probs(plain, gaussian_blur(faces, 2.0)))
     assert not np.allclose(teacher_probs(t, faces, field=True), teacher_probs(t, faces))
+
+
+def test_the_shipped_bundle_teaches_through_the_runtime(teacher, tmp_path):
+    """`--teacher default` (and any .tflite bundle): the int8 model run by the runtime's own
+    Classifier over 14 views; before, a bundle was refused as 'not a finished run directory'."""
+    data, _ = teacher
+    out = tmp_path / "student"
+    args = ["train", "--data", str(data), "--out", str(out), *TINY, "--teacher", "default", "--teacher-views", "multi"]
+    r = subprocess.run([sys.executable, "-m", "edge_fer.cli", *args], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    d = json.loads((out / "state.json").read_text())["distillation"]
+    assert d["views"] == "multi" and d["teachers"][0]["run"].endswith("default_int8.tflite")
+    assert 0.0 <= d["teachers"][0]["train_accuracy"] <= 1.0
+    assert json.loads((out / "config.json").read_text())["teacher_views"] == "multi"
+
+
+def test_bundle_teacher_probabilities_are_the_runtimes(tmp_path):
+    from edge_fer.train.distill import face_views, load_teacher, teacher_probs
+
+    from edge_fer.classify import Classifier, default_model_path
+
+    faces = np.random.default_rng(1).integers(0, 255, (5, 48, 48), dtype=np.uint8)
+    bundle = tmp_path / "copy.tflite"
+    bundle.write_bytes(default_model_path().read_bytes())
+    t = load_teacher(str(bundle))
+    assert t.is_bundle and t.labels == list(Classifier.from_file(bundle).labels)
+    clf = Classifier.from_file(bundle)
+    views = face_views(faces, "multi")
+    want = np.mean([clf.predict_raw(clf.prepare_crops(list(v))) for v in views], axis=0)
+    assert np.allclose(teacher_probs(t, faces, views="multi"), want, atol=1e-6)
+    flip = np.mean([clf.predict_raw(clf.prepare_crops(list(v))) for v in (faces, faces[:, :, ::-1])], axis=0)
+    assert np.allclose(teacher_probs(t, faces), flip, atol=1e-6)
+
+
+def test_teacher_views():
+    from edge_fer.train.distill import face_views
+
+    faces = np.zeros((2, 48, 48), np.uint8)
+    faces[:, 10:20, 5:15] = 200  # a bright patch left of centre
+    flip = face_views(faces, "flip")
+    assert len(flip) == 2 and np.array_equal(flip[1], faces[:, :, ::-1])
+    multi = face_views(faces, "multi")
+    assert len(multi) == 14 and np.array_equal(multi[0], faces)
+    for v, m in zip(multi[0::2], multi[1::2], strict=True):
+        assert v.shape == faces.shape and v.dtype == np.uint8 and np.array_equal(m, v[:, :, ::-1])
+    assert np.array_equal(multi[2][:, 10:20, 7:17], faces[:, 10:20, 5:15])  # shifted right by 2 pixels
+    assert all(not np.array_equal(v, faces) for v in multi[2::2])
+
+
+def test_a_missing_bundle_teacher_is_one_line(teacher, tmp_path):
+    data, _ = teacher
+    r = subprocess.run(
+        [sys.executable, "-m", "edge_fer.cli", "train", "--data", str(data), "--out", str(tmp_path / "o"), *TINY]
+        + ["--teacher", str(tmp_path / "nope.tflite")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 2, r.stderr[-2000:]
+    err = [line for line in r.stderr.splitlines() if line.strip()]
+    assert err[-1] == f"edge-fer: error: --teacher {tmp_path / 'nope.tflite'}: no such model file"
+    assert "Traceback" not in r.stderr

@@ -117,8 +117,15 @@ class TrainConfig:
     teacher: list[str] = opt(
         default_factory=list,
         flag="--teacher",
-        help="Distil from this finished run dir (repeatable: an ensemble); its soft targets on the "
-        "training faces are mixed with the labels.",
+        help="Distil from this finished run dir or .tflite bundle ('default': the shipped model; repeatable: "
+        "an ensemble); its soft targets on the training faces are mixed with the labels.",
+    )
+    teacher_views: str = opt(
+        "flip",
+        choices=("flip", "multi"),
+        flag="--teacher-views",
+        help="Views a teacher averages over: flip (each face and its mirror) or multi (also 2-pixel shifts "
+        "and 8 percent zooms: 14 views).",
     )
     distill_weight: float = opt(
         0.5, lo=0.0, hi=1.0, flag="--distill-weight", help="Share of the teachers' soft targets in the training target."
@@ -156,7 +163,7 @@ class TrainConfig:
             if values.get(key) is not None:
                 values[key] = str(Path(values[key]))
         if values.get("teacher"):
-            values["teacher"] = [str(Path(t)) for t in values["teacher"]]
+            values["teacher"] = [t if t == "default" else str(Path(t)) for t in values["teacher"]]
         return cls(**values)
 
     def validate(self) -> TrainConfig:
@@ -164,9 +171,12 @@ class TrainConfig:
         check(self, as_flags=True)
         if self.epochs + (self.head_epochs if self.pretrain else 0) == 0:
             raise EdgeFerError("nothing to train: --epochs (and --head-epochs) are 0")
+        from edge_fer.train.distill import teacher_path_problem
+
         for t in self.teacher:  # checked before hours of stage 1, not after
-            if not all((Path(t) / name).is_file() for name in ("model.keras", "metadata.json")):
-                raise EdgeFerError(f"--teacher {t}: not a finished run directory (no model.keras/metadata.json)")
+            problem = teacher_path_problem(t)
+            if problem:
+                raise EdgeFerError(problem)
         return self
 
     @property

@@ -241,6 +241,7 @@ def _distillation_targets(cfg: TrainConfig, runner, faces: _Faces, va, labels) -
         cfg.distill_weight,
         cfg.distill_temperature,
         val=(va.x, va.y),  # raw: each teacher applies its own bundle blur
+        views=cfg.teacher_views,
     )
     runner.state["distillation"] = summary
     runner.save_state()
