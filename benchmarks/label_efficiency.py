@@ -82,7 +82,16 @@ def run_one(args, frac: float, seed: int, variant: str, extra: list[str]) -> dic
         "public_accuracy": m["PublicTest"]["accuracy"],
         "public_macro_f1": m["PublicTest"]["macro_f1"],
         "seconds": sum(v.get("seconds", 0.0) for v in m.get("timing", {}).values()),
+        "init_ae": args.init_ae if variant == "pretrained" else None,
     }
+
+
+def kept_rows(path: str, rows: list[dict]) -> list[dict]:
+    """The rows of an earlier study's ``label_efficiency.json`` (its run dirs may be gone) that this
+    one did not train: a study continued on another machine keeps what was measured before."""
+    done = {(r["fraction"], r["seed"], r["variant"]) for r in rows}
+    old = json.loads(Path(path).read_text())["rows"]
+    return [{**r, "kept_from": path} for r in old if (r["fraction"], r["seed"], r["variant"]) not in done]
 
 
 def summarize(rows: list[dict]) -> list[dict]:
@@ -182,6 +191,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="train nothing: tabulate the finished runs under --out (a study cut short)",
     )
+    ap.add_argument(
+        "--keep-rows",
+        default=None,
+        metavar="JSON",
+        help="an earlier study's label_efficiency.json: its rows for runs not trained here are kept",
+    )
     ap.add_argument("train_args", nargs=argparse.REMAINDER, help="-- then flags passed to every edge-fer train")
     a = ap.parse_args(argv)
     extra = [x for x in a.train_args if x != "--"]
@@ -211,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
                 "run_dir": run_dir,
             }
         )
+    if a.keep_rows:
+        rows += kept_rows(a.keep_rows, rows)
     summary = summarize(rows)
     out = Path(a.out)
     (out / "label_efficiency.json").write_text(json.dumps({"rows": rows, "summary": summary}, indent=2) + "\n")
