@@ -92,3 +92,14 @@ def test_classification_report():
     # a class absent from both truth and predictions is not averaged (as scikit-learn)
     r4 = classification_report(y_true, y_pred, ["a", "b", "c", "d"])
     assert r4["macro_f1"] == pytest.approx(r["macro_f1"]) and r4["confusion_matrix"][3] == [0, 0, 0, 0]
+
+
+def test_res2_adds_a_second_6x6_residual_block():
+    res, res2 = (build_encoder(NetConfig(width=4, latent_channels=8, arch=a)) for a in ("res", "res2"))
+    assert res.output_shape == res2.output_shape == (None, 6, 6, 8)
+    names = {layer.name for layer in res2.layers} - {layer.name for layer in res.layers}
+    assert {"enc7_a_conv", "enc7_b_conv", "enc7_add"} <= names
+    add = res2.get_layer("enc7_add")
+    assert add.output.shape[1:] == (6, 6, 32)  # 8w channels at 6x6
+    extra = res2.count_params() - res.count_params()
+    assert extra == 2 * (9 * 32 * 32) + 2 * 2 * 32 + 2 * 2 * 32  # two 3x3 convs + their BN (gamma/beta, mean/var)

@@ -16,6 +16,9 @@ transition straight from 12x12x4w:
 
 Encoder res (width w):   48x48x1 -> 48x48xw -> 24x24x2w -> 12x12x4w -> [res 4w] -> 6x6x8w -> [res 8w]
                          -> 1x1 conv -> 6x6xL
+
+``arch="res2"`` adds a second residual block at 6x6 (``[res 8w] -> [res 8w]``): depth where it is
+cheapest per parameter (6x6 maps), for a budget in latency rather than in weights.
 """
 
 from __future__ import annotations
@@ -109,10 +112,12 @@ def build_encoder(cfg: NetConfig):
     x = _conv_bn_relu(inp, w, 1, "enc1", wd)
     x = _conv_bn_relu(x, 2 * w, 2, "enc2", wd)
     x = _conv_bn_relu(x, 4 * w, 2, "enc3", wd)
-    if cfg.arch == "res":
+    if cfg.arch in ("res", "res2"):
         x = _res_block(x, 4 * w, "enc4", wd)
         x = _conv_bn_relu(x, 8 * w, 2, "enc5", wd)
         x = _res_block(x, 8 * w, "enc6", wd)
+        if cfg.arch == "res2":
+            x = _res_block(x, 8 * w, "enc7", wd)
     else:
         x = _conv_bn_relu(x, 4 * w, 1, "enc4", wd)
         x = _conv_bn_relu(x, 8 * w, 2, "enc5", wd)

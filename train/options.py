@@ -16,7 +16,7 @@ from edge_fer.train.backend import BACKENDS
 from edge_fer.errors import EdgeFerError
 from edge_fer.schema import check, opt
 
-ARCHS = ("v1", "res")  # the encoders edge_fer.train.model builds
+ARCHS = ("v1", "res", "res2")  # the encoders edge_fer.train.model builds
 OPTIMIZERS = ("adam", "sgd")
 
 
@@ -51,7 +51,8 @@ class TrainConfig:
         "v1",
         choices=ARCHS,
         flag="--arch",
-        help="Encoder: v1 (plain conv stack) or res (residual blocks at 12x12 and 6x6).",
+        help="Encoder: v1 (plain conv stack), res (residual blocks at 12x12 and 6x6) or res2 (res with a "
+        "second residual block at 6x6).",
     )
     optimizer: str = opt(
         "adam",
