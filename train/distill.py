@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from edge_fer.train.options import TEACHER_VIEWS
 from edge_fer.train.rundir import RunDir
 
 from edge_fer.bundle import Preprocessing
@@ -37,7 +38,6 @@ from edge_fer.errors import DataError
 log = logging.getLogger("edge_fer.train")
 
 
-VIEWS = ("flip", "multi")  # --teacher-views
 # (dx, dy, zoom) of the views of 'multi', each also mirrored: the centre, 2-pixel shifts, 8% zooms
 _MULTI_VIEWS = ((0, 0, 1.0), (2, 0, 1.0), (-2, 0, 1.0), (0, 2, 1.0), (0, -2, 1.0), (0, 0, 0.92), (0, 0, 1.08))
 
@@ -45,21 +45,18 @@ _MULTI_VIEWS = ((0, 0, 1.0), (2, 0, 1.0), (-2, 0, 1.0), (0, 2, 1.0), (0, -2, 1.0
 @dataclass
 class Teacher:
     path: Path
-    model: Any  # a Keras model (run directory) or an edge_fer.classify.Classifier (bundle)
+    model: Any  # a Keras model (run directory) or, with is_bundle, an edge_fer.classify.Classifier
     prep: Preprocessing
     labels: list[str]
-
-    @property
-    def is_bundle(self) -> bool:
-        return not hasattr(self.model, "predict_on_batch")
+    is_bundle: bool = False
 
 
 def teacher_path_problem(path: str) -> str | None:
     """Why ``path`` cannot be a teacher (None when it can): checked before stage 1, not after."""
-    if path == "default" or path.endswith(".tflite"):
-        if path == "default" or Path(path).is_file():
-            return None
-        return f"--teacher {path}: no such model file"
+    if path == "default":
+        return None
+    if path.endswith(".tflite"):
+        return None if Path(path).is_file() else f"--teacher {path}: no such model file"
     if not all((Path(path) / name).is_file() for name in ("model.keras", "metadata.json")):
         return f"--teacher {path}: not a finished run directory (no model.keras/metadata.json) nor a .tflite bundle"
     return None
@@ -89,17 +86,17 @@ def _load_bundle_teacher(path: str | None) -> Teacher:
     from edge_fer.errors import ModelError
 
     try:
-        clf = Classifier.from_file(path, threads=None)
+        clf = Classifier.from_file(path)
     except ModelError as e:
         raise DataError(f"--teacher {path or 'default'}: {e}") from None
-    return Teacher(Path(path) if path else default_model_path(), clf, clf.preprocessing, list(clf.labels))
+    return Teacher(Path(path) if path else default_model_path(), clf, clf.preprocessing, list(clf.labels), True)
 
 
 def face_views(faces: np.ndarray, views: str) -> list[np.ndarray]:
     """The views of uint8 (N, H, W) faces a teacher averages over: each face and its mirror
     (``flip``), and with ``multi`` also 2-pixel shifts and 8% zooms of both (reflected borders)."""
-    if views not in VIEWS:
-        raise ValueError(f"unknown teacher views {views!r} (choose from {', '.join(VIEWS)})")
+    if views not in TEACHER_VIEWS:
+        raise ValueError(f"unknown teacher views {views!r} (choose from {', '.join(TEACHER_VIEWS)})")
     if views == "flip":
         return [faces, faces[:, :, ::-1]]
     import cv2

@@ -18,6 +18,7 @@ from edge_fer.schema import check, opt
 
 ARCHS = ("v1", "res", "res2")  # the encoders edge_fer.train.model builds
 OPTIMIZERS = ("adam", "sgd")
+TEACHER_VIEWS = ("flip", "multi")  # the views edge_fer.train.distill averages a teacher over
 
 
 @dataclass
@@ -123,7 +124,7 @@ class TrainConfig:
     )
     teacher_views: str = opt(
         "flip",
-        choices=("flip", "multi"),
+        choices=TEACHER_VIEWS,
         flag="--teacher-views",
         help="Views a teacher averages over: flip (each face and its mirror) or multi (also 2-pixel shifts "
         "and 8 percent zooms: 14 views).",
