@@ -171,3 +171,63 @@ def test_a_missing_bundle_teacher_is_one_line(teacher, tmp_path):
     err = [line for line in r.stderr.splitlines() if line.strip()]
     assert err[-1] == f"edge-fer: error: --teacher {tmp_path / 'nope.tflite'}: no such model file"
     assert "Traceback" not in r.stderr
+
+
+def test_each_epoch_shows_every_face_once_as_one_of_its_copies():
+    """--teacher-augments: x holds K copies of N faces (copy after copy) with one target each; an epoch
+    draws one copy per face, and the target that comes out is that copy's own."""
+    n, k = 12, 3
+    x = np.random.default_rng(0).integers(0, 255, (k * n, 48, 48), dtype=np.uint8)
+    y = np.zeros((k * n, 7), np.float32)
+    for row in range(k * n):  # the target names the row: copy in column 0, face in column 1
+        y[row, 0], y[row, 1] = row // n, row % n
+    b = FaceBatches(x, y, batch_size=5, training=True, copies=k, one_hot=7)
+    assert len(b) == 3  # batches over the 12 faces, not over 36 rows
+    chosen = []
+    for _epoch in range(4):
+        tgt = np.concatenate([b[i][1] for i in range(len(b))])
+        assert sorted(tgt[:, 1].astype(int)) == list(range(n))  # every face once
+        chosen.append(tgt[np.argsort(tgt[:, 1]), 0].astype(int))
+        b.on_epoch_end()
+    assert len({tuple(c) for c in chosen}) > 1 and set(np.concatenate(chosen)) == set(range(k))
+    with pytest.raises(ValueError, match="copies"):
+        FaceBatches(x[:-1], y[:-1], training=True, copies=k)
+
+
+def test_augmented_copies_are_seeded_warps_of_the_faces():
+    from edge_fer.train.distill import augmented_copies
+
+    faces = np.random.default_rng(1).integers(0, 255, (5, 48, 48), dtype=np.uint8)
+    a = augmented_copies(faces, 3, seed=4)
+    assert a.shape == (15, 48, 48) and a.dtype == np.uint8
+    assert np.array_equal(a, augmented_copies(faces[..., None], 3, seed=4))  # a resumed run gets the same
+    assert not np.array_equal(a, augmented_copies(faces, 3, seed=5))
+    assert not np.array_equal(a[:5], a[5:10])  # the copies differ from each other and from the faces
+    assert not np.array_equal(a[:5], faces)
+
+
+def test_consistent_teaching_trains_on_labelled_copies(teacher, tmp_path):
+    data, t = teacher
+    out = tmp_path / "student"
+    args = ["train", "--data", str(data), "--out", str(out), *TINY, "--teacher", str(t), "--teacher-augments", "3"]
+    r = subprocess.run([sys.executable, "-m", "edge_fer.cli", *args], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    d = json.loads((out / "state.json").read_text())["distillation"]
+    assert d["augments"] == 3 and 0.0 <= d["train_accuracy"] <= 1.0
+    assert json.loads((out / "config.json").read_text())["teacher_augments"] == 3
+    assert (out / "model.keras").is_file()
+
+
+def test_teacher_augments_without_a_teacher_is_one_line(teacher, tmp_path):
+    data, _ = teacher
+    r = subprocess.run(
+        [sys.executable, "-m", "edge_fer.cli", "train", "--data", str(data), "--out", str(tmp_path / "o"), *TINY]
+        + ["--teacher-augments", "4"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert (
+        r.stderr.strip().splitlines()[-1] == "edge-fer: error: --teacher-augments needs a --teacher to label the copies"
+    )

@@ -51,16 +51,30 @@ def affine_matrices(rng: np.random.Generator, n: int, h: int, w: int) -> np.ndar
     return m
 
 
-def augment(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Face-suitable augmentation of float32 faces in [0, 1], (n, h, w): flip, rotation, shift, zoom,
-    contrast and brightness, clipped to [0, 1]. No vertical flips: upside-down faces do not occur."""
+def warp_faces(faces: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Faces (n, h, w) of any dtype after :func:`affine_matrices`' random flip, rotation, shift and zoom
+    (bilinear, reflected borders): the geometric half of :func:`augment`."""
     import cv2
 
-    n, h, w = images.shape
-    out = np.empty_like(images)
+    n, h, w = faces.shape
+    out = np.empty_like(faces)
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    for img, m, dst in zip(images, affine_matrices(rng, n, h, w), out):
+    for img, m, dst in zip(faces, affine_matrices(rng, n, h, w), out):
         cv2.warpAffine(img, m, (w, h), dst=dst, flags=flags, borderMode=cv2.BORDER_REFLECT)
+    return out
+
+
+def augment(images: np.ndarray, rng: np.random.Generator, geometric: bool = True) -> np.ndarray:
+    """Face-suitable augmentation of float32 faces in [0, 1], (n, h, w): flip, rotation, shift, zoom,
+    contrast and brightness, clipped to [0, 1]. No vertical flips: upside-down faces do not occur.
+    ``geometric=False`` (faces warped already, :func:`warp_faces`): a random mirror in place of the warp."""
+    n = len(images)
+    if geometric:
+        out = warp_faces(images, rng)
+    else:
+        flip = rng.random(n) < 0.5
+        out = images.copy()
+        out[flip] = out[flip, :, ::-1]
     mean = out.mean(axis=(1, 2), keepdims=True)
     contrast = rng.uniform(*CONTRAST, (n, 1, 1)).astype(np.float32)
     brightness = rng.uniform(-BRIGHTNESS, BRIGHTNESS, (n, 1, 1)).astype(np.float32)
@@ -97,6 +111,10 @@ class FaceBatches:
     Otherwise ``(image, label[, weight])``, or the image alone without labels; ``one_hot=K`` turns
     labels into K-wide float32 rows (for label smoothing); ``y`` given as (N, K) float rows (soft targets,
     :mod:`edge_fer.train.distill`) is passed through as it is. ``erase`` is the random-erasing probability.
+    ``copies=K`` (training): ``x``, ``y`` and ``sample_weight`` hold K warped copies of the same N faces,
+    copy after copy (``x[k * N + i]`` is copy k of face i, :mod:`edge_fer.train.distill`'s consistent
+    targets); an epoch shows each face once, as one of its copies drawn at random, and augments it without
+    a second warp (mirror, contrast, brightness, erasing).
     ``multiple`` (``batch_size`` a multiple of it): the last batch too holds a multiple of that many
     faces, as JAX data parallel over that many devices needs. Training: up to ``multiple - 1`` faces,
     different each epoch, sit the epoch out. Evaluation with targets: every face is kept, the last
@@ -117,6 +135,7 @@ class FaceBatches:
         erase: float = 0.0,
         one_hot: int | None = None,
         multiple: int = 1,
+        copies: int = 1,
     ):
         prep = prep or Preprocessing()  # the bundle's preprocessing: the one source of scale/offset
         self.x = x[..., 0] if x.ndim == 4 else x
@@ -126,8 +145,12 @@ class FaceBatches:
         self.autoencoder, self.scale, self.offset = autoencoder, float(prep.scale), float(prep.offset)
         self.erase, self.one_hot = (0.0 if autoencoder else float(erase)), one_hot
         self.epoch = 0
+        self.copies = int(copies) if training else 1
+        if len(self.x) % self.copies:
+            raise ValueError(f"{len(self.x)} faces are not {self.copies} copies of the same faces")
+        self.faces = len(self.x) // self.copies
         # training: each epoch's last batch is cut to a multiple of ``multiple`` (data-parallel devices)
-        self.size = len(self.x) - (len(self.x) % self.batch_size) % multiple if training else len(self.x)
+        self.size = self.faces - (self.faces % self.batch_size) % multiple if training else len(self.x)
         # evaluation: faces of weight 0 that fill the last batch up to the multiple (needs targets)
         has_target = autoencoder or self.y is not None
         self.pad = 0 if training or not has_target else -(len(self.x) % self.batch_size) % multiple
@@ -136,7 +159,11 @@ class FaceBatches:
     def _epoch_order(self) -> np.ndarray | None:
         if not self.training:
             return None
-        return np.random.default_rng([self.seed, self.epoch]).permutation(len(self.x))[: self.size]
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(self.faces)[: self.size]
+        if self.copies > 1:  # which copy of each face this epoch shows
+            order = order + rng.integers(0, self.copies, len(order)) * self.faces
+        return order
 
     def __len__(self) -> int:
         return -(-self.size // self.batch_size)
@@ -161,7 +188,7 @@ class FaceBatches:
         if not self.training:
             return (faces.astype(np.float32) * np.float32(self.scale) + np.float32(self.offset))[..., None]
         rng = np.random.default_rng([self.seed + 1, self.epoch, index])
-        img = augment(faces.astype(np.float32) * np.float32(1.0 / 255.0), rng)
+        img = augment(faces.astype(np.float32) * np.float32(1.0 / 255.0), rng, geometric=self.copies == 1)
         if self.erase > 0:
             img = erase(img, rng, self.erase)
         if self.scale * 255.0 != 1.0 or self.offset:
@@ -238,6 +265,7 @@ def make_dataset(
     erase: float = 0.0,
     one_hot: int | None = None,
     multiple: int = 1,
+    copies: int = 1,
     workers: int | None = None,
     use_multiprocessing: bool = False,
     max_queue_size: int = 8,
@@ -258,6 +286,7 @@ def make_dataset(
         erase=erase,
         one_hot=one_hot,
         multiple=multiple,
+        copies=copies,
     )
     return _pydataset_class()(
         batches, workers=workers or WORKERS, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size

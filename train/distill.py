@@ -9,9 +9,13 @@ with the one-hot labels::
     target = (1 - w) * one_hot(label) + w * softmax(log(p_teacher) / T)          w = --distill-weight
 
 The student is trained on these targets with the usual cross-entropy (label smoothing on top), so its
-cost per step is the same as without a teacher: the teachers are not run during training. The targets
-of an augmented face are those of the clean face (flips, small affine jitter and erasing keep the
-expression). The teachers must have been trained on the same training split: only the training faces
+cost per step is the same as without a teacher: the teachers are not run during training. By default the
+targets of an augmented face are those of the clean face (flips, small affine jitter and erasing keep the
+expression). With ``--teacher-augments K`` the teaching is *consistent* instead: K copies of each training
+face are warped once with the training jitter (:func:`~edge_fer.train.batches.warp_faces`: mirror,
+rotation, shift, zoom), the teachers label each copy, and every epoch the student sees one copy of each
+face with that copy's own target, so it learns what the teachers say of a face framed off-centre rather
+than of the centred face only. The teachers must have been trained on the same training split: only the training faces
 are ever given to them, so PublicTest and PrivateTest stay unseen.
 
 A teacher is a finished run directory (its Keras ``model.keras``, scaled as it was trained) or a model
@@ -160,6 +164,16 @@ def soften(probs: np.ndarray, temperature: float) -> np.ndarray:
     return p / p.sum(axis=1, keepdims=True)
 
 
+def augmented_copies(faces: np.ndarray, copies: int, seed: int) -> np.ndarray:
+    """(copies * N, H, W) uint8: ``copies`` warps of the (N, H, W) faces with the training jitter,
+    copy after copy (row ``k * N + i`` is copy k of face i), seeded, so a resumed run gets the same."""
+    from edge_fer.train.batches import warp_faces
+
+    faces = faces[..., 0] if faces.ndim == 4 else faces
+    rng = np.random.default_rng([seed, 7919])
+    return np.concatenate([warp_faces(np.ascontiguousarray(faces), rng) for _ in range(copies)])
+
+
 def distillation_targets(
     teachers: list[str],
     x: np.ndarray,
@@ -172,7 +186,8 @@ def distillation_targets(
 ) -> tuple[np.ndarray, dict]:
     """(N, K) float32 soft targets for training faces ``x`` with labels ``y``, and a summary for the
     run's state (teachers, their accuracy on the training faces and, when ``val`` is given as the raw
-    validation faces and labels, on the validation split: the teacher ensemble's selection-split score)."""
+    validation faces and labels, on the validation split: the teacher ensemble's selection-split score).
+    ``x`` may be copies of the faces (:func:`augmented_copies`), ``y`` then their labels repeated."""
     ensemble = np.zeros((len(x), len(labels)), np.float64)
     val_ensemble = None if val is None else np.zeros((len(val[0]), len(labels)), np.float64)
     summary: dict[str, Any] = {"teachers": [], "weight": weight, "temperature": temperature, "views": views}

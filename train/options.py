@@ -129,6 +129,15 @@ class TrainConfig:
         help="Views a teacher averages over: flip (each face and its mirror) or multi (also 2-pixel shifts "
         "and 8 percent zooms: 14 views).",
     )
+    teacher_augments: int = opt(
+        0,
+        lo=0,
+        hi=32,
+        flag="--teacher-augments",
+        help="Consistent teaching: the teachers label K jittered copies of each training face (mirror, "
+        "rotation, shift, zoom) and each epoch trains on one copy of each with its own target; 0: "
+        "targets of the clean faces.",
+    )
     distill_weight: float = opt(
         0.5, lo=0.0, hi=1.0, flag="--distill-weight", help="Share of the teachers' soft targets in the training target."
     )
@@ -173,6 +182,8 @@ class TrainConfig:
         check(self, as_flags=True)
         if self.epochs + (self.head_epochs if self.pretrain else 0) == 0:
             raise EdgeFerError("nothing to train: --epochs (and --head-epochs) are 0")
+        if self.teacher_augments and not self.teacher:
+            raise EdgeFerError("--teacher-augments needs a --teacher to label the copies")
         from edge_fer.train.distill import teacher_path_problem
 
         for t in self.teacher:  # checked before hours of stage 1, not after

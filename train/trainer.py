@@ -147,7 +147,7 @@ def _train(cfg: TrainConfig, run: RunDir, state: dict, dataset) -> TrainMetrics:
 
     pretrain_autoencoder(runner, cfg, net, models, ae_data)
     targets = _distillation_targets(cfg, runner, faces, va, dataset.labels) if cfg.teacher else None
-    train_ds, val_ds = _classifier_data(cfg, faces, prep, net.num_classes, dataset.labels, multiple, targets)
+    train_ds, val_ds = _classifier_data(cfg, faces, prep, net.num_classes, dataset.labels, multiple, *(targets or ()))
     train_head(runner, cfg, models, train_ds, val_ds, len(faces.y))
     finetune(runner, cfg, models, train_ds, val_ds, len(faces.y), faces.val_name)
 
@@ -225,27 +225,31 @@ def _autoencoder_data(cfg: TrainConfig, faces: _Faces, prep: Preprocessing, imag
     )
 
 
-def _distillation_targets(cfg: TrainConfig, runner, faces: _Faces, va, labels) -> np.ndarray | None:
-    """``--teacher``: the soft training targets (:mod:`edge_fer.train.distill`), computed when stages
-    2-3 are to run (a resumed run recomputes them: inference only, deterministic); their summary
-    (the teachers' accuracy on the training and validation faces) is kept in state.json."""
+def _distillation_targets(cfg: TrainConfig, runner, faces: _Faces, va, labels) -> tuple | None:
+    """``--teacher``: the soft training targets (:mod:`edge_fer.train.distill`) and the faces they are
+    for (the training faces, or with ``--teacher-augments K`` K jittered copies of them), computed when
+    stages 2-3 are to run (a resumed run recomputes them: inference only, seeded); their summary (the
+    teachers' accuracy on the training and validation faces) is kept in state.json."""
     if "finetune" in runner.done:
         return None
-    from edge_fer.train.distill import distillation_targets
+    from edge_fer.train.distill import augmented_copies, distillation_targets
 
+    k = cfg.teacher_augments
+    x = augmented_copies(faces.x, k, cfg.seed) if k else faces.x
     targets, summary = distillation_targets(
         cfg.teacher,
-        faces.x,
-        faces.y,
+        x,
+        np.tile(faces.y, k or 1),
         list(labels),
         cfg.distill_weight,
         cfg.distill_temperature,
         val=(va.x, va.y),  # raw: each teacher applies its own bundle blur
         views=cfg.teacher_views,
     )
+    summary["augments"] = k
     runner.state["distillation"] = summary
     runner.save_state()
-    return targets
+    return targets, x, k or 1
 
 
 def _classifier_data(
@@ -256,9 +260,12 @@ def _classifier_data(
     labels,
     multiple: int = 1,
     targets: np.ndarray | None = None,
+    target_x: np.ndarray | None = None,
+    copies: int = 1,
 ):
     """Stages 2-3's (train, val) datasets: class-weighted, one-hot labels with label smoothing, or
-    ``targets`` (soft, from teachers) in place of the training labels."""
+    ``targets`` (soft, from teachers) in place of the training labels, for the faces ``target_x`` (the
+    training faces, or ``copies`` jittered copies of them)."""
     from edge_fer.train.batches import class_weights, make_dataset
 
     cw = class_weights(faces.y, num_classes, cfg.class_weight_power)
@@ -266,14 +273,15 @@ def _classifier_data(
     kw = {"prep": prep, "multiple": multiple}
     onehot = num_classes if (cfg.label_smoothing > 0 or targets is not None) else None
     train_ds = make_dataset(
-        faces.x,
+        faces.x if target_x is None else target_x,
         faces.y if targets is None else targets,
         batch_size=cfg.batch_size,
         training=True,
         seed=cfg.seed,
-        sample_weight=cw[faces.y],
+        sample_weight=np.tile(cw[faces.y], copies),
         erase=cfg.erase,
         one_hot=onehot,
+        copies=copies,
         **kw,
     )
     val_ds = make_dataset(faces.val_x, faces.val_y, batch_size=_val_batch(multiple), one_hot=onehot, **kw)
