@@ -118,7 +118,7 @@ class _Data:
         }
         calib_all = data.load_labeled(calib_src, "calibration", hw, **load_kw)
         data.check_labels(calib_all, meta.labels)
-        eval_set = data.load_labeled(eval_src, "evaluation", hw, **load_kw)
+        eval_set = data.load_labeled(eval_src, "evaluation", hw, split=opts.eval_split, **load_kw)
         data.check_labels(eval_set, meta.labels)
 
         idx = data.stratified_sample(calib_all.y, opts.calib_samples, seed, len(meta.labels))
@@ -246,6 +246,7 @@ def _report(
             "calib_samples": opts.calib_samples,
             "calib_data": str(data.calib_src),
             "eval_data": str(data.eval_src),
+            "eval_split": opts.eval_split,
             "max_drop": opts.max_drop,
             "seed": data.seed,
             "float": opts.write_float,

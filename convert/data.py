@@ -107,8 +107,10 @@ def load_labeled(
     val_fraction: float | None = None,
     cache: dict | None = None,
     class_map: Any = None,
+    split: str = "test",
 ) -> LabeledImages:
-    """The crops for ``role`` ('calibration' or 'evaluation') from ``path``."""
+    """The crops for ``role`` ('calibration' or 'evaluation') from ``path``; ``split`` 'val' makes
+    evaluation take the validation split (the selection split) instead of the test split."""
     p = Path(path)
     if not p.exists():
         raise DataError(f"{role} data {p} does not exist")
@@ -127,6 +129,8 @@ def load_labeled(
         if role == "calibration":
             key = "train"
         elif role == "validation" and "val" in splits:  # the quality gate's threshold (FER2013: PublicTest)
+            key = "val"
+        elif role == "evaluation" and split == "val":  # convert --eval-split val: selection without the test split
             key = "val"
         elif "test" in splits:
             key = "test"

@@ -13,6 +13,7 @@ from pathlib import Path
 from edge_fer.schema import check, opt
 
 IO_TYPES = ("int8", "uint8")
+EVAL_SPLITS = ("test", "val")  # the held-out split convert verifies on; val: the selection split
 
 
 @dataclass
@@ -31,6 +32,14 @@ class ConvertOptions:
         None,
         flag="--eval-data",
         help="Held-out dataset (its test split, else val; or a .npz). (default: the run's dataset)",
+    )
+    eval_split: str = opt(
+        "test",
+        choices=EVAL_SPLITS,
+        flag="--eval-split",
+        help="Split of the held-out dataset to verify on: test (FER2013 PrivateTest; val when there is no test "
+        "split) or val (the selection split, FER2013 PublicTest: compare candidates without seeing the test "
+        "split). A .npz is used whole either way.",
     )
     max_drop: float = opt(
         1.0, flag="--max-drop", help="Fail (exit 3) when int8 accuracy drops more than this, in points."

@@ -524,3 +524,19 @@ def test_margin_is_set_at_conversion_and_used_by_the_runtime(tiny, tmp_path, cap
     assert not np.array_equal(got, Classifier.from_file(tiny["out"]).prepare(gray, box))  # 0.1: another crop
     code, err = cli([*args[:-1], "2.5"], capsys)
     assert code == 2 and "--margin" in err
+
+
+def test_eval_split_val_verifies_on_the_selection_split_only(tiny, tmp_path, capsys):
+    """--eval-split val: candidates are compared on the selection split (FER2013 PublicTest), so a
+    conversion made to choose between models never shows the test split; the default stays the test split."""
+    out, rep = tmp_path / "m.tflite", tmp_path / "r.json"
+    args = ["convert", str(tiny["run"]), "--out", str(out), "--report", str(rep), "--eval-split", "val"]
+    code, err = cli([*args, "--calib-samples", "70", "--latency-runs", "5", "--max-drop", "100"], capsys)
+    assert code == 0, err
+    r = _load(rep)
+    assert r["eval"]["split"] == "PublicTest" and r["eval"]["n"] == 6 * K
+    assert r["params"]["eval_split"] == "val" and r["int8"]["n"] == 6 * K
+    assert read_bundle_meta(out.read_bytes()).metrics["quantized"]["eval"]["split"] == "PublicTest"
+    assert _load(tiny["report"])["eval"]["split"] == "PrivateTest"  # the default: the test split
+    code, err = cli([*args[:-1], "PrivateTest"], capsys)
+    assert code == 2 and "--eval-split" in err and "Traceback" not in err
