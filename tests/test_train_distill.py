@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -135,6 +136,7 @@ def test_bundle_teacher_probabilities_are_the_runtimes(tmp_path):
     bundle.write_bytes(default_model_path().read_bytes())
     t = load_teacher(str(bundle))
     assert t.is_bundle and t.labels == list(Classifier.from_file(bundle).labels)
+    assert t.model.threads == (os.cpu_count() or 1)  # labelling runs on every core, not on one
     clf = Classifier.from_file(bundle)
     views = face_views(faces, "multi")
     want = np.mean([clf.predict_raw(clf.prepare_crops(list(v))) for v in views], axis=0)

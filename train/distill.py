@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,8 +90,8 @@ def _load_bundle_teacher(path: str | None) -> Teacher:
     from edge_fer.classify import Classifier, default_model_path
     from edge_fer.errors import ModelError
 
-    try:
-        clf = Classifier.from_file(path)
+    try:  # every core: labelling K copies x 14 views of the training faces is millions of invocations
+        clf = Classifier.from_file(path, threads=os.cpu_count() or 1)
     except ModelError as e:
         raise DataError(f"--teacher {path or 'default'}: {e}") from None
     return Teacher(Path(path) if path else default_model_path(), clf, clf.preprocessing, list(clf.labels), True)
