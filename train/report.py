@@ -32,6 +32,9 @@ def plot_curves(rows: list[dict], path: Path) -> None:
         if "val_loss" in ae[0]:
             axes[0].plot([r["epoch"] for r in ae], [r["val_loss"] for r in ae], "o-", ms=3, label="validation")
         axes[0].legend()
+    else:  # stage 1 taken from another run (--init-ae) or skipped (--no-pretrain): say so, not a blank panel
+        axes[0].text(0.5, 0.5, "no autoencoder epochs in this run\n(--init-ae or --no-pretrain)", ha="center")
+        axes[0].set_axis_off()
     axes[0].set(title="autoencoder reconstruction (MSE)", xlabel="epoch")
     cls = [r for r in rows if r["stage"] in ("head", "finetune")]
     x = np.arange(1, len(cls) + 1)
