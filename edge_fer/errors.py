@@ -1,11 +1,30 @@
-"""One exception family. The CLI turns these into one clear line and exit code 2."""
+"""One exception family. The CLI turns these into one clear line and the exit code of its class.
+
+Every command exits with a code from one table (sysexits.h where it has one):
+
+==  ============================================================================
+0   ok
+1   a check failed (``bench --fail-under``, ``doctor``, convert's accuracy gate, ...)
+2   usage or input error (a bad flag, a missing or unreadable file, an invalid config)
+69  network unavailable (``models pull``)
+70  internal error (a bug: a traceback, shown with ``--debug``)
+74  output I/O error (a full disk, a closed pipe, a sink that cannot write)
+==  ============================================================================
+"""
+
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 69
+EXIT_INTERNAL = 70
+EXIT_IOERR = 74
 
 
 class EdgeFerError(Exception):
     """Base class for every error that is the user's input, not a bug. Its message is redacted
     (:func:`edge_fer.redact.redact`): a camera URL's password never reaches the terminal or a log."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
     def __str__(self) -> str:
         from edge_fer.redact import redact
@@ -33,7 +52,7 @@ class OutputError(EdgeFerError):
     """An output (events file, stdout) that cannot be written any more: full disk, closed pipe.
     Not the user's input, so its own exit code (EX_IOERR from sysexits.h)."""
 
-    exit_code = 74
+    exit_code = EXIT_IOERR
 
 
 class MissingDependencyError(EdgeFerError):
@@ -51,3 +70,15 @@ class MissingExtraError(EdgeFerError):
         mod = f" ({module} is not installed)" if module else ""
         super().__init__(f"{what} needs the '{extra}' extra{mod}: pip install 'edge-fer[{extra}]'")
         self.extra = extra
+
+
+class CheckFailed(EdgeFerError):
+    """A check the user asked for did not pass (an accuracy gate, a latency budget, a doctor verdict)."""
+
+    exit_code = EXIT_CHECK_FAILED
+
+
+class NetworkError(EdgeFerError):
+    """A server or mirror that cannot be reached or stalls (EX_UNAVAILABLE)."""
+
+    exit_code = EXIT_UNAVAILABLE
