@@ -74,3 +74,31 @@ def cache_dir(service_dirs: bool = False) -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
     return base / "edge-fer"
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def refuse_output_over_inputs(output: str | Path | None, inputs: Any, flag: str = "--output") -> None:
+    """A user mistake (:class:`EdgeFerError`, exit 2) when ``output`` is one of ``inputs`` (the same
+    file, through any link), or a folder output lies inside an input folder (it would read its own
+    outputs), or an input lies inside a folder output. ``-`` (stdout) and ``None`` are never inputs."""
+    if output is None or str(output) in ("", "-"):
+        return
+    out = Path(output).expanduser()
+    out_r = out.resolve()
+    for item in inputs:
+        if item is None or str(item) in ("", "-"):
+            continue
+        inp = Path(item).expanduser()
+        inp_r = inp.resolve()
+        if out_r == inp_r or _same_file(out, inp):
+            raise EdgeFerError(f"{flag} {output} is also an input; refusing to overwrite it")
+        if inp_r.is_dir() and inp_r in out_r.parents:
+            raise EdgeFerError(f"{flag} {output} is inside the input folder {item}; choose a folder outside it")
+        if out_r.is_dir() and out_r in inp_r.parents:
+            raise EdgeFerError(f"{flag} {output} holds the input {item}; choose another folder")
