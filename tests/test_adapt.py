@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 
 from tests.ae_fixtures import face_crops, tiny_ae_run  # noqa: F401 (fixture)
-from tests.test_cli_errors import assert_one_line_error, cli
+from tests.cli import assert_one_line_error
+from tests.cli import run_cli as cli
+
+pytestmark = pytest.mark.train
 
 
 def write_crops(folder: Path, n: int, shift: bool = True) -> Path:

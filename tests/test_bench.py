@@ -30,7 +30,8 @@ def run(capsys, *args):
 @pytest.fixture(scope="module")
 def short_video(tmp_path_factory) -> Path:
     """A few dozen 480x272 frames: the face photo (427x240) pasted at a position that drifts a little."""
-    cv2 = pytest.importorskip("cv2")
+    import cv2
+
     face = cv2.imread(str(shared_file("images/obama_240p.jpg")))
     assert face is not None
     h, w = 272, 480
@@ -260,7 +261,6 @@ def test_model_only_skipped_row_without_a_reason(tmp_path, capsys, monkeypatch, 
 
 
 def test_plot_written(tmp_path, capsys, short_video, tiny_bundle):
-    pytest.importorskip("matplotlib")
     png = tmp_path / "p.png"
     code, _, err = run(
         capsys,

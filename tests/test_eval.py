@@ -11,8 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.cli import assert_one_line_error
+from tests.cli import run_cli as cli
 from tests.datasets import faces, write_fer_folders, zip_folder
-from tests.test_cli_errors import EDGE_FER, assert_one_line_error, cli
 
 KEYS = {"accuracy", "macro_f1", "n", "per_class", "confusion", "labels", "skipped"}
 
@@ -136,4 +137,3 @@ def test_eval_never_imports_tensorflow(tmp_path, tiny_bundle):
     )
     assert p.returncode == 0, p.stdout + p.stderr
     assert p.stdout.strip().endswith("[]")
-    assert EDGE_FER

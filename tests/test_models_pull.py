@@ -18,6 +18,7 @@ import pytest
 
 from edge_fer import models_store
 from edge_fer.cli import main
+from tests.cli import run_cli
 
 PAYLOAD = os.urandom(5000) + b"model"  # made by the test: not a real model
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -268,9 +269,8 @@ def test_yunet_needs_no_path_once_pulled(cache, capsys, request):
     with pytest.raises(ConfigError, match="edge-fer models pull yunet"):
         create_detector("yunet")
     assert create_detector("auto").name == "haar"  # auto: Haar until YuNet is installed
-    onnx = request.getfixturevalue("yunet_model")  # skips when ../shared/data is absent
-    digest = hashlib.sha256(onnx.read_bytes()).hexdigest()  # a test fixture, not the Zoo release
-    assert main(["models", "pull", "yunet", "--from", str(onnx), "--sha256", digest]) == 0
+    onnx = request.getfixturevalue("yunet_model")  # the Zoo release; skips when ../shared/data is absent
+    assert main(["models", "pull", "yunet", "--from", str(onnx)]) == 0  # checked against the pinned digest
     det = create_detector("yunet")
     assert Path(det.model_path) == cache / "face_detection_yunet_2023mar.onnx"
     assert create_detector("auto").name == "yunet"  # ... and YuNet once it is
@@ -298,17 +298,13 @@ def test_nothing_is_downloaded_without_pull(cache, monkeypatch):
 def test_one_cache_folder_for_models_and_the_backend_probe(tmp_path):
     """`EDGE_FER_CACHE_DIR` (what `doctor` and the start-up probe honour) also holds pulled models, and
     `EDGE_FER_CACHE`, the older name, still works: one variable moves all of edge-fer's cache."""
-    import subprocess
-    import sys
-
     f = tmp_path / "m.onnx"
     f.write_bytes(PAYLOAD)
     base = {k: v for k, v in os.environ.items() if not k.startswith(("EDGE_FER_", "XDG_"))}
     base["HOME"] = str(tmp_path / "home")
     for var in ("EDGE_FER_CACHE_DIR", "EDGE_FER_CACHE"):
         env = {**base, var: str(tmp_path / var)}
-        cmd = [sys.executable, "-m", "edge_fer.cli", "models", "pull", "yunet", "--from", str(f)]
-        r = subprocess.run([*cmd, "--sha256", PAYLOAD_SHA], capture_output=True, text=True, env=env, timeout=120)
+        r = run_cli("models", "pull", "yunet", "--from", f, "--sha256", PAYLOAD_SHA, env=env)
         assert r.returncode == 0, r.stderr
         assert (tmp_path / var / "models" / "face_detection_yunet_2023mar.onnx").read_bytes() == PAYLOAD
     assert not (tmp_path / "home").exists()  # nothing went to ~/.cache behind the variable's back
