@@ -91,6 +91,14 @@ TRAIN_SKIP_REASON = (
 )
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "train: needs a training extra (TensorFlow, Keras; jax where named): skipped without TensorFlow, "
+        "deselected by the runtime-only job (-m 'not train')",
+    )
+
+
 def pytest_collection_modifyitems(config, items):
     if HAS_TENSORFLOW:
         return
