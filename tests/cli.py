@@ -40,6 +40,30 @@ def popen_cli(*args: str | os.PathLike, env: dict[str, str] | None = None, **kw)
     return subprocess.Popen(cli_command(*args), env=_env(env), **kw)
 
 
+# Packages a runtime-only install does not have. Importing one under env_without_tensorflow() fails as
+# it would there, and leaves a trace (<folder>/<name>/IMPORTED) that imported_blocked() reports.
+BLOCKED = ("tensorflow", "keras", "tf_keras")
+_BLOCKER = (
+    "import pathlib\npathlib.Path(__file__).with_name('IMPORTED').touch()\nraise ImportError('blocked by the test')\n"
+)
+
+
+def env_without_tensorflow(folder: Path, names: tuple[str, ...] = BLOCKED) -> dict[str, str]:
+    """This process's environment, with ``names`` (TensorFlow and Keras) shadowed by packages that
+    refuse to import."""
+    for name in names:
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        (folder / name / "__init__.py").write_text(_BLOCKER)
+    env = _env(None)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(folder), os.environ.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def imported_blocked(folder: Path) -> list[str]:
+    """The blocked packages something tried to import under env_without_tensorflow(folder)."""
+    return [name for name in BLOCKED if (folder / name / "IMPORTED").exists()]
+
+
 def assert_one_line_error(p: subprocess.CompletedProcess, *needles: str) -> str:
     """A usage or input error: exit 2, no traceback, exactly one ``edge-fer...: error: ...`` line
     containing every needle. Returns that line."""

@@ -66,29 +66,28 @@ def build_tiny_bundle(path: Path, io_type: str = "int8", seed: int = 0) -> Path:
 def build_tiny_ae_bundle(path: Path) -> Path:
     """``edge-fer convert --quality`` of the tiny trained run of ``tests/ae_fixtures.py``: ``path``
     (the classifier) and ``<stem>_ae.tflite`` (the int8 autoencoder the quality gate runs)."""
-    from edge_fer.convert.converter import ConvertOptions, convert_run
-
     from edge_fer.quality import quality_path
     from tests.ae_fixtures import build_tiny_run
 
     with tempfile.TemporaryDirectory() as tmp:
         run = build_tiny_run(Path(tmp) / "run")
         out = Path(tmp) / "bundle.tflite"
-        convert_run(
-            ConvertOptions(
-                source=run,
-                out=out,
-                quality=True,
-                max_drop=100.0,
-                calib_samples=40,
-                latency_runs=3,
-                compile_edgetpu=False,
-            )
-        )
+        convert_tiny_run(run, out)
         path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(out, path)
         shutil.copyfile(quality_path(out), quality_path(path))
     return path
+
+
+def convert_tiny_run(run: Path, out: Path):
+    """``edge-fer convert --quality`` of a tiny run (any accuracy drop accepted, no Edge TPU compile):
+    ``out`` and ``<stem>_ae.tflite``. Returns the converter's report."""
+    from edge_fer.convert.converter import ConvertOptions, convert_run
+
+    options = ConvertOptions(
+        source=run, out=out, quality=True, max_drop=100.0, calib_samples=40, latency_runs=3, compile_edgetpu=False
+    )
+    return convert_run(options)
 
 
 def build_all(folder: Path) -> list[Path]:

@@ -279,6 +279,21 @@ def test_yunet_needs_no_path_once_pulled(cache, capsys, request):
     assert det.detect(np.zeros((120, 160, 3), np.uint8)) == []
 
 
+def test_another_yunet_build_needs_its_own_digest(cache, capsys, yunet_second_build):
+    """A YuNet file that is not the pinned release is refused by the pinned digest, and installed
+    when the user names its own with --sha256."""
+    from edge_fer.detect import create_detector
+
+    digest = hashlib.sha256(yunet_second_build.read_bytes()).hexdigest()
+    assert digest != models_store.KNOWN["yunet"].sha256
+    assert main(["models", "pull", "yunet", "--from", str(yunet_second_build)]) == 2
+    line = _one_line_error(capsys)
+    assert digest in line and "nothing installed" in line
+    assert models_store.installed_path("yunet") is None
+    assert main(["models", "pull", "yunet", "--from", str(yunet_second_build), "--sha256", digest]) == 0
+    assert create_detector("yunet").model_path == str(cache / "face_detection_yunet_2023mar.onnx")
+
+
 def test_nothing_is_downloaded_without_pull(cache, monkeypatch):
     """Building the runtime's detectors never touches the network."""
 

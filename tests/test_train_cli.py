@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 
 from edge_fer.bundle import ModelMeta
 from edge_fer.cli import main
-from tests.cli import run_cli
+from tests.cli import env_without_tensorflow, imported_blocked, run_cli
 from tests.datasets import write_csv
 
 pytestmark = pytest.mark.train
@@ -150,10 +149,9 @@ RUN_FILES = {
     "config.json",
     "MODEL_CARD.md",
 }
+
+
 # a 'tensorflow' package that records being imported and then fails, as if TensorFlow were not there
-BLOCK_TF = "import pathlib\npathlib.Path(__file__).with_name('IMPORTED').touch()\nraise ImportError('blocked')\n"
-
-
 def _convert_and_classify(run: Path, tmp_path: Path) -> None:
     """The installed `edge-fer convert` makes the verified int8 bundle, and the runtime classifies with it."""
     from edge_fer.classify import Classifier
@@ -186,16 +184,14 @@ def test_run_trained_on_another_backend_converts_and_classifies(tmp_path, backen
     directory; `edge-fer convert` (TensorFlow) turns it into the verified int8 bundle the runtime loads."""
     if importlib.util.find_spec(backend) is None:
         pytest.skip(f"{backend} is not installed (pip install 'edge-fer[{backend}]')")
-    block = tmp_path / "block" / "tensorflow"
-    block.mkdir(parents=True)
-    (block / "__init__.py").write_text(BLOCK_TF)
+    block = tmp_path / "block"
     data, run = write_csv(tmp_path / "fer2013.csv"), tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(block.parent), os.environ.get("PYTHONPATH", "")])}
+    env = env_without_tensorflow(block, names=("tensorflow",))  # Keras runs on jax or torch
     env.pop("KERAS_BACKEND", None)
     args = ["train", "--backend", backend, "--data", str(data), "--out", str(run), *TINY, "--limit", "14"]
     r = run_cli(*args, timeout=900, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert not (block / "IMPORTED").exists(), f"edge-fer train --backend {backend} imported tensorflow"
+    assert "tensorflow" not in imported_blocked(block), f"edge-fer train --backend {backend} imported tensorflow"
     assert RUN_FILES <= {p.name for p in run.iterdir()}
     meta = ModelMeta.load(run / "metadata.json")
     prov = meta.provenance
