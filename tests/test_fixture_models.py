@@ -74,7 +74,7 @@ def _scores(path, x: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.train
-@pytest.mark.slow  # trains the tiny autoencoder (about 2 minutes on a laptop CPU)
+@pytest.mark.slow  # trains the tiny autoencoder (60 epochs) and converts it
 def test_committed_quality_pair_is_what_the_generator_builds(tmp_path):
     built = build_tiny_ae_bundle(tmp_path / AE_BUNDLE.name)
     got, want = (json.loads(read_bundle_meta(p.read_bytes()).to_json()) for p in (built, AE_BUNDLE))
