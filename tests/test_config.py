@@ -150,6 +150,8 @@ RUN_FLAGS = {
     "--mqtt-topic",
     "--http-port",
     "--http-host",
+    "--http-preview",
+    "--no-http-preview",
     "--print-config",
 }
 BENCH_PIPELINE_FLAGS = {
