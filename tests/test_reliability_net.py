@@ -79,7 +79,13 @@ class Run:
     """`edge-fer run ...` in a subprocess; stderr goes to a file (read it with ``.err()``)."""
 
     def __init__(
-        self, tmp: Path, *args: str, root: tuple[str, ...] = (), env: dict | None = None, measure_peak: bool = False
+        self,
+        tmp: Path,
+        *args: str,
+        root: tuple[str, ...] = (),
+        env: dict | None = None,
+        measure_peak: bool = False,
+        cwd: Path | None = None,
     ):
         self.errf = tmp / f"stderr-{uuid.uuid4().hex[:6]}.txt"
         self.peakf = tmp / f"peak-{uuid.uuid4().hex[:6]}.txt"
@@ -90,6 +96,7 @@ class Run:
                 stdout=subprocess.DEVNULL,
                 stderr=ef,
                 env={**os.environ, "PYTHONUNBUFFERED": "1", "EDGE_FER_TEST_PEAK": str(self.peakf), **(env or {})},
+                cwd=cwd,
             )
         self.rusage = None
 

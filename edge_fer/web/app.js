@@ -75,11 +75,17 @@ function renderFaces(state) {
   }
 }
 
+function span(s) {
+  return s >= 120 ? `${Math.round(s / 60)} min` : `${Math.max(1, Math.round(s))} s`;
+}
+
 function renderTimeline(state) {
   const box = document.getElementById("timeline");
-  const win = state.timeline.window_s;
-  document.getElementById("window").textContent = `(last ${Math.round(win / 60)} min)`;
   const segs = state.timeline.segments;
+  // the last window_s seconds, or less when the history is shorter (a fresh start)
+  const oldest = segs.length ? Math.min(...segs.map((s) => s.start)) : state.ts;
+  const win = Math.max(10, Math.min(state.timeline.window_s, state.ts - oldest));
+  document.getElementById("window").textContent = `(last ${span(win)})`;
   box.replaceChildren();
   if (!segs.length) {
     box.append(el("p", "muted", "No face yet."));
@@ -115,7 +121,7 @@ function renderTimeline(state) {
     box.append(row);
   }
   const axis = el("div", "tl-axis");
-  axis.append(el("span", null, `-${Math.round(win / 60)} min`), el("span", null, "now"));
+  axis.append(el("span", null, `-${span(win)}`), el("span", null, "now"));
   box.append(axis);
   const legend = document.getElementById("legend");
   legend.replaceChildren();
