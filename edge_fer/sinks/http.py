@@ -51,7 +51,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import unquote_plus
 
 from edge_fer import jsonutil
 from edge_fer.config import HttpConfig
@@ -101,6 +101,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle()
 
     def _handle(self) -> None:
+        try:
+            self._route()
+        except OSError:  # the client went away, or stopped reading for longer than ``timeout``
+            self.close_connection = True
+
+    def _route(self) -> None:
         sink = self.server.sink
         raw_path, _, raw_query = self.path.partition("?")
         path = raw_path.rstrip("/") or "/"
@@ -113,7 +119,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "application/json",
             )
             return
-        query = parse_qs(raw_query[:4096], max_num_fields=20) if raw_query else {}
+        query = {"token": _query_tokens(raw_query)} if raw_query else {}
         auth = sink.token_check
         if auth.required(path) and not auth.allows(
             self.headers.get("Authorization"), self.headers.get("Cookie"), query
@@ -148,8 +154,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(204, b"", "image/x-icon")
             else:
                 self._send(404, _json_bytes({"error": "not found", "path": path[:200]}), "application/json")
-        except OSError:  # the client went away
-            pass
+        except OSError:
+            raise
         except Exception:  # a bug in a provider must not kill the server thread
             log.exception("HTTP sink: error while serving %s", path[:200])
             sink._count("errors")
@@ -177,6 +183,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(503, _json_bytes(body), "application/json", {"Retry-After": "10"})
             return
         try:
+            # a small kernel buffer per viewer: a viewer that stops reading blocks its own thread soon,
+            # and is dropped after the socket timeout (``timeout``), instead of queueing megabytes
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _STREAM_SNDBUF)
             self.send_response(200)
             self.send_header("Content-Type", CONTENT_TYPE)
             self.send_header("Cache-Control", "no-store")
@@ -520,6 +529,7 @@ class HttpSink(Sink):
         return render_metrics(st, sinks, now=now, status_error=err is not None)
 
 
+_STREAM_SNDBUF = 256 * 1024
 _PAGE_ACTIVE_S = 5.0  # the page counts as open this long after its last poll
 _HEALTH_KEYS = (
     "fps",
@@ -539,6 +549,16 @@ _HEALTH_KEYS = (
     "detector",
     "stages",
 )
+
+
+def _query_tokens(raw_query: str) -> list[str]:
+    """The ``token`` values of a query string (the first few fields only: a hostile URL costs nothing)."""
+    out = []
+    for field in raw_query[:8192].split("&", 32)[:32]:
+        key, _, value = field.partition("=")
+        if key == "token":
+            out.append(unquote_plus(value))
+    return out
 
 
 def _face_from_event(e: Mapping[str, Any]) -> dict[str, Any]:
