@@ -300,8 +300,10 @@ def test_secrets_not_in_retry_logs_status_metrics(tmp_path):
     try:
         # a few retry lines of the camera, and failed connects of the MQTT sink
         assert wait_for(lambda: run.err().count("reopen failed") >= 2, 30), run.err()[-3000:]
-        bodies = "".join(get(http_port, p)[2].decode() for p in ("/metrics", "/healthz", "/latest", "/"))
+        paths = ("/metrics", "/healthz", "/latest", "/", "/app.js", "/api/state")
+        bodies = "".join(get(http_port, p)[2].decode() for p in paths)
         assert 'source="rtsp://admin:***@127.0.0.1' in bodies and "password=***" in bodies
+        assert '"source": "rtsp://admin:***@127.0.0.1' in get(http_port, "/api/state")[2].decode()
         assert run.stop() == 0
     finally:
         run.kill()
