@@ -349,6 +349,8 @@ def check_http(http: HttpConfig) -> None:
         raise ConfigError(
             "config key 'http.token' may hold only letters, digits and _ . ~ - (it travels in URLs and cookies)"
         )
+    if http.preview and not http.port:
+        raise ConfigError("http.preview needs the HTTP server: set http.port (--http-port)")
     if http.port and not http.token and not is_loopback(http.host):
         raise ConfigError(
             f"http.host {http.host!r} is reachable from other machines: set http.token (at least "

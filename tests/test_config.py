@@ -233,6 +233,7 @@ def test_help_shows_the_schema_defaults():
         ({"port": 8080, "host": "::"}, "set http.token"),
         ({"port": 8080, "token": "short"}, "'http.token' must be at least 16 characters, got 5"),
         ({"port": 8080, "token": "has space in it 0123456"}, "may hold only letters, digits"),
+        ({"preview": True}, "http.preview needs the HTTP server: set http.port (--http-port)"),
     ],
 )
 def test_http_security_rules(http, msg):
