@@ -47,7 +47,7 @@ from edge_fer.fsutil import atomic_write_json
 
 log = logging.getLogger("edge_fer.train.adapt")
 
-MIN_CROPS = 100  # fewer crops give batch-norm statistics that are mostly noise (docs/autoencoder.md, "Camera adaptation")
+MIN_CROPS = 100  # fewer crops give batch-norm statistics that are mostly noise (docs/autoencoder.md)
 
 
 def _check_run(run: RunDir) -> tuple[ModelMeta, dict]:
