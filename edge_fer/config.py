@@ -168,10 +168,10 @@ class MqttConfig:
     host: str = opt("", flag="--mqtt-host", help="Publish events to this MQTT broker (needs edge-fer[mqtt]).")
     port: int = opt(1883, lo=1, hi=65535, flag="--mqtt-port", help="MQTT broker port.")
     topic: str = opt("edge-fer", flag="--mqtt-topic", help="MQTT topic prefix.")
-    client_id: str = ""
-    username: str = ""
-    password: str = ""
-    qos: int = opt(1, choices=(0, 1, 2))
+    client_id: str = opt("", help="MQTT client id (empty: edge-fer-<hostname>-<random>).")
+    username: str = opt("", help="Broker user name (empty: none).")
+    password: str = opt("", help="Broker password; never logged or printed (--print-config shows ***).")
+    qos: int = opt(1, choices=(0, 1, 2), help="QoS of <topic>/events (availability is 1, state and stats 0).")
     discovery: bool = opt(False, help="Home Assistant discovery.")
     queue_size: int = opt(
         1000, lo=1, hi=10_000_000, help="Events held while the broker is down or stalled; the oldest are dropped."

@@ -17,7 +17,7 @@ class AdaptOptions:
         required=True, flag="--unlabeled", help="Folder of face crops from the new camera (at least 100)."
     )
     out: Path = opt(required=True, flag="--out", short="-o", help="The adapted run directory to write.")
-    # chosen on PublicTest (README)
+    # chosen on PublicTest (docs/autoencoder.md)
     mix: float = opt(
         2.0,
         lo=0.0,
