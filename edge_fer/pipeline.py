@@ -34,7 +34,7 @@ from edge_fer.redact import redact
 from edge_fer.sources import Source, SourceMode
 from edge_fer.timing import FpsMeter, StageTimes
 from edge_fer.track import Tracker
-from edge_fer.types import Event, Face, Frame, Prediction, Sink
+from edge_fer.types import Event, Face, Frame, FrameObserver, Prediction, Sink
 
 if TYPE_CHECKING:
     from edge_fer.classify import Classifier
@@ -67,6 +67,7 @@ class PipelineStatus:
     source: str  # credentials hidden
     model: str
     stages: dict[str, dict[str, float]]  # stage -> {mean_ms, p50_ms, p90_ms, p99_ms, max_ms}
+    detector: str = ""  # the face detector in use ("haar+roi", "yunet")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -93,6 +94,8 @@ class Pipeline:
         self.quality = quality
         self.low_quality_faces = 0
         self.sinks: list[Sink] = list(sinks)
+        # called after every frame (the HTTP sink's live page and preview); empty: nothing is called
+        self.observers: list[FrameObserver] = [o for s in self.sinks if (o := s.frame_observer()) is not None]
         self.detect_every = max(1, int(detect_every))
         self.times = times or StageTimes(STAGES)
         self.fps_meter = FpsMeter()
@@ -290,6 +293,12 @@ class Pipeline:
         self.fps_meter.tick()
         if self.annotate_path or self.crops:
             self._write_private_outputs(frame, gray, boxes, crop_boxes, preds)
+        for observe in self.observers:
+            try:
+                observe(frame, self.tracker.tracks)
+            except Exception as e:  # the live page must never end a run
+                self.errors += 1
+                log.warning("frame observer raised: %s", e)
         return events
 
     def _emit(self, events: Sequence[Event]) -> None:
@@ -362,5 +371,6 @@ class Pipeline:
             last_frame_ts=self.last_frame_ts,
             source=redact(self.source.name),  # /metrics, MQTT stats: no password
             model=self.model_name,
+            detector=str(getattr(self.detector, "name", type(self.detector).__name__)),
             stages=self.times.summary(),
         )

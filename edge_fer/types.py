@@ -151,3 +151,14 @@ class Sink(ABC):
 
     def set_sinks(self, sinks: Sequence[Sink]) -> None:
         """All the run's sinks, for sinks that report their stats (HTTP ``/metrics``)."""
+
+    def frame_observer(self) -> FrameObserver | None:
+        """A function the pipeline calls after every processed frame with the frame and the tracks
+        (``observer(frame, tracks)``; the HTTP sink's live page and preview), or None (the default: the
+        pipeline then calls nothing). It runs on the frame loop: it must return at once."""
+        return None
+
+
+FrameObserver = Callable[[Frame, Sequence[Any]], None]
+"""``observer(frame, tracks)``: the frame just processed and the tracker's tracks
+(:class:`edge_fer.track.Track`, read-only)."""
