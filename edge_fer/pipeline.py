@@ -107,6 +107,8 @@ class Pipeline:
         self.errors = 0
         self.last_frame_ts: float | None = None
         self._last_frame: Frame | None = None
+        self.last_faces: list[Face] = []
+        self.last_predictions: list[Prediction] = []
         self._t_start = time.monotonic()
         self._opened = False
         self._closed = False
@@ -171,7 +173,7 @@ class Pipeline:
         self._closed = True
         f = self._last_frame
         try:
-            events = self.tracker.finish(f.index if f else self.frames, time.time())
+            events = self.tracker.finish(f.index if f else self.frames, time.time(), f.media_time if f else None)
             self._emit(events)
         except Exception:  # pragma: no cover - never lose the close path
             log.exception("finishing tracks")
@@ -271,7 +273,9 @@ class Pipeline:
         tq = pc()
         times.add("quality", tq - t3)
         t3 = tq
-        events = self.tracker.update(faces, preds, frame.index, frame.ts, detected=detected, quality=quality)
+        events = self.tracker.update(
+            faces, preds, frame.index, frame.ts, detected=detected, quality=quality, media_time=frame.media_time
+        )
         if self.source.mode is SourceMode.STILL:  # each image is its own scene: its faces leave with it
             events += self.tracker.finish(frame.index, frame.ts)
             path = self.source.current_path
@@ -287,6 +291,7 @@ class Pipeline:
         self.faces += len(faces)
         self.last_frame_ts = frame.ts
         self._last_frame = frame
+        self.last_faces, self.last_predictions = faces, preds  # this frame's faces, as classified (analyze)
         self.fps_meter.tick()
         if self.annotate_path or self.crops:
             self._write_private_outputs(frame, gray, boxes, crop_boxes, preds)
