@@ -261,6 +261,8 @@ def analyze_video(
     except Exception as e:  # one bad video must not end the batch
         log.debug("analysing %s", video, exc_info=True)
         row["error"] = f"{type(e).__name__}: {e}"
+    if row["status"] == "failed":
+        _remove_empty(folder)  # a video that could not be read leaves no empty folder
     return row
 
 
@@ -286,7 +288,7 @@ def _row_from_summary(row: dict[str, Any], folder: Path, status: str) -> dict[st
     return row
 
 
-def _build_pipeline(video: Path, cfg: Config, annotate: Path | None, sink: Any) -> Any:
+def _build_pipeline(video: Path, cfg: Config, annotate: Path | None, sink: Sink, stride: int) -> Any:
     from edge_fer.pipeline import Pipeline
 
     cfg = dataclasses.replace(
@@ -298,7 +300,7 @@ def _build_pipeline(video: Path, cfg: Config, annotate: Path | None, sink: Any) 
         mqtt=dataclasses.replace(cfg.mqtt, host=""),
         http=dataclasses.replace(cfg.http, port=0),
     )
-    return Pipeline.from_config(cfg, extra_sinks=[sink])
+    return Pipeline.from_config(cfg, extra_sinks=[sink], stride=stride)
 
 
 def _analyze(
@@ -309,7 +311,7 @@ def _analyze(
 
     confirmed = _Confirmed()
     ann_tmp = folder / ".annotated.tmp.mp4" if opts.annotate else None
-    pipe = _build_pipeline(video, cfg, ann_tmp, confirmed)
+    pipe = _build_pipeline(video, cfg, ann_tmp, confirmed, opts.every)
     if pipe.source.mode is not SourceMode.FILE:
         pipe.close()
         raise SourceError(f"{video} is not a video file")
@@ -326,9 +328,6 @@ def _analyze(
     try:
         writer = csv.writer(timeline.fh)
         writer.writerow(["media_time_s", "frame", "track_id", "x", "y", "w", "h", "label", "track_label", *labels])
-        # the tracker counts missed frames in frame numbers: with --every K a face may miss as many
-        # analysed frames as it would without
-        pipe.tracker.cfg = dataclasses.replace(pipe.tracker.cfg, max_missed=pipe.tracker.cfg.max_missed * opts.every)
         pipe.open()
         pending = 0
         while True:
@@ -488,10 +487,9 @@ def plot_emotions(
     n = max(1, len(chosen))
     fig, axes = plt.subplots(n, 1, figsize=(10, 2.2 * n + 0.8), sharex=True, squeeze=False)
     centres = (np.arange(PLOT_BINS) + 0.5) / PLOT_BINS * span
-    for ax, tid in zip(axes[:, 0], chosen or [None]):
-        if tid is None:
-            ax.text(0.5, 0.5, "no face tracked", ha="center", va="center", transform=ax.transAxes)
-            continue
+    if not chosen:
+        axes[0, 0].text(0.5, 0.5, "no face tracked", ha="center", va="center", transform=axes[0, 0].transAxes)
+    for ax, tid in zip(axes[:, 0], chosen):
         i = slot[tid]
         seen = counts[i] > 0
         mean = sums[i][seen] / counts[i][seen][:, None]
@@ -499,7 +497,8 @@ def plot_emotions(
             ax.plot(centres[seen], mean[:, j], label=lab, lw=1.2)
         ax.set_ylim(0, 1)
         ax.set_ylabel(f"track {tid}")
-    axes[0, 0].legend(ncol=len(labels), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 1.35), frameon=False)
+    if chosen:
+        axes[0, 0].legend(ncol=len(labels), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 1.35), frameon=False)
     axes[-1, 0].set_xlabel("media time (s)")
     axes[-1, 0].set_xlim(0, span)
     fig.tight_layout()

@@ -115,8 +115,11 @@ class Pipeline:
 
     # -- construction from config ----------------------------------------------------------------
     @classmethod
-    def from_config(cls, cfg: Config, extra_sinks: Sequence[Sink] = ()) -> Pipeline:
-        """Build every stage from a (validated) :class:`~edge_fer.config.Config` (sinks included)."""
+    def from_config(cls, cfg: Config, extra_sinks: Sequence[Sink] = (), *, stride: int = 1) -> Pipeline:
+        """Build every stage from a (validated) :class:`~edge_fer.config.Config` (sinks included).
+        ``stride``: the caller processes only every stride-th frame of a video (``edge-fer analyze
+        --every``); the detector's full-frame period and the tracker's ``max_missed`` stay counted in
+        the video's frames."""
         from edge_fer.classify import Classifier
         from edge_fer.detect import build_detector
         from edge_fer.quality import gate_from_config
@@ -130,8 +133,10 @@ class Pipeline:
         )
         still = source.mode is SourceMode.STILL
         # each still image is its own scene: no face windows carried from the last one, a face counts at once
-        detector = build_detector(d, windows=not still)
+        detector = build_detector(d, windows=not still, stride=stride)
         tracker_cfg = dataclasses.replace(cfg.tracker, min_hits=1) if still else cfg.tracker
+        if stride > 1:
+            tracker_cfg = dataclasses.replace(tracker_cfg, max_missed=tracker_cfg.max_missed * stride)
         tracker = Tracker(tracker_cfg, classifier.labels, per_frame=cfg.output.per_frame)
         sinks = build_sinks(cfg, classifier.labels) + list(extra_sinks)
         try:

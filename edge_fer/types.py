@@ -18,9 +18,9 @@ class Frame:
     index: int
     ts: float  # wall-clock capture time, seconds since the epoch
     source_ts: float | None = None  # the source's own timestamp (sensor time, video position), seconds
+    gray: np.ndarray | None = None  # grayscale view when the source already has one (picamera2 Y plane)
     # a video file's position of this frame (seconds, from its presentation timestamp); None when live
     media_time: float | None = None
-    gray: np.ndarray | None = None  # grayscale view when the source already has one (picamera2 Y plane)
 
 
 @dataclass(frozen=True, slots=True)

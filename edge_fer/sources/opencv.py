@@ -196,8 +196,8 @@ class VideoFileSource(Source):
         if self._gave_up_at is None:
             return None
         n, k = self._gave_up_at
-        of = f" of the {self._count} it announces" if self._count else ""
-        return f"decoding stopped after {n}{of} frames, at {k} unreadable frames in a row"
+        of = f" (of the {self._count} it announces)" if self._count else ""
+        return f"decoding stopped after {n} frames{of}, at {k} unreadable frames in a row"
 
     def close(self) -> None:
         if self.cap is not None:
