@@ -26,23 +26,12 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-EDGE_FER = str(Path(sys.executable).with_name("edge-fer"))
-
-_WRAPPER = """
-import resource, subprocess, sys, time, json
-t = time.perf_counter()
-p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-wall = time.perf_counter() - t
-ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(json.dumps({"rc": p.returncode, "wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime,
-                  "peak_rss_mb": ru.ru_maxrss / 1024, "stderr_tail": p.stderr[-2000:]}))
-"""
+from video_analysis import EDGE_FER, measure, write_result  # benchmarks/video_analysis.py, beside this file
 
 # runs in fer's own venv: argv = out_json, out_dir, videos...
 _FER_SCRIPT = """
@@ -74,11 +63,6 @@ for i, v in enumerate(videos):
     result[v] = rec.frames
 json.dump(result, open(out_json, "w"))
 """
-
-
-def measure(cmd: list[str]) -> dict:
-    out = subprocess.run([sys.executable, "-c", _WRAPPER, *cmd], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout)
 
 
 def edge_frames(timeline: Path) -> dict[int, list[str]]:
@@ -174,11 +158,7 @@ def main() -> int:
         }
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    text = json.dumps(result, indent=2)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
-    print(text)
+    write_result(result, args.json)
     return 0
 
 

@@ -36,28 +36,40 @@ EDGE_FER = str(Path(sys.executable).with_name("edge-fer"))
 _WRAPPER = """
 import resource, subprocess, sys, time, json
 t = time.perf_counter()
-rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 wall = time.perf_counter() - t
 ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(json.dumps({"rc": rc, "wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_mb": ru.ru_maxrss / 1024}))
+print(json.dumps({"rc": p.returncode, "wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime,
+                  "peak_rss_mb": ru.ru_maxrss / 1024, "stderr_tail": p.stderr[-2000:]}))
 """
 
 
 def measure(cmd: list[str]) -> dict:
-    """Run ``cmd`` in a wrapper process: exit code, wall time, and the peak RSS of the largest process
-    under it (the command, or its largest worker)."""
+    """Run ``cmd`` in a wrapper process: exit code, wall time, CPU time (user + system of it and its
+    processes), the peak RSS of the largest process under it (the command, or its largest worker), and
+    the end of its stderr (``stderr_tail``)."""
     out = subprocess.run([sys.executable, "-c", _WRAPPER, *cmd], capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
 
-def looped(clip: Path, passes: int, target: Path) -> tuple[Path, int]:
+def write_result(result: dict, path: Path | None) -> None:
+    """Print the result as JSON, and write it to ``path`` when given."""
+    text = json.dumps(result, indent=2)
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
+    print(text)
+
+
+def looped(clip: Path, passes: int, target: Path, fourcc: str = "mp4v") -> tuple[Path, int]:
+    """The clip played ``passes`` times into one file with OpenCV's VideoWriter; (path, frames)."""
     import cv2
 
     cap = cv2.VideoCapture(str(clip))
     fps = cap.get(cv2.CAP_PROP_FPS)
     w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
     cap.release()
-    writer = cv2.VideoWriter(str(target), cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h))
+    writer = cv2.VideoWriter(str(target), cv2.VideoWriter.fourcc(*fourcc), fps, (w, h))
     n = 0
     for _ in range(passes):
         cap = cv2.VideoCapture(str(clip))
@@ -118,6 +130,7 @@ def main() -> int:
                         [EDGE_FER, "analyze", str(vids), "-o", str(out), "--workers", str(w), "-q"]
                         + det_flags(args.detector)
                     )
+                    m.pop("stderr_tail")
                     m["media_s"] = media_seconds(out / "index.json")
                     runs[w].append(m)
                     print(f"workers={w} repeat={r}: {m['wall_s']:.2f} s, rc {m['rc']}", file=sys.stderr)
@@ -145,6 +158,7 @@ def main() -> int:
                 video, frames = looped(args.clip, n, work / f"loop{n}.mp4")
                 out = work / f"mem-{n}"
                 m = measure([EDGE_FER, "analyze", str(video), "-o", str(out), "--workers", "1", "-q"] + det_flags(det))
+                m.pop("stderr_tail")
                 summary = json.loads((out / f"loop{n}" / "summary.json").read_text())
                 row = {
                     "passes": n,
@@ -171,11 +185,7 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
     result["load_average_at_end"] = os.getloadavg()
     result["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    text = json.dumps(result, indent=2)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n")
-    print(text)
+    write_result(result, args.json)
     return 0
 
 

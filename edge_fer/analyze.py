@@ -21,6 +21,7 @@ import glob
 import hashlib
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -153,13 +154,20 @@ def _remove_empty(folder: Path) -> None:
         pass
 
 
-def frame_count(video: Path) -> int:
-    """The frames a video announces (0 when it cannot be opened or does not say)."""
+def frame_count(video: Path, max_seconds: float = 0.0) -> int:
+    """The frames a video announces (0 when it cannot be opened or does not say); with
+    ``max_seconds``, those that start before it."""
     import cv2
 
     cap = cv2.VideoCapture(str(video))
     try:
-        return max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)) if cap.isOpened() else 0
+        if not cap.isOpened():
+            return 0
+        n = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        if max_seconds and fps > 0:
+            n = min(n, math.ceil(max_seconds * fps))
+        return n
     finally:
         cap.release()
 

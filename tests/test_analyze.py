@@ -4,6 +4,7 @@ model in a real TFLite interpreter, real files."""
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ from pathlib import Path
 import cv2
 import pytest
 
+REPO = Path(__file__).resolve().parents[1]
 EDGE_FER = str(Path(sys.executable).with_name("edge-fer"))
 FPS = 29.97  # the shared clip's frame rate (constant)
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -31,18 +33,12 @@ def rows(path: Path) -> list[dict[str, str]]:
 
 
 def write_video(path: Path, clip: Path, passes: int = 1, fourcc: str = "mp4v") -> Path:
-    """The clip played ``passes`` times into one file (OpenCV's VideoWriter)."""
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*fourcc), FPS, (640, 360))
-    for _ in range(passes):
-        cap = cv2.VideoCapture(str(clip))
-        while True:
-            ok, img = cap.read()
-            if not ok:
-                break
-            w.write(img)
-        cap.release()
-    w.release()
-    return path
+    """The clip played ``passes`` times into one file (benchmarks/video_analysis.py's ``looped``)."""
+    spec = importlib.util.spec_from_file_location("video_analysis", REPO / "benchmarks" / "video_analysis.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.looped(clip, passes, path, fourcc)[0]
 
 
 # -- media time ---------------------------------------------------------------------------------------
@@ -116,10 +112,33 @@ def test_analyze_writes_timeline_tracks_summary_plot_index(tmp_path, hamilton_cl
     assert png.startswith(b"\x89PNG")
     assert not (folder / "annotated.mp4").exists()  # privacy: only on request
     assert (folder / ".complete").is_file() and not list(folder.glob(".*.tmp*"))
+    assert "\u2501" not in r.stderr and "frames" not in r.stderr.splitlines()[-1]  # no progress bar off a terminal
     index = json.loads((out / "index.json").read_text())
     assert index["schema"] == "edge-fer-analysis-index/1"
     assert [v["status"] for v in index["videos"]] == ["ok"]
     assert rows(out / "index.csv")[0]["status"] == "ok"
+
+
+def test_without_matplotlib_the_plot_is_skipped_with_one_line(tmp_path, hamilton_clip):
+    blocked = tmp_path / "block" / "matplotlib"
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text("raise ImportError('matplotlib is blocked for this test')\n")
+    env = {**os.environ, "PYTHONPATH": str(blocked.parent)}
+    out = tmp_path / "out"
+    r = subprocess.run(
+        [EDGE_FER, "analyze", str(hamilton_clip), "-o", str(out), "--max-seconds", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    folder = out / "hamilton_clip"
+    assert not (folder / "emotions.png").exists()
+    assert (folder / "summary.json").is_file() and (folder / ".complete").is_file()
+    said = [line for line in r.stderr.splitlines() if "emotions.png" in line]
+    assert len(said) == 1 and "'plot' extra" in said[0]
+    assert "Traceback" not in r.stderr
 
 
 def test_every_k_and_annotate(tmp_path, hamilton_clip):

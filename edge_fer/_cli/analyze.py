@@ -111,7 +111,7 @@ def _run_with_progress(jobs: list, cfg: Any, opts: Any, workers: int) -> list[di
     from edge_fer import analyze
 
     on_tty = sys.stderr.isatty()
-    total = sum(analyze.frame_count(v) for v, _ in jobs) if on_tty else None
+    total = sum(analyze.frame_count(v, opts.max_seconds) for v, _ in jobs) if on_tty else None
     with Progress(
         TextColumn("analyze"),
         BarColumn(),
