@@ -9,7 +9,9 @@ pandas, requests, pillow, matplotlib, tqdm). Its default pipeline: OpenCV's Haar
 quantized mini-XCEPTION TFLite model; ``Video.analyze(detector, save_frames=False, save_video=False,
 annotate_frames=False)`` then ``Video.to_csv`` (its per-frame CSV), one video after the other, in one
 process. Its detector is wrapped to record which frame each result belongs to (``Video.analyze`` keeps
-only frames with faces, without their number).
+only frames with faces, without their number). With the headless OpenCV build, ``cv2.waitKey`` and
+``cv2.destroyAllWindows`` (which ``Video.analyze`` calls even with ``display=False``) are replaced by
+no-ops: they raise without a GUI.
 
 `edge-fer analyze VIDEOS -o OUT --workers W` runs the installed command. For both, each in a wrapper
 process: wall time, CPU time (user + system, all processes) and peak RSS of the largest process.
@@ -36,6 +38,11 @@ from video_analysis import EDGE_FER, measure, write_result  # benchmarks/video_a
 # runs in fer's own venv: argv = out_json, out_dir, videos...
 _FER_SCRIPT = """
 import json, os, sys
+import cv2
+# Video.analyze calls cv2.waitKey and cv2.destroyAllWindows even with display=False; the headless OpenCV
+# build has no GUI and raises: make them the no-ops they are without a window
+cv2.waitKey = lambda *a: -1
+cv2.destroyAllWindows = lambda *a: None
 from fer.fer import FER
 from fer.classes import Video
 
