@@ -159,6 +159,7 @@ def test_every_k_and_annotate(tmp_path, hamilton_clip):
     assert cap.isOpened() and cap.get(cv2.CAP_PROP_FRAME_COUNT) >= summary["frames_analysed"] - 1
 
 
+@pytest.mark.slow  # several runs of the installed command on real video
 def test_many_videos_workers_broken_files_and_resume(tmp_path, hamilton_clip):
     videos = tmp_path / "videos"
     (videos / "day2").mkdir(parents=True)
@@ -210,6 +211,7 @@ def test_many_videos_workers_broken_files_and_resume(tmp_path, hamilton_clip):
     assert (redo / "tracks.csv").is_file() and (redo / ".complete").is_file()
 
 
+@pytest.mark.slow  # several runs of the installed command on real video
 def test_killed_run_leaves_no_half_file_and_a_rerun_finishes(tmp_path, hamilton_clip):
     video = write_video(tmp_path / "long.mp4", hamilton_clip, passes=4)
     out = tmp_path / "out"
