@@ -65,8 +65,11 @@ for i, v in enumerate(videos):
     sub = os.path.join(out_dir, str(i))
     video = Video(v, outdir=sub)
     data = video.analyze(rec, display=False, save_frames=False, save_video=False, annotate_frames=False)
-    if data:
-        video.to_csv(data, os.path.join(sub, "data.csv"))
+    if data:  # Video.to_csv writes data.csv in the working folder, whatever file name it is given
+        here = os.getcwd()
+        os.chdir(sub)
+        video.to_csv(data, "data.csv")
+        os.chdir(here)
     result[v] = rec.frames
 json.dump(result, open(out_json, "w"))
 """
