@@ -19,6 +19,8 @@ class Frame:
     ts: float  # wall-clock capture time, seconds since the epoch
     source_ts: float | None = None  # the source's own timestamp (sensor time, video position), seconds
     gray: np.ndarray | None = None  # grayscale view when the source already has one (picamera2 Y plane)
+    # a video file's position of this frame (seconds, from its presentation timestamp); None when live
+    media_time: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +61,11 @@ class Prediction:
 class Event:
     """Something worth telling the outside world. ``to_dict`` is what every sink writes.
 
-    Every event has ``type`` and ``ts``; face events (``face_appeared``, ``expression_changed``,
-    ``face_left``, ``face``) also carry ``track_id``, ``label`` and ``scores`` (label -> probability).
+    Every event has ``type`` and ``ts`` (wall-clock seconds since the epoch, when it was made); face
+    events (``face_appeared``, ``expression_changed``, ``face_left``, ``face``) also carry ``track_id``,
+    ``label`` and ``scores`` (label -> probability). Events from a video file also carry
+    ``media_time_s``: the position in the video (seconds, from the frame's presentation timestamp);
+    live sources have none.
     """
 
     type: str
@@ -71,11 +76,14 @@ class Event:
     scores: dict[str, float] | None = None
     box: tuple[int, int, int, int] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    media_time_s: float | None = None  # position in a video file (seconds); None for live sources
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"type": self.type, "ts": round(self.ts, 6)}
         if self.frame is not None:
             d["frame"] = self.frame
+        if self.media_time_s is not None:
+            d["media_time_s"] = round(self.media_time_s, 6)
         if self.track_id is not None:
             d["track_id"] = self.track_id
         if self.label is not None:
