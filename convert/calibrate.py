@@ -38,19 +38,26 @@ BETA_RANGE = (0.125, 16.0)  # searched in log space
 
 
 def _output_softmax(model: Any) -> Any:
-    """The SOFTMAX operator whose output is the model's (single) output."""
+    """The SOFTMAX operator that makes the model's (single) output, directly or through the
+    QUANTIZE/DEQUANTIZE ops of a uint8 or float interface."""
     from tensorflow.lite.python import schema_py_generated as schema
 
     if not model.subgraphs:
         raise ModelError("the TFLite model has no subgraph")
     g = model.subgraphs[0]
-    outputs = list(g.outputs)
-    for op in g.operators:
+    producer = {int(t): op for op in g.operators for t in (op.outputs if op.outputs is not None else [])}
+
+    def builtin(op: Any) -> int:
         code = model.operatorCodes[op.opcodeIndex]
-        builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
-        if builtin == schema.BuiltinOperator.SOFTMAX and list(op.outputs) == outputs[:1]:
-            return op
-    raise ModelError("the model's output is not a SOFTMAX operator: nothing to fold a temperature into")
+        return max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
+
+    passthrough = (schema.BuiltinOperator.QUANTIZE, schema.BuiltinOperator.DEQUANTIZE)
+    op = producer.get(int(g.outputs[0])) if g.outputs is not None and len(g.outputs) else None
+    while op is not None and builtin(op) in passthrough:
+        op = producer.get(int(op.inputs[0]))
+    if op is None or builtin(op) != schema.BuiltinOperator.SOFTMAX:
+        raise ModelError("the model's output is not made by a SOFTMAX operator: nothing to fold a temperature into")
+    return op
 
 
 def softmax_beta(model_bytes: bytes) -> float:
@@ -262,6 +269,7 @@ def calibrate_bundle(opts: Any) -> dict[str, Any]:
     selection split of ``DATA`` and fold it into a copy of the bundle (weights, quantization and
     metadata kept; the metadata gains ``metrics["probability_calibration"]``). Writes the bundle, the
     report and the reliability diagram; returns the report document."""
+    import hashlib
     from pathlib import Path
 
     from edge_fer.convert.outputs import OutputPaths, StagedFiles
@@ -309,7 +317,8 @@ def calibrate_bundle(opts: Any) -> dict[str, Any]:
     fitted_on = {**faces.describe(), "source": str(faces.source)}
     cal = fit.meta(fitted_on)
     now = _now()
-    new_meta = replace_meta(meta, cal, {"calibrated_at": now, "calibrated_from": str(src.resolve())})
+    origin = {"file": src.name, "sha256": hashlib.sha256(src_bytes).hexdigest()}
+    new_meta = replace_meta(meta, cal, {"calibrated_at": now, "calibrated_from": origin})
     bundle = embed_metadata(with_softmax_beta(src_bytes, fit.beta), new_meta)
     read_bundle_meta(bundle, str(paths.model))  # the runtime's reader understands what we wrote
     png = reliability_png(fit, f"{src.name}, {faces.split} (n={len(faces)})")

@@ -9,6 +9,7 @@ changing a single prediction.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -108,7 +109,7 @@ def test_convert_calibrates_an_over_smoothed_model(smooth):
     cal = rep["probability_calibration"]
     assert cal["fitted_on"]["split"] == "PublicTest"  # the selection split, never the test split
     assert cal["temperature"] < 1.0  # an under-confident model is sharpened
-    assert cal["after"]["ece"] < 0.5 * cal["before"]["ece"]
+    assert cal["after"]["ece"] < cal["before"]["ece"] - 0.1, cal
     assert cal["after"]["nll"] < cal["before"]["nll"]
     assert cal["after"]["mean_confidence"] > cal["before"]["mean_confidence"]
     png = Path(rep["outputs"]["reliability"])
@@ -122,7 +123,9 @@ def test_convert_calibrates_an_over_smoothed_model(smooth):
     # held out (PrivateTest of the tiny data), through the runtime: ECE drops, predictions do not change
     x, y = _test_split(smooth)
     p_raw, p_cal = _probs(smooth["raw"], x), _probs(smooth["cal"], x)
-    assert calibration.ece(p_cal, y) < 0.5 * calibration.ece(p_raw, y)
+    e_raw, e_cal = calibration.ece(p_raw, y), calibration.ece(p_cal, y)
+    assert e_cal < e_raw - 0.05, (e_raw, e_cal)
+    assert calibration.nll(p_cal, y) < calibration.nll(p_raw, y)
     _same_predictions(p_raw, p_cal)
 
 
@@ -154,18 +157,19 @@ def test_an_existing_bundle_is_recalibrated_with_its_metadata_kept(smooth, tmp_p
     rep = json.loads(out.with_name("recal_report.json").read_text())
     assert rep["schema"] == "edge-fer-convert-calibration/1"
     cal = rep["probability_calibration"]
-    assert cal["after"]["ece"] < 0.5 * cal["before"]["ece"] and cal["fitted_on"]["split"] == "PublicTest"
+    assert cal["after"]["ece"] < cal["before"]["ece"] - 0.1 and cal["fitted_on"]["split"] == "PublicTest"
     assert out.with_name("recal_reliability.png").read_bytes()[:4] == b"\x89PNG"
     before, after = read_bundle_meta(smooth["raw"].read_bytes()), read_bundle_meta(out.read_bytes())
     assert after.labels == before.labels and after.preprocessing == before.preprocessing
     assert after.quantization == before.quantization
     assert after.metrics["quantized"] == before.metrics["quantized"]
     assert after.metrics["probability_calibration"]["temperature"] == cal["temperature"]
-    assert after.provenance["calibrated_from"] == str(smooth["raw"].resolve())
+    origin = after.provenance["calibrated_from"]
+    assert origin == {"file": "raw.tflite", "sha256": hashlib.sha256(smooth["raw"].read_bytes()).hexdigest()}
     x, y = _test_split(smooth)
     p_raw, p_new = _probs(smooth["raw"], x), _probs(out, x)
     _same_predictions(p_raw, p_new)
-    assert calibration.ece(p_new, y) < 0.5 * calibration.ece(p_raw, y)
+    assert calibration.ece(p_new, y) < calibration.ece(p_raw, y) - 0.05
     # the same temperature as calibrating at conversion time (same faces, same objective)
     t_conv = json.loads(smooth["cal"].with_name("cal_report.json").read_text())["probability_calibration"]
     assert cal["temperature"] == pytest.approx(t_conv["temperature"], rel=0.05)
