@@ -18,7 +18,7 @@ EVAL_SPLITS = ("test", "val")  # the held-out split convert verifies on; val: th
 
 @dataclass
 class ConvertOptions:
-    source: Path  # the positional argument: a run directory or a .keras file
+    source: Path  # the positional argument: a run directory, a .keras file, or a .tflite bundle to recalibrate
     out: Path = opt(required=True, flag="--out", short="-o", help="The int8 .tflite bundle to write.")
     report: Path | None = opt(None, flag="--report", help="Report JSON (default: <out>_report.json).")
     io: str = opt("int8", choices=IO_TYPES, flag="--io", help="Input/output tensor type: int8 or uint8.")
@@ -81,6 +81,16 @@ class ConvertOptions:
         flag="--margin",
         help="Crop margin the runtime adds around each detector box, stored in the bundle (choose it on the "
         "selection split: benchmarks/crop_margin.py). (default: the run's --margin)",
+    )
+
+    # temperature scaling on the selection split, folded into the output softmax (convert/calibrate.py)
+    calibrate: bool = opt(
+        True,
+        flag="--calibrate/--no-calibrate",
+        help="Fit a temperature on the selection split (FER2013 PublicTest) so that the scores are calibrated "
+        "probabilities, and fold it into the bundle's softmax; reports ECE, NLL and a reliability diagram "
+        "(<out>_reliability.png) before and after. A .tflite bundle as the source is recalibrated "
+        "(with --eval-data).",
     )
 
     def validate(self) -> ConvertOptions:

@@ -25,15 +25,25 @@ class OutputPaths:
     float_model: Path | None = None
     decoder: Path | None = None
     quality: Path | None = None
+    reliability: Path | None = None  # the reliability diagram of --calibrate
 
     @classmethod
-    def plan(cls, out: Path, report: Path | None, write_float: bool, decoder: bool, quality: bool) -> OutputPaths:
+    def plan(
+        cls,
+        out: Path,
+        report: Path | None,
+        write_float: bool = False,
+        decoder: bool = False,
+        quality: bool = False,
+        calibrate: bool = False,
+    ) -> OutputPaths:
         return cls(
             out,
             report or sibling(out, "_report.json"),
             sibling(out, "_float.tflite") if write_float else None,
             sibling(out, "_decoder.tflite") if decoder else None,
             sibling(out, "_ae.tflite") if quality else None,
+            sibling(out, "_reliability.png") if calibrate else None,
         )
 
     def check(self) -> None:
@@ -44,10 +54,13 @@ class OutputPaths:
             (self.float_model, "output"),
             (self.decoder, "output"),
             (self.quality, "output"),
+            (self.reliability, "output"),
         )
         targets = [(p, what) for p, what in named if p is not None]
         if len({p.resolve() for p, _ in targets}) != len(targets):
-            raise EdgeFerError("the output, report, float, decoder and autoencoder paths must differ")
+            raise EdgeFerError(
+                "the output, report, float, decoder, autoencoder and reliability diagram paths must differ"
+            )
         for p, what in targets:
             _check_writable(p, what)
 

@@ -39,6 +39,7 @@ class ConvertReport:
     float_size_bytes: int | None = None  # with --float
     decoder: dict[str, Any] | None = None  # with --decoder
     quality: dict[str, Any] | None = None  # with --quality
+    probability_calibration: dict[str, Any] | None = None  # with --calibrate (the default)
 
     @property
     def passed(self) -> bool:
@@ -72,7 +73,7 @@ class ConvertReport:
             "edgetpu": self.edgetpu,
             "versions": self.versions,
         }
-        for key in ("float_size_bytes", "decoder", "quality"):
+        for key in ("float_size_bytes", "decoder", "quality", "probability_calibration"):
             if getattr(self, key) is not None:
                 d[key] = getattr(self, key)
         return d
@@ -114,7 +115,24 @@ def format_table(report: ConvertReport) -> str:
         f"gate: accuracy drop {gate['accuracy_drop_points']:+.2f} pt vs --max-drop {gate['max_drop_points']:.2f}: "
         + ("PASS" if gate["passed"] else "FAIL"),
     ]
+    cal = report.probability_calibration
+    rows += calibration_lines(cal) if cal else ["calibration: off (--no-calibrate); scores are the raw softmax"]
     return "\n".join(rows)
+
+
+def calibration_lines(cal: dict[str, Any]) -> list[str]:
+    """The terminal summary of a temperature fit (``probability_calibration`` of a report)."""
+    b, a, on = cal["before"], cal["after"], cal["fitted_on"]
+    return [
+        f"calibration on {on['n']} {on['split']} faces: temperature T={cal['temperature']:.4f} "
+        f"(softmax beta {cal['softmax_beta']:.4f})",
+        f"{'':<16}{'before':>10}{'after':>10}",
+        f"{'ECE (' + str(a['bins']) + ' bins)':<16}{b['ece']:>10.4f}{a['ece']:>10.4f}",
+        f"{'NLL':<16}{b['nll']:>10.4f}{a['nll']:>10.4f}",
+        f"{'mean top prob':<16}{b['mean_confidence']:>10.4f}{a['mean_confidence']:>10.4f}",
+        f"{'accuracy':<16}{100 * b['accuracy']:>9.2f}%{100 * a['accuracy']:>9.2f}%"
+        f"  (top-1 agreement {100 * cal['argmax_agreement']:.2f}%)",
+    ]
 
 
 def _edgetpu_line(tpu: dict[str, Any]) -> str:

@@ -66,6 +66,18 @@ def resolve_source(src: Path) -> ConvertSource:
     return ConvertSource(model_path, run, meta, note, base.read_config())
 
 
+def is_tflite(src: Path) -> bool:
+    """A file that is a TFLite flatbuffer (by its identifier, or its name when unreadable)."""
+    if not src.is_file():
+        return False
+    try:
+        with src.open("rb") as f:
+            head = f.read(8)
+    except OSError:
+        return src.suffix.lower() == ".tflite"
+    return head[4:8] == b"TFL3" or src.suffix.lower() == ".tflite"
+
+
 def _check_model_file(src: Path) -> None:
     try:
         with src.open("rb") as f:

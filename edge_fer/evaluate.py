@@ -45,6 +45,7 @@ class EvalReport:
     detect: bool
     metrics: dict[str, Any]
     skipped: dict[str, Any] = field(default_factory=dict)
+    calibration: dict[str, Any] = field(default_factory=dict)  # edge_fer.calibration.summary + reliability
 
     def to_dict(self) -> dict[str, Any]:
         m = self.metrics
@@ -54,6 +55,11 @@ class EvalReport:
             "n": m["n"],
             "per_class": m["per_class"],
             "confusion": m["confusion_matrix"],
+            "ece": self.calibration.get("ece"),
+            "nll": self.calibration.get("nll"),
+            "mean_confidence": self.calibration.get("mean_confidence"),
+            "ece_bins": self.calibration.get("bins"),
+            "reliability": self.calibration.get("reliability"),
             "labels": m["labels"],
             "skipped": self.skipped,
             "model": self.model,
@@ -70,6 +76,12 @@ class EvalReport:
             f"data  {self.data} [{self.split}]{' (crops from the runtime detector)' if self.detect else ''}",
             f"accuracy {m['accuracy'] * 100:.2f}%   macro-F1 {m['macro_f1'] * 100:.2f}%   n={m['n']}",
         ]
+        c = self.calibration
+        if c:
+            lines.append(
+                f"calibration: ECE {c['ece']:.4f} ({c['bins']} bins)   NLL {c['nll']:.4f}   "
+                f"mean top probability {c['mean_confidence']:.4f}"
+            )
         skipped = {k: v for k, v in self.skipped.items() if v}
         if skipped:
             lines.append("skipped: " + ", ".join(f"{k} {v}" for k, v in skipped.items()))
@@ -160,7 +172,11 @@ def evaluate(
     probs = np.concatenate(
         [clf.predict_raw(clf.prepare_crops(crops[i : i + batch])) for i in range(0, len(crops), batch)]
     )
-    metrics = classification_report(np.asarray(ys), probs.argmax(1), clf.labels)
+    from edge_fer import calibration
+
+    y = np.asarray(ys)
+    metrics = classification_report(y, probs.argmax(1), clf.labels)
+    cal = {**calibration.summary(probs, y), "reliability": calibration.reliability(probs, y)}
     r = faces.report
     skipped: dict[str, Any] = {
         "unreadable": r.corrupt,
@@ -176,4 +192,5 @@ def evaluate(
         detect=detect,
         metrics=metrics,
         skipped=skipped,
+        calibration=cal,
     )

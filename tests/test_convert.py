@@ -383,8 +383,11 @@ def test_refuses_corrupt_model_file(tmp_path, capsys):
 
 def test_refuses_a_tflite_model_as_input(tiny, tmp_path, capsys):
     out = tmp_path / "m.tflite"
-    code, err = cli(["convert", str(tiny["out_dir"] / "fer_int8_float.tflite"), "--out", str(out)], capsys)
-    _assert_refused(code, err, out, "already a TFLite model")
+    src = str(tiny["out_dir"] / "fer_int8_float.tflite")
+    code, err = cli(["convert", src, "--out", str(out), "--no-calibrate"], capsys)
+    _assert_refused(code, err, out, "already a TFLite bundle", "recalibrate")
+    code, err = cli(["convert", src, "--out", str(out)], capsys)  # recalibration needs the selection split
+    _assert_refused(code, err, out, "--eval-data")
 
 
 def test_refuses_wrong_input_shape(tiny, tmp_path, capsys):

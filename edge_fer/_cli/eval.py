@@ -1,5 +1,6 @@
-"""`edge-fer eval`: accuracy, macro-F1, per-class precision/recall and the confusion matrix of a
-bundle on labeled faces, through the runtime's own classifier (never TensorFlow).
+"""`edge-fer eval`: accuracy, macro-F1, per-class precision/recall, the confusion matrix and how far the
+scores can be trusted as probabilities (ECE over 15 bins, NLL, mean top probability: edge_fer.calibration)
+of a bundle on labeled faces, through the runtime's own classifier (never TensorFlow).
 
     edge-fer eval --data fer2013.zip                       # the shipped model, FER2013 PrivateTest
     edge-fer eval --model m.tflite --data faces/ --detect  # DIR/<class>/*, crops from the detector
@@ -13,7 +14,11 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("eval", help="Evaluate a model bundle on labeled faces through the runtime's own preprocessing.")
+    @app.command(
+        "eval",
+        help="Evaluate a model bundle on labeled faces through the runtime's own preprocessing: accuracy, macro-F1, "
+        "per-class figures, and how far its scores are calibrated (ECE, NLL, mean top probability).",
+    )
     def eval_cmd(
         data: Path = typer.Option(
             ..., "--data", help="FER2013 .csv/.zip/folder, or a labeled image folder DIR/<class>/*."
