@@ -16,7 +16,7 @@ tracker carries between detections: they are what gets classified), matched one-
 annotated faces at IoU >= 0.5; detections inside an annotated ignore region count neither way.
 
 YuNet configurations run when a model is given (``--yunet-model``) or installed
-(``edge-fer models pull yunet``). ``fer`` lives in its own venv (see benchmarks/compare_fer.py):
+(``edge-fer models pull yunet``). ``fer`` lives in its own venv (see edge_fer/bench/compare_fer.py):
 run this script with that venv's python and ``PYTHONPATH=<this checkout>``.
 """
 

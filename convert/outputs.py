@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_fer.errors import EdgeFerError
-from edge_fer.fsutil import stage_bytes
+from edge_fer.fsutil import replace_durably, stage_bytes
 
 
 def sibling(out: Path, suffix: str) -> Path:
@@ -79,7 +79,7 @@ class StagedFiles:
 
     def commit(self) -> None:
         for tmp, target in self._items:
-            os.replace(tmp, target)
+            replace_durably(tmp, target)
         self._items.clear()
 
     def discard(self) -> None:

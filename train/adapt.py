@@ -43,7 +43,7 @@ from edge_fer.train.rundir import RunDir
 
 from edge_fer.bundle import ModelMeta
 from edge_fer.errors import DataError, EdgeFerError, ModelError
-from edge_fer.fsutil import atomic_write_json
+from edge_fer.fsutil import atomic_write_json, replace_durably
 
 log = logging.getLogger("edge_fer.train.adapt")
 
@@ -237,7 +237,7 @@ def adapt(opts: AdaptOptions) -> dict:
     atomic_write_json(tmp.adapt_report, report)
     if opts.out.exists():
         shutil.rmtree(opts.out)
-    os.replace(tmp.root, opts.out)
+    replace_durably(tmp.root, opts.out)
     log.info("adapted run written to %s (%.1f s)", opts.out, report["seconds"])
     return report
 

@@ -23,6 +23,7 @@ def register(app: typer.Typer) -> None:
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
+        rich_markup_mode=None,
     )
 
     @models.command(
