@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from edge_fer.bench.report import ModelRow, ModelsReport, PipelineReport
 from edge_fer import jsondoc
+from edge_fer.bench.report import ModelRow, ModelsReport, PipelineReport
 from edge_fer.errors import MissingExtraError, OutputError
 from edge_fer.pipeline import STAGES
 
