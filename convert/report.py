@@ -108,7 +108,7 @@ def format_table(report: ConvertReport) -> str:
     rows += [
         f"agreement (top-1, float vs int8): {100 * report.agreement:.2f}% on {ev['n']} {ev['split']} crops",
         f"size {report.size_bytes:,} B | params {report.parameters:,} | MACs {report.macs:,} | "
-        f"latency {lat['median']:.3f} ms median ({lat['threads']} thread, {lat['runtime']})",
+        f"latency {lat['p50_ms']:.3f} ms median ({lat['threads']} thread, {lat['runtime']})",
         _edgetpu_line(report.edgetpu),
         _compiler_line(report.edgetpu.get("compiler", {})),
         f"gate: accuracy drop {gate['accuracy_drop_points']:+.2f} pt vs --max-drop {gate['max_drop_points']:.2f}: "
