@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from edge_fer.errors import EdgeFerError
+from edge_fer import jsondoc
+from edge_fer.errors import CheckFailed
 
-REPORT_FORMAT = "edge-fer-convert-report"
-REPORT_VERSION = 1
+REPORT_KIND = "convert-report"  # the JSON head: schema edge-fer-convert-report/1 (edge_fer.jsondoc)
 
 
 @dataclass
@@ -38,7 +38,7 @@ class ConvertReport:
     versions: dict[str, str]
     float_size_bytes: int | None = None  # with --float
     decoder: dict[str, Any] | None = None  # with --decoder
-    quality: dict[str, Any] | None = None  # with --quality
+    quality: dict[str, Any] | None = None  # with --write-quality-gate
 
     @property
     def passed(self) -> bool:
@@ -46,9 +46,6 @@ class ConvertReport:
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
-            "format": REPORT_FORMAT,
-            "format_version": REPORT_VERSION,
-            "created": self.created,
             "source": self.source,
             "outputs": self.outputs,
             "params": self.params,
@@ -75,13 +72,12 @@ class ConvertReport:
         for key in ("float_size_bytes", "decoder", "quality"):
             if getattr(self, key) is not None:
                 d[key] = getattr(self, key)
-        return d
+        return jsondoc.document(REPORT_KIND, d)
 
 
-class AccuracyDropError(EdgeFerError):
-    """The int8 model lost more accuracy than ``--max-drop`` allows (outputs are still written)."""
+class AccuracyDropError(CheckFailed):
+    """The int8 model lost more accuracy than ``--max-drop`` allows (outputs are still written); exit 1."""
 
-    exit_code = 3
     report: ConvertReport | None = None
 
 

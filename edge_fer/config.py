@@ -149,7 +149,7 @@ class QualityConfig:
         True,
         flag="--quality/--no-quality",
         help="Crop-quality gate: use <model>_ae.tflite when it is next to the model (default on; "
-        "'edge-fer convert --quality' makes it).",
+        "'edge-fer convert --write-quality-gate' makes it).",
     )
     model: str = opt("", flag="--quality-model", help="The gate's autoencoder bundle, if not <model>_ae.tflite.")
     threshold: float = opt(

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from edge_fer import __version__
+
 
 @dataclass(slots=True)
 class Frame:
@@ -55,12 +57,22 @@ class Prediction:
         return {name: round(float(p), 4) for name, p in zip(self.labels, self.scores)}
 
 
+# every event's head (a JSONL line has no room for edge_fer.jsondoc's ``created``: ``ts`` is the time)
+EVENT_SCHEMA = "edge-fer-event/1"
+# the keys an event may carry besides the fixed fields: face events' confidence (``face``), previous
+# label (``expression_changed``), duration and frame count (``face_left``), the quality gate's
+# reconstruction error and verdict, the image file of a still source
+EVENT_EXTRA_KEYS = ("confidence", "previous", "duration_s", "frames", "recon_error", "low_quality", "image")
+
+
 @dataclass(slots=True)
 class Event:
     """Something worth telling the outside world. ``to_dict`` is what every sink writes.
 
-    Every event has ``type`` and ``ts``; face events (``face_appeared``, ``expression_changed``,
-    ``face_left``, ``face``) also carry ``track_id``, ``label`` and ``scores`` (label -> probability).
+    Every event has ``schema`` (``edge-fer-event/1``), the edge-fer ``version``, ``type`` and ``ts``;
+    face events (``face_appeared``, ``expression_changed``, ``face_left``, ``face``) also carry
+    ``track_id``, ``label`` and ``scores`` (label -> probability), and the ``extra`` keys of
+    :data:`EVENT_EXTRA_KEYS` where they apply.
     """
 
     type: str
@@ -73,7 +85,7 @@ class Event:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"type": self.type, "ts": round(self.ts, 6)}
+        d: dict[str, Any] = {"schema": EVENT_SCHEMA, "version": __version__, "type": self.type, "ts": round(self.ts, 6)}
         if self.frame is not None:
             d["frame"] = self.frame
         if self.track_id is not None:

@@ -17,8 +17,8 @@ def register(app: typer.Typer) -> None:
     @schema.command(app, "train", [("", TrainConfig)])
     def train_cmd(
         flags: dict[str, Any],
-        resume: bool = typer.Option(False, "--resume", help="Continue a stopped run in --out."),
-        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run in --out."),
+        resume: bool = typer.Option(False, "--resume", help="Continue a stopped run in --output."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing run in --output."),
     ) -> None:
         """Train the autoencoder-pretrained expression classifier (needs the 'train', 'jax' or 'torch' extra)."""
         from edge_fer.train.backend import resolve_backend

@@ -11,8 +11,9 @@ Endpoints (GET):
     Prometheus text exposition format 0.0.4 (see :func:`~edge_fer.sinks.prometheus.render_metrics`
     for the metric names).
 ``/latest``
-    ``{"ts", "events": [last N event dicts, oldest first], "tracks": {track_id: last event of each face
-    still present}}`` (:mod:`edge_fer.sinks.room`).
+    ``{"schema": "edge-fer-latest/1", "version", "created", "ts", "events": [last N event dicts, oldest
+    first], "tracks": [{"track_id", "label", "confidence", "scores", "box", "ts"} of each face still
+    present]}``: ``tracks`` has the shape of the MQTT state's (:mod:`edge_fer.sinks.room`).
 ``/``
     A tiny JSON index of the above.
 
@@ -38,7 +39,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from edge_fer import jsonutil
+from edge_fer import jsondoc, jsonutil
 from edge_fer.config import HttpConfig
 from edge_fer.errors import ConfigError
 from edge_fer.sinks.hostcheck import HostCheck
@@ -270,7 +271,7 @@ class HttpSink(Sink):
         with self._lock:
             events = list(self._events)
             tracks = self._room.tracks()
-        return {"ts": round(time.time(), 6), "events": events, "tracks": tracks}
+        return jsondoc.document("latest", {"ts": round(time.time(), 6), "events": events, "tracks": tracks})
 
     def metrics_text(self, now: float | None = None) -> str:
         st, err = self._status()
