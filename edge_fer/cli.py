@@ -1,4 +1,4 @@
-"""The ``edge-fer`` command: one typer app with train | convert | run | bench | eval.
+"""The ``edge-fer`` command: one typer app with train | convert | run | bench | eval | doctor | adapt | models.
 
 Each command lives in its own module under ``edge_fer/_cli`` and imports its heavy dependencies
 (TensorFlow for train/convert, OpenCV and the interpreter for run/bench) inside the command body,

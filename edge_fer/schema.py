@@ -2,8 +2,9 @@
 
 Everything else derives from it: the defaults (the dataclass), the CLI flags with their help and
 shown defaults (:func:`command`), validation with ranges and choices (:func:`check`), and for the run
-config the TOML file and ``--print-config`` (:mod:`edge_fer.config`). Used by ``run``/``bench``
-(:mod:`edge_fer.config`), ``train`` (``TrainConfig``) and ``convert`` (``ConvertOptions``)::
+config the TOML file and ``--print-config`` (:mod:`edge_fer.config`). Used by ``run``/``bench``/``eval``
+(:mod:`edge_fer.config`), ``train`` (``TrainConfig``), ``adapt`` (``AdaptOptions``) and ``convert``
+(``ConvertOptions``)::
 
     @dataclass
     class DetectorConfig:

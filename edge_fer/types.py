@@ -53,9 +53,6 @@ class Prediction:
     def confidence(self) -> float:
         return float(np.max(self.scores))
 
-    def as_dict(self) -> dict[str, float]:
-        return {name: round(float(p), 4) for name, p in zip(self.labels, self.scores)}
-
 
 # every event's head (a JSONL line has no room for edge_fer.jsondoc's ``created``: ``ts`` is the time)
 EVENT_SCHEMA = "edge-fer-event/1"

@@ -86,8 +86,6 @@ class RoiDetector(Detector):
         self.max_windows = inner.roi_max_windows
         self.known: list[_Known] = []
         self.frames = 0
-        self.full_passes = 0
-        self.roi_searches = 0
 
     def detect(self, image: np.ndarray) -> list[Face]:
         h, w = image.shape[:2]
@@ -95,13 +93,11 @@ class RoiDetector(Detector):
         self.frames += 1
         found: list[Face] = []
         if full:
-            self.full_passes += 1
             found = list(self.inner.detect(image))
         kept: list[_Known] = []
         for k in self.known:
             if any(iou(k.box, f.box) > 0.3 for f in found):
                 continue  # the full pass has it
-            self.roi_searches += 1
             x0, y0, x1, y1 = roi_window(k.box, self.margin * (1 + k.misses), w, h)
             face = self.inner.detect_roi(image, k.box, (x0, y0, x1, y1)) if x1 - x0 >= 8 and y1 - y0 >= 8 else None
             if face is not None and not any(iou(face.box, f.box) > 0.3 for f in found):
