@@ -58,8 +58,8 @@ class ConvertOptions:
         False,
         flag="--write-quality-gate",
         deprecated=("--quality",),
-        help="Also write the stage-1 autoencoder as <output>_ae.tflite: the crop-quality gate that "
-        "'edge-fer run --quality' uses (threshold calibrated on the validation faces, stored in its metadata).",
+        help="Also write the stage-1 autoencoder as <output>_ae.tflite: the crop-quality gate of "
+        "'edge-fer run' (threshold calibrated on the validation faces, stored in its metadata).",
     )
     quality_percentile: float = opt(
         99.0,

@@ -293,3 +293,30 @@ def test_csv_header_keeps_the_old_columns_first(tmp_path):
     header = (tmp_path / "e.csv").read_text().splitlines()[0].split(",")
     assert header[:9] == ["type", "ts", "frame", "track_id", "label", "x", "y", "w", "h"]
     assert header[-2:] == ["schema", "version"] and "previous" in header and "duration_s" in header
+
+
+def test_the_generated_reference_shows_one_convention():
+    """docs/cli_reference.py renders every command's help; no help offers a deprecated spelling, and
+    every command that writes a report offers --json and -q."""
+    from tests.conftest import REPO
+
+    sys.path.insert(0, str(REPO / "docs"))
+    try:
+        import cli_reference
+    finally:
+        sys.path.remove(str(REPO / "docs"))
+    text = cli_reference.reference()
+    for args in cli_reference.commands():
+        assert f"## edge-fer {' '.join(args)}\n" in text
+    import re
+
+    from edge_fer.schema import renamed
+
+    sections = dict(re.findall(r"## edge-fer ([a-z ]+)\n+```text\n(.*?)```", text, re.S))
+    for command, table in renamed().items():
+        if command in sections:
+            for old, (new, _) in table.items():
+                if old not in (new.split("/")):  # a pair such as --loop/--no-loop keeps its own name
+                    assert not re.search(rf"(?<![\w-]){re.escape(old)}(?![\w-])", sections[command]), (command, old)
+    for command in ("bench", "eval", "doctor", "convert", "models list"):
+        assert "--json" in sections[command] and "-q, --quiet" in sections[command], command
