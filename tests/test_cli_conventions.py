@@ -268,16 +268,21 @@ def test_events_carry_the_head_and_csv_keeps_every_jsonl_field(tmp_path, face_im
     assert p.returncode == 0, p.stderr
     rows = list(csv.DictReader((tmp_path / "e.csv").open(newline="")))
     assert len(rows) == len(events)
+    # two runs: the same events, field for field (numbers may differ in the last digits when the
+    # start-up probe picks another interpreter backend for one of them)
     for e, row in zip(events, rows):
+        assert {k: row[k] for k in ("schema", "version", "type", "frame", "track_id")} == {
+            k: str(e[k]) for k in ("schema", "version", "type", "frame", "track_id")
+        }
         for key, value in e.items():
             if key == "box":
                 assert [int(row[c]) for c in "xywh"] == value
             elif key == "scores":
-                assert {k: float(row[k]) for k in value} == value
+                assert {k: float(row[k]) for k in value} == pytest.approx(value, abs=0.02)
             elif isinstance(value, bool):
                 assert row[key] == str(value).lower(), key
             elif isinstance(value, (int, float)):
-                assert float(row[key]) == pytest.approx(value), key
+                assert float(row[key]) == pytest.approx(value, abs=60 if key == "ts" else 0.02), key
             else:
                 assert row[key] == str(value), key
         assert {k for k in row if row[k] not in ("", None)} - set(e) <= set(e.get("scores") or {}) | set("xywh")
