@@ -16,7 +16,7 @@ Everything goes through the runtime's own classes (``Classifier``, ``QualityGate
 
     python benchmarks/quality_gate.py --model fer_int8.tflite --data ../shared/data/fer2013.zip \
         --out benchmarks/results/quality_gate
-writes ``quality_gate.json`` and ``quality_gate.md`` (the README's tables).
+writes ``quality_gate.json`` and ``quality_gate.md`` (the tables of docs/autoencoder.md).
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from edge_fer.types import Frame
 
 if TYPE_CHECKING:
@@ -28,6 +30,16 @@ def _free_name(path: Path) -> Path:
     if p != path:
         log.info("%s exists: writing %s instead (--overwrite replaces it)", path, p)
     return p
+
+
+def draw_faces(img: np.ndarray, boxes: Sequence[tuple[int, int, int, int]], captions: Sequence[str]) -> None:
+    """Draw each box and its caption (``#3 happy``) on the BGR image ``img``, in place: the annotated
+    video and the live preview (:mod:`edge_fer.sinks.preview`)."""
+    import cv2
+
+    for (x, y, w, h), text in zip(boxes, captions):
+        cv2.rectangle(img, (x, y), (x + w, y + h), (0, 255, 0), 2)
+        cv2.putText(img, text, (x, max(12, y - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 0), 1, cv2.LINE_AA)
 
 
 class Annotator:
@@ -55,11 +67,7 @@ class Annotator:
                 from edge_fer.errors import ConfigError
 
                 raise ConfigError(f"cannot write annotated video {self.path}")
-        for (x, y, w, h), tid, lab in zip(boxes, ids, labels):
-            cv2.rectangle(img, (x, y), (x + w, y + h), (0, 255, 0), 2)
-            cv2.putText(
-                img, f"#{tid} {lab}", (x, max(12, y - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 0), 1, cv2.LINE_AA
-            )
+        draw_faces(img, boxes, [f"#{tid} {lab}" for tid, lab in zip(ids, labels)])
         self.writer.write(img)
 
     def close(self) -> None:

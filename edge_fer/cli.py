@@ -55,9 +55,9 @@ def _root(
 
 
 def _register() -> None:
-    from edge_fer._cli import adapt, bench, convert, doctor, eval, run, train
+    from edge_fer._cli import adapt, analyze, bench, convert, doctor, eval, run, train
 
-    for mod in (train, convert, run, bench, eval, doctor, adapt):
+    for mod in (train, convert, run, analyze, bench, eval, doctor, adapt):
         mod.register(app)
     from edge_fer._cli import models  # edge-fer models pull|list|remove
 

@@ -9,7 +9,8 @@
     [output]   path, format, overwrite, per_frame, annotate, save_crops
     [quality]  enabled, model, threshold
     [mqtt]     host, port, topic, client_id, username, password, qos, discovery, queue_size, ack_timeout
-    [http]     host, port, allowed_hosts
+    [http]     host, port, allowed_hosts, token, public_metrics, preview, preview_fps, preview_max_viewers,
+               preview_width
     [run]      max_frames, status_interval_s
 
 Each section is a dataclass whose fields carry their range, choices, CLI flag and help
@@ -36,6 +37,7 @@ from edge_fer.interpreter import DEVICES
 from edge_fer.schema import opt
 
 OUTPUT_FORMATS = ("jsonl", "csv")
+MIN_TOKEN_LEN = 16
 
 
 @dataclass
@@ -166,10 +168,10 @@ class MqttConfig:
     host: str = opt("", flag="--mqtt-host", help="Publish events to this MQTT broker (needs edge-fer[mqtt]).")
     port: int = opt(1883, lo=1, hi=65535, flag="--mqtt-port", help="MQTT broker port.")
     topic: str = opt("edge-fer", flag="--mqtt-topic", help="MQTT topic prefix.")
-    client_id: str = ""
-    username: str = ""
-    password: str = ""
-    qos: int = opt(1, choices=(0, 1, 2))
+    client_id: str = opt("", help="MQTT client id (empty: edge-fer-<hostname>-<random>).")
+    username: str = opt("", help="Broker user name (empty: none).")
+    password: str = opt("", help="Broker password; never logged or printed (--print-config shows ***).")
+    qos: int = opt(1, choices=(0, 1, 2), help="QoS of <topic>/events (availability is 1, state and stats 0).")
     discovery: bool = opt(False, help="Home Assistant discovery.")
     queue_size: int = opt(
         1000, lo=1, hi=10_000_000, help="Events held while the broker is down or stalled; the oldest are dropped."
@@ -189,6 +191,30 @@ class HttpConfig:
         "",
         help="Host header names accepted besides localhost, IP addresses and this machine's "
         "names (DNS-rebinding guard); comma-separated, '*': any.",
+    )
+    token: str = opt(
+        "",
+        help=f"Access token for the page, the preview and the JSON/metrics endpoints (at least {MIN_TOKEN_LEN} "
+        "characters); required when http.host is not a loopback address. Sent as ?token= (the page then keeps "
+        "it in a cookie) or 'Authorization: Bearer <token>'.",
+    )
+    public_metrics: bool = opt(
+        False,
+        help="/metrics and /healthz answer without the token (a Prometheus scraper or health probe that cannot "
+        "send a bearer token); the page, /latest and the preview still need it.",
+    )
+    preview: bool = opt(
+        False,
+        flag="--http-preview/--no-http-preview",
+        help="Serve an annotated live preview at /stream.mjpg and show it on the page (off by default: it shows "
+        "faces).",
+    )
+    preview_fps: float = opt(
+        5.0, lo=0.0, hi=30.0, open_lo=True, help="Most preview frames encoded per second, while someone watches."
+    )
+    preview_max_viewers: int = opt(3, lo=1, hi=64, help="Preview viewers served at once; more get 503.")
+    preview_width: int = opt(
+        640, lo=0, hi=4096, help="Preview frames wider than this are scaled down before encoding (0: full size)."
     )
 
 
@@ -293,7 +319,43 @@ def validate(cfg: Config) -> Config:
     the key (``config key 'detector.scale' must be in [0.05, 1], got 2.0``)."""
     for prefix, _ in SCHEMAS:
         schema.check(getattr(cfg, prefix[:-1]), prefix)
+    check_http(cfg.http)
     return cfg
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a bind address only accepts connections from this machine (``127.0.0.0/8``, ``::1``,
+    ``localhost``)."""
+    import ipaddress
+
+    h = host.strip().strip("[]").lower()
+    if h == "localhost" or h.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(h).is_loopback
+    except ValueError:
+        return False
+
+
+def check_http(http: HttpConfig) -> None:
+    """The HTTP sink's security rule: a server reachable from other machines needs a token (no page, no
+    preview, no events for anyone on the network), and a token must be long enough to resist guessing."""
+    if http.token and len(http.token) < MIN_TOKEN_LEN:
+        raise ConfigError(
+            f"config key 'http.token' must be at least {MIN_TOKEN_LEN} characters, got {len(http.token)} "
+            "(make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
+        )
+    if http.token and not re.fullmatch(r"[A-Za-z0-9_.~-]+", http.token):
+        raise ConfigError(
+            "config key 'http.token' may hold only letters, digits and _ . ~ - (it travels in URLs and cookies)"
+        )
+    if http.preview and not http.port:
+        raise ConfigError("http.preview needs the HTTP server: set http.port (--http-port)")
+    if http.port and not http.token and not is_loopback(http.host):
+        raise ConfigError(
+            f"http.host {http.host!r} is reachable from other machines: set http.token (at least "
+            f"{MIN_TOKEN_LEN} characters) in the config file, or bind 127.0.0.1 and use an SSH tunnel"
+        )
 
 
 def from_dict(data: dict[str, Any], text: str | None = None, source: str = "config") -> Config:

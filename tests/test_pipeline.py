@@ -118,7 +118,9 @@ def test_status_dict_and_stage_timing(tmp_path, hamilton_clip, tiny_bundle):
         "source",
         "model",
         "stages",
+        "detector",
     }
+    assert st["detector"] == pipe.detector.name
     assert st["frames"] == 30 and st["fps"] > 0 and st["dropped_frames"] == 0 and st["errors"] == 0
     assert tuple(st["stages"]) == STAGES
     for s in st["stages"].values():

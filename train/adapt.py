@@ -5,18 +5,18 @@ Input: a run directory (``model.keras``, ``metadata.json``, ``config.json``, the
 ``edge-fer run --save-crops DIR`` collects. Output: a new run directory that ``edge-fer convert``
 turns into a bundle as usual (``--write-quality-gate`` included).
 
-What it does (each step measured in ``benchmarks/adapt_shift.py``; README, "Autoencoder on the device"):
+What it does (each step measured in ``benchmarks/adapt_shift.py``; docs/autoencoder.md):
 
 1. **Batch-norm re-estimation** of the classifier: every BatchNormalization layer's moving mean and
    variance are recomputed (a cumulative average over the whole set, not an EMA) on the new crops
    mixed with ``mix`` (default 2) times as many of the original training faces, so the network normalizes
    the new camera's statistics without forgetting the old ones (``mix`` 1 gains more on the new camera
-   but costs more than a point on the old one: README). No weight changes, no labels.
+   but costs more than a point on the old one: docs/autoencoder.md). No weight changes, no labels.
 2. The autoencoder is copied unchanged by default: ``edge-fer convert --write-quality-gate`` of the adapted run
    calibrates the crop-quality gate's threshold (:mod:`edge_fer.quality`) on the new camera's own crops,
    which is what makes the gate work there. ``ae_epochs`` > 0 continues its reconstruction training on
    the same mix (batch norm frozen, a low Adam rate): it reconstructs everything better, non-faces
-   included, and the gate then tells faces from non-faces *worse* (measured; README). So does
+   included, and the gate then tells faces from non-faces *worse* (measured; docs/autoencoder.md). So does
    re-estimating the autoencoder's own batch-norm statistics, which is therefore not done.
 3. ``calibration.npz``: the new crops with the adapted model's predicted labels, for
    ``edge-fer convert OUT --calib-data OUT/calibration.npz`` (int8 ranges from the new camera).
@@ -47,7 +47,7 @@ from edge_fer.fsutil import atomic_write_json, replace_durably
 
 log = logging.getLogger("edge_fer.train.adapt")
 
-MIN_CROPS = 100  # fewer crops give batch-norm statistics that are mostly noise (see the README)
+MIN_CROPS = 100  # fewer crops give batch-norm statistics that are mostly noise (docs/autoencoder.md)
 
 
 def _check_run(run: RunDir) -> tuple[ModelMeta, dict]:
@@ -278,7 +278,7 @@ def _adapt_autoencoder(
         ae_report["mse_original_before"] = round(_recon_mse(ae, x_orig), 6)
     if opts.ae_epochs:
         # batch norm frozen (inference mode): trained in batch-statistics mode, the autoencoder reconstructed
-        # the new crops worse afterwards than before (README, "Autoencoder on the device")
+        # the new crops worse afterwards than before (docs/autoencoder.md)
         for ly in _all_layers(ae):
             if isinstance(ly, keras.layers.BatchNormalization):
                 ly.trainable = False

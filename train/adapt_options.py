@@ -19,7 +19,7 @@ class AdaptOptions:
     out: Path = opt(
         required=True, flag="--output", short="-o", aliases=("--out",), help="The adapted run directory to write."
     )
-    # chosen on PublicTest (README)
+    # chosen on PublicTest (docs/autoencoder.md)
     mix: float = opt(
         2.0,
         lo=0.0,

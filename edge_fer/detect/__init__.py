@@ -79,15 +79,16 @@ def detector_class(name: str) -> Any:
     return plugins.load(DETECTORS, name, "detector")
 
 
-def build_detector(cfg: DetectorConfig, *, windows: bool = True, **tuning: Any) -> Detector:
+def build_detector(cfg: DetectorConfig, *, windows: bool = True, stride: int = 1, **tuning: Any) -> Detector:
     """The detector of a (validated) ``[detector]`` section. With ``full_every`` N >= 1 (and
     ``windows``) it is wrapped in a :class:`~edge_fer.detect.roi.RoiDetector`: a full-frame pass every
-    N frames, windows around the known faces between (``every``: frames between two calls)."""
+    N frames, windows around the known faces between (``every``: frames between two calls; ``stride``:
+    source frames per processed frame, ``edge-fer analyze --every``)."""
     det = detector_class(cfg.name).from_config(cfg, **tuning)
     if windows and cfg.full_every > 0:
         from edge_fer.detect.roi import RoiDetector
 
-        det = RoiDetector(det, full_every=cfg.full_every, frame_gap=cfg.every)
+        det = RoiDetector(det, full_every=cfg.full_every, frame_gap=cfg.every * max(1, stride))
     return det
 
 

@@ -24,7 +24,7 @@ class YuNetDetector(WindowDetector):
     name = "yunet"
     # YuNet's boxes are tall (w/h ~0.76) and ~9% longer than Haar's square on FER2013 faces; on
     # PublicTest the shipped model scored best with YuNet crops ~0.92x the box height at the bundle's
-    # margin 0.05 (benchmarks/crop_margin.py, README "Crops from the runtime's own detector")
+    # margin 0.05 (benchmarks/crop_margin.py, docs/benchmarks.md, "Crop framing per detector")
     framing = 0.84
 
     def __init__(

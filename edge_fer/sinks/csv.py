@@ -19,7 +19,7 @@ from edge_fer.sinks.textfile import TextFileSink
 from edge_fer.types import EVENT_EXTRA_KEYS, Event
 
 BASE_COLUMNS = ("type", "ts", "frame", "track_id", "label", "x", "y", "w", "h")
-TAIL_COLUMNS = (*EVENT_EXTRA_KEYS, "schema", "version")
+TAIL_COLUMNS = ("media_time_s", *EVENT_EXTRA_KEYS, "schema", "version")
 
 
 def _cell(v: Any) -> Any:
