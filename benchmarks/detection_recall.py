@@ -10,13 +10,13 @@ the sink, events to os.devnull) fed the same decoded frames; ``fer`` is ``FER().
 model). All of them process frame i before any processes frame i+1, in an order that rotates every
 frame, so load from other processes falls on all of them alike. Decoding is done once, not timed.
 
-Recall and precision (``edge_fer.detect.scoring``): the boxes each pipeline hands to its classifier
+Recall and precision (``benchmarks/detection_scoring.py``): the boxes each pipeline hands to its classifier
 on the annotated frames of the first pass (for ``--detect-every N`` those include the boxes the
 tracker carries between detections: they are what gets classified), matched one-to-one to the
 annotated faces at IoU >= 0.5; detections inside an annotated ignore region count neither way.
 
 YuNet configurations run when a model is given (``--yunet-model``) or installed
-(``edge-fer models pull yunet``). ``fer`` lives in its own venv (see benchmarks/compare_fer.py):
+(``edge-fer models pull yunet``). ``fer`` lives in its own venv (see edge_fer/bench/compare_fer.py):
 run this script with that venv's python and ``PYTHONPATH=<this checkout>``.
 """
 
@@ -120,11 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     from compare_fer import load_frames  # benchmarks/, beside this script
+    from detection_scoring import load_ground_truth, score  # benchmarks/, beside this script
 
     from edge_fer import config as cfgmod
     from edge_fer.bench.machine import loadavg as _loadavg
     from edge_fer.bench.machine import machine_info
-    from edge_fer.detect.scoring import load_ground_truth, score
     from edge_fer.doctor import dist_version as _dist_version
     from edge_fer.errors import EdgeFerError
     from edge_fer.pipeline import Pipeline

@@ -294,7 +294,8 @@ def calibrate_bundle(opts: Any) -> dict[str, Any]:
             f"recalibrating {src} needs --eval-data DATASET: the temperature is fitted on its selection split "
             "(FER2013 PublicTest)"
         )
-    refuse_output_over_inputs(opts.out, [src, opts.eval_data], "--out")
+    refuse_output_over_inputs(opts.out, [src, opts.eval_data], "--output")
+    refuse_output_over_inputs(opts.report, [src, opts.eval_data], "--json")
     paths = OutputPaths.plan(Path(opts.out), Path(opts.report) if opts.report else None, calibrate=True)
     paths.check()
     try:
@@ -337,8 +338,11 @@ def calibrate_bundle(opts: Any) -> dict[str, Any]:
     with StagedFiles() as staged:
         staged.add(paths.model, bundle)
         staged.add(paths.reliability, png)
-        staged.add(paths.report, jsondoc.dumps(doc).encode())
+        if str(paths.report) != "-":
+            staged.add(paths.report, jsondoc.dumps(doc).encode())
         staged.commit()
+    if str(paths.report) == "-":
+        jsondoc.write("-", doc)
     return doc
 
 

@@ -27,9 +27,9 @@ from edge_fer.convert.outputs import OutputPaths, StagedFiles
 from edge_fer.convert.report import AccuracyDropError, ConvertReport, summary
 from edge_fer.convert.source import ConvertSource, resolve_source
 
+from edge_fer import jsondoc
 from edge_fer.bundle import ModelMeta, read_bundle_meta
 from edge_fer.errors import DataError, ModelError
-from edge_fer.fsutil import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def convert_run(opts: ConvertOptions) -> ConvertReport:
         report.probability_calibration = cal.report()
     _write_outputs(opts, src, paths, model, data, bundle, report, bundle_meta, cal)
     _compile_edgetpu(opts, paths, report)
-    atomic_write_json(paths.report, report.to_dict())
+    jsondoc.write(paths.report, report.to_dict())  # "-": stdout
     _gate(report, check, opts.max_drop, paths)
     return report
 
@@ -94,9 +94,11 @@ def _check_inputs(opts: ConvertOptions) -> tuple[ConvertSource, OutputPaths]:
     if opts.decoder:
         src.require_run_dir("--decoder", "encoder.keras", "decoder.keras")
     if opts.quality:
-        run = src.require_run_dir("--quality", "autoencoder.keras")
+        run = src.require_run_dir("--write-quality-gate", "autoencoder.keras")
         if not run.autoencoder.is_file():
-            raise ModelError(f"--quality: {run.autoencoder} not found (the run had no autoencoder pretraining?)")
+            raise ModelError(
+                f"--write-quality-gate: {run.autoencoder} not found (the run had no autoencoder pretraining?)"
+            )
     return src, paths
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from edge_fer.errors import EdgeFerError
+from edge_fer import jsondoc
+from edge_fer.errors import CheckFailed
 
-REPORT_FORMAT = "edge-fer-convert-report"
-REPORT_VERSION = 1
+REPORT_KIND = "convert-report"  # the JSON head: schema edge-fer-convert-report/1 (edge_fer.jsondoc)
 
 
 @dataclass
@@ -38,7 +38,7 @@ class ConvertReport:
     versions: dict[str, str]
     float_size_bytes: int | None = None  # with --float
     decoder: dict[str, Any] | None = None  # with --decoder
-    quality: dict[str, Any] | None = None  # with --quality
+    quality: dict[str, Any] | None = None  # with --write-quality-gate
     probability_calibration: dict[str, Any] | None = None  # with --calibrate (the default)
 
     @property
@@ -47,9 +47,6 @@ class ConvertReport:
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
-            "format": REPORT_FORMAT,
-            "format_version": REPORT_VERSION,
-            "created": self.created,
             "source": self.source,
             "outputs": self.outputs,
             "params": self.params,
@@ -76,13 +73,12 @@ class ConvertReport:
         for key in ("float_size_bytes", "decoder", "quality", "probability_calibration"):
             if getattr(self, key) is not None:
                 d[key] = getattr(self, key)
-        return d
+        return jsondoc.document(REPORT_KIND, d)
 
 
-class AccuracyDropError(EdgeFerError):
-    """The int8 model lost more accuracy than ``--max-drop`` allows (outputs are still written)."""
+class AccuracyDropError(CheckFailed):
+    """The int8 model lost more accuracy than ``--max-drop`` allows (outputs are still written); exit 1."""
 
-    exit_code = 3
     report: ConvertReport | None = None
 
 
@@ -109,7 +105,7 @@ def format_table(report: ConvertReport) -> str:
     rows += [
         f"agreement (top-1, float vs int8): {100 * report.agreement:.2f}% on {ev['n']} {ev['split']} crops",
         f"size {report.size_bytes:,} B | params {report.parameters:,} | MACs {report.macs:,} | "
-        f"latency {lat['median']:.3f} ms median ({lat['threads']} thread, {lat['runtime']})",
+        f"latency {lat['p50_ms']:.3f} ms median ({lat['threads']} thread, {lat['runtime']})",
         _edgetpu_line(report.edgetpu),
         _compiler_line(report.edgetpu.get("compiler", {})),
         f"gate: accuracy drop {gate['accuracy_drop_points']:+.2f} pt vs --max-drop {gate['max_drop_points']:.2f}: "

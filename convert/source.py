@@ -39,7 +39,7 @@ class ConvertSource:
         return (found, None) if found is not None else (None, f"the run's dataset {raw!r} (config.json) was not found")
 
     def require_run_dir(self, flag: str, *files: str) -> RunDir:
-        """The run directory (``--decoder``, ``--quality`` need one); ``files`` must be in it."""
+        """The run directory (``--decoder``, ``--write-quality-gate`` need one); ``files`` must be in it."""
         if self.run_dir is None:
             raise ModelError(f"{flag} needs a run directory (with {' and '.join(files)})")
         return self.run_dir

@@ -43,11 +43,11 @@ MIN_TOKEN_LEN = 16
 @dataclass
 class SourceConfig:
     uri: str = opt(
-        "0",
+        "",
         flag="--source",
         short="-s",
         help="Video file, image/folder/glob, camera index, rtsp://|http:// URL, or 'picamera2' "
-        "(default: none; needed unless --config names one).",
+        "(default: none; needed unless the --config file's [source] names one).",
     )
     width: int = opt(
         0, lo=0, hi=16384, flag="--width", help="Camera capture width (0: the device's default; picamera2: 640)."
@@ -153,7 +153,7 @@ class QualityConfig:
         True,
         flag="--quality/--no-quality",
         help="Crop-quality gate: use <model>_ae.tflite when it is next to the model (default on; "
-        "'edge-fer convert --quality' makes it).",
+        "'edge-fer convert --write-quality-gate' makes it).",
     )
     model: str = opt("", flag="--quality-model", help="The gate's autoencoder bundle, if not <model>_ae.tflite.")
     threshold: float = opt(
@@ -401,18 +401,49 @@ def load(path: str | Path) -> Config:
         raise ConfigError(f"{p}:{at}: {e}" if at else f"{p}: {e}") from None
 
 
-def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
-    """Apply ``{"section.key": value}``; ``None`` values (flag not given) are skipped."""
+def _spec(dotted: str) -> schema.Spec | None:
+    section, _, key = dotted.partition(".")
+    for f in fields(Config):
+        if f.name == section:
+            for g in fields(cast(type, f.default_factory)):
+                if g.name == key:
+                    return schema.spec_of(g)
+    return None
+
+
+def apply_overrides(cfg: Config, overrides: dict[str, Any], *, as_flags: bool = False) -> Config:
+    """Apply ``{"section.key": value}``; ``None`` values (flag not given) are skipped. ``as_flags``:
+    the values came from CLI flags, and an error names the flag (``--detect-scale``), not the key."""
     for k, v in overrides.items():
         if v is not None:
             cfg.set(k, v, "")
+            spec = _spec(k) if as_flags else None
+            if spec is not None and spec.flag:
+                schema.check_value(
+                    spec.flag.split("/")[0], getattr(getattr(cfg, k.split(".")[0]), k.split(".")[1]), spec
+                )
     return validate(cfg)
 
 
-def build(config_file: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
-    """The effective config: defaults <- file <- CLI flags."""
+def build(
+    config_file: str | Path | None = None, overrides: dict[str, Any] | None = None, *, as_flags: bool = False
+) -> Config:
+    """The effective config: defaults <- file <- CLI flags (``as_flags``: errors in them name the flag)."""
     cfg = load(config_file) if config_file else Config()
-    return apply_overrides(cfg, overrides or {})
+    return apply_overrides(cfg, overrides or {}, as_flags=as_flags)
+
+
+NO_SOURCE = (
+    "no source: give --source (a video file, images, a camera index such as 0, a URL or 'picamera2') "
+    "or set uri in the [source] section of the --config file"
+)
+
+
+def require_source(cfg: Config) -> Config:
+    """The one check that a source was named, by a flag or the file: nothing opens camera 0 unasked."""
+    if not cfg.source.uri.strip():
+        raise ConfigError(NO_SOURCE)
+    return cfg
 
 
 def to_toml(cfg: Config, *, redact: bool = False) -> str:

@@ -28,7 +28,6 @@ class CropSaver:
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
         self.run_tag = time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
-        self.saved = 0
         self.errors = 0
 
     def check_folder(self) -> None:
@@ -62,9 +61,7 @@ class CropSaver:
                 ok = cv2.imwrite(str(path), crop)
             except cv2.error:
                 ok = False
-            if ok:
-                self.saved += 1
-            else:
+            if not ok:
                 self.errors += 1
                 if self.errors in (1, 10, 100) or self.errors % 1000 == 0:
                     log.warning("--save-crops: cannot write %s (%d crop(s) lost so far)", path, self.errors)

@@ -29,9 +29,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class DetectOptions:
+    """How ``detect=True`` finds the face: the detector settings of ``edge-fer run`` (the CLI fills
+    them from the run config, :class:`edge_fer.config.DetectorConfig`, with its defaults), plus the
+    context given to tight crops (``min_side``, ``pad``)."""
+
     detector: str = "haar"
     model: str = ""
-    scale: float = 1.0
+    scale: float = 0.5
     min_size: int = 30
     min_side: int = 160
     pad: float = 0.25
@@ -54,7 +58,7 @@ class EvalReport:
             "macro_f1": m["macro_f1"],
             "n": m["n"],
             "per_class": m["per_class"],
-            "confusion": m["confusion_matrix"],
+            "confusion_matrix": m["confusion_matrix"],
             "ece": self.calibration.get("ece"),
             "nll": self.calibration.get("nll"),
             "mean_confidence": self.calibration.get("mean_confidence"),

@@ -1,7 +1,8 @@
 """Atomic file writes: a reader (or a crash) never sees half a file; and where edge-fer keeps its cache.
 
-The data goes to a temporary file in the target's folder, is flushed, gets the usual permissions
-(``0666 & ~umask``; ``mkstemp`` makes ``0600``) and is then renamed over the target.
+The data goes to a temporary file in the target's folder, is flushed and fsynced, gets the usual
+permissions (``0666 & ~umask``; ``mkstemp`` makes ``0600``) and is then renamed over the target; the
+folder is fsynced too (:func:`replace_durably`), since an SD card can lose a rename on a power cut.
 """
 
 from __future__ import annotations
@@ -38,10 +39,32 @@ def stage_bytes(target: str | Path, data: bytes) -> Path:
     return Path(tmp)
 
 
+def fsync_dir(folder: str | Path) -> None:
+    """Flush a folder's entries (a rename, a new file) to the disk. Best effort: a file system or
+    platform that cannot open or fsync a directory is left as it is."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def replace_durably(src: str | Path, target: str | Path) -> None:
+    """:func:`os.replace` followed by an fsync of the target's folder, so that the rename itself
+    survives a power cut."""
+    os.replace(src, target)
+    fsync_dir(Path(target).absolute().parent)
+
+
 def atomic_write_bytes(target: str | Path, data: bytes) -> None:
     tmp = stage_bytes(target, data)
     try:
-        os.replace(tmp, target)
+        replace_durably(tmp, target)
     except OSError as e:
         tmp.unlink(missing_ok=True)
         raise EdgeFerError(f"cannot write {target}: {e.strerror or e}") from None

@@ -24,8 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_fer.errors import ConfigError, EdgeFerError, ModelError
-from edge_fer.fsutil import cache_dir
+from edge_fer.errors import ConfigError, ModelError, NetworkError
+from edge_fer.fsutil import cache_dir, replace_durably
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,8 @@ MAX_BYTES = 64 * 1024 * 1024  # a download with no pinned size stops here (--sha
 CHUNK = 64 * 1024
 
 
-class DownloadError(EdgeFerError):
-    """A model could not be fetched (no network, server error); nothing was installed."""
+class DownloadError(NetworkError):
+    """A model could not be fetched (no network, server error); nothing was installed. Exit 69."""
 
 
 class ChecksumError(ModelError):
@@ -200,7 +200,7 @@ def pull(
                 f"{where}: sha256 {got} ({n} bytes) is not the expected {expected}{hint}; nothing installed"
             )
         os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
+        replace_durably(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -106,7 +106,6 @@ class Pipeline:
         self.model_name = model_name or classifier.describe()
         self.frames = 0
         self.faces = 0
-        self.events = 0
         self.errors = 0
         self.last_frame_ts: float | None = None
         self._last_frame: Frame | None = None
@@ -321,7 +320,6 @@ class Pipeline:
                 except Exception as e:  # a sink must not raise; if it does, count it and go on
                     self.errors += 1
                     log.warning("sink %s raised: %s", sink.name, e)
-        self.events += len(events)
         for sink in self.sinks:
             try:
                 sink.flush()

@@ -15,32 +15,30 @@ import numpy as np
 
 from edge_fer.stats import summarize_ms
 
-SUMMARY_KEYS = ("mean_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms")
-
 
 class StageStats:
-    """A ring buffer of the last ``window`` durations (seconds) of one stage, plus totals."""
+    """A ring buffer of the last ``window`` durations (seconds) of one stage, their count and the
+    all-time maximum."""
 
-    __slots__ = ("buf", "n", "total", "max")
+    __slots__ = ("buf", "n", "max")
 
     def __init__(self, window: int = 2048):
         self.buf = np.zeros(window, np.float64)
         self.n = 0
-        self.total = 0.0
         self.max = 0.0
 
     def add(self, seconds: float) -> None:
         self.buf[self.n % len(self.buf)] = seconds
         self.n += 1
-        self.total += seconds
         if seconds > self.max:
             self.max = seconds
 
     def summary(self) -> dict[str, float]:
-        """{"mean_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms"} over the window (max: all time)."""
+        """:func:`edge_fer.stats.summarize_ms` (:data:`edge_fer.stats.SUMMARY_KEYS`) over the window;
+        ``max_ms`` is the all-time maximum."""
         s = summarize_ms(self.buf[: min(self.n, len(self.buf))])
         s["max_ms"] = round(self.max * 1000.0, 4) if self.n else 0.0
-        return {k: s[k] for k in SUMMARY_KEYS}
+        return s
 
 
 class StageTimes:

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_fer.boxes import iou  # re-exported: edge_fer.track.iou
 from edge_fer.config import TrackerConfig  # the [tracker] section: the tracker's options, with their ranges
 from edge_fer.types import Event, Face, Prediction, int_box
 
@@ -49,16 +50,6 @@ class Track:
     updated: bool = field(default=False, repr=False)
     first_media: float | None = None  # video file: media time (s) of the first and last detection
     last_media: float | None = None
-
-
-def iou(a: Sequence[float], b: Sequence[float]) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    ix = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    inter = ix * iy
-    union = aw * ah + bw * bh - inter
-    return inter / union if union > 0 else 0.0
 
 
 class Tracker:

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from edge_fer import __version__
+
 
 @dataclass(slots=True)
 class Frame:
@@ -53,19 +55,35 @@ class Prediction:
     def confidence(self) -> float:
         return float(np.max(self.scores))
 
-    def as_dict(self) -> dict[str, float]:
-        return {name: round(float(p), 4) for name, p in zip(self.labels, self.scores)}
+
+# every event's head (a JSONL line has no room for edge_fer.jsondoc's ``created``: ``ts`` is the time)
+EVENT_SCHEMA = "edge-fer-event/1"
+# the keys an event may carry besides the fixed fields: face events' confidence (``face``), previous
+# label (``expression_changed``), duration, frame count and media span (``face_left``), the quality gate's
+# reconstruction error and verdict, the image file of a still source
+EVENT_EXTRA_KEYS = (
+    "confidence",
+    "previous",
+    "duration_s",
+    "frames",
+    "media_start_s",
+    "media_end_s",
+    "recon_error",
+    "low_quality",
+    "image",
+)
 
 
 @dataclass(slots=True)
 class Event:
     """Something worth telling the outside world. ``to_dict`` is what every sink writes.
 
-    Every event has ``type`` and ``ts`` (wall-clock seconds since the epoch, when it was made); face
-    events (``face_appeared``, ``expression_changed``, ``face_left``, ``face``) also carry ``track_id``,
-    ``label`` and ``scores`` (label -> probability). Events from a video file also carry
-    ``media_time_s``: the position in the video (seconds, from the frame's presentation timestamp);
-    live sources have none.
+    Every event has ``schema`` (``edge-fer-event/1``), the edge-fer ``version``, ``type`` and ``ts``
+    (wall-clock seconds since the epoch, when it was made); face events (``face_appeared``,
+    ``expression_changed``, ``face_left``, ``face``) also carry ``track_id``, ``label`` and ``scores``
+    (label -> probability), and the ``extra`` keys of :data:`EVENT_EXTRA_KEYS` where they apply.
+    Events from a video file also carry ``media_time_s``: the position in the video (seconds, from
+    the frame's presentation timestamp); live sources have none.
     """
 
     type: str
@@ -79,7 +97,7 @@ class Event:
     media_time_s: float | None = None  # position in a video file (seconds); None for live sources
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"type": self.type, "ts": round(self.ts, 6)}
+        d: dict[str, Any] = {"schema": EVENT_SCHEMA, "version": __version__, "type": self.type, "ts": round(self.ts, 6)}
         if self.frame is not None:
             d["frame"] = self.frame
         if self.media_time_s is not None:

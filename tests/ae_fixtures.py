@@ -65,7 +65,7 @@ def tiny_ae_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_ae_bundle(tiny_ae_run, tmp_path_factory) -> Path:
-    """``convert --quality`` of the tiny run: ``bundle.tflite`` + ``bundle_ae.tflite``."""
+    """``convert --write-quality-gate`` of the tiny run: ``bundle.tflite`` + ``bundle_ae.tflite``."""
     from edge_fer.convert.converter import ConvertOptions, convert_run
 
     out = tmp_path_factory.mktemp("ae-bundle") / "bundle.tflite"

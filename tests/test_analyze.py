@@ -143,7 +143,7 @@ def test_without_matplotlib_the_plot_is_skipped_with_one_line(tmp_path, hamilton
 
 def test_every_k_and_annotate(tmp_path, hamilton_clip):
     out = tmp_path / "out"
-    r = cli("analyze", str(hamilton_clip), "-o", str(out), "--every", "3", "--annotate", "--max-seconds", "4")
+    r = cli("analyze", str(hamilton_clip), "-o", str(out), "--every", "3", "--write-annotated", "--max-seconds", "4")
     assert r.returncode == 0, r.stderr
     folder = out / "hamilton_clip"
     tl = rows(folder / "timeline.csv")

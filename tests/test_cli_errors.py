@@ -198,9 +198,9 @@ def test_training_set_with_a_single_class_is_refused(tmp_path):
 @pytest.mark.parametrize(
     "args,key",
     [
-        (["--threads", "1000"], "model.threads"),
-        (["--width", "-5"], "source.width"),
-        (["--detect-scale", "nan"], "detector.scale"),
+        (["--threads", "1000"], "--threads must be"),
+        (["--width", "-5"], "--width must be"),
+        (["--detect-scale", "nan"], "--detect-scale must be"),
     ],
 )
 def test_out_of_range_flags(args, key, hamilton_clip):

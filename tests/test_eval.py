@@ -14,7 +14,7 @@ import pytest
 from tests.datasets import faces, write_fer_folders, zip_folder
 from tests.test_cli_errors import EDGE_FER, assert_one_line_error, cli
 
-KEYS = {"accuracy", "macro_f1", "n", "per_class", "confusion", "labels", "skipped"}
+KEYS = {"accuracy", "macro_f1", "n", "per_class", "confusion_matrix", "labels", "skipped"}
 
 
 def direct_predictions(bundle, crops: list[np.ndarray]) -> np.ndarray:
@@ -40,7 +40,7 @@ def test_fer2013_zip_private_and_public_split(tmp_path, tiny_bundle):
     rep = run_eval(tmp_path, "--model", str(tiny_bundle), "--data", str(z))
     assert rep["split"] == "PrivateTest" and rep["n"] == 14  # odd indices of the 28 test faces
     assert rep["labels"] == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
-    cm = np.array(rep["confusion"])
+    cm = np.array(rep["confusion_matrix"])
     assert cm.shape == (7, 7) and cm.sum() == 14
     assert rep["accuracy"] == pytest.approx(np.trace(cm) / 14)
     # the same figure computed independently from the images and the runtime classifier

@@ -146,7 +146,7 @@ def test_a_transfer_cut_short_leaves_nothing(cache, monkeypatch, capsys):
 
     with _Server({"/cut": cut}) as srv:
         _pin(monkeypatch, [srv.url("/cut")])
-        assert main(["models", "pull", "yunet"]) == 2
+        assert main(["models", "pull", "yunet"]) == 69
     line = _one_line_error(capsys)
     assert "cannot download yunet" in line
     assert _leftovers(cache) == []
@@ -166,7 +166,7 @@ def test_no_network_is_one_clear_line(cache, monkeypatch, capsys):
         raise urllib.error.URLError(socket.gaierror(-3, "Temporary failure in name resolution"))
 
     monkeypatch.setattr(models_store.urllib.request, "urlopen", offline)
-    assert main(["models", "pull", "yunet"]) == 2
+    assert main(["models", "pull", "yunet"]) == 69
     line = _one_line_error(capsys)
     assert line.startswith("edge-fer: error: cannot download yunet from github.com, huggingface.co")
     assert "Temporary failure in name resolution" in line and "--from FILE" in line
@@ -178,7 +178,7 @@ def test_connection_refused_on_loopback(cache, capsys):
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()  # nothing listens there now
-    assert main(["models", "pull", "yunet", "--url", f"http://127.0.0.1:{port}/x.onnx", "--timeout", "5"]) == 2
+    assert main(["models", "pull", "yunet", "--url", f"http://127.0.0.1:{port}/x.onnx", "--timeout", "5"]) == 69
     assert "refused" in _one_line_error(capsys).lower()
 
 

@@ -171,7 +171,9 @@ def test_latest_tracks_and_emit_is_cheap(sink):
     d = json.loads(body)
     assert code == 200 and ctype == "application/json"
     assert [e["type"] for e in d["events"]] == ["face_appeared", "face_appeared", "expression_changed", "face_left"]
-    assert list(d["tracks"]) == ["1"] and d["tracks"]["1"]["label"] == "surprise"
+    assert d["schema"] == "edge-fer-latest/1" and d["version"] and d["created"].endswith("Z")
+    assert [(t["track_id"], t["label"], t["confidence"]) for t in d["tracks"]] == [(1, "surprise", 0.7)]
+    assert d["tracks"][0]["box"] is None and d["tracks"][0]["ts"] == 1.2
     t0 = time.perf_counter()
     for i in range(10_000):
         sink.emit(Event(type="face", ts=float(i), track_id=1, label="happy", scores={"happy": 1.0}))
@@ -216,7 +218,16 @@ def test_room_state_is_the_largest_face_and_forgets_who_left():
     from edge_fer.sinks.room import Room
 
     room = Room()
-    assert room.state(5.0) == {"ts": 5.0, "faces": 0, "label": "none", "confidence": None, "scores": {}, "tracks": []}
+    empty = {k: v for k, v in room.state(5.0).items() if k not in ("version", "created")}
+    assert empty == {
+        "schema": "edge-fer-state/1",
+        "ts": 5.0,
+        "faces": 0,
+        "label": "none",
+        "confidence": None,
+        "scores": {},
+        "tracks": [],
+    }
     assert not room.update(Event(type="heartbeat", ts=1.0).to_dict())
     for tid, label, box in ((4, "happy", (0, 0, 50, 50)), (3, "sad", (0, 0, 10, 10))):
         assert room.update(
@@ -224,9 +235,17 @@ def test_room_state_is_the_largest_face_and_forgets_who_left():
         )
     s = room.state(6.0)
     assert (s["faces"], s["label"], s["confidence"], s["scores"]) == (2, "happy", 0.75, {"happy": 0.75})
-    assert [t["track_id"] for t in s["tracks"]] == [3, 4] and list(room.tracks()) == ["3", "4"]
+    assert [t["track_id"] for t in s["tracks"]] == [3, 4] and s["tracks"] == room.tracks()
+    assert s["tracks"][1] == {
+        "track_id": 4,
+        "label": "happy",
+        "confidence": 0.75,
+        "scores": {"happy": 0.75},
+        "box": [0, 0, 50, 50],
+        "ts": 1.0,
+    }
     assert room.update(Event(type="face_left", ts=2.0, track_id=4).to_dict())
-    assert room.state(7.0)["label"] == "sad" and list(room.tracks()) == ["3"]
+    assert room.state(7.0)["label"] == "sad" and [t["track_id"] for t in room.tracks()] == [3]
 
 
 # --- the live page: assets, /api/state, the token, the preview switch --------------------------------
@@ -267,7 +286,7 @@ def test_state_has_faces_timeline_health_and_sinks():
         s.emit(Event(type="expression_changed", ts=t0 + 5, track_id=4, label="sad", scores={"happy": 0.3, "sad": 0.7}))
         code, _, body = request(s.port, "/api/state")
         d = json.loads(body)
-        assert code == 200 and d["labels"] == ["happy", "sad"]
+        assert code == 200 and d["labels"] == ["happy", "sad"] and d["schema"] == "edge-fer-live-state/1"
         assert d["faces"] == [
             {
                 "track_id": 4,

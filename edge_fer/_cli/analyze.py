@@ -43,6 +43,9 @@ def _cores() -> int:
 def register(app: typer.Typer) -> None:
     from edge_fer.config import SCHEMAS
 
+    # `run --annotate PATH` takes a file; this switch was spelled the same
+    schema.rename("analyze", "--annotate/--no-annotate", "--write-annotated/--no-write-annotated")
+
     @schema.command(
         app,
         "analyze",
@@ -63,7 +66,9 @@ def register(app: typer.Typer) -> None:
             0.0, "--max-seconds", help="Analyse only the first S seconds of each video (0: all of it)."
         ),
         annotate: bool = typer.Option(
-            False, "--annotate/--no-annotate", help="Also write annotated.mp4 per video (off by default: privacy)."
+            False,
+            "--write-annotated/--no-write-annotated",
+            help="Also write annotated.mp4 per video (off by default: privacy).",
         ),
         json_path: str | None = typer.Option(
             None, "--json", help="Also write the run's index as JSON here ('-': stdout)."

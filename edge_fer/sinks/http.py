@@ -19,8 +19,9 @@ Endpoints (GET):
     Prometheus text exposition format 0.0.4 (see :func:`~edge_fer.sinks.prometheus.render_metrics`
     for the metric names).
 ``/latest``
-    ``{"ts", "events": [last N event dicts, oldest first], "tracks": {track_id: last event of each face
-    still present}}`` (:mod:`edge_fer.sinks.room`).
+    ``{"schema": "edge-fer-latest/1", "version", "created", "ts", "events": [last N event dicts, oldest
+    first], "tracks": [{"track_id", "label", "confidence", "scores", "box", "ts"} of each face still
+    present]}``: ``tracks`` has the shape of the MQTT state's (:mod:`edge_fer.sinks.room`).
 ``/api``
     A tiny JSON index of the above.
 
@@ -53,7 +54,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
-from edge_fer import jsonutil
+from edge_fer import jsondoc, jsonutil
 from edge_fer.config import HttpConfig
 from edge_fer.errors import ConfigError
 from edge_fer.redact import register_secret
@@ -446,7 +447,7 @@ class HttpSink(Sink):
         if snap is not None and mono - snap[0] <= _PAGE_ACTIVE_S:
             faces = snap[1]
         else:  # the page just opened, or no frame lately: the faces as the last events described them
-            faces = [_face_from_event(e) for e in room.values()]
+            faces = [_face_from_event(e) for e in room]
         health: dict[str, Any] = {"status": verdict.get("status"), "ok": code == 200}
         for key in _HEALTH_KEYS:
             if st is not None and key in st:
@@ -463,15 +464,18 @@ class HttpSink(Sink):
             preview.update(
                 url="/stream.mjpg", fps=self.preview.fps, max_viewers=self.preview.max_viewers, viewers=ps.viewers
             )
-        return {
-            "ts": round(now, 3),
-            "labels": list(self.labels),
-            "faces": faces,
-            "timeline": {"window_s": self._timeline.window_s, "segments": segments},
-            "health": health,
-            "sinks": sinks,
-            "preview": preview,
-        }
+        return jsondoc.document(
+            "live-state",
+            {
+                "ts": round(now, 3),
+                "labels": list(self.labels),
+                "faces": faces,
+                "timeline": {"window_s": self._timeline.window_s, "segments": segments},
+                "health": health,
+                "sinks": sinks,
+                "preview": preview,
+            },
+        )
 
     def _status(self) -> tuple[Mapping[str, Any] | None, str | None]:
         fn = self._status_provider
@@ -514,7 +518,7 @@ class HttpSink(Sink):
         with self._lock:
             events = list(self._events)
             tracks = self._room.tracks()
-        return {"ts": round(time.time(), 6), "events": events, "tracks": tracks}
+        return jsondoc.document("latest", {"ts": round(time.time(), 6), "events": events, "tracks": tracks})
 
     def metrics_text(self, now: float | None = None) -> str:
         st, err = self._status()

@@ -1,4 +1,5 @@
-"""Scoring face boxes against hand-annotated ground truth: IoU matching, precision, recall.
+"""Scoring face boxes against hand-annotated ground truth: IoU matching, precision, recall
+(``benchmarks/detection_recall.py``; not part of the runtime).
 
 Ground truth is a JSON file (schema ``edge-fer-face-boxes/1``, e.g.
 ``benchmarks/data/hamilton_faces.json``)::
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge_fer.boxes import iou
 from edge_fer.errors import DataError
 
 SCHEMA = "edge-fer-face-boxes/1"
@@ -52,18 +54,6 @@ class GroundTruth:
     @property
     def num_faces(self) -> int:
         return sum(len(f.faces) for f in self.frames.values())
-
-
-def iou(a: Sequence[float], b: Sequence[float]) -> float:
-    """Intersection over union of two (x, y, w, h) boxes; 0 for empty ones."""
-    ax, ay, aw, ah = (float(v) for v in a[:4])
-    bx, by, bw, bh = (float(v) for v in b[:4])
-    ix = min(ax + aw, bx + bw) - max(ax, bx)
-    iy = min(ay + ah, by + bh) - max(ay, by)
-    if ix <= 0 or iy <= 0 or aw <= 0 or ah <= 0 or bw <= 0 or bh <= 0:
-        return 0.0
-    inter = ix * iy
-    return inter / (aw * ah + bw * bh - inter)
 
 
 def coverage(inner: Sequence[float], outer: Sequence[float]) -> float:
