@@ -2,7 +2,7 @@
 
 ::
 
-    [source]   uri, width, height, fps, loop, wait, max_pixels
+    [source]   uri, width, height, fps, loop, wait, max_pixels, stall_timeout
     [model]    path, device, threads
     [detector] name, model, every, full_every, scale, min_size, score_threshold
     [tracker]  iou_threshold, max_missed, min_hits, ema_alpha, switch_margin, switch_frames
@@ -64,6 +64,14 @@ class SourceConfig:
         50_000_000,
         lo=0,
         help="Images (and videos) declaring more pixels are refused from their header, before decoding (0: no limit).",
+    )
+    stall_timeout: float = opt(
+        10.0,
+        lo=0,
+        hi=3600,
+        flag="--stall-timeout",
+        help="A camera or stream whose capture call has not returned for this many seconds (a wedged driver, "
+        "a stalled stream) is abandoned and reopened (0: never).",
     )
 
 

@@ -124,7 +124,14 @@ class Pipeline:
         m, s, d = cfg.model, cfg.source, cfg.detector
         classifier = Classifier.from_file(m.path or None, device=m.device, threads=m.threads or None)
         source = open_source(
-            s.uri, width=s.width, height=s.height, fps=s.fps, loop=s.loop, wait=s.wait, max_pixels=s.max_pixels
+            s.uri,
+            width=s.width,
+            height=s.height,
+            fps=s.fps,
+            loop=s.loop,
+            wait=s.wait,
+            max_pixels=s.max_pixels,
+            stall_timeout=s.stall_timeout,
         )
         still = source.mode is SourceMode.STILL
         # each still image is its own scene: no face windows carried from the last one, a face counts at once
