@@ -119,10 +119,9 @@ class Classifier:
     @classmethod
     def from_file(cls, path: str | Path | None = None, **kwargs) -> Classifier:
         p = Path(path) if path else default_model_path()
-        try:
-            data = p.read_bytes()
-        except OSError as e:
-            raise ModelError(f"cannot read model {p}: {e.strerror or e}") from None
+        from edge_fer.fsutil import read_model_bytes
+
+        data = read_model_bytes(p, "model")  # a FIFO, a device or a huge file: refused before reading
         return cls(data, source=str(p), **kwargs)
 
     @property

@@ -31,7 +31,7 @@ from typing import Any, cast, get_type_hints
 
 from edge_fer import schema
 from edge_fer.detect import DETECTORS
-from edge_fer.errors import ConfigError
+from edge_fer.errors import ConfigError, EdgeFerError
 from edge_fer.interpreter import DEVICES
 from edge_fer.schema import opt
 
@@ -263,7 +263,12 @@ def _coerce(key: str, typ: type, value: Any, where: str) -> Any:
         raise bad
     if typ is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:  # an integer beyond float range
+                raise ConfigError(
+                    f"{where}config key '{key}' is out of range, got a {len(str(value))}-digit integer"
+                ) from None
         raise bad
     if typ is str:
         if isinstance(value, str):
@@ -322,13 +327,19 @@ def from_dict(data: dict[str, Any], text: str | None = None, source: str = "conf
 
 def load(path: str | Path) -> Config:
     """Read and validate a TOML config file."""
+    from edge_fer.fsutil import MAX_CONFIG_BYTES, read_input_bytes
+
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
+    try:  # a FIFO, a device or a huge file is refused from os.stat, before anything is read
+        raw = read_input_bytes(p, "config", MAX_CONFIG_BYTES)
+    except EdgeFerError as e:
+        raise ConfigError(str(e)) from None
     except OSError as e:
         raise ConfigError(f"cannot read config {p}: {e.strerror or e}") from None
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        line = p.read_bytes()[: e.start].count(b"\n") + 1
+        line = raw[: e.start].count(b"\n") + 1
         raise ConfigError(
             f"{p}:{line}: not UTF-8 text (byte 0x{e.object[e.start]:02x}); TOML files must be UTF-8"
         ) from None
@@ -336,6 +347,8 @@ def load(path: str | Path) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: invalid TOML: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: invalid TOML: arrays or tables nested too deeply") from None
     cfg = from_dict(data, text, str(p))
     try:
         return validate(cfg)

@@ -171,6 +171,19 @@ def check_input_file(path: str | Path, what: str, max_bytes: int | None = None) 
     return st.st_size
 
 
+def read_model_bytes(path: str | Path, what: str = "model") -> bytes:
+    """A model file's bytes (``.tflite``): a regular file of at most :data:`MAX_MODEL_BYTES`, else a
+    :class:`~edge_fer.errors.ModelError` (exit 2) that says why, before anything is read."""
+    from edge_fer.errors import ModelError
+
+    try:
+        return read_input_bytes(path, what, MAX_MODEL_BYTES)
+    except EdgeFerError as e:
+        raise ModelError(str(e)) from None
+    except OSError as e:
+        raise ModelError(f"cannot read {what} {path}: {e.strerror or e}") from None
+
+
 def read_input_bytes(path: str | Path, what: str, max_bytes: int) -> bytes:
     """The bytes of a regular file of at most ``max_bytes`` (:func:`check_input_file`), read with that
     bound even if the file grows meanwhile."""

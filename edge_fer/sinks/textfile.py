@@ -63,10 +63,21 @@ def open_output(path: str | Path, overwrite: bool = False) -> int:
     p = Path(path)
     flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | (os.O_TRUNC if overwrite else os.O_APPEND)
     try:
+        fifo = stat.S_ISFIFO(os.stat(p).st_mode)
+    except OSError:
+        fifo = False
+    try:
         p.parent.mkdir(parents=True, exist_ok=True)
-        return os.open(p, flags, 0o644)
+        # a FIFO without a reader would block open() for ever: open it without blocking, which fails at
+        # once (ENXIO) when nobody reads; then writes block as usual (back-pressure from the reader)
+        fd = os.open(p, flags | (os.O_NONBLOCK if fifo else 0), 0o644)
     except OSError as e:
+        if fifo and e.errno == errno.ENXIO:
+            raise ConfigError(f"cannot open output {p}: it is a FIFO (named pipe) that nobody reads") from None
         raise ConfigError(f"cannot open output {p}: {e.strerror or e}") from None
+    if fifo:
+        os.set_blocking(fd, True)
+    return fd
 
 
 class TextFileSink(Sink):
