@@ -112,3 +112,27 @@ def test_images_source_folder_with_a_fifo_is_skipped(tmp_path):
     proc = cli("run", "--source", folder, "-o", tmp_path / "ev.jsonl", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "b.jpg: skipped" in proc.stderr, proc.stderr[-2000:]
+
+
+def test_an_output_that_is_an_input_is_refused_in_every_command(tmp_path):
+    clip = tmp_path / "v.mp4"
+    shutil.copy(shared_file("video/hamilton_clip.mp4"), clip)
+    img = tmp_path / "face.jpg"
+    shutil.copy(shared_file("images/obama.jpg"), img)
+    data = tmp_path / "data" / "happy"
+    data.mkdir(parents=True)
+    shutil.copy(img, data / "a.jpg")
+    before = {p: p.read_bytes() for p in (clip, img)}
+    cases = [
+        (["bench", "--source", clip, "--json", clip], "--json"),
+        (["bench", "--source", clip, "--plot", clip], "--plot"),
+        (["run", "--source", img, "-o", img], "--output"),
+        (["run", "--source", clip, "--annotate", clip], "--annotate"),
+        (["run", "--source", tmp_path / "data" / "happy", "--save-crops", tmp_path / "data"], "--save-crops"),
+        (["eval", "--data", tmp_path / "data", "--json", data / "a.jpg"], "--json"),
+        (["doctor", "--video", clip, "--json", clip], "--json"),
+    ]
+    for args, flag in cases:
+        proc = cli(*args, cwd=tmp_path)
+        assert_one_clean_error(proc, 2, flag)
+    assert all(p.read_bytes() == b for p, b in before.items())

@@ -40,9 +40,14 @@ def register(app: typer.Typer) -> None:
         # and raises MissingExtraError when the 'train' extra is absent.
         from edge_fer.convert.converter import AccuracyDropError, convert_run
         from edge_fer.convert.report import format_table
+        from edge_fer.fsutil import refuse_output_over_inputs
 
+        opts = ConvertOptions(source=source, **flags)
+        ins = [source, opts.calib_data, opts.eval_data]
+        for out_path, flag in ((opts.out, "--out"), (opts.report, "--report")):
+            refuse_output_over_inputs(out_path, ins, flag)
         try:
-            rep = convert_run(ConvertOptions(source=source, **flags))
+            rep = convert_run(opts)
         except AccuracyDropError as e:
             if e.report is not None:
                 typer.echo(format_table(e.report))

@@ -38,7 +38,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         from edge_fer import doctor
         from edge_fer.errors import ConfigError
+        from edge_fer.fsutil import refuse_output_over_inputs
 
+        refuse_output_over_inputs(json_path, [model, video], "--json")
         rep = doctor.run_doctor(model=model, video=video, backends=list(backend or []), camera=camera, timeout=timeout)
         if json_path == "-":
             typer.echo(json.dumps(rep.to_dict(), indent=1))

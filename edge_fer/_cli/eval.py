@@ -45,7 +45,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         from edge_fer.errors import ConfigError
         from edge_fer.evaluate import DetectOptions, evaluate
+        from edge_fer.fsutil import refuse_output_over_inputs
 
+        refuse_output_over_inputs(json_path, [data, model, detector_model], "--json")
         if not 0.05 <= detect_scale <= 1.0:
             raise ConfigError(f"--detect-scale must be in [0.05, 1], got {detect_scale}")
         if min_face < 1:

@@ -35,6 +35,12 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(0)
         if "source.uri" not in flags and not config:
             raise ConfigError("no --source given (a video file, images, a camera index, a URL or 'picamera2')")
+        from edge_fer.fsutil import refuse_output_over_inputs
+
+        inputs = [config, cfg.source.uri, cfg.model.path, cfg.detector.model, cfg.quality.model]
+        out = cfg.output
+        for path, flag in ((out.path, "--output"), (out.annotate, "--annotate"), (out.save_crops, "--save-crops")):
+            refuse_output_over_inputs(path or None, inputs, flag)
         from edge_fer.daemon import run_from_config
 
         code = run_from_config(cfg)

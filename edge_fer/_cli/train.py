@@ -25,6 +25,9 @@ def register(app: typer.Typer) -> None:
         from edge_fer.train.trainer import train
 
         cfg = TrainConfig.from_flags(flags)
+        from edge_fer.fsutil import refuse_output_over_inputs
+
+        refuse_output_over_inputs(cfg.out, [cfg.data, *(cfg.teacher or [])], "--out")
         resolve_backend(cfg.backend)  # a missing backend: one line naming its extra, before reading any data
         metrics = train(cfg, resume=resume, overwrite=overwrite)
         for name, m in metrics.splits.items():
