@@ -95,7 +95,16 @@ class Classifier:
         dtype = np.dtype(self._in["dtype"])
         if dtype.type not in _SUPPORTED_INPUT:
             raise ModelError(f"{source}: unsupported input dtype {dtype} (int8, uint8 or float32)")
-        n_out = int(self._out["shape"][-1])
+        out_shape = [int(v) for v in self._out["shape"]]
+        if len(out_shape) != 2 or out_shape[0] != shape[0]:
+            raise ModelError(
+                f"{source}: output tensor shape {out_shape} is not one vector of class scores per face "
+                f"(N, {len(m.labels)})"
+            )
+        out_dtype = np.dtype(self._out["dtype"])
+        if out_dtype.type not in _SUPPORTED_INPUT:
+            raise ModelError(f"{source}: unsupported output dtype {out_dtype} (int8, uint8 or float32)")
+        n_out = out_shape[-1]
         if n_out != len(m.labels):
             raise ModelError(f"{source}: the model has {n_out} outputs but the metadata lists {len(m.labels)} labels")
         in_scale, in_zp = self._in.get("quantization", (0.0, 0))

@@ -306,7 +306,47 @@ def validate(cfg: Config) -> Config:
     the key (``config key 'detector.scale' must be in [0.05, 1], got 2.0``)."""
     for prefix, _ in SCHEMAS:
         schema.check(getattr(cfg, prefix[:-1]), prefix)
+    _check_mqtt(cfg.mqtt)
     return cfg
+
+
+#: MQTT strings are length-prefixed with 16 bits; the topic prefix leaves room for "/events" etc.
+_MQTT_MAX_BYTES = 65_535
+
+
+def _check_mqtt(m: MqttConfig) -> None:
+    """Values paho accepts but then dies on in its network thread (nothing delivered, exit 0 before):
+    a host name that is no DNS name, strings beyond MQTT's 65,535-byte limit, wildcards in a topic."""
+    import ipaddress
+
+    host = m.host.strip()
+    if host:
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            labels = host.rstrip(".").split(".")
+            if len(host) > 253 or any(not 1 <= len(lb) <= 63 for lb in labels):
+                raise ConfigError(
+                    f"config key 'mqtt.host' is not a valid host name (at most 253 characters, each dot-separated "
+                    f"label 1-63): got {len(host)} characters, longest label {max(map(len, labels))}"
+                ) from None
+            if any(c.isspace() or c in "/:@?#" for c in host):
+                raise ConfigError(
+                    f"config key 'mqtt.host' must be a host name or an IP address, got {host[:80]!r}"
+                ) from None
+    for key, value, room in (
+        ("topic", m.topic, 64),
+        ("client_id", m.client_id, 0),
+        ("username", m.username, 0),
+        ("password", m.password, 0),
+    ):
+        n = len(value.encode("utf-8"))
+        if n > _MQTT_MAX_BYTES - room:
+            raise ConfigError(
+                f"config key 'mqtt.{key}' is {n:,} bytes; MQTT allows at most {_MQTT_MAX_BYTES - room:,} here"
+            )
+    if any(c in m.topic for c in "+#\0"):
+        raise ConfigError(f"config key 'mqtt.topic' must not hold the wildcards '+', '#' or a NUL: {m.topic[:80]!r}")
 
 
 def from_dict(data: dict[str, Any], text: str | None = None, source: str = "config") -> Config:

@@ -161,7 +161,7 @@ def check_input_file(path: str | Path, what: str, max_bytes: int | None = None) 
     try:
         st = os.stat(path)
     except OSError as e:
-        raise EdgeFerError(f"{what} {path}: {e.strerror or e}") from None
+        raise EdgeFerError(f"cannot read {what} {path}: {e.strerror or e}") from None
     if not stat.S_ISREG(st.st_mode):
         raise EdgeFerError(f"{what} {path} is {file_kind(st.st_mode)}, not a regular file")
     if max_bytes is not None and st.st_size > max_bytes:
