@@ -25,10 +25,10 @@ def register(app: typer.Typer) -> None:
         from edge_fer.train.trainer import train
 
         cfg = TrainConfig.from_flags(flags)
+        resolve_backend(cfg.backend)  # a missing backend: one line naming its extra, before reading any data
         from edge_fer.fsutil import refuse_output_over_inputs
 
         refuse_output_over_inputs(cfg.out, [cfg.data, *(cfg.teacher or [])], "--out")
-        resolve_backend(cfg.backend)  # a missing backend: one line naming its extra, before reading any data
         metrics = train(cfg, resume=resume, overwrite=overwrite)
         for name, m in metrics.splits.items():
             typer.echo(f"{name}: accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  (n={m['n']})")
