@@ -17,10 +17,14 @@ import logging
 import os
 import sys
 
-import typer
+from edge_fer.fsutil import ensure_std_fds
 
-from edge_fer import __version__
-from edge_fer.errors import EXIT_INTERNAL, EXIT_OK, EdgeFerError
+ensure_std_fds()  # before anything is opened: fds 0-2 never end up being the events file or a model
+
+import typer  # noqa: E402
+
+from edge_fer import __version__  # noqa: E402
+from edge_fer.errors import EXIT_INTERNAL, EXIT_OK, EdgeFerError  # noqa: E402
 
 app = typer.Typer(
     name="edge-fer",

@@ -2,7 +2,7 @@
 
 ::
 
-    [source]   uri, width, height, fps, loop, wait, max_pixels
+    [source]   uri, width, height, fps, loop, wait, max_pixels, stall_timeout
     [model]    path, device, threads
     [detector] name, model, every, full_every, scale, min_size, score_threshold
     [tracker]  iou_threshold, max_missed, min_hits, ema_alpha, switch_margin, switch_frames
@@ -32,7 +32,7 @@ from typing import Any, cast, get_type_hints
 
 from edge_fer import schema
 from edge_fer.detect import DETECTORS
-from edge_fer.errors import ConfigError
+from edge_fer.errors import ConfigError, EdgeFerError
 from edge_fer.interpreter import DEVICES
 from edge_fer.schema import opt
 
@@ -66,6 +66,14 @@ class SourceConfig:
         50_000_000,
         lo=0,
         help="Images (and videos) declaring more pixels are refused from their header, before decoding (0: no limit).",
+    )
+    stall_timeout: float = opt(
+        10.0,
+        lo=0,
+        hi=3600,
+        flag="--stall-timeout",
+        help="A camera or stream whose capture call has not returned for this many seconds (a wedged driver, "
+        "a stalled stream) is abandoned and reopened (0: never).",
     )
 
 
@@ -283,7 +291,12 @@ def _coerce(key: str, typ: type, value: Any, where: str) -> Any:
         raise bad
     if typ is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:  # an integer beyond float range
+                raise ConfigError(
+                    f"{where}config key '{key}' is out of range, got a {len(str(value))}-digit integer"
+                ) from None
         raise bad
     if typ is str:
         if isinstance(value, str):
@@ -322,6 +335,7 @@ def validate(cfg: Config) -> Config:
     for prefix, _ in SCHEMAS:
         schema.check(getattr(cfg, prefix[:-1]), prefix)
     check_http(cfg.http)
+    _check_mqtt(cfg.mqtt)
     return cfg
 
 
@@ -360,6 +374,45 @@ def check_http(http: HttpConfig) -> None:
         )
 
 
+#: MQTT strings are length-prefixed with 16 bits; the topic prefix leaves room for "/events" etc.
+_MQTT_MAX_BYTES = 65_535
+
+
+def _check_mqtt(m: MqttConfig) -> None:
+    """Values paho accepts but then dies on in its network thread (nothing delivered, exit 0 before):
+    a host name that is no DNS name, strings beyond MQTT's 65,535-byte limit, wildcards in a topic."""
+    import ipaddress
+
+    host = m.host.strip()
+    if host:
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            labels = host.rstrip(".").split(".")
+            if len(host) > 253 or any(not 1 <= len(lb) <= 63 for lb in labels):
+                raise ConfigError(
+                    f"config key 'mqtt.host' is not a valid host name (at most 253 characters, each dot-separated "
+                    f"label 1-63): got {len(host)} characters, longest label {max(map(len, labels))}"
+                ) from None
+            if any(c.isspace() or c in "/:@?#" for c in host):
+                raise ConfigError(
+                    f"config key 'mqtt.host' must be a host name or an IP address, got {host[:80]!r}"
+                ) from None
+    for key, value, room in (
+        ("topic", m.topic, 64),
+        ("client_id", m.client_id, 0),
+        ("username", m.username, 0),
+        ("password", m.password, 0),
+    ):
+        n = len(value.encode("utf-8"))
+        if n > _MQTT_MAX_BYTES - room:
+            raise ConfigError(
+                f"config key 'mqtt.{key}' is {n:,} bytes; MQTT allows at most {_MQTT_MAX_BYTES - room:,} here"
+            )
+    if any(c in m.topic for c in "+#\0"):
+        raise ConfigError(f"config key 'mqtt.topic' must not hold the wildcards '+', '#' or a NUL: {m.topic[:80]!r}")
+
+
 def from_dict(data: dict[str, Any], text: str | None = None, source: str = "config") -> Config:
     cfg = Config()
     for section, body in data.items():
@@ -378,13 +431,19 @@ def from_dict(data: dict[str, Any], text: str | None = None, source: str = "conf
 
 def load(path: str | Path) -> Config:
     """Read and validate a TOML config file."""
+    from edge_fer.fsutil import MAX_CONFIG_BYTES, read_input_bytes
+
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
+    try:  # a FIFO, a device or a huge file is refused from os.stat, before anything is read
+        raw = read_input_bytes(p, "config", MAX_CONFIG_BYTES)
+    except EdgeFerError as e:
+        raise ConfigError(str(e)) from None
     except OSError as e:
         raise ConfigError(f"cannot read config {p}: {e.strerror or e}") from None
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        line = p.read_bytes()[: e.start].count(b"\n") + 1
+        line = raw[: e.start].count(b"\n") + 1
         raise ConfigError(
             f"{p}:{line}: not UTF-8 text (byte 0x{e.object[e.start]:02x}); TOML files must be UTF-8"
         ) from None
@@ -392,6 +451,8 @@ def load(path: str | Path) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: invalid TOML: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: invalid TOML: arrays or tables nested too deeply") from None
     cfg = from_dict(data, text, str(p))
     try:
         return validate(cfg)

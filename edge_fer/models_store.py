@@ -12,11 +12,13 @@ Where models live (:func:`models_dir`): ``models/`` in edge-fer's cache folder
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import http.client
 import logging
 import os
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -123,11 +125,18 @@ def _reason(e: BaseException) -> str:
 
 
 def _copy_hashing(
-    read: Callable[[int], bytes], out, limit: int, progress: Callable[[int], None] | None
+    read: Callable[[int], bytes],
+    out,
+    limit: int,
+    progress: Callable[[int], None] | None,
+    deadline: float | None = None,
+    timeout: float = 0.0,
 ) -> tuple[str, int]:
     h = hashlib.sha256()
     n = 0
     while True:
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"the download took longer than --timeout {timeout:g}s ({n} bytes received)")
         block = read(CHUNK)
         if not block:
             break
@@ -175,8 +184,10 @@ def pull(
     except OSError as e:
         raise ConfigError(f"cannot create the model cache {dest_dir}: {e.strerror or e}") from None
     limit = s.size if (s.size and expected == s.sha256) else MAX_BYTES
+    _remove_stale_parts(dest_dir, s.filename)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{s.filename}.", suffix=".part", dir=dest_dir)
     tmp = Path(tmp_name)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held while this pull lives: a later pull leaves it alone
     try:
         with os.fdopen(fd, "wb") as out:
             if from_file:
@@ -207,6 +218,25 @@ def pull(
     return dest, got, not from_file
 
 
+def _remove_stale_parts(folder: Path, filename: str) -> None:
+    """Remove the ``.part`` files of pulls that were killed (SIGKILL, power loss): a running pull holds a
+    lock on its own, a dead one does not."""
+    for part in folder.glob(f".{filename}.*.part"):
+        try:
+            fd = os.open(part, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # another pull is writing it
+        else:
+            part.unlink(missing_ok=True)
+            log.info("removed %s, left by an interrupted pull", part)
+        finally:
+            os.close(fd)
+
+
 def _is_lfs_pointer(path: Path) -> bool:
     try:
         return path.read_bytes()[:40].startswith(b"version https://git-lfs")
@@ -220,6 +250,9 @@ def _download(
     urls = (url,) if url else s.urls
     failures = []
     for u in urls:
+        # --timeout bounds each URL's whole transfer, not only each read: a mirror that drips a byte
+        # now and then must not keep the pull busy for hours
+        deadline = time.monotonic() + timeout
         if not u.startswith(("https://", "http://")):
             raise ConfigError(f"--url must be http(s)://..., got {u!r}")
         req = urllib.request.Request(u, headers={"User-Agent": "edge-fer"})
@@ -232,7 +265,8 @@ def _download(
                     )
                 out.seek(0)
                 out.truncate()
-                got, n = _copy_hashing(r.read, out, limit, progress)
+                read = getattr(r, "read1", r.read)  # one socket read per call: the deadline is seen
+                got, n = _copy_hashing(read, out, limit, progress, deadline, timeout)
                 if length and length.isdigit() and n != int(length):
                     raise http.client.IncompleteRead(b"", int(length) - n)
                 return got, n, u

@@ -131,7 +131,14 @@ class Pipeline:
         m, s, d = cfg.model, cfg.source, cfg.detector
         classifier = Classifier.from_file(m.path or None, device=m.device, threads=m.threads or None)
         source = open_source(
-            s.uri, width=s.width, height=s.height, fps=s.fps, loop=s.loop, wait=s.wait, max_pixels=s.max_pixels
+            s.uri,
+            width=s.width,
+            height=s.height,
+            fps=s.fps,
+            loop=s.loop,
+            wait=s.wait,
+            max_pixels=s.max_pixels,
+            stall_timeout=s.stall_timeout,
         )
         still = source.mode is SourceMode.STILL
         # each still image is its own scene: no face windows carried from the last one, a face counts at once
@@ -245,6 +252,16 @@ class Pipeline:
                 dropped = 0
             where = sink.where
             raise OutputError(f"output {where}: {reason}; {dropped} event(s) dropped")
+        private = []
+        if self.crops and self.crops.errors:
+            private.append(
+                f"--save-crops {self.crops.folder}: {self.crops.errors} crop(s) not written ({self.crops.last_error})"
+            )
+        ann = self.annotator
+        if ann is not None and ann.errors:
+            private.append(f"--annotate {ann.path}: {ann.last_error}")
+        if private:
+            raise OutputError("; ".join(private))
         src = self.source
         if self._opened and self.frames == 0 and src.mode is not SourceMode.LIVE and src.finished:
             why = src.last_error
@@ -363,7 +380,7 @@ class Pipeline:
                 sink_queued += int(st.queued or 0)
             except Exception:
                 pass
-        crop_errors = self.crops.errors if self.crops else 0
+        crop_errors = (self.crops.errors if self.crops else 0) + (self.annotator.errors if self.annotator else 0)
         return PipelineStatus(
             fps=round(self.fps_meter.fps, 3),
             frames=self.frames,

@@ -113,10 +113,9 @@ class QualityGate:
     @classmethod
     def from_file(cls, path: str | Path, **kwargs) -> QualityGate:
         p = Path(path)
-        try:
-            data = p.read_bytes()
-        except OSError as e:
-            raise ModelError(f"cannot read quality model {p}: {e.strerror or e}") from None
+        from edge_fer.fsutil import read_model_bytes
+
+        data = read_model_bytes(p, "quality model")  # a FIFO, a device or a huge file: refused before reading
         return cls(data, source=str(p), **kwargs)
 
     def _invoke(self, x: np.ndarray) -> np.ndarray:

@@ -3,13 +3,14 @@
 :class:`StageTimes` holds one :class:`StageStats` ring buffer per stage (names:
 :data:`edge_fer.pipeline.STAGES`); adding a duration is one ``perf_counter`` pair and a ring-buffer
 write. Summaries (``/metrics``, ``Pipeline.status``) use :func:`edge_fer.stats.summarize_ms`, the one
-percentile helper the benchmark shares. :class:`FpsMeter` is frames per second over a sliding window.
+percentile helper the benchmark shares. :class:`FpsMeter` is frames per second over a sliding
+window that ends now.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -61,14 +62,17 @@ class StageTimes:
 
 
 class FpsMeter:
-    """Frames per second over a sliding window of timestamps."""
+    """Frames per second over the last ``window`` frames *up to now*: the time since the oldest of them
+    is measured to the moment of asking, not to the newest frame, so the rate falls as soon as frames
+    stop (a stalled camera reads as slowing down, then near 0, never as the rate it last had)."""
 
-    def __init__(self, window: int = 60):
+    def __init__(self, window: int = 60, clock: Callable[[], float] = time.monotonic):
         self.ts = np.zeros(window, np.float64)
         self.n = 0
+        self.clock = clock
 
     def tick(self, t: float | None = None) -> None:
-        self.ts[self.n % len(self.ts)] = time.monotonic() if t is None else t
+        self.ts[self.n % len(self.ts)] = self.clock() if t is None else t
         self.n += 1
 
     @property
@@ -76,6 +80,6 @@ class FpsMeter:
         k = min(self.n, len(self.ts))
         if k < 2:
             return 0.0
-        newest = self.ts[(self.n - 1) % len(self.ts)]
         oldest = self.ts[(self.n - k) % len(self.ts)]
-        return (k - 1) / (newest - oldest) if newest > oldest else 0.0
+        span = self.clock() - oldest
+        return (k - 1) / span if span > 0 else 0.0

@@ -139,6 +139,7 @@ RUN_FLAGS = {
     "--no-loop",
     "--wait-for-source",
     "--no-wait-for-source",
+    "--stall-timeout",
     "--width",
     "--height",
     "--annotate",

@@ -7,9 +7,13 @@ import hashlib
 import http.server
 import os
 import shutil
+import signal
 import socket
 import stat
+import subprocess
+import sys
 import threading
+import time
 import urllib.error
 from dataclasses import replace
 from pathlib import Path
@@ -146,7 +150,7 @@ def test_a_transfer_cut_short_leaves_nothing(cache, monkeypatch, capsys):
 
     with _Server({"/cut": cut}) as srv:
         _pin(monkeypatch, [srv.url("/cut")])
-        assert main(["models", "pull", "yunet"]) == 69
+        assert main(["models", "pull", "yunet"]) == 69  # NetworkError (errors.EXIT_UNAVAILABLE)
     line = _one_line_error(capsys)
     assert "cannot download yunet" in line
     assert _leftovers(cache) == []
@@ -312,3 +316,54 @@ def test_one_cache_folder_for_models_and_the_backend_probe(tmp_path):
         assert r.returncode == 0, r.stderr
         assert (tmp_path / var / "models" / "face_detection_yunet_2023mar.onnx").read_bytes() == PAYLOAD
     assert not (tmp_path / "home").exists()  # nothing went to ~/.cache behind the variable's back
+
+
+# -- a mirror that drips, a pull that was killed (the installed command, a real loopback server) ----------
+
+EDGE_FER = str(Path(sys.executable).with_name("edge-fer"))
+
+
+def _drip(handler):
+    """Announce the whole payload, then send one byte every 0.5 s (for about 40 minutes)."""
+    handler.send_response(200)
+    handler.send_header("Content-Length", str(len(PAYLOAD)))
+    handler.end_headers()
+    try:
+        for b in PAYLOAD:
+            handler.wfile.write(bytes([b]))
+            handler.wfile.flush()
+            time.sleep(0.5)
+    except OSError:
+        pass
+
+
+def _pull_cmd(url: str) -> list[str]:
+    return [EDGE_FER, "models", "pull", "yunet", "--url", url, "--sha256", PAYLOAD_SHA, "--timeout", "3"]
+
+
+def test_a_dripping_mirror_fails_within_the_timeout(tmp_path):
+    env = {**os.environ, "EDGE_FER_CACHE_DIR": str(tmp_path / "cache")}
+    with _Server({"/m.onnx": _drip}) as srv:
+        t0 = time.monotonic()
+        proc = subprocess.run(_pull_cmd(srv.url("/m.onnx")), env=env, capture_output=True, text=True, timeout=60)
+        took = time.monotonic() - t0
+    assert proc.returncode == 69, proc.stderr[-2000:]
+    assert "took longer than --timeout 3s" in proc.stderr, proc.stderr[-2000:]
+    assert took < 30, took  # before: about 40 minutes for this 5 KB payload
+    assert _leftovers(tmp_path / "cache" / "models") == []
+
+
+def test_a_killed_pull_leaves_a_part_file_the_next_pull_removes(tmp_path):
+    env = {**os.environ, "EDGE_FER_CACHE_DIR": str(tmp_path / "cache")}
+    models = tmp_path / "cache" / "models"
+    with _Server({"/m.onnx": _drip, "/ok.onnx": PAYLOAD}) as srv:
+        proc = subprocess.Popen(_pull_cmd(srv.url("/m.onnx")), env=env, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while not list(models.glob("*.part")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        assert list(models.glob("*.part")), "the killed pull left no .part file to clean"
+        ok = subprocess.run(_pull_cmd(srv.url("/ok.onnx")), env=env, capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert not list(models.glob("*.part"))

@@ -41,6 +41,9 @@ def register(app: typer.Typer) -> None:
         from edge_fer.train.adapt import adapt
 
         opts = AdaptOptions(run_dir=run_dir, **flags)
+        from edge_fer.fsutil import refuse_output_over_inputs
+
+        refuse_output_over_inputs(opts.out, [run_dir, opts.unlabeled, opts.data], "--out")
         rep = adapt(opts)
         ae = rep["autoencoder"]
         typer.echo(

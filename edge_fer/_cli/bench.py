@@ -113,6 +113,11 @@ def register(app: typer.Typer) -> None:
 
         flags = flags or {}
         device = flags.get("model.device")
+        from edge_fer.fsutil import refuse_output_over_inputs
+
+        inputs = [source, config, *(model or []), flags.get("detector.model"), flags.get("quality.model")]
+        for out_path, flag in ((json_path, "--json"), (plot_path, "--plot"), (events, "--events")):
+            refuse_output_over_inputs(out_path, inputs, flag)
 
         budget = bench.budget_ms_from(target_fps, budget_ms)
         if fail_under and budget is None:

@@ -50,8 +50,12 @@ def register(app: typer.Typer) -> None:
         from edge_fer.convert.converter import AccuracyDropError, convert_run
         from edge_fer.convert.report import calibration_lines, format_table
         from edge_fer.convert.source import is_tflite
+        from edge_fer.fsutil import refuse_output_over_inputs
 
         opts = ConvertOptions(source=source, **flags)
+        ins = [source, opts.calib_data, opts.eval_data]
+        for out_path, flag in ((opts.out, "--output"), (opts.report, "--json")):
+            refuse_output_over_inputs(out_path, ins, flag)
         show = not (quiet or jsondoc.to_stdout(flags.get("report")))
         if is_tflite(source):  # an existing bundle: recalibrate it
             from edge_fer.convert.calibrate import calibrate_bundle

@@ -38,7 +38,9 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No table on stdout (use with --json PATH)."),
     ) -> None:
         from edge_fer import doctor
+        from edge_fer.fsutil import refuse_output_over_inputs
 
+        refuse_output_over_inputs(json_path, [model, video], "--json")
         rep = doctor.run_doctor(model=model, video=video, backends=list(backend or []), camera=camera, timeout=timeout)
         if not (quiet or jsondoc.to_stdout(json_path)):
             typer.echo(doctor.format_report(rep))

@@ -64,9 +64,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         from edge_fer import config as cfgmod
         from edge_fer.evaluate import DetectOptions, evaluate
+        from edge_fer.fsutil import refuse_output_over_inputs
 
         det = cfgmod.build(None, flags or {}, as_flags=True).detector
         opts = DetectOptions(detector=det.name, model=det.model, scale=det.scale, min_size=det.min_size)
+        refuse_output_over_inputs(json_path, [data, model, det.model or None], "--json")
         rep = evaluate(model, data, split=split, detect=detect, class_map=list(class_map), detect_options=opts)
         jsondoc.write(json_path, jsondoc.document("eval", rep.to_dict()), mkdir=True)
         if not (quiet or jsondoc.to_stdout(json_path)):

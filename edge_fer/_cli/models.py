@@ -43,7 +43,9 @@ def register(app: typer.Typer) -> None:
             False, "--no-verify", help="Install whatever the bytes are (not recommended); the hash is printed."
         ),
         force: bool = typer.Option(False, "--force", help="Fetch again even when a good copy is installed."),
-        timeout: float = typer.Option(30.0, "--timeout", help="Network timeout, seconds."),
+        timeout: float = typer.Option(
+            30.0, "--timeout", help="Seconds the whole download from one URL may take (each read too)."
+        ),
     ) -> None:
         from edge_fer import models_store
         from edge_fer.errors import ConfigError

@@ -33,6 +33,12 @@ def register(app: typer.Typer) -> None:
             typer.echo(cfgmod.to_toml(cfg, redact=True))  # secrets as ***: a printed config is often shared
             raise typer.Exit(0)
         cfgmod.require_source(cfg)  # the same refusal for a missing --source and a file without [source]
+        from edge_fer.fsutil import refuse_output_over_inputs
+
+        inputs = [config, cfg.source.uri, cfg.model.path, cfg.detector.model, cfg.quality.model]
+        out = cfg.output
+        for path, flag in ((out.path, "--output"), (out.annotate, "--annotate"), (out.save_crops, "--save-crops")):
+            refuse_output_over_inputs(path or None, inputs, flag)
         from edge_fer.daemon import run_from_config
 
         code = run_from_config(cfg)

@@ -43,7 +43,7 @@ class CsvSink(TextFileSink):
         """``options.path`` (``-``: stdout) and ``options.overwrite``; a score column per label."""
         super().__init__(options.path, options.overwrite)
         self.labels = tuple(labels)
-        header = _row([*BASE_COLUMNS, *self.labels, *TAIL_COLUMNS])
+        header = self._header = _row([*BASE_COLUMNS, *self.labels, *TAIL_COLUMNS])
         if not self.appending:
             self._queue(header, event=False)
             return
@@ -55,6 +55,12 @@ class CsvSink(TextFileSink):
                 f"output {self.path}: the file has other CSV columns than this model's "
                 f"({first.strip()[:80]!r}); append to another file, or pass --overwrite"
             )
+
+    def _on_new_file(self) -> None:
+        """A rotated, deleted or truncated file starts again with the header row."""
+        if not self._pending or self._pending[0][0] != self._header:
+            self._pending.insert(0, (self._header, False))
+            self._pending_bytes += len(self._header)
 
     def emit(self, event: Event) -> None:
         box = event.box or ("", "", "", "")
