@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class DetectOptions:
-    detector: str = "haar"
+    detector: str = "yunet"  # edge_fer.detect.DEFAULT_DETECTOR
     model: str = ""
     scale: float = 1.0
     min_size: int = 30

@@ -33,7 +33,9 @@ def register(app: typer.Typer) -> None:
         class_map: list[str] = typer.Option(
             [], "--class-map", help="FOLDER=LABEL mapping of your class folders (repeatable)."
         ),
-        detector: str = typer.Option("haar", "--detector", help="With --detect: haar or yunet."),
+        detector: str = typer.Option(
+            "yunet", "--detector", help="With --detect: yunet (the default detector, shipped) or haar."
+        ),
         detector_model: str | None = typer.Option(
             None, "--detector-model", help="With --detect: the YuNet .onnx (or a Haar cascade XML)."
         ),

@@ -24,7 +24,7 @@ from edge_fer.preprocess import to_gray
 from edge_fer.types import Face
 
 if TYPE_CHECKING:
-    from edge_fer.config import DetectorConfig
+    from edge_fer.detect.options import DetectorConfig
 
 DEFAULT_CASCADE = "haarcascade_frontalface_alt2.xml"
 PROFILE_CASCADE = "haarcascade_profileface.xml"
