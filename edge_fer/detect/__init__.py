@@ -30,16 +30,19 @@ class Detector(ABC):
     # square brow-to-chin box widened by the bundle's margin is the reference: 1.0); measured with
     # benchmarks/crop_margin.py on the selection split
     framing: float = 1.0
+    # ... and moved down by this share of its side (YuNet's boxes sit higher on the face than Haar's)
+    shift: float = 0.0
 
     def crop_box(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
         """The box the classifier's crop is cut around (before the bundle's margin): ``box``, or for a
         detector whose boxes frame faces differently from Haar's, the square of side ``framing`` x the
-        longer side on the same centre. Events, tracking and drawings keep the detector's own box."""
-        if self.framing == 1.0:
+        longer side on the same centre, moved down by ``shift`` x that side. Events, tracking and
+        drawings keep the detector's own box."""
+        if self.framing == 1.0 and self.shift == 0.0:
             return box
         x, y, w, h = box
         side = max(1, int(round(max(w, h) * self.framing)))
-        cx, cy = x + w / 2.0, y + h / 2.0
+        cx, cy = x + w / 2.0, y + h / 2.0 + self.shift * side
         return int(round(cx - side / 2.0)), int(round(cy - side / 2.0)), side, side
 
     @classmethod

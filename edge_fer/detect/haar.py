@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 DEFAULT_CASCADE = "haarcascade_frontalface_alt2.xml"
 PROFILE_CASCADE = "haarcascade_profileface.xml"
+MIN_FACE = 30  # px: ``detector.min_size = 0`` means this for Haar (smaller windows: slow, and false faces)
 
 
 def cascade_dir() -> Path:
@@ -87,7 +88,7 @@ class HaarDetector(WindowDetector):
 
     @classmethod
     def from_config(cls, cfg: DetectorConfig, **tuning) -> HaarDetector:
-        return cls(scale=cfg.scale, min_size=cfg.min_size, model=cfg.model or None, **tuning)
+        return cls(scale=cfg.scale, min_size=cfg.min_size or MIN_FACE, model=cfg.model or None, **tuning)
 
     def detect(self, image: np.ndarray) -> list[Face]:
         gray = to_gray(image)

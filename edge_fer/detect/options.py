@@ -56,6 +56,12 @@ class DetectorConfig:
         "known face (0: full frame every time).",
     )
     scale: float = opt(0.5, lo=0.05, hi=1.0, flag="--detect-scale", help="Downscale factor of the frame for detection.")
-    min_size: int = opt(20, lo=0, hi=10000, flag="--min-face", help="Smallest face side in (full-frame) pixels.")
+    min_size: int = opt(
+        0,
+        lo=0,
+        hi=10000,
+        flag="--min-face",
+        help="Smallest face side in (full-frame) pixels (0: the detector's own: YuNet none, Haar 30).",
+    )
     score_threshold: float = opt(0.6, lo=0.0, hi=1.0, help="YuNet's minimum face score.")
     nms_threshold: float = opt(0.3, lo=0.0, hi=1.0, help="YuNet's non-maximum suppression IoU.")

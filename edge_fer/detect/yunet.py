@@ -98,6 +98,7 @@ class YuNetDetector(WindowDetector):
         min_size: int = 0,
         roi_size: int = 64,
         roi_max_windows: int = 3,
+        min_input: int = 320,
     ):
         if not has_yunet():
             raise MissingDependencyError(
@@ -124,6 +125,9 @@ class YuNetDetector(WindowDetector):
         except Exception as e:
             raise ModelError(f"{what}: not a YuNet face detector graph ({_cv_reason(e, p)})") from None
         self.scale = float(scale)
+        # ``scale`` never takes a frame's longer side below this (a 320 px camera is not halved: its
+        # faces are small already); a frame smaller than this is used as it is
+        self.min_input = int(min_input)
         self.min_size = int(min_size)
         self._size: tuple[int, int] | None = None
         self.model_path = str(p)
@@ -160,7 +164,7 @@ class YuNetDetector(WindowDetector):
         if image.ndim == 2:
             image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
         h, w = image.shape[:2]
-        f = self.scale
+        f = max(self.scale, min(1.0, self.min_input / max(h, w, 1)))
         small = (
             image
             if f == 1.0

@@ -211,7 +211,8 @@ def _yunet_status() -> dict[str, Any]:
 
         YuNetDetector(model=str(path))
     except Exception as e:  # ModelError naming what is wrong
-        out.update(status="error", error=str(e))
+        bad = "" if out.get("sha256_ok", True) else f"; its SHA-256 is not the release's ({out['sha256'][:12]}...)"
+        out.update(status="error", error=f"the shipped detector cannot be used: {e}{bad}")
         return out
     out["status"] = "ok" if out.get("sha256_ok") else "changed"
     return out
