@@ -151,8 +151,7 @@ def test_a_pulled_yunet_is_preferred_to_the_shipped_one(other_yunet_model):
 
 def test_without_face_detector_yn_the_default_falls_back_to_haar_in_one_log_line(monkeypatch, caplog):
     from edge_fer.config import Config
-    from edge_fer.detect import build_detector
-    from edge_fer.detect import yunet
+    from edge_fer.detect import build_detector, yunet
 
     monkeypatch.delattr(yunet.cv2, "FaceDetectorYN")
     with caplog.at_level("WARNING"):
