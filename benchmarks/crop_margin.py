@@ -54,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from edge_fer.classify import Classifier, default_model_path
     from edge_fer.detect import create_detector
-    from edge_fer.evaluate import DetectOptions, _with_context
-    from edge_fer.preprocess import face_crops
+    from edge_fer.evaluate import DetectOptions, _with_context, square_crop
+    from edge_fer.preprocess import face_crops, resize
 
     clf = Classifier.from_file(a.model or default_model_path(), device="cpu", threads=1)
     pre, spec = clf.preprocessing, clf.input_spec
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     out: dict = {"model": str(clf.source), "split": a.split, "n": len(images), "bundle_margin": pre.margin}
     for name, kw in detectors:
         det = create_detector(name, scale=opts.scale, min_size=opts.min_size, **kw)
-        frames, boxes, ys, geo = [], [], [], []
+        frames, boxes, ys, geo, aligned = [], [], [], [], []
         for img, y in zip(images, labels):
             frame = _with_context(img, opts.min_side, opts.pad)
             found = det.detect(frame)
@@ -81,9 +81,17 @@ def main(argv: list[str] | None = None) -> int:
             c = frame.shape[1] / 2.0, frame.shape[0] / 2.0
             geo.append((max(w, h) / side, w / h, (x0 + w / 2 - c[0]) / side, (y0 + h / 2 - c[1]) / side))
             frames.append(frame)
+            aligned.append(resize(square_crop(img), spec.width, spec.height, pre.resize))
             boxes.append((x0, y0, w, h))
             ys.append(int(y))
         g = np.asarray(geo)
+
+        def accuracy(crops: list, ys: list = ys) -> float:
+            probs = np.concatenate(
+                [clf.predict_raw(clf.prepare_crops(crops[i : i + 64])) for i in range(0, len(crops), 64)]
+            )
+            return round(float((probs.argmax(1) == np.asarray(ys)).mean()), 4)
+
         med = np.median(g, axis=0)
         row: dict = {
             "found": len(ys),
@@ -95,11 +103,12 @@ def main(argv: list[str] | None = None) -> int:
             "framing": det.framing,
             "shift": det.shift,
             "accuracy": {},
+            "aligned_same_images": accuracy(aligned),  # the dataset's own crops of the images it found
             "by_framing": {},
         }
         print(
             f"{name}: face found in {row['found']}/{len(images)}; box side / FER side {med[0]:.3f}, w/h {med[1]:.3f}, "
-            f"centre dx {med[2]:+.3f} dy {med[3]:+.3f}"
+            f"centre dx {med[2]:+.3f} dy {med[3]:+.3f}; aligned crops of these images: {row['aligned_same_images']:.2%}"
         )
         own = (det.framing, det.shift)
         for fr in a.framing or [det.framing]:
@@ -111,10 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                     crops = [
                         face_crops(f, [det.crop_box(b)], p, spec.width, spec.height)[0] for f, b in zip(frames, boxes)
                     ]
-                    probs = np.concatenate(
-                        [clf.predict_raw(clf.prepare_crops(crops[i : i + 64])) for i in range(0, len(crops), 64)]
-                    )
-                    accs[f"{m:g}"] = round(float((probs.argmax(1) == np.asarray(ys)).mean()), 4)
+                    accs[f"{m:g}"] = accuracy(crops)
                 row["by_framing"][f"{fr:g},{sh:g}"] = accs
                 if (fr, sh) == own:
                     row["accuracy"] = accs

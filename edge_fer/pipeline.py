@@ -129,6 +129,14 @@ class Pipeline:
         still = source.mode is SourceMode.STILL
         # each still image is its own scene: no face windows carried from the last one, a face counts at once
         detector = build_detector(d, windows=not still)
+        inner = getattr(detector, "inner", detector)
+        log.info(
+            "detector %s (%s), scale %g, %s",
+            inner.name,
+            getattr(inner, "model_path", None) or "OpenCV's cascade",
+            d.scale,
+            f"full pass every {d.full_every} frames" if d.full_every and not still else "full frame",
+        )
         tracker_cfg = dataclasses.replace(cfg.tracker, min_hits=1) if still else cfg.tracker
         tracker = Tracker(tracker_cfg, classifier.labels, per_frame=cfg.output.per_frame)
         sinks = build_sinks(cfg, classifier.labels) + list(extra_sinks)
