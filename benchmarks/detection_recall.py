@@ -73,6 +73,26 @@ YUNET_CONFIGS: list[tuple[str, dict, dict]] = [
         {},
     ),
     (
+        "yunet 0.5, every 2nd frame + tracker, ROI, full pass every 4",
+        {**YUNET, "detector.scale": 0.5, "detector.full_every": 4, "detector.every": 2},
+        {},
+    ),
+    (
+        "yunet 0.5, every 2nd frame + tracker, ROI, full pass every 6",
+        {**YUNET, "detector.scale": 0.5, "detector.full_every": 6, "detector.every": 2},
+        {},
+    ),
+    (
+        "yunet 0.4 (min input 256), ROI, full pass every 4",
+        {**YUNET, "detector.scale": 0.4, "detector.full_every": 4},
+        {"min_input": 256},
+    ),
+    (
+        "yunet 0.4 (min input 256), every 2nd frame + tracker, ROI, full pass every 4",
+        {**YUNET, "detector.scale": 0.4, "detector.full_every": 4, "detector.every": 2},
+        {"min_input": 256},
+    ),
+    (
         "yunet 0.5, every 3rd frame + tracker",
         {**YUNET, "detector.scale": 0.5, "detector.full_every": 0, "detector.every": 3},
         {},
@@ -168,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                     min_size=d.min_size,
                     score_threshold=d.score_threshold,
                     full_every=d.full_every,
+                    frame_gap=d.every,
                     **({"model": d.model or None} | kw),
                 )
             spy = _Spy(pipe.classifier)
