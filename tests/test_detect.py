@@ -172,3 +172,29 @@ def test_yunet_boxes_on_a_small_frame_are_not_halved(face_images):
     assert len(half.detect(img)) == 1  # found at 320 x 180
     small = cv2.resize(img, (320, 180), interpolation=cv2.INTER_AREA)  # a face about 40 px tall
     assert [f.box for f in half.detect(small)] == [f.box for f in full.detect(small)] != []
+
+
+def test_no_import_circle_between_the_config_and_the_detectors():
+    """edge_fer.config takes DetectorConfig (and the registry's names) from edge_fer.detect.options; no
+    detector module imports edge_fer.config back, not even inside a function or for type checking."""
+    import ast
+    from pathlib import Path
+
+    import edge_fer.config
+    import edge_fer.detect
+
+    assert edge_fer.config.DetectorConfig is edge_fer.detect.DetectorConfig
+    for path in Path(edge_fer.detect.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            assert not any(n == "edge_fer.config" or n.startswith("edge_fer.config.") for n in names), path.name
+            assert not (
+                isinstance(node, ast.ImportFrom)
+                and node.module == "edge_fer"
+                and any(a.name == "config" for a in node.names)
+            ), path.name
