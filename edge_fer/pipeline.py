@@ -133,7 +133,7 @@ class Pipeline:
         log.info(
             "detector %s (%s), scale %g, %s",
             inner.name,
-            getattr(inner, "model_path", None) or "OpenCV's cascade",
+            getattr(inner, "model_path", None),
             d.scale,
             f"full pass every {d.full_every} frames" if d.full_every and not still else "full frame",
         )

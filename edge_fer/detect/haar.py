@@ -72,6 +72,7 @@ class HaarDetector(WindowDetector):
             raise ModelError(f"cannot load the Haar cascade {path}: not an OpenCV cascade XML") from None
         if self.cascade.empty():
             raise ModelError(f"cannot load the Haar cascade {path}: not an OpenCV cascade XML")
+        self.model_path = str(path)
         self.scale, self.scale_factor, self.min_neighbors = float(scale), float(scale_factor), int(min_neighbors)
         self.min_size = int(min_size)
         self.equalize = equalize
