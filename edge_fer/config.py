@@ -4,7 +4,7 @@
 
     [source]   uri, width, height, fps, loop, wait, max_pixels, stall_timeout
     [model]    path, device, threads
-    [detector] name, model, every, full_every, scale, min_size, score_threshold
+    [detector] name, model, every, full_every, scale, min_size, score_threshold, nms_threshold
     [tracker]  iou_threshold, max_missed, min_hits, ema_alpha, switch_margin, switch_frames
     [output]   path, format, overwrite, per_frame, annotate, save_crops
     [quality]  enabled, model, threshold
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, cast, get_type_hints
 
 from edge_fer import schema
-from edge_fer.detect import DETECTORS
+from edge_fer.detect.options import DetectorConfig
 from edge_fer.errors import ConfigError, EdgeFerError
 from edge_fer.interpreter import DEVICES
 from edge_fer.schema import opt
@@ -87,39 +87,6 @@ class ModelConfig:
     )
     device: str = opt("auto", choices=DEVICES, flag="--device", help="auto | cpu | edgetpu.")
     threads: int = opt(0, lo=0, hi=64, flag="--threads", help="Interpreter threads (0: the interpreter's default).")
-
-
-@dataclass
-class DetectorConfig:
-    name: str = opt(
-        "haar",
-        choices=tuple(DETECTORS),
-        flag="--detector",
-        help="Face detector: haar, yunet, or auto (yunet when its model is installed, else haar).",
-    )
-    model: str = opt(
-        "", flag="--detector-model", help="YuNet .onnx model (with --detector yunet), or a Haar cascade XML."
-    )
-    every: int = opt(
-        1,
-        lo=1,
-        hi=1000,
-        flag="--detect-every",
-        help="Detect faces every N frames; the tracker carries them in between.",
-    )
-    # between full-frame passes a search only in a window around each face found by the previous
-    # detection (edge_fer.detect.roi)
-    full_every: int = opt(
-        12,
-        lo=0,
-        hi=1000,
-        flag="--full-every",
-        help="A full-frame detection every N frames, between them only a window around each "
-        "known face (0: full frame every time).",
-    )
-    scale: float = opt(0.5, lo=0.05, hi=1.0, flag="--detect-scale", help="Downscale factor of the frame for detection.")
-    min_size: int = opt(30, lo=0, hi=10000, flag="--min-face", help="Smallest face side in (full-frame) pixels.")
-    score_threshold: float = opt(0.6, lo=0.0, hi=1.0, help="YuNet's minimum face score.")
 
 
 @dataclass

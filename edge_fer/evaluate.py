@@ -33,7 +33,7 @@ class DetectOptions:
     them from the run config, :class:`edge_fer.config.DetectorConfig`, with its defaults), plus the
     context given to tight crops (``min_side``, ``pad``)."""
 
-    detector: str = "haar"
+    detector: str = "yunet"  # edge_fer.detect.DEFAULT_DETECTOR
     model: str = ""
     scale: float = 0.5
     min_size: int = 30

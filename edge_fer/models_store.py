@@ -1,4 +1,6 @@
-"""Models that edge-fer does not ship but can fetch when the user asks: ``edge-fer models pull NAME``.
+"""Models fetched when the user asks: ``edge-fer models pull NAME``. YuNet (the default detector) is
+shipped inside the package (:mod:`edge_fer.models`); pulling it installs a copy in the cache that the
+detector then prefers (an update, when the pin moves to a newer release).
 
 Each known model has pinned download URLs and a pinned SHA-256. :func:`pull` downloads (or, with
 ``from_file``, copies) into a temporary file next to the destination, hashing as it goes, and only
@@ -28,6 +30,7 @@ from pathlib import Path
 
 from edge_fer.errors import ConfigError, ModelError, NetworkError
 from edge_fer.fsutil import cache_dir, replace_durably
+from edge_fer.models import YUNET_SHA256, YUNET_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +76,9 @@ KNOWN: dict[str, ModelSpec] = {
             "face_detection_yunet_2023mar.onnx",
             "https://huggingface.co/opencv/face_detection_yunet/resolve/main/face_detection_yunet_2023mar.onnx",
         ),
-        sha256="8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4",
-        size=232_589,
-        description="YuNet face detector (OpenCV Zoo, 2023mar, MIT): --detector yunet",
+        sha256=YUNET_SHA256,
+        size=YUNET_SIZE,
+        description="YuNet face detector (2023mar; shipped inside edge-fer: pull only to replace it with a newer file)",
         source=f"git LFS pointer in opencv/opencv_zoo@{_OPENCV_ZOO_COMMIT[:12]}",
     ),
 }

@@ -143,6 +143,14 @@ class Pipeline:
         still = source.mode is SourceMode.STILL
         # each still image is its own scene: no face windows carried from the last one, a face counts at once
         detector = build_detector(d, windows=not still, stride=stride)
+        inner = getattr(detector, "inner", detector)
+        log.info(
+            "detector %s (%s), scale %g, %s",
+            inner.name,
+            getattr(inner, "model_path", None),
+            d.scale,
+            f"full pass every {d.full_every} frames" if d.full_every and not still else "full frame",
+        )
         tracker_cfg = dataclasses.replace(cfg.tracker, min_hits=1) if still else cfg.tracker
         if stride > 1:
             tracker_cfg = dataclasses.replace(tracker_cfg, max_missed=tracker_cfg.max_missed * stride)

@@ -31,6 +31,15 @@ def face_images() -> dict[str, Path]:
 
 @pytest.fixture
 def yunet_model() -> Path:
+    """The official YuNet release, as shipped in the package (no shared data needed)."""
+    from edge_fer.models import shipped_yunet
+
+    return shipped_yunet()
+
+
+@pytest.fixture
+def other_yunet_model() -> Path:
+    """A second, different YuNet build (a fixture only: where a test needs a file that is not the shipped one)."""
     return shared_file("models/face_detection_yunet.onnx")
 
 

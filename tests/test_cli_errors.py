@@ -117,6 +117,8 @@ def test_detector_model_that_is_not_a_cascade(tmp_path, hamilton_clip):
             "run",
             "--source",
             str(hamilton_clip),
+            "--detector",
+            "haar",  # YuNet is the default: a cascade goes with --detector haar
             "--detector-model",
             str(bogus),
             "--max-frames",

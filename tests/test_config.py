@@ -40,7 +40,7 @@ def test_every_schema_default_passes_its_own_range():
         ("mqtt.port", 0, r"'mqtt\.port' must be in \[1, 65535\]"),
         ("mqtt.qos", 3, r"'mqtt\.qos' must be one of 0, 1, 2"),
         ("output.format", "xml", r"'output\.format' must be one of jsonl, csv"),
-        ("detector.name", "mtcnn", r"'detector\.name' must be one of haar, yunet, auto"),
+        ("detector.name", "mtcnn", r"'detector\.name' must be one of yunet, haar, auto"),
         ("tracker.ema_alpha", 0.0, r"'tracker\.ema_alpha' must be in \(0, 1\]"),
         ("run.status_interval_s", float("nan"), r"'run\.status_interval_s' must be a finite number"),
     ],
@@ -222,7 +222,8 @@ def test_flags_land_on_their_config_keys(capsys):
 
 def test_help_shows_the_schema_defaults():
     helps = {p.opts[0]: p.help for p in _params("run")} | {"bench " + p.opts[0]: p.help for p in _params("bench")}
-    assert helps["--full-every"].endswith("(default: 12)") and helps["--detect-scale"].endswith("(default: 0.5)")
+    assert helps["--detector"].endswith("(default: yunet)")
+    assert helps["--full-every"].endswith("(default: 4)") and helps["--detect-scale"].endswith("(default: 0.5)")
     assert helps["bench --detect-scale"] == helps["--detect-scale"]  # one definition for both commands
 
 

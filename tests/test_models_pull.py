@@ -265,19 +265,20 @@ def test_the_pinned_values_are_the_opencv_zoo_release():
     assert all(u.startswith("https://") for u in s.urls)
 
 
-def test_yunet_needs_no_path_once_pulled(cache, capsys, request):
+def test_yunet_needs_no_path_and_a_pulled_copy_updates_it(cache, capsys, request):
     from edge_fer.detect import create_detector
-    from edge_fer.errors import ConfigError
+    from edge_fer.models import shipped_yunet
 
-    with pytest.raises(ConfigError, match="edge-fer models pull yunet"):
-        create_detector("yunet")
-    assert create_detector("auto").name == "haar"  # auto: Haar until YuNet is installed
-    onnx = request.getfixturevalue("yunet_model")  # skips when ../shared/data is absent
+    # shipped in the package: no pull, no path (auto means the same now)
+    assert Path(create_detector("yunet").model_path) == shipped_yunet()
+    assert create_detector("auto").name == "yunet"
+    onnx = request.getfixturevalue("other_yunet_model")  # skips when ../shared/data is absent
     digest = hashlib.sha256(onnx.read_bytes()).hexdigest()  # a test fixture, not the Zoo release
     assert main(["models", "pull", "yunet", "--from", str(onnx), "--sha256", digest]) == 0
     det = create_detector("yunet")
-    assert Path(det.model_path) == cache / "face_detection_yunet_2023mar.onnx"
-    assert create_detector("auto").name == "yunet"  # ... and YuNet once it is
+    assert Path(det.model_path) == cache / "face_detection_yunet_2023mar.onnx"  # the pulled copy wins
+    assert main(["models", "remove", "yunet"]) == 0
+    assert Path(create_detector("yunet").model_path) == shipped_yunet()  # ... until it is removed
     import numpy as np
 
     assert det.detect(np.zeros((120, 160, 3), np.uint8)) == []
@@ -291,11 +292,10 @@ def test_nothing_is_downloaded_without_pull(cache, monkeypatch):
 
     monkeypatch.setattr(models_store.urllib.request, "urlopen", boom)
     from edge_fer.detect import create_detector
-    from edge_fer.errors import ConfigError
 
     create_detector("haar")
-    with pytest.raises(ConfigError):
-        create_detector("yunet")
+    create_detector("yunet")  # the shipped model
+    assert models_store.installed_path("yunet") is None
     shutil.rmtree(cache.parent, ignore_errors=True)
 
 

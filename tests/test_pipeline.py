@@ -77,7 +77,11 @@ def test_video_faces_found_events_well_formed_ids_stable(tmp_path, hamilton_clip
     assert {"face_appeared", "face_left", "face"} <= kinds
     per_frame = [d for d in events if d["type"] == "face"]
     assert len({d["frame"] for d in per_frame}) > 50  # faces found on many frames
-    # ids stable across consecutive frames: a face box that barely moved keeps its id
+    # ids stable across consecutive frames: a face box that barely moved (IoU > 0.5 with its box on the
+    # previous frame) keeps its id; YuNet also finds small audience faces right beside the performer's
+    # large profile, so nearby corners alone do not make two boxes the same face
+    from edge_fer.boxes import iou
+
     by_frame: dict[int, list[dict]] = {}
     for d in per_frame:
         by_frame.setdefault(d["frame"], []).append(d)
@@ -85,8 +89,7 @@ def test_video_faces_found_events_well_formed_ids_stable(tmp_path, hamilton_clip
     for f, faces in by_frame.items():
         for d in faces:
             for p in by_frame.get(f - 1, []):
-                (x, y, w, h), (px, py, _pw, _ph) = d["box"], p["box"]
-                if abs(x - px) < w / 4 and abs(y - py) < h / 4:
+                if iou(d["box"], p["box"]) > 0.5:
                     same += d["track_id"] == p["track_id"]
                     changed += d["track_id"] != p["track_id"]
     assert same > 50 and changed == 0

@@ -78,7 +78,7 @@ class RoiDetector(Detector):
         self.inner = inner
         self.name = f"{inner.name}+roi"
         self.wants_gray = inner.wants_gray
-        self.framing = inner.framing  # crops are framed as the inner detector's boxes need
+        self.framing, self.shift = inner.framing, inner.shift  # crops are framed as the inner detector's boxes need
         self.full_every = int(full_every)
         self.margin = float(margin)
         self.patience = int(patience)
