@@ -14,7 +14,7 @@ quantization): AUROC face vs not-face of the reconstruction error, and at the th
 store for the adapted run (99th percentile of the camera crops' errors) the faces kept and non-faces
 rejected; and the reconstruction MSE of the camera crops.
 
-    python benchmarks/adapt_autoencoder.py --run /work/runs/res16 --crops video_crops \
+    python benchmarks/adapt_autoencoder.py --run runs/res16 --crops video_crops \
         --out benchmarks/results/adapt_autoencoder
 """
 

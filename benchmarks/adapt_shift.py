@@ -8,11 +8,11 @@ PrivateTest before and after, and on the clean PrivateTest (the adaptation must 
 1x / 3x as many original training faces
 (--mix 1, the default); the gate's threshold then comes from the new crops (share of faces flagged).
 
-Float accuracies are the Keras model; the int8 rows go through ``edge-fer convert --quality`` and the
+Float accuracies are the Keras model; the int8 rows go through ``edge-fer convert --write-quality-gate`` and the
 runtime's ``Classifier`` / ``QualityGate``; "int8, calibrated on new crops" uses ``--calib-data
 OUT/calibration.npz`` (the new crops with the adapted model's own labels).
 
-    python benchmarks/adapt_shift.py --run /work/runs/res16 --data ../shared/data/fer2013.zip \
+    python benchmarks/adapt_shift.py --run runs/res16 --data ../shared/data/fer2013.zip \
         --out benchmarks/results/adapt_shift --work /tmp/adapt_shift
 
 writes ``adapt_shift.json`` and ``adapt_shift.md``.

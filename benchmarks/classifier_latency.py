@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 
 import numpy as np
+
+from edge_fer.stats import summarize_ms
 
 
 def main(argv=None) -> int:
@@ -55,17 +56,14 @@ def main(argv=None) -> int:
         for k, f in timers.items():
             t0 = time.perf_counter()
             f()
-            times[k].append((time.perf_counter() - t0) * 1000)
-    out = {
-        k: {
-            "median_ms": round(statistics.median(v), 4),
-            "p90_ms": round(sorted(v)[int(0.9 * len(v))], 4),
-            "runs": len(v),
-        }
-        for k, v in times.items()
-    }
+            times[k].append(time.perf_counter() - t0)
+    # the one percentile helper of the runtime and edge-fer bench (edge_fer.stats)
+    out = {}
+    for k, v in times.items():
+        s = summarize_ms(v)
+        out[k] = {key: s[key] for key in ("n", "p50_ms", "p90_ms")}
     for k, v in out.items():
-        print(f"{v['median_ms']:.4f} ms median, {v['p90_ms']:.4f} ms p90  {k}")
+        print(f"{v['p50_ms']:.4f} ms median, {v['p90_ms']:.4f} ms p90  {k}")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(out, f, indent=2)

@@ -4,13 +4,14 @@ the crops the runtime cuts around the detector's box at several margins (selecti
 Each image is placed in a frame as ``edge-fer eval --detect`` does (upscaled to 160 px, a replicated
 border of 25%), so the FER2013 crop's square in the frame is known. The detector runs once per image;
 its largest box is compared with that square (side ratio, centre offset) and then cropped as the
-runtime crops it (the detector's framing, :meth:`Detector.crop_box`, then each ``--margin``) and
-classified through the runtime's Classifier; ``--framing`` overrides the detector's framing. Use PublicTest to choose (the FER2013
+runtime crops it (the detector's framing and vertical shift, :meth:`Detector.crop_box`, then each
+``--margin``) and classified through the runtime's Classifier; ``--framing`` / ``--shift`` (repeatable)
+override the detector's own and give one accuracy row per pair. Use PublicTest to choose (the FER2013
 protocol); PrivateTest is for reporting a final choice once.
 
     python benchmarks/crop_margin.py --model edge_fer/models/default_int8.tflite \\
         --data ../shared/data/fer2013.zip --split PublicTest \\
-        --yunet ../shared/data/models/face_detection_yunet.onnx --json margins.json
+        --yunet edge_fer/models/face_detection_yunet_2023mar.onnx --json margins.json
 """
 
 from __future__ import annotations
@@ -32,7 +33,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--yunet", default=None, help="YuNet .onnx (without it: Haar only)")
     ap.add_argument("--margin", type=float, action="append", default=None, help=f"(default: {MARGINS})")
     ap.add_argument("--detectors", default="haar,yunet", help="comma-separated (yunet needs --yunet)")
-    ap.add_argument("--framing", type=float, default=None, help="override each detector's framing (1: raw boxes)")
+    ap.add_argument(
+        "--framing",
+        type=float,
+        action="append",
+        default=None,
+        help="override each detector's framing (1: raw boxes); repeatable: one accuracy table per value",
+    )
+    ap.add_argument(
+        "--shift",
+        type=float,
+        action="append",
+        default=None,
+        help="override each detector's vertical crop shift (share of the crop's side, + = down); repeatable",
+    )
     ap.add_argument("--limit", type=int, default=0, help="first N images only (0: all)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
@@ -40,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from edge_fer.classify import Classifier, default_model_path
     from edge_fer.detect import create_detector
-    from edge_fer.evaluate import DetectOptions, _with_context
-    from edge_fer.preprocess import face_crops
+    from edge_fer.evaluate import DetectOptions, _with_context, square_crop
+    from edge_fer.preprocess import face_crops, resize
 
     clf = Classifier.from_file(a.model or default_model_path(), device="cpu", threads=1)
     pre, spec = clf.preprocessing, clf.input_spec
@@ -56,9 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     out: dict = {"model": str(clf.source), "split": a.split, "n": len(images), "bundle_margin": pre.margin}
     for name, kw in detectors:
         det = create_detector(name, scale=opts.scale, min_size=opts.min_size, **kw)
-        if a.framing is not None:
-            det.framing = a.framing
-        frames, boxes, ys, geo = [], [], [], []
+        frames, boxes, ys, geo, aligned = [], [], [], [], []
         for img, y in zip(images, labels):
             frame = _with_context(img, opts.min_side, opts.pad)
             found = det.detect(frame)
@@ -69,9 +81,17 @@ def main(argv: list[str] | None = None) -> int:
             c = frame.shape[1] / 2.0, frame.shape[0] / 2.0
             geo.append((max(w, h) / side, w / h, (x0 + w / 2 - c[0]) / side, (y0 + h / 2 - c[1]) / side))
             frames.append(frame)
+            aligned.append(resize(square_crop(img), spec.width, spec.height, pre.resize))
             boxes.append((x0, y0, w, h))
             ys.append(int(y))
         g = np.asarray(geo)
+
+        def accuracy(crops: list, ys: list = ys) -> float:
+            probs = np.concatenate(
+                [clf.predict_raw(clf.prepare_crops(crops[i : i + 64])) for i in range(0, len(crops), 64)]
+            )
+            return round(float((probs.argmax(1) == np.asarray(ys)).mean()), 4)
+
         med = np.median(g, axis=0)
         row: dict = {
             "found": len(ys),
@@ -81,21 +101,35 @@ def main(argv: list[str] | None = None) -> int:
             "centre_offset": {"dx": round(float(med[2]), 4), "dy": round(float(med[3]), 4)},
             "margin_matching_fer_side": round(float((1.0 / med[0] - 1.0) / 2.0), 4),
             "framing": det.framing,
+            "shift": det.shift,
             "accuracy": {},
+            "aligned_same_images": accuracy(aligned),  # the dataset's own crops of the images it found
+            "by_framing": {},
         }
-        for m in a.margin or MARGINS:
-            p = replace(pre, margin=m)
-            crops = [face_crops(f, [det.crop_box(b)], p, spec.width, spec.height)[0] for f, b in zip(frames, boxes)]
-            probs = np.concatenate(
-                [clf.predict_raw(clf.prepare_crops(crops[i : i + 64])) for i in range(0, len(crops), 64)]
-            )
-            row["accuracy"][f"{m:g}"] = round(float((probs.argmax(1) == np.asarray(ys)).mean()), 4)
-        out[name] = row
-        acc = ", ".join(f"{k}: {v:.2%}" for k, v in row["accuracy"].items())
         print(
             f"{name}: face found in {row['found']}/{len(images)}; box side / FER side {med[0]:.3f}, w/h {med[1]:.3f}, "
-            f"centre dx {med[2]:+.3f} dy {med[3]:+.3f}; accuracy by margin: {acc}"
+            f"centre dx {med[2]:+.3f} dy {med[3]:+.3f}; aligned crops of these images: {row['aligned_same_images']:.2%}"
         )
+        own = (det.framing, det.shift)
+        for fr in a.framing or [det.framing]:
+            for sh in a.shift or [det.shift]:
+                det.framing, det.shift = fr, sh
+                accs = {}
+                for m in a.margin or MARGINS:
+                    p = replace(pre, margin=m)
+                    crops = [
+                        face_crops(f, [det.crop_box(b)], p, spec.width, spec.height)[0] for f, b in zip(frames, boxes)
+                    ]
+                    accs[f"{m:g}"] = accuracy(crops)
+                row["by_framing"][f"{fr:g},{sh:g}"] = accs
+                if (fr, sh) == own:
+                    row["accuracy"] = accs
+                print(
+                    f"  framing {fr:g} shift {sh:+g}: " + ", ".join(f"{k}: {v:.2%}" for k, v in accs.items()),
+                    flush=True,
+                )
+        det.framing, det.shift = own
+        out[name] = row
     if a.json:
         with open(a.json, "w") as f:
             json.dump(out, f, indent=2)

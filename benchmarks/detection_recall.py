@@ -10,13 +10,13 @@ the sink, events to os.devnull) fed the same decoded frames; ``fer`` is ``FER().
 model). All of them process frame i before any processes frame i+1, in an order that rotates every
 frame, so load from other processes falls on all of them alike. Decoding is done once, not timed.
 
-Recall and precision (``edge_fer.detect.scoring``): the boxes each pipeline hands to its classifier
+Recall and precision (``benchmarks/detection_scoring.py``): the boxes each pipeline hands to its classifier
 on the annotated frames of the first pass (for ``--detect-every N`` those include the boxes the
 tracker carries between detections: they are what gets classified), matched one-to-one to the
 annotated faces at IoU >= 0.5; detections inside an annotated ignore region count neither way.
 
-YuNet configurations run when a model is given (``--yunet-model``) or installed
-(``edge-fer models pull yunet``). ``fer`` lives in its own venv (see benchmarks/compare_fer.py):
+YuNet configurations use the model shipped in the package unless ``--yunet-model`` names another. ``fer`` lives in
+its own venv (see edge_fer/bench/compare_fer.py):
 run this script with that venv's python and ``PYTHONPATH=<this checkout>``.
 """
 
@@ -32,12 +32,17 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-HAAR = {"detector.name": "haar"}
+HAAR = {"detector.name": "haar", "detector.min_size": 30}  # the Haar defaults before YuNet
 # the Haar settings edge-fer used before: frontalface_default cascade, scaleFactor 1.2, minNeighbors 5
 OLD_HAAR = {"model": "haarcascade_frontalface_default.xml", "scale_factor": 1.2, "min_neighbors": 5}
 # (name, config overrides on top of edge_fer.config's defaults, extra detector constructor options)
 CONFIGS: list[tuple[str, dict, dict]] = [
     ("default", {}, {}),
+    (
+        "haar 0.5, ROI, full pass every 12 (the default before YuNet)",
+        {**HAAR, "detector.scale": 0.5, "detector.full_every": 12},
+        {},
+    ),
     (
         "haar 0.5, full frame each frame (old default: frontalface_default, sf 1.2, mn 5)",
         {**HAAR, "detector.scale": 0.5, "detector.full_every": 0},
@@ -57,20 +62,45 @@ CONFIGS: list[tuple[str, dict, dict]] = [
     ),
     ("haar 0.5, ROI, full pass every 24", {**HAAR, "detector.scale": 0.5, "detector.full_every": 24}, {}),
 ]
+YUNET = {"detector.name": "yunet"}
+# the shipped YuNet model unless --yunet-model names another
 YUNET_CONFIGS: list[tuple[str, dict, dict]] = [
+    ("yunet 0.5, full frame each frame", {**YUNET, "detector.scale": 0.5, "detector.full_every": 0}, {}),
+    ("yunet 0.5, ROI, full pass every 4", {**YUNET, "detector.scale": 0.5, "detector.full_every": 4}, {}),
+    ("yunet 0.5, ROI, full pass every 12", {**YUNET, "detector.scale": 0.5, "detector.full_every": 12}, {}),
     (
-        "yunet 0.5, full frame each frame",
-        {"detector.name": "yunet", "detector.scale": 0.5, "detector.full_every": 0},
+        "yunet 0.5, every 2nd frame + tracker",
+        {**YUNET, "detector.scale": 0.5, "detector.full_every": 0, "detector.every": 2},
         {},
+    ),
+    (
+        "yunet 0.5, every 2nd frame + tracker, ROI, full pass every 4",
+        {**YUNET, "detector.scale": 0.5, "detector.full_every": 4, "detector.every": 2},
+        {},
+    ),
+    (
+        "yunet 0.5, every 2nd frame + tracker, ROI, full pass every 6",
+        {**YUNET, "detector.scale": 0.5, "detector.full_every": 6, "detector.every": 2},
+        {},
+    ),
+    (
+        "yunet 0.4 (min input 256), ROI, full pass every 4",
+        {**YUNET, "detector.scale": 0.4, "detector.full_every": 4},
+        {"min_input": 256},
+    ),
+    (
+        "yunet 0.4 (min input 256), every 2nd frame + tracker, ROI, full pass every 4",
+        {**YUNET, "detector.scale": 0.4, "detector.full_every": 4, "detector.every": 2},
+        {"min_input": 256},
     ),
     (
         "yunet 0.5, every 3rd frame + tracker",
-        {"detector.name": "yunet", "detector.scale": 0.5, "detector.full_every": 0, "detector.every": 3},
+        {**YUNET, "detector.scale": 0.5, "detector.full_every": 0, "detector.every": 3},
         {},
     ),
     (
-        "yunet 0.5, ROI, full pass every 12",
-        {"detector.name": "yunet", "detector.scale": 0.5, "detector.full_every": 12},
+        "yunet 0.5, score 0.7, full frame each frame",
+        {**YUNET, "detector.scale": 0.5, "detector.full_every": 0, "detector.score_threshold": 0.7},
         {},
     ),
 ]
@@ -107,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--source", required=True, help="the annotated video")
     ap.add_argument("--truth", default=str(Path(__file__).with_name("data") / "hamilton_faces.json"))
     ap.add_argument("--model", help="edge-fer model bundle (default: the shipped one)")
-    ap.add_argument("--yunet-model", help="YuNet .onnx for the yunet configurations (default: the installed one)")
+    ap.add_argument("--yunet-model", help="YuNet .onnx for the yunet configurations (default: the shipped one)")
     ap.add_argument(
         "--only", action="append", default=[], help="run the configurations whose name contains this (repeatable)"
     )
@@ -120,11 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
     from compare_fer import load_frames  # benchmarks/, beside this script
+    from detection_scoring import load_ground_truth, score  # benchmarks/, beside this script
 
     from edge_fer import config as cfgmod
     from edge_fer.bench.machine import loadavg as _loadavg
     from edge_fer.bench.machine import machine_info
-    from edge_fer.detect.scoring import load_ground_truth, score
     from edge_fer.doctor import dist_version as _dist_version
     from edge_fer.errors import EdgeFerError
     from edge_fer.pipeline import Pipeline
@@ -133,15 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         truth = load_ground_truth(args.truth)
         frames, name = load_frames(args.source)
-        yunet = args.yunet_model
-        if yunet is None:
-            from edge_fer.models_store import installed_path
-
-            p = installed_path("yunet")
-            yunet = str(p) if p else None
+        yunet = args.yunet_model or ""  # "": the detector's own (shipped, or pulled)
         configs = [(describe_default() + " [default]" if n == "default" else n, o, k) for n, o, k in CONFIGS]
-        if yunet:
-            configs += [(n, {**o, "detector.model": yunet}, k) for n, o, k in YUNET_CONFIGS]
+        configs += [(n, {**o, "detector.model": yunet}, k) for n, o, k in YUNET_CONFIGS]
         if args.only:
             configs = [c for c in configs if any(s in c[0] for s in args.only)]
         runners = []
@@ -165,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
                     min_size=d.min_size,
                     score_threshold=d.score_threshold,
                     full_every=d.full_every,
+                    frame_gap=d.every,
                     **({"model": d.model or None} | kw),
                 )
             spy = _Spy(pipe.classifier)

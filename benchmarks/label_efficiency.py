@@ -10,7 +10,7 @@ classifier (same architecture, recipe and epoch budget) is trained twice:
 
 PublicTest accuracy (the selection split) is reported; PrivateTest is not looked at here. Each run
 is an ordinary ``edge-fer train`` run dir under ``--out``; finished runs are reused, so the study
-resumes after an interruption. Writes ``label_efficiency.json``, ``label_efficiency.md`` (the README
+resumes after an interruption. Writes ``label_efficiency.json``, ``label_efficiency.md`` (docs/autoencoder.md
 table) and ``label_efficiency.png``.
 
     python benchmarks/label_efficiency.py --data ../shared/data/fer2013.zip --init-ae runs/res16 \\

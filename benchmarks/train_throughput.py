@@ -41,7 +41,7 @@ def load_train(path: str):
 def input_factory(kind: str, workers: int, multiprocessing: bool):
     """make_dataset(x, y, **kw) -> an iterable of batches that repeats forever, and the same for model.fit."""
     if kind == "tfdata":
-        from edge_fer.train.input_pipeline import make_dataset as tf_make
+        from tf_input_pipeline import make_dataset as tf_make  # benchmarks/, beside this script
 
         return lambda *a, **kw: tf_make(*a, **kw).repeat()
     from edge_fer.train.batches import make_dataset as pyd_make

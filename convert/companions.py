@@ -1,5 +1,5 @@
 """The autoencoder's parts converted next to the classifier, each its own int8 model with metadata:
-the decoder (``--decoder``) and the whole stage-1 autoencoder, the crop-quality gate (``--quality``)."""
+the decoder (``--decoder``) and the whole stage-1 autoencoder, the crop-quality gate (``--write-quality-gate``)."""
 
 from __future__ import annotations
 
@@ -67,7 +67,9 @@ def convert_autoencoder(
     ae = quantize.load_keras_model(run.autoencoder)
     want = (None, meta.input_height, meta.input_width, meta.input_channels)
     if quantize.shape_of(ae.inputs[0]) != want or quantize.shape_of(ae.outputs[0]) != want:
-        raise ModelError(f"--quality: {run.autoencoder} does not map {want[1:]} images to {want[1:]} reconstructions")
+        raise ModelError(
+            f"--write-quality-gate: {run.autoencoder} does not map {want[1:]} images to {want[1:]} reconstructions"
+        )
     a_bytes = quantize.convert(ae, calib_x, io=io)
     info = audit.require_full_integer(a_bytes, "the converted autoencoder")
     val_x = float_model_input(val_set.x, meta.preprocessing, meta.input_channels)

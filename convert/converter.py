@@ -4,7 +4,9 @@ Steps (:func:`convert_run`): resolve the source (run dir or ``.keras``) and chec
 writable (before any heavy work) -> load model + metadata -> class-stratified calibration sample of
 real crops -> full-int8 conversion -> audit (every tensor int8/uint8 except int32 biases/params, else
 refuse) -> float Keras vs int8 LiteRT on held-out crops -> embed metadata -> write every file
-atomically, all or none -> Edge TPU compiler when installed -> report -> max-drop gate.
+atomically, all or none -> Edge TPU compiler when installed -> report -> max-drop gate. With
+``--calibrate`` (the default) a temperature is fitted on the selection split right after quantization
+and folded into the bundle's softmax (:mod:`edge_fer.convert.calibrate`), before anything is verified.
 
 Exit codes through the CLI: 2 for bad input (:class:`EdgeFerError`), 3 when the accuracy gate fails
 (:class:`AccuracyDropError`; the model and report are still written, the report says ``passed: false``).
@@ -25,9 +27,9 @@ from edge_fer.convert.outputs import OutputPaths, StagedFiles
 from edge_fer.convert.report import AccuracyDropError, ConvertReport, summary
 from edge_fer.convert.source import ConvertSource, resolve_source
 
+from edge_fer import jsondoc
 from edge_fer.bundle import ModelMeta, read_bundle_meta
 from edge_fer.errors import DataError, ModelError
-from edge_fer.fsutil import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +57,21 @@ def convert_run(opts: ConvertOptions) -> ConvertReport:
     quantize.check_classifier(model, meta, str(src.model_path))
     data = _Data.load(opts, src, meta)
     q_bytes, info = _quantize(model, data.calib_x, opts.io)
+    cal = _calibrate(q_bytes, data, meta) if opts.calibrate else None
+    if cal is not None:
+        from edge_fer.convert.calibrate import with_softmax_beta
+
+        q_bytes = with_softmax_beta(q_bytes, cal.fit.beta)
     check = _verify(model, q_bytes, data, meta, opts)
-    bundle_meta = _bundle_meta(src, q_bytes, data, check, meta)
+    bundle_meta = _bundle_meta(src, q_bytes, data, check, meta, cal)
     bundle = embed_metadata(q_bytes, bundle_meta)
     read_bundle_meta(bundle, str(paths.model))  # the runtime's reader understands what we wrote
     report = _report(opts, src, paths, model, bundle, info, data, check, bundle_meta)
-    _write_outputs(opts, src, paths, model, data, bundle, report, bundle_meta)
+    if cal is not None:
+        report.probability_calibration = cal.report()
+    _write_outputs(opts, src, paths, model, data, bundle, report, bundle_meta, cal)
     _compile_edgetpu(opts, paths, report)
-    atomic_write_json(paths.report, report.to_dict())
+    jsondoc.write(paths.report, report.to_dict())  # "-": stdout
     _gate(report, check, opts.max_drop, paths)
     return report
 
@@ -74,15 +83,22 @@ def _check_inputs(opts: ConvertOptions) -> tuple[ConvertSource, OutputPaths]:
     """The source and every output path, checked before TensorFlow is even imported."""
     src = resolve_source(Path(opts.source))
     paths = OutputPaths.plan(
-        Path(opts.out), Path(opts.report) if opts.report else None, opts.write_float, opts.decoder, opts.quality
+        Path(opts.out),
+        Path(opts.report) if opts.report else None,
+        opts.write_float,
+        opts.decoder,
+        opts.quality,
+        opts.calibrate,
     )
     paths.check()
     if opts.decoder:
         src.require_run_dir("--decoder", "encoder.keras", "decoder.keras")
     if opts.quality:
-        run = src.require_run_dir("--quality", "autoencoder.keras")
+        run = src.require_run_dir("--write-quality-gate", "autoencoder.keras")
         if not run.autoencoder.is_file():
-            raise ModelError(f"--quality: {run.autoencoder} not found (the run had no autoencoder pretraining?)")
+            raise ModelError(
+                f"--write-quality-gate: {run.autoencoder} not found (the run had no autoencoder pretraining?)"
+            )
     return src, paths
 
 
@@ -153,6 +169,32 @@ def _quantize(model: Any, calib_x: np.ndarray, io: str) -> tuple[bytes, dict[str
 
 
 @dataclass
+class _Calibration:
+    """The temperature fitted on the selection split (:func:`edge_fer.convert.calibrate.fit_temperature`)."""
+
+    fit: Any  # edge_fer.convert.calibrate.Fit
+    fitted_on: dict[str, Any]
+    png: bytes
+
+    def report(self) -> dict[str, Any]:
+        return dict(self.fit.report(self.fitted_on))
+
+
+def _calibrate(q_bytes: bytes, data: _Data, meta: ModelMeta) -> _Calibration:
+    """Fit the temperature on the selection split through the runtime's classifier."""
+    from edge_fer.convert import calibrate
+    from edge_fer.convert.metadata import embed_metadata
+
+    faces = _selection_faces(data, meta)
+    fit = calibrate.fit_temperature(embed_metadata(q_bytes, meta), faces.x, faces.y)
+    fitted_on = {**faces.describe(), "source": str(faces.source)}
+    if faces.split == data.eval_set.split and str(faces.source) == str(data.eval_set.source):
+        fitted_on["note"] = "fitted on the verification split itself (--eval-split val or a .npz)"
+    png = calibrate.reliability_png(fit, f"int8 bundle, {faces.split} (n={len(faces)})")
+    return _Calibration(fit, fitted_on, png)
+
+
+@dataclass
 class _Check:
     """Float Keras vs the int8 bundle in the runtime's classifier, on the same held-out crops."""
 
@@ -190,7 +232,9 @@ def _verify(model: Any, q_bytes: bytes, data: _Data, meta: ModelMeta, opts: Conv
 # --- 3. the bundle's metadata and the report -------------------------------------------------------
 
 
-def _bundle_meta(src: ConvertSource, q_bytes: bytes, data: _Data, check: _Check, meta: ModelMeta) -> ModelMeta:
+def _bundle_meta(
+    src: ConvertSource, q_bytes: bytes, data: _Data, check: _Check, meta: ModelMeta, cal: _Calibration | None
+) -> ModelMeta:
     """The training metadata plus the quantization, provenance and verified metrics of this conversion."""
     from edge_fer.convert import verify
 
@@ -223,6 +267,8 @@ def _bundle_meta(src: ConvertSource, q_bytes: bytes, data: _Data, check: _Check,
             "accuracy_drop_points": check.drop,
         },
     }
+    if cal is not None:
+        metrics["probability_calibration"] = cal.fit.meta(cal.fitted_on)
     return replace(meta, quantization=quant, provenance=provenance, metrics=metrics)
 
 
@@ -254,6 +300,7 @@ def _report(
             "quality": opts.quality,
             "margin": bundle_meta.preprocessing.margin,
             "latency_runs": opts.latency_runs,
+            "calibrate": opts.calibrate,
         },
         calibration=data.calibration,
         evaluation=data.evaluation,
@@ -305,12 +352,16 @@ def _write_outputs(
     bundle: bytes,
     report: ConvertReport,
     bundle_meta: ModelMeta,
+    cal: _Calibration | None,
 ) -> None:
     """The bundle and every companion model, all renamed into place together (or none)."""
     with StagedFiles() as staged:
         staged.add(paths.model, bundle)
+        if paths.reliability is not None and cal is not None:
+            staged.add(paths.reliability, cal.png)
+            report.outputs["reliability"] = str(paths.reliability)
         if paths.float_model is not None:
-            f_final = _float_bundle(model, bundle_meta)
+            f_final = _float_bundle(model, bundle_meta, cal.fit.beta if cal is not None else None)
             staged.add(paths.float_model, f_final)
             report.outputs["float"] = str(paths.float_model)
             report.float_size_bytes = len(f_final)
@@ -334,11 +385,14 @@ def _write_outputs(
         staged.commit()
 
 
-def _float_bundle(model: Any, bundle_meta: ModelMeta) -> bytes:
+def _float_bundle(model: Any, bundle_meta: ModelMeta, beta: float | None) -> bytes:
     from edge_fer.convert import quantize, verify
+    from edge_fer.convert.calibrate import with_softmax_beta
     from edge_fer.convert.metadata import embed_metadata
 
     f_bytes = quantize.convert(model, None)
+    if beta is not None:  # the same temperature as the int8 bundle
+        f_bytes = with_softmax_beta(f_bytes, beta)
     quant = {**verify.io_quantization(f_bytes), "method": "none (float32 reference)"}
     return embed_metadata(f_bytes, replace(bundle_meta, quantization=quant))
 
@@ -348,13 +402,19 @@ def _quality_faces(src: ConvertSource, data: _Data, meta: ModelMeta) -> Any:
     (``edge-fer adapt``), else the validation faces."""
     from edge_fer.convert.data import load_labeled
 
-    hw = (meta.input_height, meta.input_width)
     run = src.run_dir
     if run is not None and run.is_adapted:
-        val_set = load_labeled(run.calibration, "validation", hw)
+        val_set = load_labeled(run.calibration, "validation", (meta.input_height, meta.input_width))
         val_set.split = "the adapted camera's crops"
         return val_set
-    return load_labeled(data.eval_src, "validation", hw, **data.load_kw)
+    return _selection_faces(data, meta)
+
+
+def _selection_faces(data: _Data, meta: ModelMeta) -> Any:
+    """The held-out dataset's selection split (FER2013 PublicTest; a .npz whole)."""
+    from edge_fer.convert.data import load_labeled
+
+    return load_labeled(data.eval_src, "validation", (meta.input_height, meta.input_width), **data.load_kw)
 
 
 def _gate(report: ConvertReport, check: _Check, max_drop: float, paths: OutputPaths) -> None:

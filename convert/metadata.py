@@ -15,15 +15,20 @@ def embed_metadata(tflite_bytes: bytes, meta: ModelMeta) -> bytes:
     payload = meta.to_json().encode("utf-8")
     buf = schema.BufferT()
     buf.data = list(payload)
-    model.buffers.append(buf)
+    kept, old = [], None
+    for m in model.metadata or []:
+        if (m.name.decode() if isinstance(m.name, bytes) else m.name) == TFLITE_METADATA_NAME:
+            old = m
+        else:
+            kept.append(m)
     entry = schema.MetadataT()
     entry.name = TFLITE_METADATA_NAME
-    entry.buffer = len(model.buffers) - 1
-    kept = [
-        m
-        for m in (model.metadata or [])
-        if (m.name.decode() if isinstance(m.name, bytes) else m.name) != TFLITE_METADATA_NAME
-    ]
+    if old is not None and not any(m.buffer == old.buffer for m in kept):
+        model.buffers[old.buffer] = buf  # replaced in place: a re-embedded bundle does not grow
+        entry.buffer = old.buffer
+    else:
+        model.buffers.append(buf)
+        entry.buffer = len(model.buffers) - 1
     model.metadata = kept + [entry]
     out = bytes(flatbuffer_utils.convert_object_to_bytearray(model))
     assert TFLITE_METADATA_NAME in read_tflite_metadata(out)

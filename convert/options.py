@@ -18,9 +18,16 @@ EVAL_SPLITS = ("test", "val")  # the held-out split convert verifies on; val: th
 
 @dataclass
 class ConvertOptions:
-    source: Path  # the positional argument: a run directory or a .keras file
-    out: Path = opt(required=True, flag="--out", short="-o", help="The int8 .tflite bundle to write.")
-    report: Path | None = opt(None, flag="--report", help="Report JSON (default: <out>_report.json).")
+    source: Path  # the positional argument: a run directory, a .keras file, or a .tflite bundle to recalibrate
+    out: Path = opt(
+        required=True, flag="--output", short="-o", aliases=("--out",), help="The int8 .tflite bundle to write."
+    )
+    report: Path | None = opt(
+        None,
+        flag="--json",
+        deprecated=("--report",),
+        help="The JSON report (default: <output>_report.json; '-': stdout, no table).",
+    )
     io: str = opt("int8", choices=IO_TYPES, flag="--io", help="Input/output tensor type: int8 or uint8.")
     calib_samples: int = opt(300, lo=1, flag="--calib-samples", help="Calibration crops (class-stratified, seeded).")
     calib_data: Path | None = opt(
@@ -42,15 +49,16 @@ class ConvertOptions:
         "split). A .npz is used whole either way.",
     )
     max_drop: float = opt(
-        1.0, flag="--max-drop", help="Fail (exit 3) when int8 accuracy drops more than this, in points."
+        1.0, flag="--max-drop", help="Fail (exit 1) when int8 accuracy drops more than this, in points."
     )
-    write_float: bool = opt(False, flag="--float", help="Also write a float32 <out>_float.tflite.")
-    decoder: bool = opt(False, flag="--decoder", help="Also write the autoencoder decoder as <out>_decoder.tflite.")
-    # also the stage-1 autoencoder as <out>_ae.tflite, the crop-quality gate
+    write_float: bool = opt(False, flag="--float", help="Also write a float32 <output>_float.tflite.")
+    decoder: bool = opt(False, flag="--decoder", help="Also write the autoencoder decoder as <output>_decoder.tflite.")
+    # also the stage-1 autoencoder as <out>_ae.tflite, the crop-quality gate ('run --quality' uses it)
     quality: bool = opt(
         False,
-        flag="--quality",
-        help="Also write the stage-1 autoencoder as <out>_ae.tflite: the crop-quality gate of "
+        flag="--write-quality-gate",
+        deprecated=("--quality",),
+        help="Also write the stage-1 autoencoder as <output>_ae.tflite: the crop-quality gate of "
         "'edge-fer run' (threshold calibrated on the validation faces, stored in its metadata).",
     )
     quality_percentile: float = opt(
@@ -58,7 +66,7 @@ class ConvertOptions:
         lo=50.0,
         hi=100.0,
         flag="--quality-percentile",
-        help="With --quality: the threshold is this percentile of the validation faces' reconstruction error.",
+        help="With --write-quality-gate: the threshold is this percentile of the validation faces' reconstruction error.",
     )
     seed: int | None = opt(None, lo=0, flag="--seed", help="Calibration sampling seed (default: the run's seed).")
     latency_runs: int = opt(200, lo=0, flag="--latency-runs", help="Invocations timed for the median latency.")
@@ -81,6 +89,16 @@ class ConvertOptions:
         flag="--margin",
         help="Crop margin the runtime adds around each detector box, stored in the bundle (choose it on the "
         "selection split: benchmarks/crop_margin.py). (default: the run's --margin)",
+    )
+
+    # temperature scaling on the selection split, folded into the output softmax (convert/calibrate.py)
+    calibrate: bool = opt(
+        True,
+        flag="--calibrate/--no-calibrate",
+        help="Fit a temperature on the selection split (FER2013 PublicTest) so that the scores are calibrated "
+        "probabilities, and fold it into the bundle's softmax; reports ECE, NLL and a reliability diagram "
+        "(<out>_reliability.png) before and after. A .tflite bundle as the source is recalibrated "
+        "(with --eval-data).",
     )
 
     def validate(self) -> ConvertOptions:

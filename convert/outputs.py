@@ -9,8 +9,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_fer.errors import EdgeFerError
-from edge_fer.fsutil import stage_bytes
+from edge_fer.errors import EdgeFerError, OutputError
+from edge_fer.fsutil import replace_durably, stage_bytes
 
 
 def sibling(out: Path, suffix: str) -> Path:
@@ -25,15 +25,25 @@ class OutputPaths:
     float_model: Path | None = None
     decoder: Path | None = None
     quality: Path | None = None
+    reliability: Path | None = None  # the reliability diagram of --calibrate
 
     @classmethod
-    def plan(cls, out: Path, report: Path | None, write_float: bool, decoder: bool, quality: bool) -> OutputPaths:
+    def plan(
+        cls,
+        out: Path,
+        report: Path | None,
+        write_float: bool = False,
+        decoder: bool = False,
+        quality: bool = False,
+        calibrate: bool = False,
+    ) -> OutputPaths:
         return cls(
             out,
             report or sibling(out, "_report.json"),
             sibling(out, "_float.tflite") if write_float else None,
             sibling(out, "_decoder.tflite") if decoder else None,
             sibling(out, "_ae.tflite") if quality else None,
+            sibling(out, "_reliability.png") if calibrate else None,
         )
 
     def check(self) -> None:
@@ -44,10 +54,13 @@ class OutputPaths:
             (self.float_model, "output"),
             (self.decoder, "output"),
             (self.quality, "output"),
+            (self.reliability, "output"),
         )
-        targets = [(p, what) for p, what in named if p is not None]
+        targets = [(p, what) for p, what in named if p is not None and str(p) != "-"]  # "-": stdout
         if len({p.resolve() for p, _ in targets}) != len(targets):
-            raise EdgeFerError("the output, report, float, decoder and autoencoder paths must differ")
+            raise EdgeFerError(
+                "the output, report, float, decoder, autoencoder and reliability diagram paths must differ"
+            )
         for p, what in targets:
             _check_writable(p, what)
 
@@ -57,13 +70,13 @@ def _check_writable(path: Path, what: str) -> None:
         raise EdgeFerError(f"{what} {path} is a directory; give a file name")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
-        raise EdgeFerError(f"cannot write {what} {path}: folder {parent} does not exist")
+        raise OutputError(f"cannot write {what} {path}: folder {parent} does not exist")
     try:
         fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".probe")
         os.close(fd)
         os.unlink(tmp)
     except OSError as e:
-        raise EdgeFerError(f"cannot write {what} {path}: {e.strerror or e}") from None
+        raise OutputError(f"cannot write {what} {path}: {e.strerror or e}") from None
 
 
 class StagedFiles:
@@ -75,11 +88,17 @@ class StagedFiles:
         self._items: list[tuple[Path, Path]] = []
 
     def add(self, target: Path, data: bytes) -> None:
-        self._items.append((stage_bytes(target, data), target))
+        try:
+            self._items.append((stage_bytes(target, data), target))
+        except EdgeFerError as e:  # a full disk, a folder gone: the output, not the input
+            raise OutputError(str(e)) from None
 
     def commit(self) -> None:
         for tmp, target in self._items:
-            os.replace(tmp, target)
+            try:
+                replace_durably(tmp, target)
+            except OSError as e:
+                raise OutputError(f"cannot write {target}: {e.strerror or e}") from None
         self._items.clear()
 
     def discard(self) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from edge_fer.errors import EdgeFerError
+from edge_fer import jsondoc
+from edge_fer.errors import CheckFailed
 
-REPORT_FORMAT = "edge-fer-convert-report"
-REPORT_VERSION = 1
+REPORT_KIND = "convert-report"  # the JSON head: schema edge-fer-convert-report/1 (edge_fer.jsondoc)
 
 
 @dataclass
@@ -38,7 +38,8 @@ class ConvertReport:
     versions: dict[str, str]
     float_size_bytes: int | None = None  # with --float
     decoder: dict[str, Any] | None = None  # with --decoder
-    quality: dict[str, Any] | None = None  # with --quality
+    quality: dict[str, Any] | None = None  # with --write-quality-gate
+    probability_calibration: dict[str, Any] | None = None  # with --calibrate (the default)
 
     @property
     def passed(self) -> bool:
@@ -46,9 +47,6 @@ class ConvertReport:
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
-            "format": REPORT_FORMAT,
-            "format_version": REPORT_VERSION,
-            "created": self.created,
             "source": self.source,
             "outputs": self.outputs,
             "params": self.params,
@@ -72,16 +70,15 @@ class ConvertReport:
             "edgetpu": self.edgetpu,
             "versions": self.versions,
         }
-        for key in ("float_size_bytes", "decoder", "quality"):
+        for key in ("float_size_bytes", "decoder", "quality", "probability_calibration"):
             if getattr(self, key) is not None:
                 d[key] = getattr(self, key)
-        return d
+        return jsondoc.document(REPORT_KIND, d)
 
 
-class AccuracyDropError(EdgeFerError):
-    """The int8 model lost more accuracy than ``--max-drop`` allows (outputs are still written)."""
+class AccuracyDropError(CheckFailed):
+    """The int8 model lost more accuracy than ``--max-drop`` allows (outputs are still written); exit 1."""
 
-    exit_code = 3
     report: ConvertReport | None = None
 
 
@@ -108,13 +105,30 @@ def format_table(report: ConvertReport) -> str:
     rows += [
         f"agreement (top-1, float vs int8): {100 * report.agreement:.2f}% on {ev['n']} {ev['split']} crops",
         f"size {report.size_bytes:,} B | params {report.parameters:,} | MACs {report.macs:,} | "
-        f"latency {lat['median']:.3f} ms median ({lat['threads']} thread, {lat['runtime']})",
+        f"latency {lat['p50_ms']:.3f} ms median ({lat['threads']} thread, {lat['runtime']})",
         _edgetpu_line(report.edgetpu),
         _compiler_line(report.edgetpu.get("compiler", {})),
         f"gate: accuracy drop {gate['accuracy_drop_points']:+.2f} pt vs --max-drop {gate['max_drop_points']:.2f}: "
         + ("PASS" if gate["passed"] else "FAIL"),
     ]
+    cal = report.probability_calibration
+    rows += calibration_lines(cal) if cal else ["calibration: off (--no-calibrate); scores are the raw softmax"]
     return "\n".join(rows)
+
+
+def calibration_lines(cal: dict[str, Any]) -> list[str]:
+    """The terminal summary of a temperature fit (``probability_calibration`` of a report)."""
+    b, a, on = cal["before"], cal["after"], cal["fitted_on"]
+    return [
+        f"calibration on {on['n']} {on['split']} faces: temperature T={cal['temperature']:.4f} "
+        f"(softmax beta {cal['softmax_beta']:.4f})",
+        f"{'':<16}{'before':>10}{'after':>10}",
+        f"{'ECE (' + str(a['bins']) + ' bins)':<16}{b['ece']:>10.4f}{a['ece']:>10.4f}",
+        f"{'NLL':<16}{b['nll']:>10.4f}{a['nll']:>10.4f}",
+        f"{'mean top prob':<16}{b['mean_confidence']:>10.4f}{a['mean_confidence']:>10.4f}",
+        f"{'accuracy':<16}{100 * b['accuracy']:>9.2f}%{100 * a['accuracy']:>9.2f}%"
+        f"  (top-1 agreement {100 * cal['argmax_agreement']:.2f}%)",
+    ]
 
 
 def _edgetpu_line(tpu: dict[str, Any]) -> str:

@@ -39,7 +39,7 @@ class ConvertSource:
         return (found, None) if found is not None else (None, f"the run's dataset {raw!r} (config.json) was not found")
 
     def require_run_dir(self, flag: str, *files: str) -> RunDir:
-        """The run directory (``--decoder``, ``--quality`` need one); ``files`` must be in it."""
+        """The run directory (``--decoder``, ``--write-quality-gate`` need one); ``files`` must be in it."""
         if self.run_dir is None:
             raise ModelError(f"{flag} needs a run directory (with {' and '.join(files)})")
         return self.run_dir
@@ -64,6 +64,18 @@ def resolve_source(src: Path) -> ConvertSource:
         meta, note = ModelMeta(), f"no metadata.json next to {model_path.name}: assumed the edge-fer defaults"
         log.warning("%s", note)
     return ConvertSource(model_path, run, meta, note, base.read_config())
+
+
+def is_tflite(src: Path) -> bool:
+    """A file that is a TFLite flatbuffer (by its identifier, or its name when unreadable)."""
+    if not src.is_file():
+        return False
+    try:
+        with src.open("rb") as f:
+            head = f.read(8)
+    except OSError:
+        return src.suffix.lower() == ".tflite"
+    return head[4:8] == b"TFL3" or src.suffix.lower() == ".tflite"
 
 
 def _check_model_file(src: Path) -> None:

@@ -95,14 +95,14 @@ def tflite_predict(model_bytes: bytes, x: np.ndarray) -> np.ndarray:
     return out
 
 
-# the report's latency keys -> edge_fer.stats.summarize_ms's
-LATENCY_KEYS = {"median": "p50_ms", "p90": "p90_ms", "runs": "n"}
+# the report's latency keys: those of edge_fer.stats.summarize_ms (the bench reports use the same)
+LATENCY_KEYS = ("n", "p50_ms", "p90_ms")
 
 
 def latency_ms(
     model_bytes: bytes, x: np.ndarray, runs: int = 200, warmup: int = 20, num_threads: int = 1
 ) -> dict[str, Any]:
-    """Median/p90 wall time of one ``invoke()`` at batch 1 on this machine (input set once)."""
+    """p50/p90 wall time of one ``invoke()`` at batch 1 on this machine (input set once), in ms."""
     from edge_fer.stats import summarize_ms
 
     loaded = load(model_bytes, num_threads=num_threads)
@@ -117,7 +117,7 @@ def latency_ms(
         it.invoke()
         seconds.append(time.perf_counter() - t0)
     stats = summarize_ms(seconds)
-    return {**{key: stats[src] for key, src in LATENCY_KEYS.items()}, "threads": num_threads, "runtime": loaded.backend}
+    return {**{key: stats[key] for key in LATENCY_KEYS}, "threads": num_threads, "runtime": loaded.backend}
 
 
 def compare(

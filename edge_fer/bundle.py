@@ -27,6 +27,43 @@ TFLITE_METADATA_NAME = "edge_fer_metadata"
 
 _RESIZE_METHODS = ("area", "linear", "nearest", "cubic")
 
+# the JSON type each metadata field must have (checked at load: a wrong type must not pass the load
+# and crash the daemon at its first face, after READY)
+_NUMBER = "a number"
+_FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "color": ((str,), "a string"),
+    "resize": ((str,), "a string"),
+    "scale": ((int, float), _NUMBER),
+    "offset": ((int, float), _NUMBER),
+    "margin": ((int, float), _NUMBER),
+    "blur_sigma": ((int, float), _NUMBER),
+    "flip_average": ((bool,), "true or false"),
+    "labels": ((list, tuple), "a list of names"),
+    "input_height": ((int,), "an integer"),
+    "input_width": ((int,), "an integer"),
+    "input_channels": ((int,), "an integer"),
+    "preprocessing": ((dict,), "an object"),
+    "quantization": ((dict,), "an object"),
+    "provenance": ((dict,), "an object"),
+    "metrics": ((dict,), "an object"),
+}
+
+
+def _check_field_types(d: dict[str, Any], where: str = "") -> None:
+    """Every known field of ``d`` has its JSON type (booleans are not numbers; numbers are finite)."""
+    import math
+
+    for key, value in d.items():
+        types, name = _FIELD_TYPES.get(key, ((object,), ""))
+        ok = isinstance(value, types) and (bool in types or not isinstance(value, bool))
+        if ok and isinstance(value, float) and not math.isfinite(value):
+            ok = False
+        if ok and key == "labels":
+            ok = all(isinstance(x, str) and x for x in value)
+            name = "a list of non-empty strings"
+        if not ok:
+            raise ModelError(f"metadata field {where}{key!r} must be {name}, got {json.dumps(value)[:60]}")
+
 
 @dataclass(frozen=True)
 class Preprocessing:
@@ -55,6 +92,7 @@ class Preprocessing:
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise ModelError(f"unknown preprocessing keys {sorted(unknown)}")
+        _check_field_types(d, "preprocessing.")
         p = cls(**d)
         if p.color != "gray":
             raise ModelError(f"unsupported preprocessing color {p.color!r} (supported: 'gray')")
@@ -110,8 +148,9 @@ class ModelMeta:
         if unknown:
             raise ModelError(f"{source}: unknown metadata keys {sorted(unknown)}")
         try:
+            _check_field_types(body)
             body["preprocessing"] = Preprocessing.from_dict(body.get("preprocessing", {}))
-            body["labels"] = tuple(str(x) for x in body.get("labels", LABELS))
+            body["labels"] = tuple(body.get("labels", LABELS))
             meta = cls(**body)
         except ModelError as e:
             raise ModelError(f"{source}: {e}") from None

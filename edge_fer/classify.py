@@ -95,7 +95,16 @@ class Classifier:
         dtype = np.dtype(self._in["dtype"])
         if dtype.type not in _SUPPORTED_INPUT:
             raise ModelError(f"{source}: unsupported input dtype {dtype} (int8, uint8 or float32)")
-        n_out = int(self._out["shape"][-1])
+        out_shape = [int(v) for v in self._out["shape"]]
+        if len(out_shape) != 2 or out_shape[0] != shape[0]:
+            raise ModelError(
+                f"{source}: output tensor shape {out_shape} is not one vector of class scores per face "
+                f"(N, {len(m.labels)})"
+            )
+        out_dtype = np.dtype(self._out["dtype"])
+        if out_dtype.type not in _SUPPORTED_INPUT:
+            raise ModelError(f"{source}: unsupported output dtype {out_dtype} (int8, uint8 or float32)")
+        n_out = out_shape[-1]
         if n_out != len(m.labels):
             raise ModelError(f"{source}: the model has {n_out} outputs but the metadata lists {len(m.labels)} labels")
         in_scale, in_zp = self._in.get("quantization", (0.0, 0))
@@ -119,10 +128,9 @@ class Classifier:
     @classmethod
     def from_file(cls, path: str | Path | None = None, **kwargs) -> Classifier:
         p = Path(path) if path else default_model_path()
-        try:
-            data = p.read_bytes()
-        except OSError as e:
-            raise ModelError(f"cannot read model {p}: {e.strerror or e}") from None
+        from edge_fer.fsutil import read_model_bytes
+
+        data = read_model_bytes(p, "model")  # a FIFO, a device or a huge file: refused before reading
         return cls(data, source=str(p), **kwargs)
 
     @property

@@ -1,11 +1,14 @@
-"""The ``edge-fer`` command: one typer app with train | convert | run | bench | eval.
+"""The ``edge-fer`` command: one typer app with train | convert | run | bench | eval | doctor | adapt | models.
 
 Each command lives in its own module under ``edge_fer/_cli`` and imports its heavy dependencies
 (TensorFlow for train/convert, OpenCV and the interpreter for run/bench) inside the command body,
 so ``edge-fer --help`` is fast and the runtime never imports TensorFlow.
 
-User mistakes (:class:`edge_fer.errors.EdgeFerError`) become one line on stderr and exit code 2;
-a traceback is shown only with ``--debug``.
+Every error becomes one line on stderr and the exit code of the table in :mod:`edge_fer.errors`
+(2 for a user mistake, :class:`edge_fer.errors.EdgeFerError`; 70 for a bug); a traceback is shown
+only with ``--debug``. Old flag spellings are translated first (:func:`edge_fer.schema.translate_argv`).
+Bare ``edge-fer`` (and a command group without its subcommand, ``edge-fer models``) prints the help
+on stdout and exits 0.
 """
 
 from __future__ import annotations
@@ -14,10 +17,14 @@ import logging
 import os
 import sys
 
-import typer
+from edge_fer.fsutil import ensure_std_fds
 
-from edge_fer import __version__
-from edge_fer.errors import EdgeFerError
+ensure_std_fds()  # before anything is opened: fds 0-2 never end up being the events file or a model
+
+import typer  # noqa: E402
+
+from edge_fer import __version__  # noqa: E402
+from edge_fer.errors import EXIT_INTERNAL, EXIT_OK, EdgeFerError  # noqa: E402
 
 app = typer.Typer(
     name="edge-fer",
@@ -25,6 +32,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts are plain text: "edge-fer[mqtt]" stays as written
 )
 
 _state = {"debug": False}
@@ -51,9 +59,9 @@ def _root(
 
 
 def _register() -> None:
-    from edge_fer._cli import adapt, bench, convert, doctor, eval, run, train
+    from edge_fer._cli import adapt, analyze, bench, convert, doctor, eval, run, train
 
-    for mod in (train, convert, run, bench, eval, doctor, adapt):
+    for mod in (train, convert, run, analyze, bench, eval, doctor, adapt):
         mod.register(app)
     from edge_fer._cli import models  # edge-fer models pull|list|remove
 
@@ -64,8 +72,11 @@ _register()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console-script entry point: returns the exit code; a user mistake is one line and code 2."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    """Console-script entry point: returns the exit code; a user mistake is one line and code 2,
+    an unexpected exception one line and code 70."""
+    from edge_fer.schema import translate_argv
+
+    args = translate_argv(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or bool(os.environ.get("EDGE_FER_DEBUG"))
     try:
         # without standalone mode the parser returns typer.Exit(n)'s code instead of exiting
@@ -84,9 +95,12 @@ def main(argv: list[str] | None = None) -> int:
         print("edge-fer: aborted", file=sys.stderr)
         return 1
     except typer.TyperException as e:  # usage errors: unknown option or command, bad value
+        ctx = getattr(e, "ctx", None)
+        if type(e).__name__ == "NoArgsIsHelpError" and ctx is not None:  # bare `edge-fer`, `edge-fer models`
+            typer.echo(ctx.get_help())
+            return EXIT_OK
         if debug:
             raise
-        ctx = getattr(e, "ctx", None)
         path = getattr(ctx, "command_path", "") or "edge-fer"
         print(f"{path}: error: {e.format_message()} (see '{path} --help')", file=sys.stderr)
         return int(getattr(e, "exit_code", 2) or 2)
@@ -98,6 +112,18 @@ def main(argv: list[str] | None = None) -> int:
         where = f" {e.filename}" if getattr(e, "filename", None) else ""
         print(f"edge-fer: error:{where}: {e.strerror or e}", file=sys.stderr)
         return 2
+    except Exception as e:  # a bug, not the user's input: one line, its own code (EX_SOFTWARE)
+        if debug:
+            raise
+        from edge_fer.redact import redact
+
+        what = redact(str(e)).splitlines()[0] if str(e) else ""
+        print(
+            f"edge-fer: internal error: {type(e).__name__}{': ' + what if what else ''} "
+            "(a bug; rerun with --debug for the traceback and report it)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
     return rv if isinstance(rv, int) else 0
 
 

@@ -2,14 +2,15 @@
 
 ::
 
-    [source]   uri, width, height, fps, loop, wait, max_pixels
+    [source]   uri, width, height, fps, loop, wait, max_pixels, stall_timeout
     [model]    path, device, threads
-    [detector] name, model, every, full_every, scale, min_size, score_threshold
+    [detector] name, model, every, full_every, scale, min_size, score_threshold, nms_threshold
     [tracker]  iou_threshold, max_missed, min_hits, ema_alpha, switch_margin, switch_frames
     [output]   path, format, overwrite, per_frame, annotate, save_crops
     [quality]  enabled, model, threshold
     [mqtt]     host, port, topic, client_id, username, password, qos, discovery, queue_size, ack_timeout
-    [http]     host, port, allowed_hosts
+    [http]     host, port, allowed_hosts, token, public_metrics, preview, preview_fps, preview_max_viewers,
+               preview_width
     [run]      max_frames, status_interval_s
 
 Each section is a dataclass whose fields carry their range, choices, CLI flag and help
@@ -30,22 +31,23 @@ from pathlib import Path
 from typing import Any, cast, get_type_hints
 
 from edge_fer import schema
-from edge_fer.detect import DETECTORS
-from edge_fer.errors import ConfigError
+from edge_fer.detect.options import DetectorConfig
+from edge_fer.errors import ConfigError, EdgeFerError
 from edge_fer.interpreter import DEVICES
 from edge_fer.schema import opt
 
 OUTPUT_FORMATS = ("jsonl", "csv")
+MIN_TOKEN_LEN = 16
 
 
 @dataclass
 class SourceConfig:
     uri: str = opt(
-        "0",
+        "",
         flag="--source",
         short="-s",
         help="Video file, image/folder/glob, camera index, rtsp://|http:// URL, or 'picamera2' "
-        "(default: none; needed unless --config names one).",
+        "(default: none; needed unless the --config file's [source] names one).",
     )
     width: int = opt(
         0, lo=0, hi=16384, flag="--width", help="Camera capture width (0: the device's default; picamera2: 640)."
@@ -65,6 +67,14 @@ class SourceConfig:
         lo=0,
         help="Images (and videos) declaring more pixels are refused from their header, before decoding (0: no limit).",
     )
+    stall_timeout: float = opt(
+        10.0,
+        lo=0,
+        hi=3600,
+        flag="--stall-timeout",
+        help="A camera or stream whose capture call has not returned for this many seconds (a wedged driver, "
+        "a stalled stream) is abandoned and reopened (0: never).",
+    )
 
 
 @dataclass
@@ -80,39 +90,6 @@ class ModelConfig:
 
 
 @dataclass
-class DetectorConfig:
-    name: str = opt(
-        "haar",
-        choices=tuple(DETECTORS),
-        flag="--detector",
-        help="Face detector: haar, yunet, or auto (yunet when its model is installed, else haar).",
-    )
-    model: str = opt(
-        "", flag="--detector-model", help="YuNet .onnx model (with --detector yunet), or a Haar cascade XML."
-    )
-    every: int = opt(
-        1,
-        lo=1,
-        hi=1000,
-        flag="--detect-every",
-        help="Detect faces every N frames; the tracker carries them in between.",
-    )
-    # between full-frame passes a search only in a window around each face found by the previous
-    # detection (edge_fer.detect.roi)
-    full_every: int = opt(
-        12,
-        lo=0,
-        hi=1000,
-        flag="--full-every",
-        help="A full-frame detection every N frames, between them only a window around each "
-        "known face (0: full frame every time).",
-    )
-    scale: float = opt(0.5, lo=0.05, hi=1.0, flag="--detect-scale", help="Downscale factor of the frame for detection.")
-    min_size: int = opt(30, lo=0, hi=10000, flag="--min-face", help="Smallest face side in (full-frame) pixels.")
-    score_threshold: float = opt(0.6, lo=0.0, hi=1.0, help="YuNet's minimum face score.")
-
-
-@dataclass
 class TrackerConfig:
     """The tracker's options (:mod:`edge_fer.track`), the [tracker] section."""
 
@@ -120,7 +97,9 @@ class TrackerConfig:
     max_missed: int = opt(15, lo=0, hi=100000, help="Frames without a detection before face_left.")
     min_hits: int = opt(2, lo=1, hi=1000, help="Detections before face_appeared.")
     ema_alpha: float = opt(0.4, lo=0.0, hi=1.0, open_lo=True, help="Weight of the newest probabilities.")
-    switch_margin: float = opt(0.1, lo=0.0, hi=1.0, help="How much another label must lead to take over.")
+    # 0.25 on calibrated scores keeps the label switches per track of 0.1 on the uncalibrated ones
+    # (benchmarks/calibration_tracker.py on the shared clip: 7 switches on 3 tracks either way)
+    switch_margin: float = opt(0.25, lo=0.0, hi=1.0, help="How much another label must lead to take over.")
     switch_frames: int = opt(3, lo=1, hi=1000, help="... for this many updates in a row.")
 
 
@@ -149,7 +128,7 @@ class QualityConfig:
         True,
         flag="--quality/--no-quality",
         help="Crop-quality gate: use <model>_ae.tflite when it is next to the model (default on; "
-        "'edge-fer convert --quality' makes it).",
+        "'edge-fer convert --write-quality-gate' makes it).",
     )
     model: str = opt("", flag="--quality-model", help="The gate's autoencoder bundle, if not <model>_ae.tflite.")
     threshold: float = opt(
@@ -166,10 +145,10 @@ class MqttConfig:
     host: str = opt("", flag="--mqtt-host", help="Publish events to this MQTT broker (needs edge-fer[mqtt]).")
     port: int = opt(1883, lo=1, hi=65535, flag="--mqtt-port", help="MQTT broker port.")
     topic: str = opt("edge-fer", flag="--mqtt-topic", help="MQTT topic prefix.")
-    client_id: str = ""
-    username: str = ""
-    password: str = ""
-    qos: int = opt(1, choices=(0, 1, 2))
+    client_id: str = opt("", help="MQTT client id (empty: edge-fer-<hostname>-<random>).")
+    username: str = opt("", help="Broker user name (empty: none).")
+    password: str = opt("", help="Broker password; never logged or printed (--print-config shows ***).")
+    qos: int = opt(1, choices=(0, 1, 2), help="QoS of <topic>/events (availability is 1, state and stats 0).")
     discovery: bool = opt(False, help="Home Assistant discovery.")
     queue_size: int = opt(
         1000, lo=1, hi=10_000_000, help="Events held while the broker is down or stalled; the oldest are dropped."
@@ -189,6 +168,30 @@ class HttpConfig:
         "",
         help="Host header names accepted besides localhost, IP addresses and this machine's "
         "names (DNS-rebinding guard); comma-separated, '*': any.",
+    )
+    token: str = opt(
+        "",
+        help=f"Access token for the page, the preview and the JSON/metrics endpoints (at least {MIN_TOKEN_LEN} "
+        "characters); required when http.host is not a loopback address. Sent as ?token= (the page then keeps "
+        "it in a cookie) or 'Authorization: Bearer <token>'.",
+    )
+    public_metrics: bool = opt(
+        False,
+        help="/metrics and /healthz answer without the token (a Prometheus scraper or health probe that cannot "
+        "send a bearer token); the page, /latest and the preview still need it.",
+    )
+    preview: bool = opt(
+        False,
+        flag="--http-preview/--no-http-preview",
+        help="Serve an annotated live preview at /stream.mjpg and show it on the page (off by default: it shows "
+        "faces).",
+    )
+    preview_fps: float = opt(
+        5.0, lo=0.0, hi=30.0, open_lo=True, help="Most preview frames encoded per second, while someone watches."
+    )
+    preview_max_viewers: int = opt(3, lo=1, hi=64, help="Preview viewers served at once; more get 503.")
+    preview_width: int = opt(
+        640, lo=0, hi=4096, help="Preview frames wider than this are scaled down before encoding (0: full size)."
     )
 
 
@@ -255,7 +258,12 @@ def _coerce(key: str, typ: type, value: Any, where: str) -> Any:
         raise bad
     if typ is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:  # an integer beyond float range
+                raise ConfigError(
+                    f"{where}config key '{key}' is out of range, got a {len(str(value))}-digit integer"
+                ) from None
         raise bad
     if typ is str:
         if isinstance(value, str):
@@ -293,7 +301,83 @@ def validate(cfg: Config) -> Config:
     the key (``config key 'detector.scale' must be in [0.05, 1], got 2.0``)."""
     for prefix, _ in SCHEMAS:
         schema.check(getattr(cfg, prefix[:-1]), prefix)
+    check_http(cfg.http)
+    _check_mqtt(cfg.mqtt)
     return cfg
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a bind address only accepts connections from this machine (``127.0.0.0/8``, ``::1``,
+    ``localhost``)."""
+    import ipaddress
+
+    h = host.strip().strip("[]").lower()
+    if h == "localhost" or h.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(h).is_loopback
+    except ValueError:
+        return False
+
+
+def check_http(http: HttpConfig) -> None:
+    """The HTTP sink's security rule: a server reachable from other machines needs a token (no page, no
+    preview, no events for anyone on the network), and a token must be long enough to resist guessing."""
+    if http.token and len(http.token) < MIN_TOKEN_LEN:
+        raise ConfigError(
+            f"config key 'http.token' must be at least {MIN_TOKEN_LEN} characters, got {len(http.token)} "
+            "(make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(24))')"
+        )
+    if http.token and not re.fullmatch(r"[A-Za-z0-9_.~-]+", http.token):
+        raise ConfigError(
+            "config key 'http.token' may hold only letters, digits and _ . ~ - (it travels in URLs and cookies)"
+        )
+    if http.preview and not http.port:
+        raise ConfigError("http.preview needs the HTTP server: set http.port (--http-port)")
+    if http.port and not http.token and not is_loopback(http.host):
+        raise ConfigError(
+            f"http.host {http.host!r} is reachable from other machines: set http.token (at least "
+            f"{MIN_TOKEN_LEN} characters) in the config file, or bind 127.0.0.1 and use an SSH tunnel"
+        )
+
+
+#: MQTT strings are length-prefixed with 16 bits; the topic prefix leaves room for "/events" etc.
+_MQTT_MAX_BYTES = 65_535
+
+
+def _check_mqtt(m: MqttConfig) -> None:
+    """Values paho accepts but then dies on in its network thread (nothing delivered, exit 0 before):
+    a host name that is no DNS name, strings beyond MQTT's 65,535-byte limit, wildcards in a topic."""
+    import ipaddress
+
+    host = m.host.strip()
+    if host:
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            labels = host.rstrip(".").split(".")
+            if len(host) > 253 or any(not 1 <= len(lb) <= 63 for lb in labels):
+                raise ConfigError(
+                    f"config key 'mqtt.host' is not a valid host name (at most 253 characters, each dot-separated "
+                    f"label 1-63): got {len(host)} characters, longest label {max(map(len, labels))}"
+                ) from None
+            if any(c.isspace() or c in "/:@?#" for c in host):
+                raise ConfigError(
+                    f"config key 'mqtt.host' must be a host name or an IP address, got {host[:80]!r}"
+                ) from None
+    for key, value, room in (
+        ("topic", m.topic, 64),
+        ("client_id", m.client_id, 0),
+        ("username", m.username, 0),
+        ("password", m.password, 0),
+    ):
+        n = len(value.encode("utf-8"))
+        if n > _MQTT_MAX_BYTES - room:
+            raise ConfigError(
+                f"config key 'mqtt.{key}' is {n:,} bytes; MQTT allows at most {_MQTT_MAX_BYTES - room:,} here"
+            )
+    if any(c in m.topic for c in "+#\0"):
+        raise ConfigError(f"config key 'mqtt.topic' must not hold the wildcards '+', '#' or a NUL: {m.topic[:80]!r}")
 
 
 def from_dict(data: dict[str, Any], text: str | None = None, source: str = "config") -> Config:
@@ -314,13 +398,19 @@ def from_dict(data: dict[str, Any], text: str | None = None, source: str = "conf
 
 def load(path: str | Path) -> Config:
     """Read and validate a TOML config file."""
+    from edge_fer.fsutil import MAX_CONFIG_BYTES, read_input_bytes
+
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
+    try:  # a FIFO, a device or a huge file is refused from os.stat, before anything is read
+        raw = read_input_bytes(p, "config", MAX_CONFIG_BYTES)
+    except EdgeFerError as e:
+        raise ConfigError(str(e)) from None
     except OSError as e:
         raise ConfigError(f"cannot read config {p}: {e.strerror or e}") from None
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        line = p.read_bytes()[: e.start].count(b"\n") + 1
+        line = raw[: e.start].count(b"\n") + 1
         raise ConfigError(
             f"{p}:{line}: not UTF-8 text (byte 0x{e.object[e.start]:02x}); TOML files must be UTF-8"
         ) from None
@@ -328,6 +418,8 @@ def load(path: str | Path) -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p}: invalid TOML: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: invalid TOML: arrays or tables nested too deeply") from None
     cfg = from_dict(data, text, str(p))
     try:
         return validate(cfg)
@@ -337,18 +429,49 @@ def load(path: str | Path) -> Config:
         raise ConfigError(f"{p}:{at}: {e}" if at else f"{p}: {e}") from None
 
 
-def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
-    """Apply ``{"section.key": value}``; ``None`` values (flag not given) are skipped."""
+def _spec(dotted: str) -> schema.Spec | None:
+    section, _, key = dotted.partition(".")
+    for f in fields(Config):
+        if f.name == section:
+            for g in fields(cast(type, f.default_factory)):
+                if g.name == key:
+                    return schema.spec_of(g)
+    return None
+
+
+def apply_overrides(cfg: Config, overrides: dict[str, Any], *, as_flags: bool = False) -> Config:
+    """Apply ``{"section.key": value}``; ``None`` values (flag not given) are skipped. ``as_flags``:
+    the values came from CLI flags, and an error names the flag (``--detect-scale``), not the key."""
     for k, v in overrides.items():
         if v is not None:
             cfg.set(k, v, "")
+            spec = _spec(k) if as_flags else None
+            if spec is not None and spec.flag:
+                schema.check_value(
+                    spec.flag.split("/")[0], getattr(getattr(cfg, k.split(".")[0]), k.split(".")[1]), spec
+                )
     return validate(cfg)
 
 
-def build(config_file: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
-    """The effective config: defaults <- file <- CLI flags."""
+def build(
+    config_file: str | Path | None = None, overrides: dict[str, Any] | None = None, *, as_flags: bool = False
+) -> Config:
+    """The effective config: defaults <- file <- CLI flags (``as_flags``: errors in them name the flag)."""
     cfg = load(config_file) if config_file else Config()
-    return apply_overrides(cfg, overrides or {})
+    return apply_overrides(cfg, overrides or {}, as_flags=as_flags)
+
+
+NO_SOURCE = (
+    "no source: give --source (a video file, images, a camera index such as 0, a URL or 'picamera2') "
+    "or set uri in the [source] section of the --config file"
+)
+
+
+def require_source(cfg: Config) -> Config:
+    """The one check that a source was named, by a flag or the file: nothing opens camera 0 unasked."""
+    if not cfg.source.uri.strip():
+        raise ConfigError(NO_SOURCE)
+    return cfg
 
 
 def to_toml(cfg: Config, *, redact: bool = False) -> str:

@@ -11,8 +11,10 @@ The run also ends when an output gives up for good (a full disk, a closed pipe: 
 (video, images) that yields no frame at all ends with :class:`~edge_fer.errors.SourceError` (exit 2).
 
 systemd (``Type=notify``, :mod:`edge_fer.systemd`): READY=1 after the first processed frame, WATCHDOG=1
-from the processing loop (also while a live source waits for frames; rate-limited to half of
-``WATCHDOG_USEC``), STATUS=... with fps, STOPPING=1. Outside systemd these are no-ops.
+after each processed frame and only then (rate-limited to half of ``WATCHDOG_USEC``): a camera that
+gives no frame for ``WatchdogSec`` (a wedged driver, a stalled stream, a source still being waited
+for) or a loop that hangs stops the pings and systemd restarts the service. STATUS=... with fps,
+STOPPING=1. Outside systemd these are no-ops.
 """
 
 from __future__ import annotations
@@ -88,13 +90,13 @@ class Daemon:
             self.notify.status("running")
             while not self.stop_event.is_set():
                 r = pipe.step(timeout=0.5)
-                self.notify.watchdog()
                 if r is False:
                     break
                 if pipe.failed_output():
                     break
-                if r is None:
+                if r is None:  # no frame: no watchdog ping, so a source that stays silent gets us restarted
                     continue
+                self.notify.watchdog()  # only for a frame that went through the pipeline
                 if not ready:
                     ready = True
                     self.notify.ready()

@@ -29,9 +29,13 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class DetectOptions:
-    detector: str = "haar"
+    """How ``detect=True`` finds the face: the detector settings of ``edge-fer run`` (the CLI fills
+    them from the run config, :class:`edge_fer.config.DetectorConfig`, with its defaults), plus the
+    context given to tight crops (``min_side``, ``pad``)."""
+
+    detector: str = "yunet"  # edge_fer.detect.DEFAULT_DETECTOR
     model: str = ""
-    scale: float = 1.0
+    scale: float = 0.5
     min_size: int = 30
     min_side: int = 160
     pad: float = 0.25
@@ -45,6 +49,7 @@ class EvalReport:
     detect: bool
     metrics: dict[str, Any]
     skipped: dict[str, Any] = field(default_factory=dict)
+    calibration: dict[str, Any] = field(default_factory=dict)  # edge_fer.calibration.summary + reliability
 
     def to_dict(self) -> dict[str, Any]:
         m = self.metrics
@@ -53,7 +58,12 @@ class EvalReport:
             "macro_f1": m["macro_f1"],
             "n": m["n"],
             "per_class": m["per_class"],
-            "confusion": m["confusion_matrix"],
+            "confusion_matrix": m["confusion_matrix"],
+            "ece": self.calibration.get("ece"),
+            "nll": self.calibration.get("nll"),
+            "mean_confidence": self.calibration.get("mean_confidence"),
+            "ece_bins": self.calibration.get("bins"),
+            "reliability": self.calibration.get("reliability"),
             "labels": m["labels"],
             "skipped": self.skipped,
             "model": self.model,
@@ -70,6 +80,12 @@ class EvalReport:
             f"data  {self.data} [{self.split}]{' (crops from the runtime detector)' if self.detect else ''}",
             f"accuracy {m['accuracy'] * 100:.2f}%   macro-F1 {m['macro_f1'] * 100:.2f}%   n={m['n']}",
         ]
+        c = self.calibration
+        if c:
+            lines.append(
+                f"calibration: ECE {c['ece']:.4f} ({c['bins']} bins)   NLL {c['nll']:.4f}   "
+                f"mean top probability {c['mean_confidence']:.4f}"
+            )
         skipped = {k: v for k, v in self.skipped.items() if v}
         if skipped:
             lines.append("skipped: " + ", ".join(f"{k} {v}" for k, v in skipped.items()))
@@ -160,7 +176,11 @@ def evaluate(
     probs = np.concatenate(
         [clf.predict_raw(clf.prepare_crops(crops[i : i + batch])) for i in range(0, len(crops), batch)]
     )
-    metrics = classification_report(np.asarray(ys), probs.argmax(1), clf.labels)
+    from edge_fer import calibration
+
+    y = np.asarray(ys)
+    metrics = classification_report(y, probs.argmax(1), clf.labels)
+    cal = {**calibration.summary(probs, y), "reliability": calibration.reliability(probs, y)}
     r = faces.report
     skipped: dict[str, Any] = {
         "unreadable": r.corrupt,
@@ -176,4 +196,5 @@ def evaluate(
         detect=detect,
         metrics=metrics,
         skipped=skipped,
+        calibration=cal,
     )

@@ -1,13 +1,18 @@
-"""Atomic file writes: a reader (or a crash) never sees half a file; and where edge-fer keeps its cache.
+"""Atomic file writes: a reader (or a crash) never sees half a file; where edge-fer keeps its cache; the
+checks that keep a command from blocking on, or reading without bound, what it is given (FIFOs, devices,
+huge files); and standard file descriptors that are open before anything else is.
 
-The data goes to a temporary file in the target's folder, is flushed, gets the usual permissions
-(``0666 & ~umask``; ``mkstemp`` makes ``0600``) and is then renamed over the target.
+The data goes to a temporary file in the target's folder, is flushed and fsynced, gets the usual
+permissions (``0666 & ~umask``; ``mkstemp`` makes ``0600``) and is then renamed over the target; the
+folder is fsynced too (:func:`replace_durably`), since an SD card can lose a rename on a power cut.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import stat
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -38,10 +43,32 @@ def stage_bytes(target: str | Path, data: bytes) -> Path:
     return Path(tmp)
 
 
+def fsync_dir(folder: str | Path) -> None:
+    """Flush a folder's entries (a rename, a new file) to the disk. Best effort: a file system or
+    platform that cannot open or fsync a directory is left as it is."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def replace_durably(src: str | Path, target: str | Path) -> None:
+    """:func:`os.replace` followed by an fsync of the target's folder, so that the rename itself
+    survives a power cut."""
+    os.replace(src, target)
+    fsync_dir(Path(target).absolute().parent)
+
+
 def atomic_write_bytes(target: str | Path, data: bytes) -> None:
     tmp = stage_bytes(target, data)
     try:
-        os.replace(tmp, target)
+        replace_durably(tmp, target)
     except OSError as e:
         tmp.unlink(missing_ok=True)
         raise EdgeFerError(f"cannot write {target}: {e.strerror or e}") from None
@@ -102,3 +129,90 @@ def refuse_output_over_inputs(output: str | Path | None, inputs: Any, flag: str 
             raise EdgeFerError(f"{flag} {output} is inside the input folder {item}; choose a folder outside it")
         if out_r.is_dir() and out_r in inp_r.parents:
             raise EdgeFerError(f"{flag} {output} holds the input {item}; choose another folder")
+
+
+#: the standard file descriptors (0 stdin, 1 stdout, 2 stderr) that were closed when the process started
+CLOSED_STD_FDS: set[int] = set()
+
+
+def ensure_std_fds() -> set[int]:
+    """Put ``/dev/null`` on any of the file descriptors 0, 1, 2 that is closed (``2>&-``, a supervisor
+    that closes them), before anything else is opened: otherwise the next file opened (the events file)
+    gets number 2 and native code (FFmpeg, OpenCV, LiteRT) writes its diagnostics into it. Returns the
+    numbers that were closed (also kept in :data:`CLOSED_STD_FDS`); ``sys.stdout`` stays ``None`` when
+    stdout was closed, so that an output to stdout can say so (exit 74) instead of writing to nowhere."""
+    closed = set()
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            closed.add(fd)
+    for fd in sorted(closed):
+        null = os.open(os.devnull, os.O_RDWR)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+    if 2 in closed and sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+    CLOSED_STD_FDS.update(closed)
+    return closed
+
+
+#: the most a config file (TOML) may hold
+MAX_CONFIG_BYTES = 1 << 20
+#: the most a model file (.tflite, .onnx, a cascade) may hold
+MAX_MODEL_BYTES = 512 << 20
+
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def file_kind(mode: int) -> str:
+    """``"a FIFO (named pipe)"``, ``"a folder"``, ...: what a non-regular file is, for messages."""
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def check_input_file(path: str | Path, what: str, max_bytes: int | None = None) -> int:
+    """Before reading ``path`` whole: it must be a regular file (a FIFO would block, ``/dev/zero`` never
+    ends, a folder cannot be read) of at most ``max_bytes``. Checked with :func:`os.stat`, which never
+    blocks; returns the size. Else an :class:`EdgeFerError` naming ``what`` (``--model``, ``--config``)."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise EdgeFerError(f"cannot read {what} {path}: {e.strerror or e}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise EdgeFerError(f"{what} {path} is {file_kind(st.st_mode)}, not a regular file")
+    if max_bytes is not None and st.st_size > max_bytes:
+        raise EdgeFerError(
+            f"{what} {path} is {st.st_size:,} bytes, above the limit of {max_bytes:,} bytes for it: not read"
+        )
+    return st.st_size
+
+
+def read_model_bytes(path: str | Path, what: str = "model") -> bytes:
+    """A model file's bytes (``.tflite``): a regular file of at most :data:`MAX_MODEL_BYTES`, else a
+    :class:`~edge_fer.errors.ModelError` (exit 2) that says why, before anything is read."""
+    from edge_fer.errors import ModelError
+
+    try:
+        return read_input_bytes(path, what, MAX_MODEL_BYTES)
+    except EdgeFerError as e:
+        raise ModelError(str(e)) from None
+    except OSError as e:
+        raise ModelError(f"cannot read {what} {path}: {e.strerror or e}") from None
+
+
+def read_input_bytes(path: str | Path, what: str, max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes`` (:func:`check_input_file`), read with that
+    bound even if the file grows meanwhile."""
+    check_input_file(path, what, max_bytes)
+    with open(path, "rb") as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise EdgeFerError(f"{what} {path} is larger than the limit of {max_bytes:,} bytes for it: not read")
+    return data

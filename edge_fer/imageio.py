@@ -11,8 +11,12 @@ by name): it is reported as unreadable, like a corrupt image.
 
 from __future__ import annotations
 
+import errno
 import io
+import os
+import stat
 import struct
+import zipfile
 from pathlib import Path
 from typing import BinaryIO
 
@@ -189,10 +193,49 @@ def _gif(f: BinaryIO, head: bytes) -> tuple[int, int] | None:
     return struct.unpack("<HH", head[6:10]) if len(head) >= 10 else None
 
 
+#: the most bytes an image file may hold (a larger one is unreadable: not read, skipped and counted)
+MAX_IMAGE_BYTES = 256 << 20
+
+
+def check_image_file(path: str | Path) -> int:
+    """Before opening an image file: a regular file (a FIFO named ``x.jpg`` would block the reader, a
+    device never ends) of at most :data:`MAX_IMAGE_BYTES`; returns its size. ``OSError`` otherwise
+    (callers count the image as unreadable)."""
+    from edge_fer.fsutil import file_kind
+
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(errno.EINVAL, f"{file_kind(st.st_mode)}, not an image file", str(path))
+    if st.st_size > MAX_IMAGE_BYTES:
+        raise OSError(errno.EFBIG, f"{st.st_size:,} bytes, above the {MAX_IMAGE_BYTES:,}-byte limit", str(path))
+    return st.st_size
+
+
+def read_image_bytes(path: str | Path) -> bytes:
+    """The bytes of an image file, checked first (:func:`check_image_file`) and read with that bound."""
+    check_image_file(path)
+    with open(path, "rb") as f:
+        data = f.read(MAX_IMAGE_BYTES + 1)
+    if len(data) > MAX_IMAGE_BYTES:
+        raise OSError(errno.EFBIG, "the file grew above the image size limit", str(path))
+    return data
+
+
+def check_zip_member(info: zipfile.ZipInfo) -> None:
+    """A zip member is read only when the size it declares is within :data:`MAX_IMAGE_BYTES` (the
+    reader stops at the declared size, so a member cannot inflate beyond it): ``ValueError`` else."""
+    if info.file_size > MAX_IMAGE_BYTES:
+        raise ValueError(
+            f"{info.filename} declares {info.file_size:,} bytes, above the {MAX_IMAGE_BYTES:,}-byte image limit"
+        )
+
+
 def image_size(src: str | Path | bytes) -> tuple[int, int] | None:
     """(width, height) from the header of an image file (a path, or the file's bytes), without decoding
     it; None when the format is not one of those above or the header is damaged. Raises ``OSError`` when
-    the file cannot be read."""
+    the file cannot be read (or is no regular file, or too big: :func:`check_image_file`)."""
+    if not isinstance(src, (bytes, bytearray, memoryview)):
+        check_image_file(src)
     with io.BytesIO(src) if isinstance(src, (bytes, bytearray, memoryview)) else open(src, "rb") as f:
         head = f.read(4096)
         try:
@@ -238,4 +281,14 @@ def read_image(
         return None
 
 
-__all__ = ["DEFAULT_MAX_PIXELS", "ImageTooLarge", "check_pixels", "image_size", "read_image"]
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "MAX_IMAGE_BYTES",
+    "ImageTooLarge",
+    "check_image_file",
+    "check_pixels",
+    "check_zip_member",
+    "image_size",
+    "read_image",
+    "read_image_bytes",
+]

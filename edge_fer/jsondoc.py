@@ -42,9 +42,14 @@ def dumps(doc: Any, indent: int | None = 2) -> str:
     return json.dumps(doc, indent=indent, default=json_default) + "\n"
 
 
-def write(path: str | Path | None, doc: Any, *, indent: int | None = 2) -> None:
+def to_stdout(path: str | Path | None) -> bool:
+    """Whether ``--json PATH`` means standard output (then no table goes there)."""
+    return path is not None and str(path) == "-"
+
+
+def write(path: str | Path | None, doc: Any, *, indent: int | None = 2, mkdir: bool = False) -> None:
     """Write ``doc`` to ``path`` atomically, or to stdout when ``path`` is ``-``; nothing when ``None``.
-    A write that fails is an :class:`OutputError` (exit 74)."""
+    ``mkdir``: create the missing folders first. A write that fails is an :class:`OutputError` (exit 74)."""
     if path is None or str(path) == "":
         return
     text = dumps(doc, indent)
@@ -58,6 +63,11 @@ def write(path: str | Path | None, doc: Any, *, indent: int | None = 2) -> None:
     from edge_fer.fsutil import atomic_write_text
 
     try:
+        if mkdir:
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
         atomic_write_text(path, text)
     except Exception as e:  # EdgeFerError from the atomic write: an output problem, not the user's input
         raise OutputError(str(e)) from None

@@ -1,4 +1,6 @@
-"""Models that edge-fer does not ship but can fetch when the user asks: ``edge-fer models pull NAME``.
+"""Models fetched when the user asks: ``edge-fer models pull NAME``. YuNet (the default detector) is
+shipped inside the package (:mod:`edge_fer.models`); pulling it installs a copy in the cache that the
+detector then prefers (an update, when the pin moves to a newer release).
 
 Each known model has pinned download URLs and a pinned SHA-256. :func:`pull` downloads (or, with
 ``from_file``, copies) into a temporary file next to the destination, hashing as it goes, and only
@@ -12,11 +14,13 @@ Where models live (:func:`models_dir`): ``models/`` in edge-fer's cache folder
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import http.client
 import logging
 import os
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -24,8 +28,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_fer.errors import ConfigError, EdgeFerError, ModelError
-from edge_fer.fsutil import cache_dir
+from edge_fer.errors import ConfigError, ModelError, NetworkError
+from edge_fer.fsutil import cache_dir, replace_durably
+from edge_fer.models import YUNET_SHA256, YUNET_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +38,8 @@ MAX_BYTES = 64 * 1024 * 1024  # a download with no pinned size stops here (--sha
 CHUNK = 64 * 1024
 
 
-class DownloadError(EdgeFerError):
-    """A model could not be fetched (no network, server error); nothing was installed."""
+class DownloadError(NetworkError):
+    """A model could not be fetched (no network, server error); nothing was installed. Exit 69."""
 
 
 class ChecksumError(ModelError):
@@ -71,9 +76,9 @@ KNOWN: dict[str, ModelSpec] = {
             "face_detection_yunet_2023mar.onnx",
             "https://huggingface.co/opencv/face_detection_yunet/resolve/main/face_detection_yunet_2023mar.onnx",
         ),
-        sha256="8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4",
-        size=232_589,
-        description="YuNet face detector (OpenCV Zoo, 2023mar, MIT): --detector yunet",
+        sha256=YUNET_SHA256,
+        size=YUNET_SIZE,
+        description="YuNet face detector (2023mar; shipped inside edge-fer: pull only to replace it with a newer file)",
         source=f"git LFS pointer in opencv/opencv_zoo@{_OPENCV_ZOO_COMMIT[:12]}",
     ),
 }
@@ -123,11 +128,18 @@ def _reason(e: BaseException) -> str:
 
 
 def _copy_hashing(
-    read: Callable[[int], bytes], out, limit: int, progress: Callable[[int], None] | None
+    read: Callable[[int], bytes],
+    out,
+    limit: int,
+    progress: Callable[[int], None] | None,
+    deadline: float | None = None,
+    timeout: float = 0.0,
 ) -> tuple[str, int]:
     h = hashlib.sha256()
     n = 0
     while True:
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"the download took longer than --timeout {timeout:g}s ({n} bytes received)")
         block = read(CHUNK)
         if not block:
             break
@@ -175,8 +187,10 @@ def pull(
     except OSError as e:
         raise ConfigError(f"cannot create the model cache {dest_dir}: {e.strerror or e}") from None
     limit = s.size if (s.size and expected == s.sha256) else MAX_BYTES
+    _remove_stale_parts(dest_dir, s.filename)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{s.filename}.", suffix=".part", dir=dest_dir)
     tmp = Path(tmp_name)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held while this pull lives: a later pull leaves it alone
     try:
         with os.fdopen(fd, "wb") as out:
             if from_file:
@@ -200,11 +214,30 @@ def pull(
                 f"{where}: sha256 {got} ({n} bytes) is not the expected {expected}{hint}; nothing installed"
             )
         os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
+        replace_durably(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return dest, got, not from_file
+
+
+def _remove_stale_parts(folder: Path, filename: str) -> None:
+    """Remove the ``.part`` files of pulls that were killed (SIGKILL, power loss): a running pull holds a
+    lock on its own, a dead one does not."""
+    for part in folder.glob(f".{filename}.*.part"):
+        try:
+            fd = os.open(part, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # another pull is writing it
+        else:
+            part.unlink(missing_ok=True)
+            log.info("removed %s, left by an interrupted pull", part)
+        finally:
+            os.close(fd)
 
 
 def _is_lfs_pointer(path: Path) -> bool:
@@ -220,6 +253,9 @@ def _download(
     urls = (url,) if url else s.urls
     failures = []
     for u in urls:
+        # --timeout bounds each URL's whole transfer, not only each read: a mirror that drips a byte
+        # now and then must not keep the pull busy for hours
+        deadline = time.monotonic() + timeout
         if not u.startswith(("https://", "http://")):
             raise ConfigError(f"--url must be http(s)://..., got {u!r}")
         req = urllib.request.Request(u, headers={"User-Agent": "edge-fer"})
@@ -232,7 +268,8 @@ def _download(
                     )
                 out.seek(0)
                 out.truncate()
-                got, n = _copy_hashing(r.read, out, limit, progress)
+                read = getattr(r, "read1", r.read)  # one socket read per call: the deadline is seen
+                got, n = _copy_hashing(read, out, limit, progress, deadline, timeout)
                 if length and length.isdigit() and n != int(length):
                     raise http.client.IncompleteRead(b"", int(length) - n)
                 return got, n, u

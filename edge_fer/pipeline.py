@@ -34,7 +34,7 @@ from edge_fer.redact import redact
 from edge_fer.sources import Source, SourceMode
 from edge_fer.timing import FpsMeter, StageTimes
 from edge_fer.track import Tracker
-from edge_fer.types import Event, Face, Frame, Prediction, Sink
+from edge_fer.types import Event, Face, Frame, FrameObserver, Prediction, Sink
 
 if TYPE_CHECKING:
     from edge_fer.classify import Classifier
@@ -67,6 +67,7 @@ class PipelineStatus:
     source: str  # credentials hidden
     model: str
     stages: dict[str, dict[str, float]]  # stage -> {mean_ms, p50_ms, p90_ms, p99_ms, max_ms}
+    detector: str = ""  # the face detector in use ("haar+roi", "yunet")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -93,6 +94,8 @@ class Pipeline:
         self.quality = quality
         self.low_quality_faces = 0
         self.sinks: list[Sink] = list(sinks)
+        # called after every frame (the HTTP sink's live page and preview); empty: nothing is called
+        self.observers: list[FrameObserver] = [o for s in self.sinks if (o := s.frame_observer()) is not None]
         self.detect_every = max(1, int(detect_every))
         self.times = times or StageTimes(STAGES)
         self.fps_meter = FpsMeter()
@@ -103,18 +106,22 @@ class Pipeline:
         self.model_name = model_name or classifier.describe()
         self.frames = 0
         self.faces = 0
-        self.events = 0
         self.errors = 0
         self.last_frame_ts: float | None = None
         self._last_frame: Frame | None = None
+        self.last_faces: list[Face] = []
+        self.last_predictions: list[Prediction] = []
         self._t_start = time.monotonic()
         self._opened = False
         self._closed = False
 
     # -- construction from config ----------------------------------------------------------------
     @classmethod
-    def from_config(cls, cfg: Config, extra_sinks: Sequence[Sink] = ()) -> Pipeline:
-        """Build every stage from a (validated) :class:`~edge_fer.config.Config` (sinks included)."""
+    def from_config(cls, cfg: Config, extra_sinks: Sequence[Sink] = (), *, stride: int = 1) -> Pipeline:
+        """Build every stage from a (validated) :class:`~edge_fer.config.Config` (sinks included).
+        ``stride``: the caller processes only every stride-th frame of a video (``edge-fer analyze
+        --every``); the detector's full-frame period and the tracker's ``max_missed`` stay counted in
+        the video's frames."""
         from edge_fer.classify import Classifier
         from edge_fer.detect import build_detector
         from edge_fer.quality import gate_from_config
@@ -124,12 +131,29 @@ class Pipeline:
         m, s, d = cfg.model, cfg.source, cfg.detector
         classifier = Classifier.from_file(m.path or None, device=m.device, threads=m.threads or None)
         source = open_source(
-            s.uri, width=s.width, height=s.height, fps=s.fps, loop=s.loop, wait=s.wait, max_pixels=s.max_pixels
+            s.uri,
+            width=s.width,
+            height=s.height,
+            fps=s.fps,
+            loop=s.loop,
+            wait=s.wait,
+            max_pixels=s.max_pixels,
+            stall_timeout=s.stall_timeout,
         )
         still = source.mode is SourceMode.STILL
         # each still image is its own scene: no face windows carried from the last one, a face counts at once
-        detector = build_detector(d, windows=not still)
+        detector = build_detector(d, windows=not still, stride=stride)
+        inner = getattr(detector, "inner", detector)
+        log.info(
+            "detector %s (%s), scale %g, %s",
+            inner.name,
+            getattr(inner, "model_path", None),
+            d.scale,
+            f"full pass every {d.full_every} frames" if d.full_every and not still else "full frame",
+        )
         tracker_cfg = dataclasses.replace(cfg.tracker, min_hits=1) if still else cfg.tracker
+        if stride > 1:
+            tracker_cfg = dataclasses.replace(tracker_cfg, max_missed=tracker_cfg.max_missed * stride)
         tracker = Tracker(tracker_cfg, classifier.labels, per_frame=cfg.output.per_frame)
         sinks = build_sinks(cfg, classifier.labels) + list(extra_sinks)
         try:
@@ -171,7 +195,7 @@ class Pipeline:
         self._closed = True
         f = self._last_frame
         try:
-            events = self.tracker.finish(f.index if f else self.frames, time.time())
+            events = self.tracker.finish(f.index if f else self.frames, time.time(), f.media_time if f else None)
             self._emit(events)
         except Exception:  # pragma: no cover - never lose the close path
             log.exception("finishing tracks")
@@ -236,6 +260,16 @@ class Pipeline:
                 dropped = 0
             where = sink.where
             raise OutputError(f"output {where}: {reason}; {dropped} event(s) dropped")
+        private = []
+        if self.crops and self.crops.errors:
+            private.append(
+                f"--save-crops {self.crops.folder}: {self.crops.errors} crop(s) not written ({self.crops.last_error})"
+            )
+        ann = self.annotator
+        if ann is not None and ann.errors:
+            private.append(f"--annotate {ann.path}: {ann.last_error}")
+        if private:
+            raise OutputError("; ".join(private))
         src = self.source
         if self._opened and self.frames == 0 and src.mode is not SourceMode.LIVE and src.finished:
             why = src.last_error
@@ -271,7 +305,9 @@ class Pipeline:
         tq = pc()
         times.add("quality", tq - t3)
         t3 = tq
-        events = self.tracker.update(faces, preds, frame.index, frame.ts, detected=detected, quality=quality)
+        events = self.tracker.update(
+            faces, preds, frame.index, frame.ts, detected=detected, quality=quality, media_time=frame.media_time
+        )
         if self.source.mode is SourceMode.STILL:  # each image is its own scene: its faces leave with it
             events += self.tracker.finish(frame.index, frame.ts)
             path = self.source.current_path
@@ -287,9 +323,16 @@ class Pipeline:
         self.faces += len(faces)
         self.last_frame_ts = frame.ts
         self._last_frame = frame
+        self.last_faces, self.last_predictions = faces, preds  # this frame's faces, as classified (analyze)
         self.fps_meter.tick()
         if self.annotate_path or self.crops:
             self._write_private_outputs(frame, gray, boxes, crop_boxes, preds)
+        for observe in self.observers:
+            try:
+                observe(frame, self.tracker.tracks)
+            except Exception as e:  # the live page must never end a run
+                self.errors += 1
+                log.warning("frame observer raised: %s", e)
         return events
 
     def _emit(self, events: Sequence[Event]) -> None:
@@ -302,7 +345,6 @@ class Pipeline:
                 except Exception as e:  # a sink must not raise; if it does, count it and go on
                     self.errors += 1
                     log.warning("sink %s raised: %s", sink.name, e)
-        self.events += len(events)
         for sink in self.sinks:
             try:
                 sink.flush()
@@ -346,7 +388,7 @@ class Pipeline:
                 sink_queued += int(st.queued or 0)
             except Exception:
                 pass
-        crop_errors = self.crops.errors if self.crops else 0
+        crop_errors = (self.crops.errors if self.crops else 0) + (self.annotator.errors if self.annotator else 0)
         return PipelineStatus(
             fps=round(self.fps_meter.fps, 3),
             frames=self.frames,
@@ -362,5 +404,6 @@ class Pipeline:
             last_frame_ts=self.last_frame_ts,
             source=redact(self.source.name),  # /metrics, MQTT stats: no password
             model=self.model_name,
+            detector=str(getattr(self.detector, "name", type(self.detector).__name__)),
             stages=self.times.summary(),
         )

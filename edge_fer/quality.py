@@ -1,6 +1,6 @@
 """The crop-quality gate: the reconstruction error of the stage-1 autoencoder, on the device.
 
-``edge-fer convert --quality`` writes the autoencoder (trained on face crops before the classifier)
+``edge-fer convert --write-quality-gate`` writes the autoencoder (trained on face crops before the classifier)
 as a second full-int8 model next to the bundle, ``<bundle>_ae.tflite``, with edge-fer metadata whose
 ``metrics["quality_gate"]`` holds the threshold calibrated on validation faces (a high percentile of
 their reconstruction MSE; see :func:`quality_path`). At run time every classified crop gets its
@@ -34,7 +34,7 @@ SUFFIX = "_ae.tflite"
 
 
 def quality_path(bundle: str | Path) -> Path:
-    """Where ``edge-fer convert --quality`` puts the autoencoder of ``bundle``: ``<stem>_ae.tflite``."""
+    """Where ``edge-fer convert --write-quality-gate`` puts the autoencoder of ``bundle``: ``<stem>_ae.tflite``."""
     p = Path(bundle)
     return p.with_name(p.stem + SUFFIX)
 
@@ -61,14 +61,14 @@ class QualityGate:
         backend: Backend | str | None = None,
         announce: bool = True,
     ):
-        """``announce=False``: no log line about the threshold (``convert --quality`` loads the gate to
+        """``announce=False``: no log line about the threshold (``convert --write-quality-gate`` loads the gate to
         measure errors before any threshold exists, then logs the calibrated one itself)."""
         self.source = source
         self.meta: ModelMeta = read_bundle_meta_named(model_bytes, source)
         role = (self.meta.quantization or {}).get("model_role")
         if role != ROLE:
             raise ModelError(
-                f"{source}: not an edge-fer autoencoder (model_role {role!r}); make it with 'edge-fer convert --quality'"
+                f"{source}: not an edge-fer autoencoder (model_role {role!r}); make it with 'edge-fer convert --write-quality-gate'"
             )
         try:
             loaded = load_interpreter(model_content=model_bytes, device=device, threads=threads, backend=backend)
@@ -113,10 +113,9 @@ class QualityGate:
     @classmethod
     def from_file(cls, path: str | Path, **kwargs) -> QualityGate:
         p = Path(path)
-        try:
-            data = p.read_bytes()
-        except OSError as e:
-            raise ModelError(f"cannot read quality model {p}: {e.strerror or e}") from None
+        from edge_fer.fsutil import read_model_bytes
+
+        data = read_model_bytes(p, "quality model")  # a FIFO, a device or a huge file: refused before reading
         return cls(data, source=str(p), **kwargs)
 
     def _invoke(self, x: np.ndarray) -> np.ndarray:
@@ -180,7 +179,8 @@ def gate_from_config(
         path = quality_path(model_path)
         if not path.is_file():
             log.info(
-                "quality gate: no %s next to the model; gate off ('edge-fer convert --quality' makes one)", path.name
+                "quality gate: no %s next to the model; gate off ('edge-fer convert --write-quality-gate' makes one)",
+                path.name,
             )
             return None
     # the autoencoder always runs on the CPU interpreter: it has transposed convolutions

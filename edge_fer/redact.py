@@ -49,6 +49,11 @@ SECRET_KEYS = frozenset(
 # scheme://userinfo@ : the userinfo stops at the authority's end ("/", "?", "#") or whitespace;
 # greedy, so a password with an unencoded "@" is hidden up to the last "@" of the authority
 _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<info>[^/?#\s]*)@")
+# scheme://user:password@ where the password holds unencoded reserved characters ("/", "?", "#", "@"):
+# not well-formed, but what users type. Everything from the first ":" after the user name up to the
+# last "@" before whitespace is taken as the password: redaction must not depend on a valid URL (a
+# later "@" in a path hides more than needed, never less)
+_LOOSE_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/?#\s@]*):(?P<pw>\S*)@")
 _QUERY_SECRET = re.compile(
     r"(?P<k>[?&;](?:" + "|".join(sorted(SECRET_KEYS, key=len, reverse=True)) + r")=)(?P<v>[^&;#\s'\"]*)",
     re.IGNORECASE,
@@ -64,6 +69,10 @@ def _hide_userinfo(m: re.Match[str]) -> str:
     info = m.group("info")
     user, sep, _ = info.partition(":")
     return f"{m.group('scheme')}{user}:{MASK}@" if sep and user else f"{m.group('scheme')}{MASK}@"
+
+
+def _hide_loose(m: re.Match[str]) -> str:
+    return f"{m.group('scheme')}{m.group('user')}:{MASK}@"
 
 
 def _hide_query_value(m: re.Match[str]) -> str:
@@ -83,6 +92,8 @@ def register_uri_secrets(uri: str | None) -> None:
     """Register the password (or token) in a URI's userinfo and its secret query values."""
     if not uri:
         return
+    for m in _LOOSE_USERINFO.finditer(uri):
+        register_secret(m.group("pw"))
     for m in _USERINFO.finditer(uri):
         user, sep, pw = m.group("info").partition(":")
         register_secret(pw if sep else user)
@@ -94,6 +105,8 @@ def redact(text: Any) -> str:
     """``text`` (made a string) with credentials hidden; see the module docstring."""
     s = text if isinstance(text, str) else str(text)
     if "://" in s:
+        if "@" in s:
+            s = _LOOSE_USERINFO.sub(_hide_loose, s)
         s = _USERINFO.sub(_hide_userinfo, s)
     if "=" in s:
         s = _QUERY_SECRET.sub(_hide_query_value, s)

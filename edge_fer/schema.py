@@ -2,14 +2,17 @@
 
 Everything else derives from it: the defaults (the dataclass), the CLI flags with their help and
 shown defaults (:func:`command`), validation with ranges and choices (:func:`check`), and for the run
-config the TOML file and ``--print-config`` (:mod:`edge_fer.config`). Used by ``run``/``bench``
-(:mod:`edge_fer.config`), ``train`` (``TrainConfig``) and ``convert`` (``ConvertOptions``)::
+config the TOML file and ``--print-config`` (:mod:`edge_fer.config`). Used by ``run``/``bench``/``eval``
+(:mod:`edge_fer.config`), ``train`` (``TrainConfig``), ``adapt`` (``AdaptOptions``) and ``convert``
+(``ConvertOptions``)::
 
     @dataclass
     class DetectorConfig:
         every: int = opt(1, lo=1, hi=1000, flag="--detect-every", help="Detect faces every N frames.")
 
-A field without ``flag`` exists in the file (or the library) only.
+A field without ``flag`` exists in the file (or the library) only. Other spellings of a flag:
+``aliases`` are accepted silently (``--out`` for ``--output``), ``deprecated`` ones with a one-line
+warning on stderr until release :data:`REMOVED_IN` (:func:`rename`, :func:`translate_argv`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,11 @@ from edge_fer.errors import ConfigError
 INF = float("inf")
 _MISSING = dataclasses.MISSING
 
+# the release that drops the deprecated spellings (docs/cli-conventions.md lists them)
+REMOVED_IN = "0.3.0"
+# command path ("bench", "models list") -> {old spelling: (new spelling, warn)}
+_RENAMED: dict[str, dict[str, tuple[str, bool]]] = {}
+
 
 @dataclass(frozen=True)
 class Spec:
@@ -43,6 +51,8 @@ class Spec:
     help: str = ""
     required: bool = False  # a CLI option without default (typer's ``...``)
     cli_type: Any = None  # the flag's type when it differs from the field's (parsed by the command)
+    aliases: tuple[str, ...] = ()  # other spellings accepted silently ("--out")
+    deprecated: tuple[str, ...] = ()  # old spellings accepted with a warning until REMOVED_IN
 
     def describe_range(self) -> str:
         lo = self.lo if self.lo is not None else -INF
@@ -65,6 +75,8 @@ def opt(
     default_factory: Callable[[], Any] | Any = _MISSING,
     required: bool = False,
     cli_type: Any = None,
+    aliases: Sequence[str] = (),
+    deprecated: Sequence[str] = (),
 ) -> Any:
     """A dataclass field with its :class:`Spec`."""
     spec = Spec(
@@ -78,6 +90,8 @@ def opt(
         help=help,
         required=required,
         cli_type=cli_type,
+        aliases=tuple(aliases),
+        deprecated=tuple(deprecated),
     )
     if default_factory is not _MISSING:
         return field(default_factory=default_factory, metadata={"spec": spec})
@@ -86,6 +100,76 @@ def opt(
 
 def spec_of(f: dataclasses.Field) -> Spec:
     return f.metadata.get("spec") or Spec()
+
+
+def rename(command: str, old: str, new: str, *, warn: bool = True) -> None:
+    """Accept ``old`` as a spelling of ``new`` in ``command`` (``"bench"``, ``"models list"``).
+    ``warn``: a deprecated spelling (one warning line each time it is used, until :data:`REMOVED_IN`);
+    otherwise a silent alias. A pair ``--old/--no-old`` maps onto ``--new/--no-new`` part by part."""
+    olds, news = old.split("/"), new.split("/")
+    if len(olds) != len(news):
+        raise ValueError(f"{old!r} and {new!r} do not pair up")
+    table = _RENAMED.setdefault(command, {})
+    for o, n in zip(olds, news):
+        table[o] = (n, warn)
+
+
+def renamed(command: str | None = None) -> dict[str, dict[str, tuple[str, bool]]]:
+    """The registered spellings: ``{command: {old: (new, warn)}}`` (for the docs and the tests)."""
+    if command is not None:
+        return {command: dict(_RENAMED.get(command, {}))}
+    return {k: dict(v) for k, v in _RENAMED.items()}
+
+
+def _register_spellings(command: str, spec: Spec) -> None:
+    for old in spec.aliases:
+        rename(command, old, spec.flag, warn=False)
+    for old in spec.deprecated:
+        rename(command, old, spec.flag, warn=True)
+
+
+def translate_argv(argv: Sequence[str], warn: Callable[[str], None] | None = None) -> list[str]:
+    """``argv`` with every registered old spelling of its command replaced by the current one
+    (``--old`` and ``--old=VALUE``; nothing after ``--``). A deprecated one calls ``warn`` with one
+    line (default: stderr). Root options come first (``edge-fer --debug bench ...``); a command
+    with subcommands (``models``) is matched with its subcommand."""
+    args = list(argv)
+    i = 0
+    while i < len(args) and args[i].startswith("-"):
+        i += 1
+    if i >= len(args):
+        return args
+    path = args[i]
+    i += 1
+    if any(k.startswith(path + " ") for k in _RENAMED) and i < len(args) and not args[i].startswith("-"):
+        path = f"{path} {args[i]}"
+        i += 1
+    table = _RENAMED.get(path)
+    if not table:
+        return args
+    if warn is None:
+        import sys
+
+        def warn(line: str) -> None:
+            print(line, file=sys.stderr)
+
+    out = args[:i]
+    for j in range(i, len(args)):
+        a = args[j]
+        if a == "--":
+            out.extend(args[j:])
+            break
+        name, eq, value = a.partition("=")
+        if name in table:
+            new, deprecated = table[name]
+            if deprecated:
+                warn(
+                    f"edge-fer: warning: 'edge-fer {path} {name}' is deprecated and goes in edge-fer "
+                    f"{REMOVED_IN}; use {new}"
+                )
+            a = new + eq + value
+        out.append(a)
+    return out
 
 
 def _name(key: str) -> str:
@@ -197,6 +281,9 @@ def command(
                     raise RuntimeError(f"flag parameter {pname!r} defined twice in '{name}'")
                 keymap[pname] = key
                 generated.append(param)
+            for f in fields(cls):
+                if spec_of(f).flag and (keys is None or f"{prefix}{f.name}" in keys):
+                    _register_spellings(name, spec_of(f))
 
         def wrapper(**kw: Any) -> Any:
             flags = {keymap[k]: kw.pop(k) for k in list(kw) if k in keymap}

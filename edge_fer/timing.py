@@ -3,44 +3,43 @@
 :class:`StageTimes` holds one :class:`StageStats` ring buffer per stage (names:
 :data:`edge_fer.pipeline.STAGES`); adding a duration is one ``perf_counter`` pair and a ring-buffer
 write. Summaries (``/metrics``, ``Pipeline.status``) use :func:`edge_fer.stats.summarize_ms`, the one
-percentile helper the benchmark shares. :class:`FpsMeter` is frames per second over a sliding window.
+percentile helper the benchmark shares. :class:`FpsMeter` is frames per second over a sliding
+window that ends now.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from edge_fer.stats import summarize_ms
 
-SUMMARY_KEYS = ("mean_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms")
-
 
 class StageStats:
-    """A ring buffer of the last ``window`` durations (seconds) of one stage, plus totals."""
+    """A ring buffer of the last ``window`` durations (seconds) of one stage, their count and the
+    all-time maximum."""
 
-    __slots__ = ("buf", "n", "total", "max")
+    __slots__ = ("buf", "n", "max")
 
     def __init__(self, window: int = 2048):
         self.buf = np.zeros(window, np.float64)
         self.n = 0
-        self.total = 0.0
         self.max = 0.0
 
     def add(self, seconds: float) -> None:
         self.buf[self.n % len(self.buf)] = seconds
         self.n += 1
-        self.total += seconds
         if seconds > self.max:
             self.max = seconds
 
     def summary(self) -> dict[str, float]:
-        """{"mean_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms"} over the window (max: all time)."""
+        """:func:`edge_fer.stats.summarize_ms` (:data:`edge_fer.stats.SUMMARY_KEYS`) over the window;
+        ``max_ms`` is the all-time maximum."""
         s = summarize_ms(self.buf[: min(self.n, len(self.buf))])
         s["max_ms"] = round(self.max * 1000.0, 4) if self.n else 0.0
-        return {k: s[k] for k in SUMMARY_KEYS}
+        return s
 
 
 class StageTimes:
@@ -63,14 +62,17 @@ class StageTimes:
 
 
 class FpsMeter:
-    """Frames per second over a sliding window of timestamps."""
+    """Frames per second over the last ``window`` frames *up to now*: the time since the oldest of them
+    is measured to the moment of asking, not to the newest frame, so the rate falls as soon as frames
+    stop (a stalled camera reads as slowing down, then near 0, never as the rate it last had)."""
 
-    def __init__(self, window: int = 60):
+    def __init__(self, window: int = 60, clock: Callable[[], float] = time.monotonic):
         self.ts = np.zeros(window, np.float64)
         self.n = 0
+        self.clock = clock
 
     def tick(self, t: float | None = None) -> None:
-        self.ts[self.n % len(self.ts)] = time.monotonic() if t is None else t
+        self.ts[self.n % len(self.ts)] = self.clock() if t is None else t
         self.n += 1
 
     @property
@@ -78,6 +80,6 @@ class FpsMeter:
         k = min(self.n, len(self.ts))
         if k < 2:
             return 0.0
-        newest = self.ts[(self.n - 1) % len(self.ts)]
         oldest = self.ts[(self.n - k) % len(self.ts)]
-        return (k - 1) / (newest - oldest) if newest > oldest else 0.0
+        span = self.clock() - oldest
+        return (k - 1) / span if span > 0 else 0.0

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_fer.boxes import iou  # re-exported: edge_fer.track.iou
 from edge_fer.config import TrackerConfig  # the [tracker] section: the tracker's options, with their ranges
 from edge_fer.types import Event, Face, Prediction, int_box
 
@@ -47,16 +48,8 @@ class Track:
     recon_error: float | None = None  # reconstruction error of the last crop (quality gate on)
     low_quality: bool = False
     updated: bool = field(default=False, repr=False)
-
-
-def iou(a: Sequence[float], b: Sequence[float]) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    ix = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    inter = ix * iy
-    union = aw * ah + bw * bh - inter
-    return inter / union if union > 0 else 0.0
+    first_media: float | None = None  # video file: media time (s) of the first and last detection
+    last_media: float | None = None
 
 
 class Tracker:
@@ -71,6 +64,7 @@ class Tracker:
         self.tracks: list[Track] = []
         self._next_id = 1
         self.last_assignment: list[int] = []  # track id per face of the last update()
+        self._media: float | None = None  # media time of the frame being handled (video files)
 
     # -- helpers -------------------------------------------------------------------------------
     def _labels(self, pred: Prediction) -> tuple[str, ...]:
@@ -84,7 +78,8 @@ class Tracker:
     def _event(self, kind: str, t: Track, frame: int, ts: float, **extra) -> Event:
         if t.recon_error is not None:
             extra = {"recon_error": t.recon_error, "low_quality": t.low_quality, **extra}
-        return Event(kind, ts, frame, t.id, t.label or self._argmax(t), self._scores_dict(t), t.box, extra)
+        label = t.label or self._argmax(t)
+        return Event(kind, ts, frame, t.id, label, self._scores_dict(t), t.box, extra, media_time_s=self._media)
 
     def _argmax(self, t: Track) -> str:
         return (self.labels or ())[int(np.argmax(t.scores))] if self.labels else ""
@@ -139,13 +134,17 @@ class Tracker:
         ts: float,
         detected: bool = True,
         quality: Sequence[Any] | None = None,
+        media_time: float | None = None,
     ) -> list[Event]:
         """Feed one frame's faces and their predictions; returns the events it causes.
 
         ``detected=False`` (frames between detections, where ``faces`` are the carried boxes):
         probabilities are updated but the tracks are not counted as seen again. ``quality``: one
-        :class:`~edge_fer.quality.CropQuality` (``error``, ``low``) per face, or None (no gate)."""
+        :class:`~edge_fer.quality.CropQuality` (``error``, ``low``) per face, or None (no gate).
+        ``media_time``: the frame's position in a video file (s); events then carry it, and track
+        durations are measured in it instead of wall-clock time."""
         cfg = self.cfg
+        self._media = media_time
         events: list[Event] = []
         boxes = [int_box(f.box) for f in faces]
         for p in predictions[:1]:
@@ -166,14 +165,14 @@ class Tracker:
                 t.box, t.score = boxes[fi], faces[fi].score
                 t.updated = t.confirmed  # a per-frame event shows the flag; confirmation needs a good crop
                 if detected:
-                    t.last_frame, t.last_ts = frame, ts
+                    t.last_frame, t.last_ts, t.last_media = frame, ts, media_time
                 continue
             probs = predictions[fi].scores.astype(np.float32)
             t.scores = (1.0 - cfg.ema_alpha) * t.scores + cfg.ema_alpha * probs
             t.box, t.score, t.frames, t.updated = boxes[fi], faces[fi].score, t.frames + 1, True
             if detected:
                 t.hits += 1
-                t.last_frame, t.last_ts = frame, ts
+                t.last_frame, t.last_ts, t.last_media = frame, ts, media_time
             assignment[fi] = t.id
             matched_f.add(fi)
             if t.confirmed:
@@ -193,6 +192,8 @@ class Tracker:
                     frame,
                     ts,
                     score=faces[fi].score,
+                    first_media=media_time,
+                    last_media=media_time,
                 )
                 if quality is not None:
                     t.recon_error = float(quality[fi].error)
@@ -239,12 +240,23 @@ class Tracker:
         return None
 
     def _left(self, t: Track, frame: int, ts: float) -> Event:
+        """``face_left``: ``duration_s`` is the time from the track's first to its last detection, in
+        wall-clock time for live sources; for a video file in media time, with ``media_start_s`` and
+        ``media_end_s`` (the media times of those two detections)."""
+        if t.first_media is not None and t.last_media is not None:
+            start, end = t.first_media, t.last_media
+            media = {"media_start_s": round(start, 6), "media_end_s": round(end, 6)}
+        else:
+            start, end, media = t.first_ts, t.last_ts, {}
         return self._event(
-            "face_left", t, frame, ts, duration_s=round(max(0.0, t.last_ts - t.first_ts), 3), frames=t.frames
+            "face_left", t, frame, ts, duration_s=round(max(0.0, end - start), 3), frames=t.frames, **media
         )
 
-    def finish(self, frame: int, ts: float) -> list[Event]:
-        """End of stream (or of a still image): ``face_left`` for every confirmed track; reset."""
+    def finish(self, frame: int, ts: float, media_time: float | None = None) -> list[Event]:
+        """End of stream (or of a still image): ``face_left`` for every confirmed track; reset.
+        ``media_time``: the last frame's position in a video file."""
+        if media_time is not None:
+            self._media = media_time
         events = [self._left(t, frame, ts) for t in self.tracks if t.confirmed]
         self.tracks = []
         return events

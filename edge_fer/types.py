@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from edge_fer import __version__
+
 
 @dataclass(slots=True)
 class Frame:
@@ -19,6 +21,8 @@ class Frame:
     ts: float  # wall-clock capture time, seconds since the epoch
     source_ts: float | None = None  # the source's own timestamp (sensor time, video position), seconds
     gray: np.ndarray | None = None  # grayscale view when the source already has one (picamera2 Y plane)
+    # a video file's position of this frame (seconds, from its presentation timestamp); None when live
+    media_time: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,16 +55,35 @@ class Prediction:
     def confidence(self) -> float:
         return float(np.max(self.scores))
 
-    def as_dict(self) -> dict[str, float]:
-        return {name: round(float(p), 4) for name, p in zip(self.labels, self.scores)}
+
+# every event's head (a JSONL line has no room for edge_fer.jsondoc's ``created``: ``ts`` is the time)
+EVENT_SCHEMA = "edge-fer-event/1"
+# the keys an event may carry besides the fixed fields: face events' confidence (``face``), previous
+# label (``expression_changed``), duration, frame count and media span (``face_left``), the quality gate's
+# reconstruction error and verdict, the image file of a still source
+EVENT_EXTRA_KEYS = (
+    "confidence",
+    "previous",
+    "duration_s",
+    "frames",
+    "media_start_s",
+    "media_end_s",
+    "recon_error",
+    "low_quality",
+    "image",
+)
 
 
 @dataclass(slots=True)
 class Event:
     """Something worth telling the outside world. ``to_dict`` is what every sink writes.
 
-    Every event has ``type`` and ``ts``; face events (``face_appeared``, ``expression_changed``,
-    ``face_left``, ``face``) also carry ``track_id``, ``label`` and ``scores`` (label -> probability).
+    Every event has ``schema`` (``edge-fer-event/1``), the edge-fer ``version``, ``type`` and ``ts``
+    (wall-clock seconds since the epoch, when it was made); face events (``face_appeared``,
+    ``expression_changed``, ``face_left``, ``face``) also carry ``track_id``, ``label`` and ``scores``
+    (label -> probability), and the ``extra`` keys of :data:`EVENT_EXTRA_KEYS` where they apply.
+    Events from a video file also carry ``media_time_s``: the position in the video (seconds, from
+    the frame's presentation timestamp); live sources have none.
     """
 
     type: str
@@ -71,11 +94,14 @@ class Event:
     scores: dict[str, float] | None = None
     box: tuple[int, int, int, int] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    media_time_s: float | None = None  # position in a video file (seconds); None for live sources
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"type": self.type, "ts": round(self.ts, 6)}
+        d: dict[str, Any] = {"schema": EVENT_SCHEMA, "version": __version__, "type": self.type, "ts": round(self.ts, 6)}
         if self.frame is not None:
             d["frame"] = self.frame
+        if self.media_time_s is not None:
+            d["media_time_s"] = round(self.media_time_s, 6)
         if self.track_id is not None:
             d["track_id"] = self.track_id
         if self.label is not None:
@@ -151,3 +177,14 @@ class Sink(ABC):
 
     def set_sinks(self, sinks: Sequence[Sink]) -> None:
         """All the run's sinks, for sinks that report their stats (HTTP ``/metrics``)."""
+
+    def frame_observer(self) -> FrameObserver | None:
+        """A function the pipeline calls after every processed frame with the frame and the tracks
+        (``observer(frame, tracks)``; the HTTP sink's live page and preview), or None (the default: the
+        pipeline then calls nothing). It runs on the frame loop: it must return at once."""
+        return None
+
+
+FrameObserver = Callable[[Frame, Sequence[Any]], None]
+"""``observer(frame, tracks)``: the frame just processed and the tracker's tracks
+(:class:`edge_fer.track.Track`, read-only)."""

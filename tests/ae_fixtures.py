@@ -1,4 +1,4 @@
-"""A tiny trained run with a stage-1 autoencoder, for the convert --quality and adapt tests (TensorFlow;
+"""A tiny trained run with a stage-1 autoencoder, for the convert --write-quality-gate and adapt tests (TensorFlow;
 the tests that use it are marked ``train``). Its converted bundle is committed: ``tests/data/tiny_ae*.tflite``.
 
 The faces are the hand-labelled real face crops of ``benchmarks/data/crops`` (and their mirror

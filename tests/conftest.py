@@ -34,13 +34,15 @@ def face_images() -> dict[str, Path]:
 
 @pytest.fixture
 def yunet_model() -> Path:
-    """The official YuNet release (the detector edge-fer ships)."""
-    return shared_file("models/face_detection_yunet_2023mar.onnx")
+    """The official YuNet release, as shipped in the package (no shared data needed)."""
+    from edge_fer.models import shipped_yunet
+
+    return shipped_yunet()
 
 
 @pytest.fixture
-def yunet_second_build() -> Path:
-    """Another YuNet build (a different file): for tests that need two different detector models."""
+def other_yunet_model() -> Path:
+    """A second, different YuNet build (a fixture only: where a test needs a file that is not the shipped one)."""
     return shared_file("models/face_detection_yunet.onnx")
 
 
@@ -79,7 +81,7 @@ def tiny_bundle_float() -> Path:
 @pytest.fixture(scope="session")
 def tiny_ae_bundle() -> Path:
     """A tiny classifier with its int8 autoencoder beside it (``tiny_ae_ae.tflite``), as
-    ``edge-fer convert --quality`` writes them: the quality gate's model pair."""
+    ``edge-fer convert --write-quality-gate`` writes them: the quality gate's model pair."""
     return AE_BUNDLE
 
 

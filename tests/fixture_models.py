@@ -21,7 +21,7 @@ import numpy as np
 
 DATA = Path(__file__).resolve().parent / "data"
 IO_TYPES = ("int8", "uint8", "float32")
-# the classifier bundles (input (48,48,1) -> softmax 7) and the quality-gate pair (`convert --quality`:
+# the classifier bundles (input (48,48,1) -> softmax 7) and the quality-gate pair (`convert --write-quality-gate`:
 # tiny_ae.tflite, a classifier, and tiny_ae_ae.tflite, its int8 autoencoder, side by side)
 CLASSIFIERS = {io: DATA / f"tiny_{io}.tflite" for io in IO_TYPES}
 AE_BUNDLE = DATA / "tiny_ae.tflite"
@@ -64,7 +64,7 @@ def build_tiny_bundle(path: Path, io_type: str = "int8", seed: int = 0) -> Path:
 
 
 def build_tiny_ae_bundle(path: Path) -> Path:
-    """``edge-fer convert --quality`` of the tiny trained run of ``tests/ae_fixtures.py``: ``path``
+    """``edge-fer convert --write-quality-gate`` of the tiny trained run of ``tests/ae_fixtures.py``: ``path``
     (the classifier) and ``<stem>_ae.tflite`` (the int8 autoencoder the quality gate runs)."""
     from edge_fer.quality import quality_path
     from tests.ae_fixtures import build_tiny_run
@@ -80,7 +80,7 @@ def build_tiny_ae_bundle(path: Path) -> Path:
 
 
 def convert_tiny_run(run: Path, out: Path):
-    """``edge-fer convert --quality`` of a tiny run (any accuracy drop accepted, no Edge TPU compile):
+    """``edge-fer convert --write-quality-gate`` of a tiny run (any accuracy drop accepted, no Edge TPU compile):
     ``out`` and ``<stem>_ae.tflite``. Returns the converter's report."""
     from edge_fer.convert.converter import ConvertOptions, convert_run
 

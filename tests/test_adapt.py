@@ -91,5 +91,5 @@ def test_adapt_refuses_bad_input(tmp_path, tiny_ae_run):
         shutil.copy(tiny_ae_run / name, no_ae / name)
     crops = write_crops(tmp_path / "crops", 100)
     assert_one_line_error(cli("adapt", str(no_ae), "--unlabeled", str(crops), "--out", out), "no autoencoder")
-    assert_one_line_error(cli("adapt", str(tmp_path), "--unlabeled", str(crops), "--out", out), "not a run directory")
+    assert_one_line_error(cli("adapt", str(empty), "--unlabeled", str(crops), "--out", out), "not a run directory")
     assert_one_line_error(cli("adapt", str(tiny_ae_run), "--unlabeled", str(crops), "--out", str(tiny_ae_run)), "--out")

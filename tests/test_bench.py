@@ -124,7 +124,7 @@ def test_loop_max_frames_detect_every(tmp_path, capsys, short_video, tiny_bundle
         "--json",
         str(out),
         "-q",
-        "--loop",
+        "--repeat",
         "3",
         "--warmup",
         "2",
@@ -149,7 +149,7 @@ def test_loop_max_frames_detect_every(tmp_path, capsys, short_video, tiny_bundle
         "--json",
         str(out),
         "-q",
-        "--loop",
+        "--repeat",
         "2",
         "--warmup",
         "0",
@@ -370,8 +370,8 @@ def test_bench_never_imports_tensorflow(short_video, tiny_bundle, tmp_path):
     assert json.loads(js.read_text())["frames"] == 3
 
 
-def test_compare_fer_runs_the_benchmarks_module(tmp_path, capsys, monkeypatch, short_video, tiny_bundle):
-    """--compare fer runs benchmarks/compare_fer.py (the one implementation), here with a stand-in peer."""
+def test_compare_fer_runs_the_packaged_module(tmp_path, capsys, monkeypatch, short_video, tiny_bundle):
+    """--compare fer runs edge_fer.bench.compare_fer (the one implementation), here with a stand-in peer."""
     import types
 
     class FakeFER:

@@ -100,6 +100,8 @@ def test_detector_model_that_is_not_a_cascade(tmp_path, hamilton_clip):
             "run",
             "--source",
             str(hamilton_clip),
+            "--detector",
+            "haar",  # YuNet is the default: a cascade goes with --detector haar
             "--detector-model",
             str(bogus),
             "--max-frames",
@@ -175,9 +177,9 @@ def test_training_set_with_a_single_class_is_refused(tmp_path):
 @pytest.mark.parametrize(
     "args,key",
     [
-        (["--threads", "1000"], "model.threads"),
-        (["--width", "-5"], "source.width"),
-        (["--detect-scale", "nan"], "detector.scale"),
+        (["--threads", "1000"], "--threads must be"),
+        (["--width", "-5"], "--width must be"),
+        (["--detect-scale", "nan"], "--detect-scale must be"),
     ],
 )
 def test_out_of_range_flags(args, key, hamilton_clip):

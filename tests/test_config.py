@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from edge_fer import config as C
@@ -38,7 +40,7 @@ def test_every_schema_default_passes_its_own_range():
         ("mqtt.port", 0, r"'mqtt\.port' must be in \[1, 65535\]"),
         ("mqtt.qos", 3, r"'mqtt\.qos' must be one of 0, 1, 2"),
         ("output.format", "xml", r"'output\.format' must be one of jsonl, csv"),
-        ("detector.name", "mtcnn", r"'detector\.name' must be one of haar, yunet, auto"),
+        ("detector.name", "mtcnn", r"'detector\.name' must be one of yunet, haar, auto"),
         ("tracker.ema_alpha", 0.0, r"'tracker\.ema_alpha' must be in \(0, 1\]"),
         ("run.status_interval_s", float("nan"), r"'run\.status_interval_s' must be a finite number"),
     ],
@@ -137,6 +139,7 @@ RUN_FLAGS = {
     "--no-loop",
     "--wait-for-source",
     "--no-wait-for-source",
+    "--stall-timeout",
     "--width",
     "--height",
     "--annotate",
@@ -150,6 +153,8 @@ RUN_FLAGS = {
     "--mqtt-topic",
     "--http-port",
     "--http-host",
+    "--http-preview",
+    "--no-http-preview",
     "--print-config",
 }
 BENCH_PIPELINE_FLAGS = {
@@ -172,7 +177,7 @@ def test_cli_flags_are_the_schema_s_and_keep_their_spelling():
     assert (
         not (bench & RUN_FLAGS)
         - BENCH_PIPELINE_FLAGS
-        - {"--source", "-s", "--model", "-m", "--config", "-c", "--threads", "--max-frames", "--loop"}
+        - {"--source", "-s", "--model", "-m", "--config", "-c", "--threads", "--max-frames"}
     )
 
 
@@ -217,5 +222,37 @@ def test_flags_land_on_their_config_keys(capsys):
 
 def test_help_shows_the_schema_defaults():
     helps = {p.opts[0]: p.help for p in _params("run")} | {"bench " + p.opts[0]: p.help for p in _params("bench")}
-    assert helps["--full-every"].endswith("(default: 12)") and helps["--detect-scale"].endswith("(default: 0.5)")
+    assert helps["--detector"].endswith("(default: yunet)")
+    assert helps["--full-every"].endswith("(default: 4)") and helps["--detect-scale"].endswith("(default: 0.5)")
     assert helps["bench --detect-scale"] == helps["--detect-scale"]  # one definition for both commands
+
+
+@pytest.mark.parametrize(
+    "http, msg",
+    [
+        ({"port": 8080, "host": "0.0.0.0"}, "http.host '0.0.0.0' is reachable from other machines: set http.token"),
+        ({"port": 8080, "host": "192.168.1.20"}, "set http.token"),
+        ({"port": 8080, "host": "::"}, "set http.token"),
+        ({"port": 8080, "token": "short"}, "'http.token' must be at least 16 characters, got 5"),
+        ({"port": 8080, "token": "has space in it 0123456"}, "may hold only letters, digits"),
+        ({"preview": True}, "http.preview needs the HTTP server: set http.port (--http-port)"),
+    ],
+)
+def test_http_security_rules(http, msg):
+    cfg = C.Config()
+    for k, v in http.items():
+        cfg.set(f"http.{k}", v)
+    with pytest.raises(ConfigError, match=re.escape(msg)):
+        C.validate(cfg)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.1.1", "::1", "localhost"])
+def test_loopback_needs_no_token_and_any_bind_takes_one(host):
+    cfg = C.Config()
+    cfg.set("http.port", 8080)
+    cfg.set("http.host", host)
+    C.validate(cfg)
+    cfg.set("http.host", "0.0.0.0")
+    cfg.set("http.token", "A-good_token.0123456789~")
+    C.validate(cfg)
+    assert "A-good_token" not in C.to_toml(cfg, redact=True)

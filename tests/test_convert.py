@@ -159,7 +159,7 @@ def test_report_schema(tiny):
     assert r["eval"]["split"] == "PrivateTest" and r["eval"]["n"] == 12 * K
     assert r["calibration"]["split"] == "Training" and r["calibration"]["n"] == 140
     assert set(r["calibration"]["per_class"].values()) == {20}  # stratified: 140 / 7 classes
-    assert r["parameters"] > 0 and r["macs"] > 0 and r["latency_ms"]["median"] > 0
+    assert r["parameters"] > 0 and r["macs"] > 0 and r["latency_ms"]["p50_ms"] > 0
     assert r["gate"]["passed"] is True
     assert r["float"]["accuracy"] > 0.5  # the tiny model did learn something
     assert set(r["delta"]["per_class_f1_points"]) == set(LABELS)
@@ -310,15 +310,20 @@ def test_float_op_left_by_the_converter_is_refused():
 # --- the gate and uint8 I/O ----------------------------------------------------------------------
 
 
-def test_max_drop_gate_fails_with_exit_3(tiny, tmp_path, capsys):
+def test_max_drop_gate_fails_with_exit_1(tiny, tmp_path):
+    """A failed accuracy gate is a failed check: exit 1 (it was 3), through the installed command."""
+    import subprocess
+    import sys
+
     out, rep = tmp_path / "m.tflite", tmp_path / "r.json"
-    code, err = cli(
+    p = subprocess.run(
         [
+            str(Path(sys.executable).with_name("edge-fer")),
             "convert",
             str(tiny["run"] / "model.keras"),
-            "--out",
+            "-o",
             str(out),
-            "--report",
+            "--json",
             str(rep),
             "--calib-data",
             str(tiny["train_npz"]),
@@ -333,11 +338,15 @@ def test_max_drop_gate_fails_with_exit_3(tiny, tmp_path, capsys):
             "--io",
             "uint8",
         ],
-        capsys,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
-    assert code == 3
+    code, err = p.returncode, p.stderr
+    assert code == 1, err[-2000:]
     assert "exceeds --max-drop" in err and "Traceback" not in err
     r = _load(rep)
+    assert r["schema"] == "edge-fer-convert-report/1" and r["version"] and r["created"].endswith("Z")
     assert r["gate"]["passed"] is False and r["gate"]["max_drop_points"] == -100
     # uint8 I/O: QUANTIZE at the edges only, still Edge-TPU compatible
     meta = read_bundle_meta(out.read_bytes())
@@ -387,8 +396,11 @@ def test_refuses_corrupt_model_file(tmp_path, capsys):
 
 def test_refuses_a_tflite_model_as_input(tiny, tmp_path, capsys):
     out = tmp_path / "m.tflite"
-    code, err = cli(["convert", str(tiny["out_dir"] / "fer_int8_float.tflite"), "--out", str(out)], capsys)
-    _assert_refused(code, err, out, "already a TFLite model")
+    src = str(tiny["out_dir"] / "fer_int8_float.tflite")
+    code, err = cli(["convert", src, "--out", str(out), "--no-calibrate"], capsys)
+    _assert_refused(code, err, out, "already a TFLite bundle", "recalibrate")
+    code, err = cli(["convert", src, "--out", str(out)], capsys)  # recalibration needs the selection split
+    _assert_refused(code, err, out, "--eval-data")
 
 
 def test_refuses_wrong_input_shape(tiny, tmp_path, capsys):
@@ -423,7 +435,7 @@ def test_refuses_empty_and_unreadable_calibration(tiny, tmp_path, capsys):
 def test_refuses_unwritable_output(tiny, tmp_path, capsys):
     out = tmp_path / "no" / "such" / "dir" / "m.tflite"
     code, err = cli(["convert", str(tiny["run"]), "--out", str(out)], capsys)
-    assert code == 2 and "does not exist" in err and "Traceback" not in err
+    assert code == 74 and "does not exist" in err and "Traceback" not in err  # an output error
     out = tmp_path / "adir"
     out.mkdir()
     code, err = cli(["convert", str(tiny["run"]), "--out", str(out)], capsys)

@@ -1,4 +1,4 @@
-"""Haar and YuNet on real photos (../shared/data/images)."""
+"""Haar and YuNet (the default, shipped) on real photos (../shared/data/images); bad detector models."""
 
 from __future__ import annotations
 
@@ -47,9 +47,7 @@ def test_no_faces_in_a_blank_frame():
 def test_detector_errors(tmp_path):
     with pytest.raises(ConfigError, match="unknown detector"):
         create_detector("mtcnn")
-    with pytest.raises(ConfigError, match="detector-model"):
-        create_detector("yunet")
-    with pytest.raises(ModelError, match="not found"):
+    with pytest.raises(ModelError, match="no such file"):
         create_detector("yunet", model=str(tmp_path / "none.onnx"))
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"junk")
@@ -68,7 +66,7 @@ def test_every_registered_detector_builds_from_the_config_section(yunet_model):
 
     blank = np.zeros((240, 320, 3), np.uint8)
     for name in DETECTORS:
-        cfg = DetectorConfig(name=name, model=str(yunet_model) if name == "yunet" else "")
+        cfg = DetectorConfig(name=name)  # no model: YuNet's shipped one, OpenCV's cascade
         det = build_detector(cfg)
         assert isinstance(det, RoiDetector) and det.full_every == cfg.full_every  # window search on by default
         assert isinstance(det.inner, Detector) and det.inner.name in ("haar", "yunet")
@@ -120,3 +118,82 @@ def test_yunet_crops_are_framed_like_the_models_training_faces(face_images, yune
     events = [json.loads(line) for line in out.read_text().splitlines()]
     boxes = [e["box"] for e in events if "box" in e]
     assert boxes and all(list(b) == list(face.box) for b in boxes)  # events keep the detector's box
+
+
+def test_the_default_detector_is_yunet_with_the_shipped_model_and_nothing_pulled():
+    """No flag, no path, no download: the default is YuNet on the release file inside the package
+    (the test's model cache is empty, tests/conftest.py)."""
+    from edge_fer.config import Config
+    from edge_fer.detect import build_detector
+    from edge_fer.models import YUNET_SHA256, shipped_yunet
+    from edge_fer.models_store import installed_path, sha256_file
+
+    assert installed_path("yunet") is None
+    det = build_detector(Config().detector)
+    assert det.inner.name == "yunet" and det.inner.model_path == str(shipped_yunet())
+    assert sha256_file(shipped_yunet()) == YUNET_SHA256
+
+
+def test_a_pulled_yunet_is_preferred_to_the_shipped_one(other_yunet_model):
+    """`edge-fer models pull yunet` stays the way to update the detector: a copy in the cache wins."""
+    import shutil
+
+    from edge_fer import models_store
+    from edge_fer.detect.yunet import default_model
+
+    dest = models_store.models_dir() / models_store.spec("yunet").filename
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(other_yunet_model, dest)
+    assert default_model() == (dest, "pulled")
+    assert create_detector("yunet").model_path == str(dest)
+
+
+def test_without_face_detector_yn_the_default_falls_back_to_haar_in_one_log_line(monkeypatch, caplog):
+    from edge_fer.config import Config
+    from edge_fer.detect import build_detector, yunet
+
+    monkeypatch.delattr(yunet.cv2, "FaceDetectorYN")
+    with caplog.at_level("WARNING"):
+        det = build_detector(Config().detector)
+    assert det.inner.name == "haar"
+    lines = [r.getMessage() for r in caplog.records if "FaceDetectorYN" in r.getMessage()]
+    assert len(lines) == 1 and "Haar" in lines[0]
+    # asked for by name with a model file, YuNet cannot fall back silently: the fix is named
+    with pytest.raises(MissingDependencyError, match="FaceDetectorYN"):
+        create_detector("yunet", model=str(yunet.default_model()[0]))
+
+
+def test_yunet_boxes_on_a_small_frame_are_not_halved(face_images):
+    """--detect-scale never takes a frame's longer side below 320 px for YuNet: obama_240p (427 px wide)
+    is detected at 320 px, not at 213, and a 320 px frame at its own size."""
+    img = cv2.imread(str(face_images["obama_240p"]))
+    half, full = create_detector("yunet", scale=0.5), create_detector("yunet", scale=1.0)
+    assert len(half.detect(img)) == 1  # found at 320 x 180
+    small = cv2.resize(img, (320, 180), interpolation=cv2.INTER_AREA)  # a face about 40 px tall
+    assert [f.box for f in half.detect(small)] == [f.box for f in full.detect(small)] != []
+
+
+def test_no_import_circle_between_the_config_and_the_detectors():
+    """edge_fer.config takes DetectorConfig (and the registry's names) from edge_fer.detect.options; no
+    detector module imports edge_fer.config back, not even inside a function or for type checking."""
+    import ast
+    from pathlib import Path
+
+    import edge_fer.config
+    import edge_fer.detect
+
+    assert edge_fer.config.DetectorConfig is edge_fer.detect.DetectorConfig
+    for path in Path(edge_fer.detect.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            assert not any(n == "edge_fer.config" or n.startswith("edge_fer.config.") for n in names), path.name
+            assert not (
+                isinstance(node, ast.ImportFrom)
+                and node.module == "edge_fer"
+                and any(a.name == "config" for a in node.names)
+            ), path.name

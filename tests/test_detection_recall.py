@@ -1,4 +1,4 @@
-"""Detection scoring (edge_fer.detect.scoring), the hand-annotated boxes of the shared clip
+"""Detection scoring (benchmarks/detection_scoring.py), the hand-annotated boxes of the shared clip
 (benchmarks/data/hamilton_faces.json) and the window search (edge_fer.detect.roi)."""
 
 from __future__ import annotations
@@ -10,21 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge_fer.boxes import iou
 from edge_fer.detect import WindowDetector
 from edge_fer.detect.roi import RoiDetector, roi_window
-from edge_fer.detect.scoring import (
-    FrameTruth,
-    GroundTruth,
-    TruthFace,
-    coverage,
-    iou,
-    load_ground_truth,
-    match_frame,
-    parse_ground_truth,
-    score,
-)
 from edge_fer.errors import ConfigError, DataError
 from edge_fer.types import Face
+from tests.benchmark_modules import benchmark_module
+
+_scoring = benchmark_module("detection_scoring")
+FrameTruth, GroundTruth, TruthFace = _scoring.FrameTruth, _scoring.GroundTruth, _scoring.TruthFace
+coverage, load_ground_truth, match_frame = _scoring.coverage, _scoring.load_ground_truth, _scoring.match_frame
+parse_ground_truth, score = _scoring.parse_ground_truth, _scoring.score
 
 ROOT = Path(__file__).resolve().parents[1]
 TRUTH = ROOT / "benchmarks" / "data" / "hamilton_faces.json"

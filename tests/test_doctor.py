@@ -72,7 +72,8 @@ def edge_fer(
 def test_doctor_on_this_machine_json(tmp_path):
     r = edge_fer("doctor", "--no-camera", "--backend", "ai_edge_litert", "--json", "-", tmp_path=tmp_path)
     assert r.returncode == 0, r.stderr
-    rep = json.loads(r.stdout)
+    rep = json.loads(r.stdout)  # --json -: the report alone on stdout, under the common head
+    assert list(rep)[:3] == ["schema", "version", "created"] and rep["schema"] == "edge-fer-doctor/1"
     assert rep["verdict"] in ("OK", "WARN") and rep["backend"] == "ai_edge_litert"
     rows = {c["name"]: c for c in rep["checks"]}
     lr = rows["backend ai_edge_litert"]

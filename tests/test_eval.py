@@ -12,7 +12,7 @@ from tests.cli import assert_one_line_error, env_without_tensorflow, imported_bl
 from tests.cli import run_cli as cli
 from tests.datasets import faces, write_fer_folders, zip_folder
 
-KEYS = {"accuracy", "macro_f1", "n", "per_class", "confusion", "labels", "skipped"}
+KEYS = {"accuracy", "macro_f1", "n", "per_class", "confusion_matrix", "labels", "skipped"}
 
 
 def direct_predictions(bundle, crops: list[np.ndarray]) -> np.ndarray:
@@ -38,7 +38,7 @@ def test_fer2013_zip_private_and_public_split(tmp_path, tiny_bundle):
     rep = run_eval(tmp_path, "--model", str(tiny_bundle), "--data", str(z))
     assert rep["split"] == "PrivateTest" and rep["n"] == 14  # odd indices of the 28 test faces
     assert rep["labels"] == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
-    cm = np.array(rep["confusion"])
+    cm = np.array(rep["confusion_matrix"])
     assert cm.shape == (7, 7) and cm.sum() == 14
     assert rep["accuracy"] == pytest.approx(np.trace(cm) / 14)
     # the same figure computed independently from the images and the runtime classifier

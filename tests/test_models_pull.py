@@ -7,9 +7,13 @@ import hashlib
 import http.server
 import os
 import shutil
+import signal
 import socket
 import stat
+import subprocess
+import sys
 import threading
+import time
 import urllib.error
 from dataclasses import replace
 from pathlib import Path
@@ -147,7 +151,7 @@ def test_a_transfer_cut_short_leaves_nothing(cache, monkeypatch, capsys):
 
     with _Server({"/cut": cut}) as srv:
         _pin(monkeypatch, [srv.url("/cut")])
-        assert main(["models", "pull", "yunet"]) == 2
+        assert main(["models", "pull", "yunet"]) == 69  # NetworkError (errors.EXIT_UNAVAILABLE)
     line = _one_line_error(capsys)
     assert "cannot download yunet" in line
     assert _leftovers(cache) == []
@@ -167,7 +171,7 @@ def test_no_network_is_one_clear_line(cache, monkeypatch, capsys):
         raise urllib.error.URLError(socket.gaierror(-3, "Temporary failure in name resolution"))
 
     monkeypatch.setattr(models_store.urllib.request, "urlopen", offline)
-    assert main(["models", "pull", "yunet"]) == 2
+    assert main(["models", "pull", "yunet"]) == 69
     line = _one_line_error(capsys)
     assert line.startswith("edge-fer: error: cannot download yunet from github.com, huggingface.co")
     assert "Temporary failure in name resolution" in line and "--from FILE" in line
@@ -179,7 +183,7 @@ def test_connection_refused_on_loopback(cache, capsys):
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()  # nothing listens there now
-    assert main(["models", "pull", "yunet", "--url", f"http://127.0.0.1:{port}/x.onnx", "--timeout", "5"]) == 2
+    assert main(["models", "pull", "yunet", "--url", f"http://127.0.0.1:{port}/x.onnx", "--timeout", "5"]) == 69
     assert "refused" in _one_line_error(capsys).lower()
 
 
@@ -262,35 +266,37 @@ def test_the_pinned_values_are_the_opencv_zoo_release():
     assert all(u.startswith("https://") for u in s.urls)
 
 
-def test_yunet_needs_no_path_once_pulled(cache, capsys, request):
+def test_yunet_needs_no_path_and_a_pulled_copy_updates_it(cache, capsys, request):
     from edge_fer.detect import create_detector
-    from edge_fer.errors import ConfigError
+    from edge_fer.models import shipped_yunet
 
-    with pytest.raises(ConfigError, match="edge-fer models pull yunet"):
-        create_detector("yunet")
-    assert create_detector("auto").name == "haar"  # auto: Haar until YuNet is installed
-    onnx = request.getfixturevalue("yunet_model")  # the Zoo release; skips when ../shared/data is absent
-    assert main(["models", "pull", "yunet", "--from", str(onnx)]) == 0  # checked against the pinned digest
+    # shipped in the package: no pull, no path (auto means the same now)
+    assert Path(create_detector("yunet").model_path) == shipped_yunet()
+    assert create_detector("auto").name == "yunet"
+    onnx = request.getfixturevalue("other_yunet_model")  # skips when ../shared/data is absent
+    digest = hashlib.sha256(onnx.read_bytes()).hexdigest()  # a test fixture, not the Zoo release
+    assert main(["models", "pull", "yunet", "--from", str(onnx), "--sha256", digest]) == 0
     det = create_detector("yunet")
-    assert Path(det.model_path) == cache / "face_detection_yunet_2023mar.onnx"
-    assert create_detector("auto").name == "yunet"  # ... and YuNet once it is
+    assert Path(det.model_path) == cache / "face_detection_yunet_2023mar.onnx"  # the pulled copy wins
+    assert main(["models", "remove", "yunet"]) == 0
+    assert Path(create_detector("yunet").model_path) == shipped_yunet()  # ... until it is removed
     import numpy as np
 
     assert det.detect(np.zeros((120, 160, 3), np.uint8)) == []
 
 
-def test_another_yunet_build_needs_its_own_digest(cache, capsys, yunet_second_build):
+def test_another_yunet_build_needs_its_own_digest(cache, capsys, other_yunet_model):
     """A YuNet file that is not the pinned release is refused by the pinned digest, and installed
     when the user names its own with --sha256."""
     from edge_fer.detect import create_detector
 
-    digest = hashlib.sha256(yunet_second_build.read_bytes()).hexdigest()
+    digest = hashlib.sha256(other_yunet_model.read_bytes()).hexdigest()
     assert digest != models_store.KNOWN["yunet"].sha256
-    assert main(["models", "pull", "yunet", "--from", str(yunet_second_build)]) == 2
+    assert main(["models", "pull", "yunet", "--from", str(other_yunet_model)]) == 2
     line = _one_line_error(capsys)
     assert digest in line and "nothing installed" in line
     assert models_store.installed_path("yunet") is None
-    assert main(["models", "pull", "yunet", "--from", str(yunet_second_build), "--sha256", digest]) == 0
+    assert main(["models", "pull", "yunet", "--from", str(other_yunet_model), "--sha256", digest]) == 0
     assert create_detector("yunet").model_path == str(cache / "face_detection_yunet_2023mar.onnx")
 
 
@@ -302,11 +308,10 @@ def test_nothing_is_downloaded_without_pull(cache, monkeypatch):
 
     monkeypatch.setattr(models_store.urllib.request, "urlopen", boom)
     from edge_fer.detect import create_detector
-    from edge_fer.errors import ConfigError
 
     create_detector("haar")
-    with pytest.raises(ConfigError):
-        create_detector("yunet")
+    create_detector("yunet")  # the shipped model
+    assert models_store.installed_path("yunet") is None
     shutil.rmtree(cache.parent, ignore_errors=True)
 
 
@@ -323,3 +328,54 @@ def test_one_cache_folder_for_models_and_the_backend_probe(tmp_path):
         assert r.returncode == 0, r.stderr
         assert (tmp_path / var / "models" / "face_detection_yunet_2023mar.onnx").read_bytes() == PAYLOAD
     assert not (tmp_path / "home").exists()  # nothing went to ~/.cache behind the variable's back
+
+
+# -- a mirror that drips, a pull that was killed (the installed command, a real loopback server) ----------
+
+EDGE_FER = str(Path(sys.executable).with_name("edge-fer"))
+
+
+def _drip(handler):
+    """Announce the whole payload, then send one byte every 0.5 s (for about 40 minutes)."""
+    handler.send_response(200)
+    handler.send_header("Content-Length", str(len(PAYLOAD)))
+    handler.end_headers()
+    try:
+        for b in PAYLOAD:
+            handler.wfile.write(bytes([b]))
+            handler.wfile.flush()
+            time.sleep(0.5)
+    except OSError:
+        pass
+
+
+def _pull_cmd(url: str) -> list[str]:
+    return [EDGE_FER, "models", "pull", "yunet", "--url", url, "--sha256", PAYLOAD_SHA, "--timeout", "3"]
+
+
+def test_a_dripping_mirror_fails_within_the_timeout(tmp_path):
+    env = {**os.environ, "EDGE_FER_CACHE_DIR": str(tmp_path / "cache")}
+    with _Server({"/m.onnx": _drip}) as srv:
+        t0 = time.monotonic()
+        proc = subprocess.run(_pull_cmd(srv.url("/m.onnx")), env=env, capture_output=True, text=True, timeout=60)
+        took = time.monotonic() - t0
+    assert proc.returncode == 69, proc.stderr[-2000:]
+    assert "took longer than --timeout 3s" in proc.stderr, proc.stderr[-2000:]
+    assert took < 30, took  # before: about 40 minutes for this 5 KB payload
+    assert _leftovers(tmp_path / "cache" / "models") == []
+
+
+def test_a_killed_pull_leaves_a_part_file_the_next_pull_removes(tmp_path):
+    env = {**os.environ, "EDGE_FER_CACHE_DIR": str(tmp_path / "cache")}
+    models = tmp_path / "cache" / "models"
+    with _Server({"/m.onnx": _drip, "/ok.onnx": PAYLOAD}) as srv:
+        proc = subprocess.Popen(_pull_cmd(srv.url("/m.onnx")), env=env, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while not list(models.glob("*.part")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        assert list(models.glob("*.part")), "the killed pull left no .part file to clean"
+        ok = subprocess.run(_pull_cmd(srv.url("/ok.onnx")), env=env, capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert not list(models.glob("*.part"))

@@ -10,6 +10,7 @@ import pytest
 from edge_fer import config as C
 from edge_fer.daemon import Daemon
 from edge_fer.pipeline import STAGES, Pipeline, PipelineStatus, StageTimes
+from edge_fer.stats import SUMMARY_KEYS
 from edge_fer.types import Event, Sink, SinkStats
 
 FACE_EVENTS = {"face_appeared", "expression_changed", "face_left", "face"}
@@ -76,7 +77,11 @@ def test_video_faces_found_events_well_formed_ids_stable(tmp_path, hamilton_clip
     assert {"face_appeared", "face_left", "face"} <= kinds
     per_frame = [d for d in events if d["type"] == "face"]
     assert len({d["frame"] for d in per_frame}) > 50  # faces found on many frames
-    # ids stable across consecutive frames: a face box that barely moved keeps its id
+    # ids stable across consecutive frames: a face box that barely moved (IoU > 0.5 with its box on the
+    # previous frame) keeps its id; YuNet also finds small audience faces right beside the performer's
+    # large profile, so nearby corners alone do not make two boxes the same face
+    from edge_fer.boxes import iou
+
     by_frame: dict[int, list[dict]] = {}
     for d in per_frame:
         by_frame.setdefault(d["frame"], []).append(d)
@@ -84,8 +89,7 @@ def test_video_faces_found_events_well_formed_ids_stable(tmp_path, hamilton_clip
     for f, faces in by_frame.items():
         for d in faces:
             for p in by_frame.get(f - 1, []):
-                (x, y, w, h), (px, py, _pw, _ph) = d["box"], p["box"]
-                if abs(x - px) < w / 4 and abs(y - py) < h / 4:
+                if iou(d["box"], p["box"]) > 0.5:
                     same += d["track_id"] == p["track_id"]
                     changed += d["track_id"] != p["track_id"]
     assert same > 50 and changed == 0
@@ -117,11 +121,13 @@ def test_status_dict_and_stage_timing(tmp_path, hamilton_clip, tiny_bundle):
         "source",
         "model",
         "stages",
+        "detector",
     }
+    assert st["detector"] == pipe.detector.name
     assert st["frames"] == 30 and st["fps"] > 0 and st["dropped_frames"] == 0 and st["errors"] == 0
     assert tuple(st["stages"]) == STAGES
     for s in st["stages"].values():
-        assert set(s) == {"mean_ms", "p50_ms", "p90_ms", "p99_ms", "max_ms"}
+        assert tuple(s) == SUMMARY_KEYS  # the one summary of edge_fer.stats, as in the bench reports
         assert 0 <= s["p50_ms"] <= s["p90_ms"] <= s["p99_ms"] <= s["max_ms"] + 1e-9
     assert st["stages"]["detect"]["mean_ms"] > st["stages"]["classify"]["mean_ms"] > 0
     json.dumps(st)
@@ -137,7 +143,7 @@ def test_stage_times_helper():
     t.add("extra", 0.002)
     assert t.summary()["extra"]["mean_ms"] == pytest.approx(2.0)
     assert set(t.summary()) == set(STAGES) | {"extra"}
-    assert t.summary()["capture"] == {"mean_ms": 0.0, "p50_ms": 0.0, "p90_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0}
+    assert t.summary()["capture"] == {k: 0 for k in SUMMARY_KEYS}  # a stage never timed: n 0, all zero
 
 
 def test_photos(tmp_path, face_images, tiny_bundle):

@@ -160,14 +160,14 @@ def test_pipeline_flags_and_counts_low_quality_crops(tmp_path, tiny_ae_bundle):
 
 @pytest.mark.train
 def test_convert_logs_the_calibrated_threshold_not_a_placeholder(tiny_ae_run, tmp_path):
-    """`edge-fer convert --quality` logged 'threshold 1.00000 (config)' from the gate it loads to
+    """`edge-fer convert --write-quality-gate` logged 'threshold 1.00000 (config)' from the gate it loads to
     measure errors before the threshold exists; it now logs the calibrated one, as stored."""
     import json
     import re
 
     out = tmp_path / "b.tflite"
-    cmd = ["convert", str(tiny_ae_run), "--out", str(out), "--quality"]
-    cmd += ["--max-drop", "100", "--calib-samples", "40", "--latency-runs", "3", "--report", str(tmp_path / "r.json")]
+    cmd = ["convert", str(tiny_ae_run), "-o", str(out), "--write-quality-gate"]
+    cmd += ["--max-drop", "100", "--calib-samples", "40", "--latency-runs", "3", "--json", str(tmp_path / "r.json")]
     r = run_cli(*cmd, timeout=600, cwd=tiny_ae_run)
     assert r.returncode == 0, r.stderr[-3000:]
     stored = json.loads((tmp_path / "r.json").read_text())["quality"]["threshold"]

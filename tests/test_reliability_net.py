@@ -79,7 +79,13 @@ class Run:
     """`edge-fer run ...` in a subprocess; stderr goes to a file (read it with ``.err()``)."""
 
     def __init__(
-        self, tmp: Path, *args: str, root: tuple[str, ...] = (), env: dict | None = None, measure_peak: bool = False
+        self,
+        tmp: Path,
+        *args: str,
+        root: tuple[str, ...] = (),
+        env: dict | None = None,
+        measure_peak: bool = False,
+        cwd: Path | None = None,
     ):
         self.errf = tmp / f"stderr-{uuid.uuid4().hex[:6]}.txt"
         self.peakf = tmp / f"peak-{uuid.uuid4().hex[:6]}.txt"
@@ -90,6 +96,7 @@ class Run:
                 stdout=subprocess.DEVNULL,
                 stderr=ef,
                 env={**os.environ, "PYTHONUNBUFFERED": "1", "EDGE_FER_TEST_PEAK": str(self.peakf), **(env or {})},
+                cwd=cwd,
             )
         self.rusage = None
 
@@ -293,8 +300,10 @@ def test_secrets_not_in_retry_logs_status_metrics(tmp_path):
     try:
         # a few retry lines of the camera, and failed connects of the MQTT sink
         assert wait_for(lambda: run.err().count("reopen failed") >= 2, 30), run.err()[-3000:]
-        bodies = "".join(get(http_port, p)[2].decode() for p in ("/metrics", "/healthz", "/latest", "/"))
+        paths = ("/metrics", "/healthz", "/latest", "/", "/app.js", "/api/state")
+        bodies = "".join(get(http_port, p)[2].decode() for p in paths)
         assert 'source="rtsp://admin:***@127.0.0.1' in bodies and "password=***" in bodies
+        assert '"source": "rtsp://admin:***@127.0.0.1' in get(http_port, "/api/state")[2].decode()
         assert run.stop() == 0
     finally:
         run.kill()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import socket
@@ -57,7 +58,7 @@ def sink():
 def test_binds_loopback_free_port_and_is_a_sink(sink):
     assert sink.host == "127.0.0.1" and sink.port > 0
     assert isinstance(sink, Sink)
-    code, ctype, body = get(sink.url + "/")
+    code, ctype, body = get(sink.url + "/api")
     assert code == 200 and "/metrics" in json.loads(body)["endpoints"]
     assert get(sink.url + "/nope")[0] == 404
 
@@ -170,7 +171,9 @@ def test_latest_tracks_and_emit_is_cheap(sink):
     d = json.loads(body)
     assert code == 200 and ctype == "application/json"
     assert [e["type"] for e in d["events"]] == ["face_appeared", "face_appeared", "expression_changed", "face_left"]
-    assert list(d["tracks"]) == ["1"] and d["tracks"]["1"]["label"] == "surprise"
+    assert d["schema"] == "edge-fer-latest/1" and d["version"] and d["created"].endswith("Z")
+    assert [(t["track_id"], t["label"], t["confidence"]) for t in d["tracks"]] == [(1, "surprise", 0.7)]
+    assert d["tracks"][0]["box"] is None and d["tracks"][0]["ts"] == 1.2
     t0 = time.perf_counter()
     for i in range(10_000):
         sink.emit(Event(type="face", ts=float(i), track_id=1, label="happy", scores={"happy": 1.0}))
@@ -215,7 +218,16 @@ def test_room_state_is_the_largest_face_and_forgets_who_left():
     from edge_fer.sinks.room import Room
 
     room = Room()
-    assert room.state(5.0) == {"ts": 5.0, "faces": 0, "label": "none", "confidence": None, "scores": {}, "tracks": []}
+    empty = {k: v for k, v in room.state(5.0).items() if k not in ("version", "created")}
+    assert empty == {
+        "schema": "edge-fer-state/1",
+        "ts": 5.0,
+        "faces": 0,
+        "label": "none",
+        "confidence": None,
+        "scores": {},
+        "tracks": [],
+    }
     assert not room.update(Event(type="heartbeat", ts=1.0).to_dict())
     for tid, label, box in ((4, "happy", (0, 0, 50, 50)), (3, "sad", (0, 0, 10, 10))):
         assert room.update(
@@ -223,6 +235,125 @@ def test_room_state_is_the_largest_face_and_forgets_who_left():
         )
     s = room.state(6.0)
     assert (s["faces"], s["label"], s["confidence"], s["scores"]) == (2, "happy", 0.75, {"happy": 0.75})
-    assert [t["track_id"] for t in s["tracks"]] == [3, 4] and list(room.tracks()) == ["3", "4"]
+    assert [t["track_id"] for t in s["tracks"]] == [3, 4] and s["tracks"] == room.tracks()
+    assert s["tracks"][1] == {
+        "track_id": 4,
+        "label": "happy",
+        "confidence": 0.75,
+        "scores": {"happy": 0.75},
+        "box": [0, 0, 50, 50],
+        "ts": 1.0,
+    }
     assert room.update(Event(type="face_left", ts=2.0, track_id=4).to_dict())
-    assert room.state(7.0)["label"] == "sad" and list(room.tracks()) == ["3"]
+    assert room.state(7.0)["label"] == "sad" and [t["track_id"] for t in room.tracks()] == [3]
+
+
+# --- the live page: assets, /api/state, the token, the preview switch --------------------------------
+TOKEN = "sink-test-token-0123456789"
+
+
+def request(port: int, path: str, headers: dict | None = None) -> tuple[int, dict, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        conn.close()
+
+
+def test_page_assets_are_served_from_the_package_with_a_strict_policy(sink):
+    code, headers, body = request(sink.port, "/")
+    assert code == 200 and headers["content-type"].startswith("text/html")
+    assert b'src="/app.js"' in body and b'href="/style.css"' in body
+    assert "script-src 'self'" in headers["content-security-policy"]
+    assert headers["referrer-policy"] == "no-referrer"
+    for path, ctype in (("/app.js", "text/javascript"), ("/style.css", "text/css")):
+        code, headers, body = request(sink.port, path)
+        assert code == 200 and headers["content-type"].startswith(ctype) and len(body) > 500
+    html = request(sink.port, "/")[2].decode() + request(sink.port, "/app.js")[2].decode()
+    assert "http://" not in html and "https://" not in html  # nothing fetched from elsewhere
+    assert request(sink.port, "/stream.mjpg")[0] == 404  # the preview is off by default
+    assert "/stream.mjpg" not in json.loads(request(sink.port, "/api")[2])["endpoints"]
+
+
+def test_state_has_faces_timeline_health_and_sinks():
+    s = HttpSink(HttpConfig(port=0), labels=("happy", "sad"))
+    try:
+        s.set_status_provider(lambda: status(detector="haar+roi", source="rtsp://admin:***@cam/1"))
+        t0 = round(time.time()) - 20.0
+        s.emit(Event(type="face_appeared", ts=t0, track_id=4, label="happy", scores={"happy": 0.8, "sad": 0.2}))
+        s.emit(Event(type="expression_changed", ts=t0 + 5, track_id=4, label="sad", scores={"happy": 0.3, "sad": 0.7}))
+        code, _, body = request(s.port, "/api/state")
+        d = json.loads(body)
+        assert code == 200 and d["labels"] == ["happy", "sad"] and d["schema"] == "edge-fer-live-state/1"
+        assert d["faces"] == [
+            {
+                "track_id": 4,
+                "label": "sad",
+                "confidence": 0.7,
+                "scores": {"happy": 0.3, "sad": 0.7},
+                "box": None,
+                "since": None,
+            }
+        ]
+        segs = d["timeline"]["segments"]
+        assert [(g["label"], g["start"], g["end"]) for g in segs] == [("happy", t0, t0 + 5), ("sad", t0 + 5, None)]
+        h = d["health"]
+        assert h["ok"] is True and h["status"] == "ok" and h["detector"] == "haar+roi" and h["fps"] == 24.5
+        assert set(h["stages"]) == set(STAGES) and h["source"] == "rtsp://admin:***@cam/1"
+        assert d["sinks"]["http"]["sent"] == 2 and d["preview"] == {"enabled": False}
+    finally:
+        s.close()
+
+
+def test_token_query_sets_cookie_and_bearer_works():
+    s = HttpSink(HttpConfig(port=0, token=TOKEN))
+    try:
+        port = s.port
+        for path in ("/", "/app.js", "/api/state", "/latest", "/metrics", "/healthz", "/api"):
+            code, headers, _ = request(port, path)
+            assert code == 401 and headers["www-authenticate"].startswith("Bearer"), path
+        assert b"Token required" in request(port, "/")[2]
+        assert request(port, "/api/state", {"Authorization": "Bearer " + TOKEN[:-1] + "X"})[0] == 401
+        assert request(port, "/api/state", {"Authorization": "Bearer " + TOKEN})[0] == 200
+        code, headers, _ = request(port, "/?token=" + TOKEN)
+        assert code == 303 and headers["location"] == "/"
+        cookie = headers["set-cookie"]
+        assert cookie.startswith(f"edge_fer_token_{port}={TOKEN};") and "HttpOnly" in cookie
+        assert "SameSite=Strict" in cookie
+        jar = {"Cookie": cookie.split(";")[0]}
+        assert request(port, "/", jar)[0] == 200 and request(port, "/api/state", jar)[0] == 200
+        assert request(port, "/", {"Cookie": f"edge_fer_token_{port}=nope"})[0] == 401
+        assert request(port, "/metrics?token=" + TOKEN)[0] == 200  # a scrape URL may carry it too
+        assert s.stats().rejected_token == 10
+    finally:
+        s.close()
+
+
+def test_public_metrics_opens_only_metrics_and_healthz():
+    s = HttpSink(HttpConfig(port=0, token=TOKEN, public_metrics=True))
+    try:
+        s.set_status_provider(lambda: status())
+        assert request(s.port, "/metrics")[0] == 200 and request(s.port, "/healthz")[0] == 200
+        for path in ("/", "/api/state", "/latest"):
+            assert request(s.port, path)[0] == 401, path
+    finally:
+        s.close()
+
+
+def test_timeline_keeps_the_window_and_a_bounded_number_of_segments():
+    from edge_fer.sinks.timeline import Timeline
+
+    t = Timeline(window_s=60.0, max_segments=3)
+    t.update({"type": "face_appeared", "ts": 0.0, "track_id": 1, "label": "happy"})
+    t.update({"type": "expression_changed", "ts": 10.0, "track_id": 1, "label": "sad"})
+    t.update({"type": "face_left", "ts": 20.0, "track_id": 1})
+    t.update({"type": "expression_changed", "ts": 30.0, "track_id": 2, "label": "fear"})  # joined late
+    t.update({"type": "status", "ts": 31.0})
+    got = [(g["track_id"], g["label"], g["start"], g["end"]) for g in t.segments(now=75.0)]
+    assert got == [(1, "sad", 10.0, 20.0), (2, "fear", 30.0, None)]  # (1, happy) ended > 60 s ago
+    for i in range(10):
+        t.update({"type": "face_appeared", "ts": 40.0 + i, "track_id": 10 + i, "label": "happy"})
+        t.update({"type": "face_left", "ts": 40.5 + i, "track_id": 10 + i})
+    assert len(t.segments(now=60.0)) == 4  # 3 closed ones at most, plus the open one

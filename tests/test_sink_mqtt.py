@@ -210,6 +210,8 @@ def test_events_availability_state_and_close(broker, topic):
         assert wait_for(lambda: len(sub.on(f"{topic}/state")) >= 1)
         state = json.loads(sub.on(f"{topic}/state")[-1][0])
         assert set(state) >= {"ts", "faces", "label", "scores", "tracks"}
+        assert state["schema"] == "edge-fer-state/1" and state["version"] and state["created"].endswith("Z")
+        assert all(e["schema"] == "edge-fer-event/1" for e in sub.events(topic))
     finally:
         sink.close()
     assert wait_for(lambda: (b"offline", False) in sub.on(f"{topic}/availability"))
@@ -388,6 +390,8 @@ def test_home_assistant_discovery_state_and_stats(broker, topic):
         s = last_state()
         assert s["label"] == "happy" and s["confidence"] == 0.8  # the largest face
         assert [t["track_id"] for t in s["tracks"]] == [3, 4]
+        # the shape of /latest's tracks (edge_fer.sinks.room)
+        assert all(set(t) == {"track_id", "label", "confidence", "scores", "box", "ts"} for t in s["tracks"])
         sink.emit(Event(type="face_left", ts=2.0, track_id=4))
         sink.emit(Event(type="face_left", ts=2.0, track_id=3))
         assert wait_for(lambda: last_state().get("faces") == 0)

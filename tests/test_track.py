@@ -109,3 +109,28 @@ def test_min_hits_suppresses_one_frame_false_positives():
     evs = step(tr, [(10, 10, 50, 50)], ["happy"], 0)
     evs += step(tr, [], [], 1) + step(tr, [], [], 2) + step(tr, [], [], 3)
     assert evs == [] and tr.tracks == []
+
+
+def test_media_time_drives_durations_and_is_on_every_event():
+    """A variable-frame-rate video: media times are irregular, the wall clock runs at its own pace.
+    ``duration_s`` follows media time; without media time (live) it stays wall-clock time."""
+    media = [0.0, 0.04, 0.08, 0.5, 0.54, 1.7]  # a pause in the recording between frames 2 and 3
+    tr = Tracker(TrackerConfig(min_hits=2, max_missed=3))
+    evs = []
+    for i, t in enumerate(media):
+        evs += tr.update([Face((100, 100, 50, 50))], [pred("happy")], i, 1000.0 + i * 0.001, media_time=t)
+    evs += tr.finish(len(media), 2000.0, media_time=1.75)
+    assert evs and all(e.media_time_s is not None and "media_time_s" in e.to_dict() for e in evs)
+    left = [e for e in evs if e.type == "face_left"][0]
+    assert left.media_time_s == 1.75
+    d = left.to_dict()
+    assert d["duration_s"] == 1.7 and d["media_start_s"] == 0.0 and d["media_end_s"] == 1.7
+    assert d["ts"] == 2000.0  # ts is still the wall clock
+
+    live = Tracker(TrackerConfig(min_hits=2, max_missed=3))
+    evs = []
+    for i in range(4):
+        evs += live.update([Face((100, 100, 50, 50))], [pred("happy")], i, 1000.0 + i * 0.5)
+    evs += live.finish(4, 1003.0)
+    left = [e for e in evs if e.type == "face_left"][0].to_dict()
+    assert left["duration_s"] == 1.5 and not {"media_time_s", "media_start_s", "media_end_s"} & set(left)

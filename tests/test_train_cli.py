@@ -100,10 +100,11 @@ def test_resume_skips_finished_stages(tiny_run, tmp_path, caplog):
     assert (out / "metrics.json").exists()
 
 
-def test_no_pretrain_ablation(tmp_path):
+def test_no_pretrain_ablation(tmp_path, capsys):
     data = write_csv(tmp_path / "d.csv")
     out = tmp_path / "run"
-    assert main(["train", "--data", str(data), "--out", str(out), "--no-pretrain", *TINY]) == 0
+    assert main(["train", "--data", str(data), "-o", str(out), "--no-pretrain", "-q", *TINY]) == 0
+    assert capsys.readouterr().out == ""  # -q: no accuracy table
     assert not (out / "decoder.keras").exists()
     m = json.loads((out / "metrics.json").read_text())
     assert m["pretrain"] is False and "ae" not in m["timing"]

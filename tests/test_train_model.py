@@ -13,11 +13,15 @@ except ImportError:  # a runtime-only install: conftest skips every test here (m
 keras = tf.keras if tf is not None else None
 
 from edge_fer.train.batches import class_weights  # noqa: E402
-from edge_fer.train.input_pipeline import augment_batch, make_dataset  # noqa: E402
 from edge_fer.train.metrics import classification_report  # noqa: E402
 from edge_fer.train.model import NetConfig, build_autoencoder, build_classifier, build_decoder, build_encoder  # noqa: E402
 
+from tests.benchmark_modules import benchmark_module  # noqa: E402
 from tests.datasets import faces  # noqa: E402
+
+# the tf.data input pipeline: benchmarks/train_throughput.py's baseline, not the trainer's
+_tf_pipeline = benchmark_module("tf_input_pipeline")
+augment_batch, make_dataset = _tf_pipeline.augment_batch, _tf_pipeline.make_dataset
 
 CFG = NetConfig(width=4, latent_channels=8)
 

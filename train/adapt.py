@@ -3,20 +3,20 @@
 Input: a run directory (``model.keras``, ``metadata.json``, ``config.json``, the stage-1
 ``autoencoder.keras``) and a folder of face crops from the new camera, such as the ones
 ``edge-fer run --save-crops DIR`` collects. Output: a new run directory that ``edge-fer convert``
-turns into a bundle as usual (``--quality`` included).
+turns into a bundle as usual (``--write-quality-gate`` included).
 
-What it does (each step measured in ``benchmarks/adapt_shift.py``; README, "Autoencoder on the device"):
+What it does (each step measured in ``benchmarks/adapt_shift.py``; docs/autoencoder.md):
 
 1. **Batch-norm re-estimation** of the classifier: every BatchNormalization layer's moving mean and
    variance are recomputed (a cumulative average over the whole set, not an EMA) on the new crops
    mixed with ``mix`` (default 2) times as many of the original training faces, so the network normalizes
    the new camera's statistics without forgetting the old ones (``mix`` 1 gains more on the new camera
-   but costs more than a point on the old one: README). No weight changes, no labels.
-2. The autoencoder is copied unchanged by default: ``edge-fer convert --quality`` of the adapted run
+   but costs more than a point on the old one: docs/autoencoder.md). No weight changes, no labels.
+2. The autoencoder is copied unchanged by default: ``edge-fer convert --write-quality-gate`` of the adapted run
    calibrates the crop-quality gate's threshold (:mod:`edge_fer.quality`) on the new camera's own crops,
    which is what makes the gate work there. ``ae_epochs`` > 0 continues its reconstruction training on
    the same mix (batch norm frozen, a low Adam rate): it reconstructs everything better, non-faces
-   included, and the gate then tells faces from non-faces *worse* (measured; README). So does
+   included, and the gate then tells faces from non-faces *worse* (measured; docs/autoencoder.md). So does
    re-estimating the autoencoder's own batch-norm statistics, which is therefore not done.
 3. ``calibration.npz``: the new crops with the adapted model's predicted labels, for
    ``edge-fer convert OUT --calib-data OUT/calibration.npz`` (int8 ranges from the new camera).
@@ -43,11 +43,11 @@ from edge_fer.train.rundir import RunDir
 
 from edge_fer.bundle import ModelMeta
 from edge_fer.errors import DataError, EdgeFerError, ModelError
-from edge_fer.fsutil import atomic_write_json
+from edge_fer.fsutil import atomic_write_json, replace_durably
 
 log = logging.getLogger("edge_fer.train.adapt")
 
-MIN_CROPS = 100  # fewer crops give batch-norm statistics that are mostly noise (see the README)
+MIN_CROPS = 100  # fewer crops give batch-norm statistics that are mostly noise (docs/autoencoder.md)
 
 
 def _check_run(run: RunDir) -> tuple[ModelMeta, dict]:
@@ -121,10 +121,10 @@ def _original_faces(opts: AdaptOptions, cfg: dict, n: int, size: int) -> tuple[n
 def _check_out(opts: AdaptOptions) -> None:
     out, run = opts.out, opts.run_dir
     if out.resolve() == run.resolve():
-        raise EdgeFerError("--out must differ from the run directory (adapt never changes the original run)")
+        raise EdgeFerError("--output must differ from the run directory (adapt never changes the original run)")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         if not opts.overwrite or not out.is_dir():
-            raise EdgeFerError(f"--out {out} exists and is not empty: pass --overwrite or choose another folder")
+            raise EdgeFerError(f"--output {out} exists and is not empty: pass --overwrite or choose another folder")
 
 
 def reestimate_bn(model: Any, x: np.ndarray, batch_size: int = 256) -> int:
@@ -237,7 +237,7 @@ def adapt(opts: AdaptOptions) -> dict:
     atomic_write_json(tmp.adapt_report, report)
     if opts.out.exists():
         shutil.rmtree(opts.out)
-    os.replace(tmp.root, opts.out)
+    replace_durably(tmp.root, opts.out)
     log.info("adapted run written to %s (%.1f s)", opts.out, report["seconds"])
     return report
 
@@ -278,7 +278,7 @@ def _adapt_autoencoder(
         ae_report["mse_original_before"] = round(_recon_mse(ae, x_orig), 6)
     if opts.ae_epochs:
         # batch norm frozen (inference mode): trained in batch-statistics mode, the autoencoder reconstructed
-        # the new crops worse afterwards than before (README, "Autoencoder on the device")
+        # the new crops worse afterwards than before (docs/autoencoder.md)
         for ly in _all_layers(ae):
             if isinstance(ly, keras.layers.BatchNormalization):
                 ly.trainable = False

@@ -16,8 +16,10 @@ class AdaptOptions:
     unlabeled: Path = opt(
         required=True, flag="--unlabeled", help="Folder of face crops from the new camera (at least 100)."
     )
-    out: Path = opt(required=True, flag="--out", short="-o", help="The adapted run directory to write.")
-    # chosen on PublicTest (README)
+    out: Path = opt(
+        required=True, flag="--output", short="-o", aliases=("--out",), help="The adapted run directory to write."
+    )
+    # chosen on PublicTest (docs/autoencoder.md)
     mix: float = opt(
         2.0,
         lo=0.0,
@@ -36,7 +38,7 @@ class AdaptOptions:
     batch_size: int = opt(128, lo=1)
     seed: int = opt(0, lo=0, flag="--seed", help="Sampling and training seed.")
     data: Path | None = opt(None, flag="--data", help="The original faces (default: the run's dataset, config.json).")
-    overwrite: bool = opt(False, flag="--overwrite", help="Replace a non-empty --out folder.")
+    overwrite: bool = opt(False, flag="--overwrite", help="Replace a non-empty --output folder.")
 
     def validate(self) -> AdaptOptions:
         """Ranges (the schema), then what spans several options; paths become :class:`Path`."""

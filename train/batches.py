@@ -1,7 +1,7 @@
 """The backend-neutral training input: uint8 faces -> shuffled, augmented float batches in numpy and
 OpenCV, served to Keras 3 on any backend (TensorFlow, JAX, PyTorch) as a ``keras.utils.PyDataset``.
 
-The same behaviour as the tf.data pipeline (``make_dataset``): the decoded uint8 arrays stay in
+The same behaviour as the tf.data pipeline (``benchmarks/tf_input_pipeline.py``, its ``make_dataset``): the decoded uint8 arrays stay in
 memory, are reshuffled each epoch, batched, and augmented per batch: horizontal flip, rotation
 (+-10 deg), shift (+-8%) and zoom (+-10%) in one bilinear affine warp per face with reflected
 borders, contrast (x0.8-1.2) and brightness (+-0.1), then random erasing. Augmentation works on

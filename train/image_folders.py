@@ -19,6 +19,7 @@ from edge_fer.train.fer_csv import FER_SPLITS
 from edge_fer.train.load_report import LoadReport
 
 from edge_fer.errors import DataError
+from edge_fer.imageio import check_zip_member, read_image_bytes
 from edge_fer.labels import LABEL_TO_ID, LABELS
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def read_images(folder: Path, size: int) -> tuple[list[np.ndarray], int]:
     for p in sorted(folder.rglob("*")):
         if p.suffix.lower() in IMAGE_EXTS and p.is_file():
             try:
-                img = decode_gray(p.read_bytes(), size)
+                img = decode_gray(read_image_bytes(p), size)  # a FIFO or a huge file: not read, counted
             except OSError:
                 img = None
             if img is None:
@@ -96,7 +97,7 @@ def iter_dir(root: Path) -> Iterator[_Entry]:
             if fn.startswith("."):
                 continue
             p = Path(dirpath) / fn
-            yield _Entry(rel + (fn,), p.read_bytes)
+            yield _Entry(rel + (fn,), lambda p=p: read_image_bytes(p))  # checked: no FIFO, no huge file
 
 
 def iter_zip(zf: zipfile.ZipFile) -> Iterator[_Entry]:
@@ -106,7 +107,12 @@ def iter_zip(zf: zipfile.ZipFile) -> Iterator[_Entry]:
         parts = PurePosixPath(info.filename).parts
         if any(p.startswith(".") or p == "__MACOSX" for p in parts):
             continue
-        yield _Entry(parts, lambda info=info: zf.read(info))
+        yield _Entry(parts, lambda info=info: _read_member(zf, info))
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    check_zip_member(info)  # the declared size, before anything is inflated
+    return zf.read(info)
 
 
 def _strip_common_root(entries: list[_Entry]) -> list[_Entry]:

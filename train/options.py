@@ -24,7 +24,13 @@ TEACHER_VIEWS = ("flip", "multi")  # the views edge_fer.train.distill averages a
 @dataclass
 class TrainConfig:
     data: str = opt(required=True, flag="--data", help="FER2013 .csv, a .zip, or a folder of <class>/ images.")
-    out: str = opt(required=True, flag="--out", help="Run directory to write (model, metrics.json, plots).")
+    out: str = opt(
+        required=True,
+        flag="--output",
+        short="-o",
+        aliases=("--out",),
+        help="Run directory to write (model, metrics.json, plots).",
+    )
     ae_epochs: int = opt(20, lo=0, flag="--ae-epochs", help="Autoencoder pretraining epochs (stage 1).")
     epochs: int = opt(40, lo=0, flag="--epochs", help="End-to-end fine-tuning epochs (stage 3), early-stopped.")
     head_epochs: int = opt(3, lo=0, flag="--head-epochs", help="Epochs with the encoder frozen (stage 2).")

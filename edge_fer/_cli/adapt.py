@@ -2,8 +2,8 @@
 'train' extra). Writes a new run directory for `edge-fer convert`; the original run is untouched.
 
     edge-fer run --source /dev/video0 --save-crops crops/ --max-frames 3000
-    edge-fer adapt runs/res16 --unlabeled crops/ --out runs/res16-cam1
-    edge-fer convert runs/res16-cam1 --out cam1.tflite --quality
+    edge-fer adapt runs/res16 --unlabeled crops/ -o runs/res16-cam1
+    edge-fer convert runs/res16-cam1 -o cam1.tflite --write-quality-gate
 
 The flags, their defaults and help come from the one schema, ``edge_fer.train.adapt_options.AdaptOptions``.
 """
@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
         help=(
             "Adapt a training run to a new camera from unlabeled face crops (what 'edge-fer run --save-crops' collects): "
             "the classifier's batch-norm statistics re-estimated on the new crops mixed with the original faces; "
-            "'edge-fer convert --quality' of the result calibrates the quality gate on the new crops. Exit 2 on bad input."
+            "'edge-fer convert --write-quality-gate' of the result calibrates the quality gate on the new crops. Exit 2 on bad input."
         ),
     )
     def adapt_cmd(
@@ -41,6 +41,9 @@ def register(app: typer.Typer) -> None:
         from edge_fer.train.adapt import adapt
 
         opts = AdaptOptions(run_dir=run_dir, **flags)
+        from edge_fer.fsutil import refuse_output_over_inputs
+
+        refuse_output_over_inputs(opts.out, [run_dir, opts.unlabeled, opts.data], "--out")
         rep = adapt(opts)
         ae = rep["autoencoder"]
         typer.echo(

@@ -1,12 +1,15 @@
 """`edge-fer bench`: per-stage latency of the real pipeline, the classifier alone, a real-time budget.
 
     edge-fer bench --source video.mp4 --json bench.json [--plot bench.png] [--target-fps 30 [--fail-under]]
+    edge-fer bench --source video.mp4 --repeat 3 --json - -q    # the JSON report on stdout
     edge-fer bench --model-only --model a.tflite --model b.tflite --threads 1,2
-    edge-fer bench --source video.mp4 --compare fer        # needs the `fer` package (benchmarks/compare_fer.py)
+    edge-fer bench --source video.mp4 --compare fer        # needs the `fer` package (edge_fer/bench/compare_fer.py)
 
 The pipeline flags mirror `edge-fer run` (the same config keys; ``--config`` reads the same TOML file).
 Events go to ``os.devnull`` unless ``--events PATH``: the sink stage is still timed. Exit codes: 0, 1
-when ``--fail-under`` is given and the budget verdict is FAIL, 2 for bad input.
+when ``--fail-under`` is given and the budget verdict is FAIL, 2 for bad input, 74 when the report or
+the plot cannot be written. ``--loop N`` is the deprecated spelling of ``--repeat N`` (``run --loop``
+is a switch).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from edge_fer import schema
+from edge_fer import jsondoc, schema
 
 if TYPE_CHECKING:
     from edge_fer.bench import ModelsReport, PipelineReport
@@ -39,18 +42,23 @@ PIPELINE_KEYS = (
 def register(app: typer.Typer) -> None:
     from edge_fer.config import SCHEMAS
 
+    schema.rename("bench", "--loop", "--repeat")  # `run --loop` is a switch; this is a count
+
     @schema.command(
         app,
         "bench",
         SCHEMAS,
         keys=PIPELINE_KEYS,
-        help="Benchmark latency: every pipeline stage per frame (p50/p90/p99), or the classifier alone (--model-only).",
+        help="Benchmark latency: every pipeline stage per frame (p50/p90/p99), or the classifier alone (--model-only). "
+        "Exit 1 when --fail-under fails, 2 on bad input, 74 when an output cannot be written.",
     )
     def bench_cmd(
         source: str | None = typer.Option(
             None, "--source", "-s", help="Video file, images, camera index, URL or 'picamera2' (pipeline mode)."
         ),
-        json_path: str | None = typer.Option(None, "--json", help="Write every figure to this JSON file."),
+        json_path: str | None = typer.Option(
+            None, "--json", help="Write every figure to this JSON report ('-': stdout, no table)."
+        ),
         plot_path: str | None = typer.Option(
             None, "--plot", help="Write a latency-distribution plot (PNG; needs the 'plot' extra)."
         ),
@@ -66,7 +74,9 @@ def register(app: typer.Typer) -> None:
         max_frames: int = typer.Option(
             0, "--max-frames", help="Measure at most N frames after warm-up (0: the whole source; 300 for a camera)."
         ),
-        loop: int = typer.Option(1, "--loop", help="Play a finite source N times (a short video makes a longer run)."),
+        repeat: int = typer.Option(
+            1, "--repeat", help="Play a finite source N times (a short video makes a longer run)."
+        ),
         warmup: int = typer.Option(
             10, "--warmup", help="Warm-up frames (or runs with --model-only), run but left out of the figures."
         ),
@@ -95,7 +105,7 @@ def register(app: typer.Typer) -> None:
         compare: str | None = typer.Option(
             None, "--compare", help="Also run a peer side by side on the same frames: 'fer'."
         ),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="No table on stdout (use with --json)."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No table on stdout (use with --json PATH)."),
         flags: dict[str, Any] | None = None,
     ) -> None:
         from edge_fer import bench
@@ -103,6 +113,11 @@ def register(app: typer.Typer) -> None:
 
         flags = flags or {}
         device = flags.get("model.device")
+        from edge_fer.fsutil import refuse_output_over_inputs
+
+        inputs = [source, config, *(model or []), flags.get("detector.model"), flags.get("quality.model")]
+        for out_path, flag in ((json_path, "--json"), (plot_path, "--plot"), (events, "--events")):
+            refuse_output_over_inputs(out_path, inputs, flag)
 
         budget = bench.budget_ms_from(target_fps, budget_ms)
         if fail_under and budget is None:
@@ -135,11 +150,6 @@ def register(app: typer.Typer) -> None:
         else:
             from edge_fer import config as cfgmod
 
-            if source is None and not config:
-                raise ConfigError(
-                    "no --source given (a video file, images, a camera index, a URL or 'picamera2'); "
-                    "or use --model-only"
-                )
             if len(models) > 1:
                 raise ConfigError("the pipeline benchmark takes one --model; use --model-only to compare several")
             if len(thread_list) > 1:
@@ -148,17 +158,19 @@ def register(app: typer.Typer) -> None:
             overrides["model.path"] = models[0] if models else None
             overrides["model.threads"] = thread_list[0] if threads is not None else None
             overrides["output.path"] = events or os.devnull
-            cfg = cfgmod.build(config, overrides)
-            if source is not None and not source.strip():
-                raise ConfigError("empty --source")
+            cfg = cfgmod.build(config, overrides, as_flags=True)
+            try:
+                cfgmod.require_source(cfg)
+            except ConfigError as e:
+                raise ConfigError(f"{e}; or use --model-only") from None
             prep = bench.bench_pipeline(
-                cfg, warmup=warmup, max_frames=max_frames, loops=loop, keep_samples=bool(plot_path)
+                cfg, warmup=warmup, max_frames=max_frames, loops=repeat, keep_samples=bool(plot_path)
             )
             if budget is not None:
                 prep.budget = bench.evaluate_budget(prep, budget, budget_percentile)
             text = bench.format_pipeline(prep)
             if peer is not None:
-                prep.compare = peer.compare(cfg, max_frames=max_frames, warmup=min(warmup, 5), loops=loop)
+                prep.compare = peer.compare(cfg, max_frames=max_frames, warmup=min(warmup, 5), loops=repeat)
                 text += "\n\n" + peer.format_compare(prep.compare)
             rep = prep
 
@@ -166,7 +178,7 @@ def register(app: typer.Typer) -> None:
             bench.write_json(rep, json_path)
         if plot_path:
             bench.plot(rep, plot_path)
-        if not quiet:
+        if not (quiet or jsondoc.to_stdout(json_path)):
             typer.echo(text)
         if fail_under and rep.budget and not rep.budget.passed:
             # SystemExit, not typer.Exit: cli.main() runs click with standalone_mode=False, which

@@ -2,19 +2,19 @@
 
     edge-fer doctor                       # table: check, result, detail, and the fix for each failure
     edge-fer doctor --json report.json    # also every figure as JSON ('-': JSON on stdout, no table)
+    edge-fer doctor --json - -q           # only the JSON
     edge-fer doctor --video clip.mp4      # decode this file instead of a generated clip
 
 Exit codes: 0 (verdict OK or WARN), 1 (verdict FAIL: the default `edge-fer run` cannot work here),
-2 (bad input). A full probe on the shipped model also refreshes the backend choice that
+2 (bad input), 74 (the report cannot be written). A full probe on the shipped model also refreshes the backend choice that
 `edge-fer run` caches at start-up.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import typer
+
+from edge_fer import jsondoc
 
 
 def register(app: typer.Typer) -> None:
@@ -35,18 +35,14 @@ def register(app: typer.Typer) -> None:
             None, "--json", help="Write the report as JSON here ('-': stdout, no table)."
         ),
         timeout: float = typer.Option(60.0, "--timeout", help="Seconds each child process may take."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No table on stdout (use with --json PATH)."),
     ) -> None:
         from edge_fer import doctor
-        from edge_fer.errors import ConfigError
+        from edge_fer.fsutil import refuse_output_over_inputs
 
+        refuse_output_over_inputs(json_path, [model, video], "--json")
         rep = doctor.run_doctor(model=model, video=video, backends=list(backend or []), camera=camera, timeout=timeout)
-        if json_path == "-":
-            typer.echo(json.dumps(rep.to_dict(), indent=1))
-        else:
+        if not (quiet or jsondoc.to_stdout(json_path)):
             typer.echo(doctor.format_report(rep))
-            if json_path:
-                try:
-                    Path(json_path).write_text(json.dumps(rep.to_dict(), indent=1) + "\n")
-                except OSError as e:
-                    raise ConfigError(f"--json {json_path}: {e.strerror or e}") from None
+        jsondoc.write(json_path, jsondoc.document("doctor", rep.to_dict()), mkdir=True)
         raise typer.Exit(rep.exit_code)

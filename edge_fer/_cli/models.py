@@ -23,6 +23,7 @@ def register(app: typer.Typer) -> None:
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
+        rich_markup_mode=None,
     )
 
     @models.command(
@@ -42,7 +43,9 @@ def register(app: typer.Typer) -> None:
             False, "--no-verify", help="Install whatever the bytes are (not recommended); the hash is printed."
         ),
         force: bool = typer.Option(False, "--force", help="Fetch again even when a good copy is installed."),
-        timeout: float = typer.Option(30.0, "--timeout", help="Network timeout, seconds."),
+        timeout: float = typer.Option(
+            30.0, "--timeout", help="Seconds the whole download from one URL may take (each read too)."
+        ),
     ) -> None:
         from edge_fer import models_store
         from edge_fer.errors import ConfigError
@@ -62,11 +65,20 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"{name}: {how}: {path} (sha256 {digest}, {check})")
 
     @models.command("list", help="Known models, where they are installed, their pinned SHA-256.")
-    def list_cmd() -> None:
-        from edge_fer import models_store
+    def list_cmd(
+        json_path: str | None = typer.Option(
+            None, "--json", help="Write the list as JSON here ('-': stdout, no table)."
+        ),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No table on stdout (use with --json PATH)."),
+    ) -> None:
+        from edge_fer import jsondoc, models_store
 
+        rows = models_store.describe()
+        jsondoc.write(json_path, jsondoc.document("models", {"cache": models_store.models_dir(), "models": rows}))
+        if quiet or jsondoc.to_stdout(json_path):
+            return
         typer.echo(f"cache: {models_store.models_dir()}")
-        for row in models_store.describe():
+        for row in rows:
             where = row["installed"] or "not installed ('edge-fer models pull " + str(row["name"]) + "')"
             typer.echo(
                 f"{row['name']:8} {where}\n         {row['description']}; sha256 {row['sha256']} ({row['source']})"

@@ -26,15 +26,19 @@ def register(app: typer.Typer) -> None:
         flags: dict[str, Any] | None = None,
     ) -> None:
         from edge_fer import config as cfgmod
-        from edge_fer.errors import ConfigError
 
         flags = flags or {}
-        cfg = cfgmod.build(config, flags)
+        cfg = cfgmod.build(config, flags, as_flags=True)
         if print_config:
             typer.echo(cfgmod.to_toml(cfg, redact=True))  # secrets as ***: a printed config is often shared
             raise typer.Exit(0)
-        if "source.uri" not in flags and not config:
-            raise ConfigError("no --source given (a video file, images, a camera index, a URL or 'picamera2')")
+        cfgmod.require_source(cfg)  # the same refusal for a missing --source and a file without [source]
+        from edge_fer.fsutil import refuse_output_over_inputs
+
+        inputs = [config, cfg.source.uri, cfg.model.path, cfg.detector.model, cfg.quality.model]
+        out = cfg.output
+        for path, flag in ((out.path, "--output"), (out.annotate, "--annotate"), (out.save_crops, "--save-crops")):
+            refuse_output_over_inputs(path or None, inputs, flag)
         from edge_fer.daemon import run_from_config
 
         code = run_from_config(cfg)

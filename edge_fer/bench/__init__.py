@@ -10,7 +10,7 @@ Two modes, one report family (dataclasses whose ``to_dict`` is the JSON file, :m
 
 Around them: the machine they ran on (:mod:`.machine`), what a bundle is (:mod:`.bundle`), the
 real-time budget (:mod:`.budget`), the terminal tables (:mod:`.text`), the JSON file and the plot
-(:mod:`.output`). ``--compare fer`` runs ``benchmarks/compare_fer.py`` (:mod:`.peers`).
+(:mod:`.output`). ``--compare fer`` runs :mod:`.compare_fer` (:mod:`.peers`).
 
 Percentiles are :func:`edge_fer.stats.summarize_ms` (numpy's linear interpolation), so
 ``p50 <= p90 <= p99 <= max`` always holds. Nothing here imports TensorFlow.

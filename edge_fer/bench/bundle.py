@@ -16,10 +16,9 @@ def read_model(path: str | Path) -> tuple[bytes, Any]:
     from edge_fer.bundle import read_bundle_meta
 
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except OSError as e:
-        raise ModelError(f"cannot read model {p}: {e.strerror or e}") from None
+    from edge_fer.fsutil import read_model_bytes
+
+    data = read_model_bytes(p)
     try:
         meta = read_bundle_meta(data, str(p))
     except ModelError as e:

@@ -58,7 +58,7 @@ def runtime_info(classifier: Any | None) -> dict[str, Any]:
         "version": runtime_version(backend),
         "delegate": "edgetpu" if device == "edgetpu" else "none (CPU kernels; XNNPACK where the runtime applies it)",
         "device": device,
-        "threads": threads or "default",
+        "threads": int(threads or 0),  # 0: the interpreter's default
     }
 
 

@@ -7,20 +7,18 @@ from typing import Any
 
 import numpy as np
 
+from edge_fer import jsondoc
 from edge_fer.bench.report import ModelRow, ModelsReport, PipelineReport
-from edge_fer.errors import ConfigError, MissingExtraError
-from edge_fer.fsutil import atomic_write_json
+from edge_fer.errors import MissingExtraError, OutputError
 from edge_fer.pipeline import STAGES
 
 
 def write_json(report: Any, path: str | Path) -> None:
-    """A report (its ``to_dict``: no raw per-frame samples, they are for the plot) or a plain dict."""
-    p = Path(path)
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f"cannot write {p}: {e.strerror or e}") from None
-    atomic_write_json(p, report.to_dict() if hasattr(report, "to_dict") else report)
+    """A report (its ``to_dict``: no raw per-frame samples, they are for the plot) or a plain dict,
+    under the common head (:mod:`edge_fer.jsondoc`, ``edge-fer-bench/1``); ``-``: stdout. A folder
+    or file that cannot be written is an :class:`OutputError` (exit 74)."""
+    body = report.to_dict() if hasattr(report, "to_dict") else report
+    jsondoc.write(path, jsondoc.document("bench", body), mkdir=True)
 
 
 def plot(report: PipelineReport | ModelsReport, path: str | Path) -> None:
@@ -40,7 +38,7 @@ def plot(report: PipelineReport | ModelsReport, path: str | Path) -> None:
         p.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(p, dpi=110)
     except OSError as e:
-        raise ConfigError(f"cannot write {p}: {e.strerror or e}") from None
+        raise OutputError(f"cannot write {p}: {e.strerror or e}") from None
     finally:
         plt.close(fig)
 

@@ -110,7 +110,7 @@ class BenchedConfig(JsonRecord):
     min_face: int
     model: str | None
     device: str
-    threads: int | str
+    threads: int  # 0: the interpreter's default
     output: str
 
 
@@ -161,7 +161,7 @@ class PipelineReport(BenchReport):
     model: ModelInfo
     machine: dict[str, Any]
     budget: PipelineBudget | None = None
-    compare: JsonRecord | None = optional()  # --compare: the peer's report (benchmarks/compare_fer.py)
+    compare: JsonRecord | None = optional()  # --compare: the peer's report (edge_fer.bench.compare_fer)
     samples: dict[str, list[float]] | None = internal()  # ms per measured frame: end_to_end and each stage
 
 
@@ -173,7 +173,7 @@ class BundleRun(JsonRecord):
     path: str
     name: str
     size_bytes: int
-    threads: int | str
+    threads: int  # 0: the interpreter's default
     batch: int
     format: str
 

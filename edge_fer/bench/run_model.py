@@ -57,7 +57,7 @@ def _head(path: str | Path, data: bytes, threads: int, batch: int) -> dict[str, 
         "path": str(path),
         "name": Path(path).name,
         "size_bytes": len(data),
-        "threads": threads or "default",
+        "threads": threads,  # 0: the interpreter's default
         "batch": batch,
     }
 
@@ -158,7 +158,7 @@ def bench_models(
         "version": runtime_version(ran.backend),
         "delegate": "edgetpu" if edgetpu else "none",
         "device": device,
-        "threads": [t or "default" for t in threads],
+        "threads": list(threads),
     }
     return ModelsReport(
         runs=runs,

@@ -234,7 +234,7 @@ def _report(cfg: Any, pipe: Any, run: _Run, name: str, build_s: float) -> Pipeli
             min_face=d.min_size,
             model=model_path,
             device=cfg.model.device,
-            threads=cfg.model.threads or "default",
+            threads=cfg.model.threads,
             output=cfg.output.path,
         ),
         model=ModelInfo(

@@ -39,9 +39,16 @@ def machine_line(m: dict[str, Any]) -> str:
         f"machine: {board}{m.get('cpu')} ({m.get('arch')}), {m.get('cores')} cores ({m.get('usable_cores')} usable), "
         f"Python {m.get('python')}, OpenCV {m.get('opencv')}, "
         f"runtime {rt.get('backend')} {rt.get('version') or ''}".rstrip()
-        + f", delegate {rt.get('delegate', '-')}, threads {rt.get('threads', '-')}"
+        + f", delegate {rt.get('delegate', '-')}, threads {threads_text(rt.get('threads', '-'))}"
         + (f", load avg {' '.join(str(x) for x in load)}" if load else "")
     )
+
+
+def threads_text(t: Any) -> str:
+    """A thread count as the tables show it: 0 is the interpreter's default."""
+    if isinstance(t, list):
+        return ",".join(threads_text(x) for x in t)
+    return "default" if t == 0 else str(t)
 
 
 def _latency_row(name: str, s: dict[str, float], share: str) -> list[str]:
@@ -56,7 +63,7 @@ def format_pipeline(rep: PipelineReport) -> str:
         f"config: detector {c.detector} every {c.detect_every} at scale {c.detect_scale}"
         f"{', full frame every ' + str(c.full_every) + ' (windows between)' if c.full_every else ''}, model "
         f"{Path(str(c.model)).name} ({m.format}, {m.size_bytes / 1024:.0f} KiB), "
-        f"device {c.device}, threads {c.threads}",
+        f"device {c.device}, threads {threads_text(c.threads)}",
         "",
     ]
     rows = [_latency_row(name, s, f"{100 * s['share']:.1f}%") for name, s in rep.stages.items()]
@@ -103,7 +110,13 @@ def format_models(rep: ModelsReport) -> str:
     budget = rep.budget
     for i, r in enumerate(rep.models):
         acc = getattr(r, "accuracy", None)
-        head = [r.name, r.format, f"{r.size_bytes / 1024:.0f}", "-" if acc is None else f"{100 * acc:.1f}%", r.threads]
+        head = [
+            r.name,
+            r.format,
+            f"{r.size_bytes / 1024:.0f}",
+            "-" if acc is None else f"{100 * acc:.1f}%",
+            threads_text(r.threads),
+        ]
         if isinstance(r, SkippedModel):
             rows.append([*head, "-", "-", "-", "-", "-", "-", "skipped"] + ([""] if budget else []))
             continue
@@ -139,7 +152,7 @@ def format_models(rep: ModelsReport) -> str:
     lines += table(headers, rows)
     for r in rep.models:
         if isinstance(r, SkippedModel):
-            lines.append(f"skipped {r.name} (threads {r.threads}): {r.error}")
+            lines.append(f"skipped {r.name} (threads {threads_text(r.threads)}): {r.error}")
     splits = {s for r in rep.models if (s := getattr(r, "accuracy_split", None))}
     if splits:
         lines.append(f"accuracy from the bundles' metadata ({', '.join(sorted(splits))})")

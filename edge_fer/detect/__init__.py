@@ -2,7 +2,7 @@
 
 Adding a detector is one new module (a :class:`Detector` subclass with a ``from_config``) plus one
 line in :data:`DETECTORS`. Its options come from the run config's ``[detector]`` section
-(:class:`~edge_fer.config.DetectorConfig`), validated there once; a detector trusts them.
+(:class:`~edge_fer.detect.options.DetectorConfig`, which :mod:`edge_fer.config` uses), validated there once; a detector trusts them.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 from edge_fer import plugins
+from edge_fer.detect.options import DEFAULT_DETECTOR, DETECTORS, DetectorConfig
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from edge_fer.config import DetectorConfig
     from edge_fer.types import Face
 
 
@@ -30,16 +30,19 @@ class Detector(ABC):
     # square brow-to-chin box widened by the bundle's margin is the reference: 1.0); measured with
     # benchmarks/crop_margin.py on the selection split
     framing: float = 1.0
+    # ... and moved down by this share of its side (YuNet's boxes sit higher on the face than Haar's)
+    shift: float = 0.0
 
     def crop_box(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
         """The box the classifier's crop is cut around (before the bundle's margin): ``box``, or for a
         detector whose boxes frame faces differently from Haar's, the square of side ``framing`` x the
-        longer side on the same centre. Events, tracking and drawings keep the detector's own box."""
-        if self.framing == 1.0:
+        longer side on the same centre, moved down by ``shift`` x that side. Events, tracking and
+        drawings keep the detector's own box."""
+        if self.framing == 1.0 and self.shift == 0.0:
             return box
         x, y, w, h = box
         side = max(1, int(round(max(w, h) * self.framing)))
-        cx, cy = x + w / 2.0, y + h / 2.0
+        cx, cy = x + w / 2.0, y + h / 2.0 + self.shift * side
         return int(round(cx - side / 2.0)), int(round(cy - side / 2.0)), side, side
 
     @classmethod
@@ -66,38 +69,34 @@ class WindowDetector(Detector):
         """The face nearest ``box`` inside ``window`` (x0, y0, x1, y1), or None."""
 
 
-# name -> "module:Class" (imported lazily)
-DETECTORS: dict[str, str] = {
-    "haar": "edge_fer.detect.haar:HaarDetector",
-    "yunet": "edge_fer.detect.yunet:YuNetDetector",
-    "auto": "edge_fer.detect.auto:AutoDetector",  # yunet when its model is installed, else haar
-}
-
-
 def detector_class(name: str) -> Any:
     """The class registered for ``name`` (anything with ``from_config``: ``auto`` picks one)."""
     return plugins.load(DETECTORS, name, "detector")
 
 
-def build_detector(cfg: DetectorConfig, *, windows: bool = True, **tuning: Any) -> Detector:
+def build_detector(cfg: DetectorConfig, *, windows: bool = True, stride: int = 1, **tuning: Any) -> Detector:
     """The detector of a (validated) ``[detector]`` section. With ``full_every`` N >= 1 (and
     ``windows``) it is wrapped in a :class:`~edge_fer.detect.roi.RoiDetector`: a full-frame pass every
-    N frames, windows around the known faces between (``every``: frames between two calls)."""
+    N frames, windows around the known faces between (``every``: frames between two calls; ``stride``:
+    source frames per processed frame, ``edge-fer analyze --every``)."""
+    if cfg.model:  # OpenCV would block on a FIFO, or read a device for ever: refuse it from os.stat
+        from edge_fer.fsutil import MAX_MODEL_BYTES, check_input_file
+
+        check_input_file(cfg.model, "--detector-model", MAX_MODEL_BYTES)
     det = detector_class(cfg.name).from_config(cfg, **tuning)
     if windows and cfg.full_every > 0:
         from edge_fer.detect.roi import RoiDetector
 
-        det = RoiDetector(det, full_every=cfg.full_every, frame_gap=cfg.every)
+        det = RoiDetector(det, full_every=cfg.full_every, frame_gap=cfg.every * max(1, stride))
     return det
 
 
-def create_detector(name: str = "haar", full_every: int = 0, frame_gap: int = 1, **options: Any) -> Detector:
+def create_detector(name: str = DEFAULT_DETECTOR, full_every: int = 0, frame_gap: int = 1, **options: Any) -> Detector:
     """The detector ``name`` for library use: ``options`` are ``[detector]`` keys (``model``, ``scale``,
-    ``min_size``, ``score_threshold``), checked against their ranges, and the detector's own tuning
+    ``min_size``, ``score_threshold``, ``nms_threshold``), checked against their ranges, and the detector's own tuning
     options; ``full_every``/``frame_gap`` as ``detector.full_every``/``detector.every`` (no window
     search unless asked)."""
     from edge_fer import schema
-    from edge_fer.config import DetectorConfig
 
     detector_class(name)  # an unknown name is one clear error listing the choices
     keys = {f.name for f in fields(DetectorConfig)}
@@ -120,6 +119,8 @@ __all__ = [
     "Detector",
     "WindowDetector",
     "DETECTORS",
+    "DEFAULT_DETECTOR",
+    "DetectorConfig",
     "build_detector",
     "create_detector",
     "detector_class",

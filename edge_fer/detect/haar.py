@@ -24,10 +24,11 @@ from edge_fer.preprocess import to_gray
 from edge_fer.types import Face
 
 if TYPE_CHECKING:
-    from edge_fer.config import DetectorConfig
+    from edge_fer.detect.options import DetectorConfig
 
 DEFAULT_CASCADE = "haarcascade_frontalface_alt2.xml"
 PROFILE_CASCADE = "haarcascade_profileface.xml"
+MIN_FACE = 30  # px: ``detector.min_size = 0`` means this for Haar (smaller windows: slow, and false faces)
 
 
 def cascade_dir() -> Path:
@@ -71,6 +72,7 @@ class HaarDetector(WindowDetector):
             raise ModelError(f"cannot load the Haar cascade {path}: not an OpenCV cascade XML") from None
         if self.cascade.empty():
             raise ModelError(f"cannot load the Haar cascade {path}: not an OpenCV cascade XML")
+        self.model_path = str(path)
         self.scale, self.scale_factor, self.min_neighbors = float(scale), float(scale_factor), int(min_neighbors)
         self.min_size = int(min_size)
         self.equalize = equalize
@@ -87,7 +89,7 @@ class HaarDetector(WindowDetector):
 
     @classmethod
     def from_config(cls, cfg: DetectorConfig, **tuning) -> HaarDetector:
-        return cls(scale=cfg.scale, min_size=cfg.min_size, model=cfg.model or None, **tuning)
+        return cls(scale=cfg.scale, min_size=cfg.min_size or MIN_FACE, model=cfg.model or None, **tuning)
 
     def detect(self, image: np.ndarray) -> list[Face]:
         gray = to_gray(image)

@@ -20,20 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge_fer.boxes import iou
 from edge_fer.detect import Detector, WindowDetector
 from edge_fer.errors import ConfigError
 from edge_fer.types import Face, int_box
-
-
-def box_iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    ax, ay, aw, ah = a[:4]
-    bx, by, bw, bh = b[:4]
-    ix = min(ax + aw, bx + bw) - max(ax, bx)
-    iy = min(ay + ah, by + bh) - max(ay, by)
-    if ix <= 0 or iy <= 0:
-        return 0.0
-    inter = ix * iy
-    return inter / (aw * ah + bw * bh - inter)
 
 
 def roi_window(box: tuple[int, int, int, int], margin: float, width: int, height: int) -> tuple[int, int, int, int]:
@@ -88,7 +78,7 @@ class RoiDetector(Detector):
         self.inner = inner
         self.name = f"{inner.name}+roi"
         self.wants_gray = inner.wants_gray
-        self.framing = inner.framing  # crops are framed as the inner detector's boxes need
+        self.framing, self.shift = inner.framing, inner.shift  # crops are framed as the inner detector's boxes need
         self.full_every = int(full_every)
         self.margin = float(margin)
         self.patience = int(patience)
@@ -96,8 +86,6 @@ class RoiDetector(Detector):
         self.max_windows = inner.roi_max_windows
         self.known: list[_Known] = []
         self.frames = 0
-        self.full_passes = 0
-        self.roi_searches = 0
 
     def detect(self, image: np.ndarray) -> list[Face]:
         h, w = image.shape[:2]
@@ -105,20 +93,18 @@ class RoiDetector(Detector):
         self.frames += 1
         found: list[Face] = []
         if full:
-            self.full_passes += 1
             found = list(self.inner.detect(image))
         kept: list[_Known] = []
         for k in self.known:
-            if any(box_iou(k.box, f.box) > 0.3 for f in found):
+            if any(iou(k.box, f.box) > 0.3 for f in found):
                 continue  # the full pass has it
-            self.roi_searches += 1
             x0, y0, x1, y1 = roi_window(k.box, self.margin * (1 + k.misses), w, h)
             face = self.inner.detect_roi(image, k.box, (x0, y0, x1, y1)) if x1 - x0 >= 8 and y1 - y0 >= 8 else None
-            if face is not None and not any(box_iou(face.box, f.box) > 0.3 for f in found):
+            if face is not None and not any(iou(face.box, f.box) > 0.3 for f in found):
                 found.append(face)
             elif face is None and k.misses < self.patience:
                 kept.append(_Known(k.box, k.misses + 1))
         self.known = [_Known(int_box(f.box)) for f in found] + [
-            k for k in kept if not any(box_iou(k.box, f.box) > 0.3 for f in found)
+            k for k in kept if not any(iou(k.box, f.box) > 0.3 for f in found)
         ]
         return found

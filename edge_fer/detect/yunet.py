@@ -1,20 +1,81 @@
-"""YuNet via ``cv2.FaceDetectorYN``: ``--detector yunet`` after ``edge-fer models pull yunet`` (the
-model then lives in the user's cache, :mod:`edge_fer.models_store`), or ``--detector-model FILE.onnx``."""
+"""YuNet via ``cv2.FaceDetectorYN``: the default detector. Its model ships inside the package
+(:func:`edge_fer.models.shipped_yunet`); ``edge-fer models pull yunet`` installs a copy in the user's
+cache that is preferred (an update), and ``--detector-model FILE.onnx`` names another build.
+
+Where this OpenCV has no ``cv2.FaceDetectorYN``, the default (no ``--detector-model``) falls back to the
+Haar cascade and says so in one log line. A model file that is not a working YuNet graph is a
+:class:`~edge_fer.errors.ModelError` naming the file and what is wrong with it.
+"""
 
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from edge_fer.detect import WindowDetector, scale_box
-from edge_fer.errors import ConfigError, ModelError
+from edge_fer.detect import Detector, WindowDetector, scale_box
+from edge_fer.errors import MissingDependencyError, ModelError
 from edge_fer.types import Face
 
 if TYPE_CHECKING:
-    from edge_fer.config import DetectorConfig
+    from edge_fer.detect.options import DetectorConfig
+
+log = logging.getLogger(__name__)
+
+
+def has_yunet() -> bool:
+    """Whether this OpenCV build has ``cv2.FaceDetectorYN`` (OpenCV 4.8+)."""
+    return hasattr(cv2, "FaceDetectorYN")
+
+
+def default_model() -> tuple[Path, str]:
+    """(the YuNet model used when none is named, where it comes from): the copy pulled into the
+    cache when there is one, else the one shipped in the package."""
+    from edge_fer.models import shipped_yunet
+    from edge_fer.models_store import installed_path
+
+    pulled = installed_path("yunet")
+    if pulled is not None:
+        return pulled, "pulled"
+    return shipped_yunet(), "shipped"
+
+
+def check_model_file(p: Path, shipped: bool = False) -> None:
+    """What is wrong with ``p`` as a YuNet model, as a :class:`ModelError` (before OpenCV reads it)."""
+    what = "the shipped YuNet model" if shipped else "YuNet model"
+    fix = " (reinstall edge-fer, or 'edge-fer models pull yunet')" if shipped else ""
+    if p.is_dir():
+        raise ModelError(f"{what} {p}: is a directory, not an .onnx file")
+    if not p.is_file():
+        raise ModelError(f"{what} {p}: no such file{fix}")
+    try:
+        with open(p, "rb") as f:
+            head = f.read(4096)
+    except OSError as e:
+        raise ModelError(f"{what} {p}: cannot read it ({e.strerror or e})") from None
+    if not head:
+        raise ModelError(f"{what} {p}: empty file{fix}")
+    text = head.lstrip().lower()
+    if text.startswith((b"<?xml", b"<opencv_storage")):
+        kind = "a Haar cascade XML" if b"<opencv_storage" in head.lower() else "an XML file"
+        raise ModelError(f"{what} {p}: {kind}, not a YuNet ONNX model (a cascade goes with --detector haar)")
+    if head[:1] != b"\x08" or p.suffix.lower() != ".onnx":  # an ONNX ModelProto starts with ir_version
+        raise ModelError(f"{what} {p}: not an ONNX model (YuNet needs its .onnx file){fix}")
+
+
+def _cv_reason(e: BaseException, path: Path) -> str:
+    """OpenCV's reason in a few words: ``OpenCV(4.x) file.cpp:N: error: (-210:...) Failed to parse
+    ONNX model: P in function 'F'`` -> ``OpenCV: Failed to parse ONNX model``."""
+    msg = str(e).strip()
+    if not msg:
+        return type(e).__name__
+    m = re.search(r"error: \([-\d]+:[^)]*\) (.*?)(?: in function .*)?$", msg.splitlines()[-1])
+    reason = (m.group(1) if m else msg.splitlines()[-1]).replace(str(path), "").rstrip(" :")
+    return f"OpenCV: {reason}"
 
 
 class YuNetDetector(WindowDetector):
@@ -22,10 +83,11 @@ class YuNetDetector(WindowDetector):
     ``scale``, ``score_threshold`` and ``min_size`` as in ``[detector]``, checked there."""
 
     name = "yunet"
-    # YuNet's boxes are tall (w/h ~0.76) and ~9% longer than Haar's square on FER2013 faces; on
-    # PublicTest the shipped model scored best with YuNet crops ~0.92x the box height at the bundle's
-    # margin 0.05 (benchmarks/crop_margin.py, README "Crops from the runtime's own detector")
-    framing = 0.84
+    # YuNet's boxes are tall (w/h ~0.76) and ~4% longer than FER2013's face squares: on PublicTest the
+    # shipped model scored best with crops of 0.80x the box's longer side at the bundle's margin 0.05
+    # (framing 0.68-0.92 and vertical shifts -0.03..+0.06 tried: benchmarks/crop_margin.py,
+    # benchmarks/results/yunet_framing/, docs/detectors.md)
+    framing = 0.80
 
     def __init__(
         self,
@@ -37,28 +99,36 @@ class YuNetDetector(WindowDetector):
         min_size: int = 0,
         roi_size: int = 64,
         roi_max_windows: int = 3,
+        min_input: int = 320,
     ):
+        if not has_yunet():
+            raise MissingDependencyError(
+                f"the yunet detector needs cv2.FaceDetectorYN (OpenCV 4.8+; this is OpenCV {cv2.__version__})",
+                "pip install 'opencv-python-headless>=4.8,<5'",
+            )
+        shipped = False
         if not model:
-            from edge_fer.models_store import installed_path
-
-            found = installed_path("yunet")
-            if found is None:
-                raise ConfigError(
-                    "the yunet detector needs its model: run 'edge-fer models pull yunet' once "
-                    "(or 'edge-fer models pull yunet --from FILE' offline), or give --detector-model FILE.onnx"
-                )
+            found, origin = default_model()
+            shipped = origin == "shipped"
             model = str(found)
         p = Path(model)
-        if not p.is_file():
-            raise ModelError(f"YuNet model {p} not found")
+        check_model_file(p, shipped)
+        what = f"{'the shipped ' if shipped else ''}YuNet model {p}"
         try:
             self.net = cv2.FaceDetectorYN.create(
                 str(p), "", (320, 320), float(score_threshold), float(nms_threshold), int(top_k)
             )
         except Exception as e:  # cv2.error, or SystemError for some malformed files
-            msg = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-            raise ModelError(f"cannot load YuNet model {p}: {msg}") from None
+            raise ModelError(f"{what}: damaged or truncated ONNX file ({_cv_reason(e, p)})") from None
+        try:  # a readable ONNX graph that is not YuNet fails on its first frame: find out now
+            self.net.setInputSize((32, 32))
+            self.net.detect(np.zeros((32, 32, 3), np.uint8))
+        except Exception as e:
+            raise ModelError(f"{what}: not a YuNet face detector graph ({_cv_reason(e, p)})") from None
         self.scale = float(scale)
+        # ``scale`` never takes a frame's longer side below this (a 320 px camera is not halved: its
+        # faces are small already); a frame smaller than this is used as it is
+        self.min_input = int(min_input)
         self.min_size = int(min_size)
         self._size: tuple[int, int] | None = None
         self.model_path = str(p)
@@ -70,11 +140,23 @@ class YuNetDetector(WindowDetector):
         self._roi_net: cv2.FaceDetectorYN | None = None
 
     @classmethod
-    def from_config(cls, cfg: DetectorConfig, **tuning) -> YuNetDetector:
+    def from_config(cls, cfg: DetectorConfig, **tuning) -> Detector:
+        """YuNet; with no ``model`` named and no ``cv2.FaceDetectorYN`` in this OpenCV, the Haar
+        detector instead (one log line says so)."""
+        if not cfg.model and not has_yunet():
+            from edge_fer.detect.haar import HaarDetector
+
+            log.warning(
+                "OpenCV %s has no cv2.FaceDetectorYN: using the Haar detector instead of YuNet "
+                "(pip install 'opencv-python-headless>=4.8,<5' for YuNet)",
+                cv2.__version__,
+            )
+            return HaarDetector.from_config(cfg)
         return cls(
             model=cfg.model or None,
             scale=cfg.scale,
             score_threshold=cfg.score_threshold,
+            nms_threshold=cfg.nms_threshold,
             min_size=cfg.min_size,
             **tuning,
         )
@@ -83,7 +165,7 @@ class YuNetDetector(WindowDetector):
         if image.ndim == 2:
             image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
         h, w = image.shape[:2]
-        f = self.scale
+        f = max(self.scale, min(1.0, self.min_input / max(h, w, 1)))
         small = (
             image
             if f == 1.0

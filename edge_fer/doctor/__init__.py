@@ -9,7 +9,8 @@ a fix, never a bare "Segmentation fault".
 Checks (:mod:`.checks`): every importable interpreter backend (``ai_edge_litert``,
 ``tflite_runtime``, ``tensorflow``, :mod:`.installed`) on the shipped model (load + one inference on
 a fixed input, through :func:`edge_fer.interpreter.load_interpreter`, the runtime's own code), the
-Edge TPU delegate, OpenCV's video decoding and its Haar cascade (the default detector), the V4L2
+Edge TPU delegate, OpenCV's video decoding, the default detector (``cv2.FaceDetectorYN`` and the YuNet
+model shipped in the package: present, as pinned, loading) and the Haar cascade, the V4L2
 cameras and picamera2. :mod:`.report` gives the verdict and the table.
 
 The daemon's start-up (:func:`startup_backend`, called by ``edge-fer run``, :mod:`.startup`) uses

@@ -216,20 +216,63 @@ def opencv_checks(video: str | None, timeout: float) -> list[Check]:
         checks.append(
             Check("opencv video", FAIL, str(r.get("error") or dec), fix, essential=True, data={"probe": asdict(p)})
         )
+    checks.append(detector_check(r.get("yunet") or {}, r.get("haar") or {}, str(r.get("opencv"))))
     h = r.get("haar") or {}
     if h.get("status") == "ok":
-        checks.append(Check("opencv haar", OK, "Haar cascade loads (the default --detector haar)"))
+        checks.append(Check("opencv haar", OK, "Haar cascade loads (--detector haar)"))
     else:
+        yunet_ok = (r.get("yunet") or {}).get("status") in ("ok", "changed")
         checks.append(
             Check(
                 "opencv haar",
-                FAIL,
+                WARN if yunet_ok else FAIL,
                 f"no usable Haar cascade ({h.get('error') or h.get('path')})",
-                "pip install 'opencv-python-headless<5' (OpenCV 5 has no Haar cascades), or --detector yunet",
-                essential=True,
+                "only --detector haar needs it: pip install 'opencv-python-headless<5' (OpenCV 5 has no Haar cascades)",
+                essential=not yunet_ok,
             )
         )
     return checks
+
+
+def detector_check(y: dict, haar: dict, opencv: str) -> Check:
+    """The default detector: YuNet's ``cv2.FaceDetectorYN`` and the model shipped in the package."""
+    fix_model = "reinstall edge-fer (pip install --force-reinstall edge-fer), or 'edge-fer models pull yunet'"
+    status = y.get("status")
+    if status == "ok":
+        return Check(
+            "detector yunet",
+            OK,
+            f"cv2.FaceDetectorYN present (OpenCV {opencv}); the shipped model loads ({y.get('path')}, "
+            f"{y.get('bytes')} bytes, SHA-256 as pinned): the default detector",
+            data={"yunet": y},
+        )
+    if status == "changed":
+        return Check(
+            "detector yunet",
+            WARN,
+            f"the shipped model {y.get('path')} loads but is not the released file (SHA-256 {y.get('sha256')})",
+            fix_model,
+            data={"yunet": y},
+        )
+    if status == "missing":
+        haar_ok = haar.get("status") == "ok"
+        return Check(
+            "detector yunet",
+            WARN if haar_ok else FAIL,
+            f"OpenCV {opencv} has no cv2.FaceDetectorYN: "
+            + ("edge-fer run falls back to the Haar detector" if haar_ok else "and no Haar cascade either"),
+            "pip install 'opencv-python-headless>=4.8,<5' (YuNet needs OpenCV 4.8+)",
+            essential=not haar_ok,
+            data={"yunet": y},
+        )
+    return Check(
+        "detector yunet",
+        FAIL,
+        str(y.get("error") or f"the shipped YuNet model is unusable ({y.get('path')})"),
+        fix_model,
+        essential=True,
+        data={"yunet": y},
+    )
 
 
 def edgetpu_check(backend: str | None, timeout: float) -> Check:

@@ -149,6 +149,8 @@ def _probe_opencv(a: dict) -> dict:
         out["haar"] = {"status": "ok" if ok else "error", "path": str(path)}
     except Exception as e:  # no cv2.data / no CascadeClassifier (OpenCV 5)
         out["haar"] = {"status": "error", "error": f"{type(e).__name__}: {e}"}
+    _stage("yunet")
+    out["yunet"] = _yunet_status()
     video = a.get("video")
     with tempfile.TemporaryDirectory(prefix="edge-fer-doctor-") as tmp:
         if not video:
@@ -183,6 +185,36 @@ def _probe_opencv(a: dict) -> dict:
     out.update(frames=n, size=size, status="ok" if n else "error")
     if not n:
         out["error"] = f"OpenCV decoded no frame from {out['clip']}"
+    return out
+
+
+def _yunet_status() -> dict[str, Any]:
+    """The default detector: ``cv2.FaceDetectorYN`` present, the shipped model's bytes as pinned, and
+    the detector loading it (the runtime's own class)."""
+    import cv2
+
+    from edge_fer.models import YUNET_SHA256, shipped_yunet
+
+    path = shipped_yunet()
+    out: dict[str, Any] = {"face_detector_yn": hasattr(cv2, "FaceDetectorYN"), "path": str(path)}
+    if path.is_file():
+        from edge_fer.models_store import sha256_file
+
+        out["sha256"] = sha256_file(path)
+        out["sha256_ok"] = out["sha256"] == YUNET_SHA256
+        out["bytes"] = path.stat().st_size
+    if not out["face_detector_yn"]:
+        out["status"] = "missing"
+        return out
+    try:
+        from edge_fer.detect.yunet import YuNetDetector
+
+        YuNetDetector(model=str(path))
+    except Exception as e:  # ModelError naming what is wrong
+        bad = "" if out.get("sha256_ok", True) else f"; its SHA-256 is not the release's ({out['sha256'][:12]}...)"
+        out.update(status="error", error=f"the shipped detector cannot be used: {e}{bad}")
+        return out
+    out["status"] = "ok" if out.get("sha256_ok") else "changed"
     return out
 
 

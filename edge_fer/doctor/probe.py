@@ -28,6 +28,7 @@ _STAGE_WORDS = {
     "encode": "writing a test clip",
     "decode": "decoding video",
     "haar": "loading the Haar cascade",
+    "yunet": "loading the shipped YuNet detector",
     "open": "opening the camera",
     "read": "reading a frame",
     "picamera2": "importing picamera2",

@@ -14,7 +14,10 @@ module                    what it holds
 ``mqtt``                  the MQTT sink: paho client, worker thread (``[mqtt]``)
 ``outbox``                its queue, in-flight window, stall detection and counters
 ``hass``                  its Home Assistant discovery messages
-``http``                  the HTTP sink: ``/healthz``, ``/metrics``, ``/latest`` (``[http]``)
+``http``                  the HTTP sink: the live page, ``/healthz``, ``/metrics``, ``/latest`` (``[http]``)
+``auth``                  its access token (``http.token``)
+``preview``               its live preview, ``/stream.mjpg`` (``http.preview``)
+``timeline``              the live page's timeline of labels
 ``prometheus``            the ``/metrics`` text
 ``hostcheck``             the HTTP sink's ``Host`` check (DNS rebinding)
 ``room``                  the faces in view now (MQTT ``<topic>/state``, HTTP ``/latest``)
@@ -65,7 +68,7 @@ def build_sinks(cfg: Config, labels: Sequence[str]) -> list[Sink]:
         if cfg.mqtt.host:
             sinks.append(sink_class("mqtt")(cfg.mqtt, labels=labels))
         if cfg.http.port:
-            sinks.append(sink_class("http")(cfg.http))
+            sinks.append(sink_class("http")(cfg.http, labels=labels))
     except Exception:
         for s in sinks:
             s.close()

@@ -9,14 +9,18 @@ topic                          payload                                          
                                and as the broker-published last will on an unclean
                                disconnect (crash, power loss, network cut)
 ``<topic>/events``             one JSON object per event, ``Event.to_dict()``:         **no**    ``qos``
-                               ``type`` and ``ts`` always; face events add
-                               ``track_id``, ``label``, ``scores``, ``box``, ...
-``<topic>/state``              ``{"ts", "faces", "label", "confidence", "scores",        yes       0
-                               "tracks": [{"track_id", "label", "confidence"}]}``:
-                               the faces present now (:mod:`edge_fer.sinks.room`).
+                               ``schema``, ``version``, ``type`` and ``ts`` always;
+                               face events add ``track_id``, ``label``, ``scores``,
+                               ``box``, ...
+``<topic>/state``              ``edge-fer-state/1``: ``{"ts", "faces", "label",         yes       0
+                               "confidence", "scores", "tracks": [{"track_id",
+                               "label", "confidence", "scores", "box", "ts"}]}``:
+                               the faces present now (:mod:`edge_fer.sinks.room`),
+                               ``tracks`` as in the HTTP ``/latest``.
                                Republished at most every 0.25 s when it changes.
-``<topic>/stats``              every ``stats_interval`` s: ``{"ts", "status": <the      no        0
-                               pipeline status dict or null>, "sink": stats()}``
+``<topic>/stats``              ``edge-fer-mqtt-stats/1``, every ``stats_interval`` s:    no        0
+                               ``{"ts", "status": <the pipeline status dict or null>,
+                               "sink": stats()}``
 =============================  ======================================================  ========  =====
 
 All events go to the one ``<topic>/events`` topic (as Frigate does); subscribers filter on ``type``.
@@ -45,7 +49,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from edge_fer import jsonutil
+from edge_fer import jsondoc, jsonutil
 from edge_fer.config import MqttConfig
 from edge_fer.errors import ConfigError, MissingExtraError
 from edge_fer.labels import LABELS
@@ -385,4 +389,6 @@ class MqttSink(Sink):
                 status = dict(st) if st is not None else None
             except Exception as exc:  # noqa: BLE001
                 log.debug("MQTT sink: status provider failed: %s", exc)
-        return {"ts": round(time.time(), 6), "status": status, "sink": self.stats().to_dict()}
+        return jsondoc.document(
+            "mqtt-stats", {"ts": round(time.time(), 6), "status": status, "sink": self.stats().to_dict()}
+        )

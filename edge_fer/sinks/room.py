@@ -1,5 +1,6 @@
 """Who is in view now: the last event of each face (track) that has not left, shared by the MQTT
-sink (``<topic>/state``) and the HTTP sink (``/latest``).
+sink (``<topic>/state``) and the HTTP sink (``/latest``), which show it in one shape:
+``"tracks": [{"track_id", "label", "confidence", "scores", "box", "ts"}, ...]`` by track id.
 
 Not thread-safe by itself: each sink updates and reads it under its own lock.
 """
@@ -7,6 +8,8 @@ Not thread-safe by itself: each sink updates and reads it under its own lock.
 from __future__ import annotations
 
 from typing import Any
+
+from edge_fer import jsondoc
 
 FACE_EVENT_TYPES = ("face_appeared", "expression_changed", "face")
 
@@ -28,26 +31,38 @@ class Room:
             return False
         return True
 
-    def tracks(self) -> dict[str, dict[str, Any]]:
-        """track id (as a JSON key) -> the face's last event, by track id (``/latest``)."""
-        return {str(k): v for k, v in sorted(self._tracks.items())}
+    def tracks(self) -> list[dict[str, Any]]:
+        """The faces present, by track id: ``{"track_id", "label", "confidence", "scores", "box", "ts"}``
+        from each one's last event (``tracks`` of ``/latest`` and of the MQTT state)."""
+        return [
+            {
+                "track_id": t["track_id"],
+                "label": t.get("label"),
+                "confidence": _confidence(t),
+                "scores": dict(t.get("scores") or {}),
+                "box": t.get("box"),
+                "ts": t.get("ts"),
+            }
+            for _, t in sorted(self._tracks.items())
+        ]
 
     def state(self, ts: float) -> dict[str, Any]:
-        """``{"ts", "faces", "label", "confidence", "scores", "tracks": [{"track_id", "label", "confidence"}]}``:
-        ``label``/``confidence``/``scores`` are those of the largest face (the oldest track on ties);
-        ``"none"``, None and ``{}`` when nobody is there."""
-        tracks = [t for _, t in sorted(self._tracks.items())]
-        main = max(tracks, key=_area, default=None)
-        return {
-            "ts": round(ts, 6),
-            "faces": len(tracks),
-            "label": main.get("label", "none") if main else "none",
-            "confidence": _confidence(main) if main else None,
-            "scores": dict(main.get("scores") or {}) if main else {},
-            "tracks": [
-                {"track_id": t["track_id"], "label": t.get("label"), "confidence": _confidence(t)} for t in tracks
-            ],
-        }
+        """The MQTT state document (``edge-fer-state/1``): ``{"ts", "faces", "label", "confidence",
+        "scores", "tracks"}``; ``label``/``confidence``/``scores`` are those of the largest face (the
+        oldest track on ties), ``"none"``, None and ``{}`` when nobody is there."""
+        main = max((t for _, t in sorted(self._tracks.items())), key=_area, default=None)
+        tracks = self.tracks()
+        return jsondoc.document(
+            "state",
+            {
+                "ts": round(ts, 6),
+                "faces": len(tracks),
+                "label": main.get("label", "none") if main else "none",
+                "confidence": _confidence(main) if main else None,
+                "scores": dict(main.get("scores") or {}) if main else {},
+                "tracks": tracks,
+            },
+        )
 
 
 def _area(event: dict[str, Any]) -> float:

@@ -13,6 +13,11 @@ What these sinks guarantee:
   one and then at most one every :attr:`TextFileSink.log_every_s`. The lines stay queued and are
   written by the next successful flush (at most :attr:`TextFileSink.max_pending` lines: the oldest
   beyond that are dropped and counted in ``dropped``).
+* **Log rotation and a deleted file are followed.** At most once a second (on a flush) the path is
+  compared with the open file (its inode): when it names another file (logrotate's ``create`` mode renamed ours) or
+  none (deleted), the path is opened again (created) and writing goes on there; a file truncated in
+  place (``copytruncate``) is written from its new end (the file is opened with ``O_APPEND``). A CSV
+  file that starts empty again gets its header row.
 * **A sink that cannot write gives up and says so**: on an error that cannot go away (a broken pipe,
   a closed or hung-up output) at once, otherwise after :attr:`TextFileSink.max_consecutive_errors`
   failed writes in a row, or when events are still unwritten at close. :attr:`TextFileSink.failed`
@@ -58,10 +63,21 @@ def open_output(path: str | Path, overwrite: bool = False) -> int:
     p = Path(path)
     flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | (os.O_TRUNC if overwrite else os.O_APPEND)
     try:
+        fifo = stat.S_ISFIFO(os.stat(p).st_mode)
+    except OSError:
+        fifo = False
+    try:
         p.parent.mkdir(parents=True, exist_ok=True)
-        return os.open(p, flags, 0o644)
+        # a FIFO without a reader would block open() for ever: open it without blocking, which fails at
+        # once (ENXIO) when nobody reads; then writes block as usual (back-pressure from the reader)
+        fd = os.open(p, flags | (os.O_NONBLOCK if fifo else 0), 0o644)
     except OSError as e:
+        if fifo and e.errno == errno.ENXIO:
+            raise ConfigError(f"cannot open output {p}: it is a FIFO (named pipe) that nobody reads") from None
         raise ConfigError(f"cannot open output {p}: {e.strerror or e}") from None
+    if fifo:
+        os.set_blocking(fd, True)
+    return fd
 
 
 class TextFileSink(Sink):
@@ -76,6 +92,8 @@ class TextFileSink(Sink):
     log_every_s = 10.0
     #: ``emit`` writes by itself once this many bytes are queued
     auto_flush_bytes = 64 * 1024
+    #: how often (seconds, checked on a flush) the path is compared with the open file (log rotation)
+    reopen_check_s = 1.0
 
     def __init__(self, path: str | Path | None, overwrite: bool = False):
         self.path = "-" if _is_stdout(path) else str(path)
@@ -88,13 +106,25 @@ class TextFileSink(Sink):
         self._torn = False  # the output's last line is unfinished: start with a newline
         self._regular = False
         self._size_at_open = 0
+        self._last_size = 0
+        self._identity = (0, 0)
+        self._last_check = 0.0
         self._fd: int | None = None
         if path is None or _is_stdout(path):
+            if sys.stdout is None:  # started with stdout closed (>&-): say so now, not lose every event
+                from edge_fer.errors import OutputError
+
+                raise OutputError(
+                    f"{self.name} output stdout: stdout is closed (started with >&-); give an events file with -o FILE"
+                )
             return
         self._fd = open_output(path, overwrite)
         st = os.fstat(self._fd)
         self._regular = stat.S_ISREG(st.st_mode)
         self._size_at_open = st.st_size if self._regular else 0
+        self._identity = (st.st_dev, st.st_ino)
+        self._last_size = st.st_size
+        self._last_check = time.monotonic()
         if self._size_at_open:
             with open(self.path, "rb") as f:
                 f.seek(-1, os.SEEK_END)
@@ -132,13 +162,65 @@ class TextFileSink(Sink):
             self.flush()
 
     # -- Sink ------------------------------------------------------------------------------------
+    def _on_new_file(self) -> None:
+        """Called when writing starts again on an empty file (rotated, deleted, truncated): a subclass
+        queues its header here (at the front of ``_pending``)."""
+
+    def _follow_path(self) -> None:
+        """Notice a file truncated in place (every flush); reopen the path when it no longer names the open
+        file (rotated away, deleted: checked at most every :attr:`reopen_check_s` seconds)."""
+        if self._fd is None:
+            return
+        try:  # every flush (one fstat): a file truncated in place (copytruncate) gets its header again
+            size = os.fstat(self._fd).st_size
+            if size < self._last_size:
+                log.info("%s output %s: truncated (copytruncate?): writing on at its new end", self.name, self.where)
+                self._torn = False
+                if size == 0:
+                    self._on_new_file()
+            self._last_size = size
+        except OSError:
+            pass
+        now = time.monotonic()
+        if now - self._last_check < self.reopen_check_s:
+            return
+        self._last_check = now
+        try:
+            st = os.stat(self.path)
+            if (st.st_dev, st.st_ino) == self._identity:
+                return
+        except FileNotFoundError:
+            st = None
+        except OSError:
+            return  # cannot tell (a folder made unreadable): keep writing where we are
+        why = "deleted" if st is None else "replaced by another file (rotated)"
+        try:
+            fd = open_output(self.path)
+        except Exception as e:
+            log.warning("%s output %s: %s, and it cannot be opened again: %s", self.name, self.where, why, e)
+            return
+        old, self._fd = self._fd, fd
+        try:
+            os.close(old)
+        except OSError:
+            pass
+        nst = os.fstat(fd)
+        self._identity, self._last_size = (nst.st_dev, nst.st_ino), nst.st_size
+        self._torn = False
+        log.info("%s output %s: %s; opened it again", self.name, self.where, why)
+        if nst.st_size == 0:
+            self._on_new_file()
+
     def flush(self) -> None:
         if self.failed is not None or not self._pending:
             return
+        if self._regular:
+            self._follow_path()
         prefix = b"\n" if self._torn else b""
         chunks = [t.encode("utf-8") for t, _ in self._pending]
         data = prefix + b"".join(chunks)
         done, err = self._write_all(data)
+        self._last_size += done
         if done >= len(prefix):
             self._torn = False
         body = max(0, done - len(prefix))
@@ -230,6 +312,7 @@ class TextFileSink(Sink):
         if self._regular and self._fd is not None:
             try:
                 os.ftruncate(self._fd, os.fstat(self._fd).st_size - nbytes)
+                self._last_size -= nbytes
                 return
             except OSError:
                 pass

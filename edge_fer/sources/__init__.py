@@ -80,11 +80,13 @@ def open_source(
     loop: bool = False,
     wait: bool = False,
     max_pixels: int | None = None,
+    stall_timeout: float = 10.0,
 ) -> Source:
     """Build (not yet open) the source for a ``--source`` string; the options are the ``[source]``
     section's (checked there). ``wait``: a live source that cannot be opened at start is retried.
     ``max_pixels`` (default :data:`edge_fer.imageio.DEFAULT_MAX_PIXELS`, 0: no limit): larger images
-    and videos are refused from their header, before anything is decoded."""
+    and videos are refused from their header, before anything is decoded. ``stall_timeout``: a live
+    source whose capture call has not returned for this long is abandoned and reopened (0: never)."""
     from edge_fer.imageio import DEFAULT_MAX_PIXELS
     from edge_fer.redact import register_uri_secrets
 
@@ -101,15 +103,21 @@ def open_source(
         if not re.fullmatch(r"\d+", arg):
             raise SourceError(f"--source {s!r}: the camera number after 'picamera2:' must be 0, 1, ...")
         num = int(arg)
-        return Picamera2Source(camera_num=num, size=(width or 640, height or 480), fps=fps, wait_at_start=wait)
+        return Picamera2Source(
+            camera_num=num, size=(width or 640, height or 480), fps=fps, wait_at_start=wait, stall_timeout=stall_timeout
+        )
     if re.fullmatch(r"\d+", s):
         from edge_fer.sources.opencv import OpenCVCameraSource
 
-        return OpenCVCameraSource(int(s), width=width, height=height, fps=fps, wait_at_start=wait)
+        return OpenCVCameraSource(
+            int(s), width=width, height=height, fps=fps, wait_at_start=wait, stall_timeout=stall_timeout
+        )
     if _URL.match(s) and not s.startswith("file://"):
         from edge_fer.sources.opencv import OpenCVCameraSource
 
-        return OpenCVCameraSource(s, width=width, height=height, fps=fps, wait_at_start=wait)
+        return OpenCVCameraSource(
+            s, width=width, height=height, fps=fps, wait_at_start=wait, stall_timeout=stall_timeout
+        )
     if s.startswith("file://"):
         s = s[len("file://") :]
     p = Path(os.path.expanduser(s))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,8 @@ class VideoFileSource(Source):
         self._gave_up_at: tuple[int, int] | None = None  # (frames decoded in the pass, failed reads)
         self.last_error: str | None = None
         self.fps = 0.0
+        self._offset = 0.0  # media time at the start of this pass (loop=True)
+        self._last_pos = 0.0  # position of the last frame read in this pass
 
     def _open_capture(self) -> None:
         self.cap = cv2.VideoCapture(str(self.path))
@@ -134,6 +137,16 @@ class VideoFileSource(Source):
         self.last_error = "the decoder returned no frame"
         return None
 
+    def _position(self) -> float:
+        """The frame just read's position in the file, in seconds: its presentation timestamp as
+        OpenCV reports it (``CAP_PROP_POS_MSEC`` after the read; right for variable-frame-rate files
+        too), or frame index / nominal fps when the container gives no usable timestamp."""
+        assert self.cap is not None
+        ms = self.cap.get(cv2.CAP_PROP_POS_MSEC)
+        if ms is not None and math.isfinite(ms) and ms >= 0 and (ms > 0 or self._pass_frames == 0):
+            return float(ms) / 1000.0
+        return self._pass_frames / self.fps if self.fps > 0 else 0.0
+
     def _at_end(self) -> bool:
         """A failed read is the end of the file (not a damaged frame) at the announced frame count."""
         assert self.cap is not None
@@ -154,8 +167,9 @@ class VideoFileSource(Source):
                             self._frames,
                         )
                     self._streak = 0
-                pos = self.cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
-                f = Frame(img, self._frames, time.time(), pos)
+                pos = self._position()
+                f = Frame(img, self._frames, time.time(), pos, media_time=self._offset + pos)
+                self._last_pos = pos
                 self._frames += 1
                 self._pass_frames += 1
                 return f
@@ -168,11 +182,22 @@ class VideoFileSource(Source):
                 self.last_error = f"{self._streak} reads in a row failed"
             if self.loop and self._pass_frames > 0:
                 self._loops += 1
+                # media time goes on across passes: the next pass starts one frame after this one ended
+                self._offset += self._last_pos + (1.0 / self.fps if self.fps > 0 else 0.0)
                 self.cap.release()
                 self._open_capture()
                 continue
             self._done = True
         return None
+
+    @property
+    def ended_early(self) -> str | None:
+        """Why the file ended before its end (damaged or truncated), or None when it ended normally."""
+        if self._gave_up_at is None:
+            return None
+        n, k = self._gave_up_at
+        of = f" (of the {self._count} it announces)" if self._count else ""
+        return f"decoding stopped after {n} frames{of}, at {k} unreadable frames in a row"
 
     def close(self) -> None:
         if self.cap is not None:

@@ -217,7 +217,7 @@ import cv2, numpy as np
 from edge_fer.classify import Classifier
 from edge_fer.detect import create_detector
 clf = Classifier.from_file(None, device="cpu")
-det = create_detector("haar")
+det = create_detector()  # the default detector: YuNet, the model shipped in the package
 batches = []
 imgs, video, nframes = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 frames = [cv2.imread(p) for p in imgs]
@@ -488,8 +488,13 @@ class Smoke:
         lr = row.get("backend ai_edge_litert", {})
         probe = (lr.get("data") or {}).get("probe") or {}
         res = probe.get("result") or {}
-        ok = rep["backend"] == "ai_edge_litert" and row.get("opencv video", {}).get("status") == "OK"
-        detail = f"verdict {rep['verdict']}: {rep['summary']}"
+        det = row.get("detector yunet", {})
+        ok = (
+            rep["backend"] == "ai_edge_litert"
+            and row.get("opencv video", {}).get("status") == "OK"
+            and det.get("status") == "OK"  # cv2.FaceDetectorYN and the shipped YuNet model load
+        )
+        detail = f"verdict {rep['verdict']}: {rep['summary']}; detector yunet {det.get('status')}"
         x86 = self.report.get("x86_probe") or {}
         if x86.get("output") is not None and res.get("output") is not None:
             diff = max(abs(int(p) - int(q)) for p, q in zip(res["output"], x86["output"]))
@@ -511,6 +516,7 @@ class Smoke:
             rss_mb_under_qemu=res.get("max_rss_mb"),
             edgetpu=row.get("edgetpu delegate", {}).get("detail"),
             opencv=row.get("opencv video", {}).get("detail"),
+            detector=det.get("detail"),
         )
         return rep
 
@@ -527,9 +533,12 @@ class Smoke:
         ev = _events(cp.stdout)
         tf = re.search(r"@tf-modules (\d+)", cp.stderr)
         frames = re.search(r"stopped after (\d+) frames", cp.stderr)
+        used = re.search(r"detector (\w+) \(", cp.stderr)  # the pipeline's start-up line
         ok = cp.returncode == 0 and bool(ev) and tf is not None and tf.group(1) == "0"
+        ok = ok and used is not None and used.group(1) == "yunet"  # the default detector, end to end
         detail = (
-            f"exit {cp.returncode}, {frames.group(1) if frames else '?'} frames, {len(ev)} events "
+            f"exit {cp.returncode}, detector {used.group(1) if used else '?'}, "
+            f"{frames.group(1) if frames else '?'} frames, {len(ev)} events "
             f"({', '.join(sorted({e['type'] for e in ev}))}), TensorFlow modules loaded: {tf.group(1) if tf else '?'}"
         )
         if not ok:

@@ -1,0 +1,631 @@
+"""Video analysis (``edge-fer analyze``): recordings -> a timeline, a track table, a summary and a plot
+per video, many videos at once in worker processes.
+
+Each video goes through the runtime's own :class:`~edge_fer.pipeline.Pipeline` (the detector,
+classifier and tracker of ``edge-fer run``, built from the same config schema); this module only
+drives it frame by frame and writes what it saw. Times are **media time**: the frame's position in
+the video (its presentation timestamp), not the wall clock.
+
+Per video, in ``OUT/<name>/``: ``timeline.csv``, ``tracks.csv``, ``summary.json``, ``emotions.png``
+(with the ``plot`` extra), ``annotated.mp4`` (``--annotate`` only) and ``.complete``, written last: a
+rerun skips a video whose marker matches the same file and options, and redoes any other. Every
+file is written under a temporary name and renamed when whole, so a killed run leaves no half file.
+For the run: ``index.csv`` and ``index.json`` (one row per video).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import glob
+import hashlib
+import json
+import logging
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edge_fer.errors import EdgeFerError
+from edge_fer.types import Event, Sink, SinkStats
+
+if TYPE_CHECKING:
+    from edge_fer.config import Config
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTS = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts", ".mts"}
+MARKER = ".complete"
+OUTPUTS = ("timeline.csv", "tracks.csv", "summary.json")
+INDEX_FIELDS = (
+    "video",
+    "status",
+    "output",
+    "duration_s",
+    "frames",
+    "faces",
+    "tracks",
+    "dominant_label",
+    "realtime_factor",
+    "error",
+)
+PLOT_BINS = 1000  # points per track in emotions.png, however long the video: memory stays flat
+PLOT_TRACKS = 6  # the longest tracks are plotted, one panel each
+
+
+@dataclass
+class Options:
+    """What ``edge-fer analyze`` does to each video (besides the pipeline's config)."""
+
+    every: int = 1  # analyse every K-th frame
+    max_seconds: float = 0.0  # stop at this media time (0: the whole video)
+    annotate: bool = False
+    plot: bool = True
+
+    def fingerprint(self, cfg: Config) -> str:
+        """Options and pipeline settings that change the outputs (the completion marker holds it)."""
+        from edge_fer.config import to_toml
+
+        keep = {k: v for k, v in dataclasses.asdict(self).items() if k != "plot"}
+        text = json.dumps(keep, sort_keys=True) + to_toml(cfg, redact=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# -- inputs -------------------------------------------------------------------------------------------
+
+
+def find_videos(inputs: Sequence[str]) -> list[Path]:
+    """The videos named by ``inputs``: files (taken as they are: a file that is not a video becomes a
+    failed row), folders (their video files, recursively) and globs (the video files they match).
+    A path that does not exist, a folder or glob without videos: :class:`EdgeFerError`."""
+    found: list[Path] = []
+    for item in inputs:
+        p = Path(os.path.expanduser(item))
+        if p.is_file():
+            found.append(p)
+        elif p.is_dir():
+            vids = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_EXTS)
+            if not vids:
+                raise EdgeFerError(f"no videos ({', '.join(sorted(VIDEO_EXTS))}) in folder {item}")
+            found += vids
+        elif glob.has_magic(item):
+            matches = sorted(Path(f) for f in glob.glob(os.path.expanduser(item), recursive=True))
+            vids = [f for f in matches if f.is_file() and f.suffix.lower() in VIDEO_EXTS]
+            if not vids:
+                raise EdgeFerError(f"no videos match {item!r}")
+            found += vids
+        else:
+            raise EdgeFerError(f"input {item} does not exist")
+    seen: set[Path] = set()
+    unique = []
+    for f in found:
+        r = f.resolve()
+        if r not in seen:
+            seen.add(r)
+            unique.append(f)
+    return unique
+
+
+def output_names(videos: Sequence[Path]) -> list[str]:
+    """One folder name per video: its file name without the extension; names that several videos
+    share get a short hash of the video's full path (the same name on every rerun)."""
+    stems = [v.stem or "video" for v in videos]
+    counts: dict[str, int] = {}
+    for s in stems:
+        counts[s] = counts.get(s, 0) + 1
+    return [
+        s if counts[s] == 1 else f"{s}-{hashlib.sha1(str(v.resolve()).encode()).hexdigest()[:8]}"
+        for s, v in zip(stems, videos)
+    ]
+
+
+def prepare_output(output: str | Path, inputs: Sequence[str], videos: Sequence[Path]) -> Path:
+    """Check and create the output folder: not an input, not inside an input folder, writable.
+    A mistake is an :class:`EdgeFerError` (exit 2) before anything is written."""
+    from edge_fer.fsutil import refuse_output_over_inputs
+
+    out = Path(output).expanduser()
+    refuse_output_over_inputs(out, [*inputs, *videos], "--output")
+    if out.exists() and not out.is_dir():
+        raise EdgeFerError(f"--output {output} is a file; give a folder")
+    existed = out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        if not existed:
+            _remove_empty(out)
+        raise EdgeFerError(f"--output {output}: cannot write there ({e.strerror or e})") from None
+    return out
+
+
+def _remove_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
+
+
+def frame_count(video: Path, max_seconds: float = 0.0) -> int:
+    """The frames a video announces (0 when it cannot be opened or does not say); with
+    ``max_seconds``, those that start before it."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(video))
+    try:
+        if not cap.isOpened():
+            return 0
+        n = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        if max_seconds and fps > 0:
+            n = min(n, math.ceil(max_seconds * fps))
+        return n
+    finally:
+        cap.release()
+
+
+# -- one video ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class _TrackStats:
+    first_t: float
+    last_t: float
+    first_frame: int
+    last_frame: int
+    frames: int = 0
+    sums: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+
+class _Confirmed(Sink):
+    """A sink that remembers which tracks the tracker confirmed (``face_appeared``)."""
+
+    name = "analysis"
+
+    def __init__(self) -> None:
+        self.ids: set[int] = set()
+
+    def emit(self, event: Event) -> None:
+        if event.type == "face_appeared" and event.track_id is not None:
+            self.ids.add(event.track_id)
+
+    def close(self) -> None: ...
+
+    def stats(self) -> SinkStats:
+        return SinkStats(sent=len(self.ids))
+
+
+class _Staged:
+    """A text file written under a temporary name beside its target and renamed when whole."""
+
+    def __init__(self, target: Path):
+        self.target = target
+        self.tmp = target.with_name(f".{target.name}.tmp")
+        self.fh = open(self.tmp, "w", newline="", encoding="utf-8")  # noqa: SIM115 (closed in commit)
+
+    def commit(self) -> None:
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        self.fh.close()
+        os.replace(self.tmp, self.target)
+
+    def discard(self) -> None:
+        if not self.fh.closed:
+            self.fh.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def is_complete(folder: Path, video: Path, fingerprint: str) -> bool:
+    """The video's outputs are whole and made from this file with these options."""
+    try:
+        marker = json.loads((folder / MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    return marker == _marker(video, fingerprint) and all((folder / n).is_file() for n in OUTPUTS)
+
+
+def _marker(video: Path, fingerprint: str) -> dict[str, Any]:
+    st = video.stat()
+    return {"video": str(video.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "options": fingerprint}
+
+
+def analyze_video(
+    video: Path,
+    folder: Path,
+    cfg: Config,
+    opts: Options,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Analyse one video into ``folder``; returns its index row. Never raises for a bad video: the
+    row's ``status`` is ``failed`` and ``error`` says why."""
+    row: dict[str, Any] = {"video": str(video), "output": str(folder), "status": "failed"}
+    try:
+        fp = opts.fingerprint(cfg)
+        if is_complete(folder, video, fp):
+            return _row_from_summary(row, folder, "skipped")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / MARKER).unlink(missing_ok=True)  # outputs change from here on
+        for stale in folder.glob(".*.tmp*"):
+            stale.unlink(missing_ok=True)
+        summary = _analyze(video, folder, cfg, opts, progress)
+        row.update(_row_fields(summary))
+        if summary["error"]:
+            row["error"] = summary["error"]
+            return row
+        from edge_fer.fsutil import atomic_write_json
+
+        atomic_write_json(folder / MARKER, _marker(video, fp))  # last: the outputs are whole
+        row["status"] = "ok"
+    except EdgeFerError as e:
+        row["error"] = str(e)
+    except Exception as e:  # one bad video must not end the batch
+        log.debug("analysing %s", video, exc_info=True)
+        row["error"] = f"{type(e).__name__}: {e}"
+    if row["status"] == "failed":
+        _remove_empty(folder)  # a video that could not be read leaves no empty folder
+    return row
+
+
+def _row_fields(summary: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "duration_s": summary.get("duration_s"),
+        "frames": summary.get("frames"),
+        "faces": summary.get("faces"),
+        "tracks": summary.get("tracks"),
+        "dominant_label": summary.get("dominant_label"),
+        "realtime_factor": (summary.get("processing") or {}).get("realtime_factor"),
+    }
+
+
+def _row_from_summary(row: dict[str, Any], folder: Path, status: str) -> dict[str, Any]:
+    try:
+        summary = json.loads((folder / "summary.json").read_text())
+    except (OSError, ValueError) as e:
+        row["error"] = f"cannot read {folder / 'summary.json'}: {e}"
+        return row
+    row.update(_row_fields(summary))
+    row["status"] = status
+    return row
+
+
+def _build_pipeline(video: Path, cfg: Config, annotate: Path | None, sink: Sink, stride: int) -> Any:
+    from edge_fer.pipeline import Pipeline
+
+    cfg = dataclasses.replace(
+        cfg,
+        source=dataclasses.replace(cfg.source, uri=str(video), loop=False),
+        output=dataclasses.replace(
+            cfg.output, path=os.devnull, per_frame=False, annotate=str(annotate or ""), overwrite=True
+        ),
+        mqtt=dataclasses.replace(cfg.mqtt, host=""),
+        http=dataclasses.replace(cfg.http, port=0),
+    )
+    return Pipeline.from_config(cfg, extra_sinks=[sink], stride=stride)
+
+
+def _analyze(
+    video: Path, folder: Path, cfg: Config, opts: Options, progress: Callable[[int], None] | None
+) -> dict[str, Any]:
+    from edge_fer.errors import SourceError
+    from edge_fer.sources import SourceMode
+
+    confirmed = _Confirmed()
+    ann_tmp = folder / ".annotated.tmp.mp4" if opts.annotate else None
+    pipe = _build_pipeline(video, cfg, ann_tmp, confirmed, opts.every)
+    if pipe.source.mode is not SourceMode.FILE:
+        pipe.close()
+        raise SourceError(f"{video} is not a video file")
+    labels = tuple(pipe.classifier.labels)
+    timeline = _Staged(folder / "timeline.csv")
+    staged = [timeline]
+    t0 = time.perf_counter()
+    frames = analysed = faces = 0
+    tracks: dict[int, _TrackStats] = {}
+    label_s = dict.fromkeys(labels, 0.0)
+    last_t = 0.0
+    prev: tuple[float, list[tuple[int, int]]] | None = None  # (media time, [(track id, label index)])
+    error = ""
+    try:
+        writer = csv.writer(timeline.fh)
+        writer.writerow(["media_time_s", "frame", "track_id", "x", "y", "w", "h", "label", "track_label", *labels])
+        pipe.open()
+        pending = 0
+        while True:
+            frame = pipe.source.read()
+            if frame is None:
+                break
+            t = frame.media_time if frame.media_time is not None else 0.0
+            if opts.max_seconds and t >= opts.max_seconds:
+                break
+            frames += 1
+            pending += 1
+            last_t = t
+            if progress is not None and pending >= 25:
+                progress(pending)
+                pending = 0
+            if frame.index % opts.every:
+                continue
+            pipe.process(frame)
+            analysed += 1
+            by_id = {tr.id: tr for tr in pipe.tracker.tracks}
+            this: list[tuple[int, int]] = []
+            for face, pred, tid in zip(pipe.last_faces, pipe.last_predictions, pipe.tracker.last_assignment):
+                faces += 1
+                scores = pred.scores.astype(np.float64)
+                k = int(np.argmax(scores))
+                tr = by_id.get(tid)
+                x, y, w, h = (int(v) for v in face.box)
+                writer.writerow(
+                    [f"{t:.6f}", frame.index, tid or "", x, y, w, h, labels[k], (tr.label or "") if tr else ""]
+                    + [f"{s:.4f}" for s in scores]
+                )
+                this.append((tid, k))
+                if tid:
+                    st = tracks.get(tid)
+                    if st is None:
+                        st = tracks[tid] = _TrackStats(t, t, frame.index, frame.index, sums=np.zeros(len(labels)))
+                    st.last_t, st.last_frame = t, frame.index
+                    st.frames += 1
+                    st.sums += scores
+            if prev is not None:  # the previous analysed frame's faces held their labels until now
+                for _, k in prev[1]:
+                    label_s[labels[k]] += t - prev[0]
+            prev = (t, this)
+        if progress is not None and pending:
+            progress(pending)
+    except Exception:
+        for s in staged:
+            s.discard()
+        pipe.close()
+        raise
+    pipe.close()
+    step = 1.0 / pipe.source.fps if pipe.source.fps > 0 else 0.0
+    if prev is not None:  # the last analysed frame lasts as long as the frames it stands for
+        for _, k in prev[1]:
+            label_s[labels[k]] += (last_t - prev[0]) + step
+    wall = time.perf_counter() - t0
+    src = pipe.source.stats()
+    if frames == 0:
+        timeline.discard()
+        why = pipe.source.last_error
+        raise SourceError(f"{video}: no frame could be read" + (f" ({why})" if why else ""))
+    ended_early = getattr(pipe.source, "ended_early", None)
+    if ended_early and not opts.max_seconds:
+        error = f"damaged or truncated: {ended_early}"
+    duration = last_t + step
+    tracks = {k: v for k, v in tracks.items() if k in confirmed.ids}
+    timeline.commit()
+    _write_tracks(folder / "tracks.csv", tracks, labels)
+    total = sum(label_s.values())
+    share = {k: round(v / total, 4) if total > 0 else 0.0 for k, v in label_s.items()}
+    det = cfg.detector
+    summary = {
+        "video": str(video),
+        "complete": not error,
+        "error": error,
+        "duration_s": round(duration, 3),
+        "fps": round(pipe.source.fps, 3),
+        "frames": frames,
+        "frames_analysed": analysed,
+        "bad_frames": int(src.get("bad_frames", 0)),
+        "faces": faces,
+        "tracks": len(tracks),
+        "face_seconds": round(total, 3),
+        "label_seconds": {k: round(v, 3) for k, v in label_s.items()},
+        "label_share": share,
+        "dominant_label": max(share, key=lambda k: share[k]) if total > 0 else None,
+        "processing": {
+            "wall_s": round(wall, 3),
+            "frames_per_s": round(frames / wall, 2) if wall > 0 else None,
+            "realtime_factor": round(duration / wall, 2) if wall > 0 else None,
+            "workers_note": "one single-threaded process per video",
+        },
+        "detector": {"name": det.name, "model": det.model or None, "every": det.every, "scale": det.scale},
+        "model": pipe.model_name,
+        "options": {"every": opts.every, "max_seconds": opts.max_seconds or None, "annotate": opts.annotate},
+        "time_basis": "media time: seconds from the start of the video (frame presentation timestamps)",
+    }
+    if opts.plot:
+        try:
+            plot_emotions(folder / "timeline.csv", folder / "emotions.png", labels, tracks, duration)
+        except Exception as e:  # a plot is a picture, not a result: say so and go on
+            log.warning("%s: emotions.png not written: %s", video, e)
+    if ann_tmp is not None and ann_tmp.exists():
+        os.replace(ann_tmp, folder / "annotated.mp4")
+    from edge_fer import jsondoc
+
+    jsondoc.write(folder / "summary.json", jsondoc.document("analysis", summary))
+    return summary
+
+
+def _write_tracks(path: Path, tracks: dict[int, _TrackStats], labels: Sequence[str]) -> None:
+    out = _Staged(path)
+    try:
+        w = csv.writer(out.fh)
+        w.writerow(
+            ["track_id", "start_s", "end_s", "duration_s", "first_frame", "last_frame", "frames", "dominant_label"]
+            + [f"mean_{k}" for k in labels]
+        )
+        for tid, st in sorted(tracks.items()):
+            mean = st.sums / max(1, st.frames)
+            w.writerow(
+                [tid, f"{st.first_t:.3f}", f"{st.last_t:.3f}", f"{st.last_t - st.first_t:.3f}"]
+                + [st.first_frame, st.last_frame, st.frames, labels[int(np.argmax(mean))]]
+                + [f"{m:.4f}" for m in mean]
+            )
+        out.commit()
+    except BaseException:
+        out.discard()
+        raise
+
+
+def plot_emotions(
+    timeline: Path, target: Path, labels: Sequence[str], tracks: dict[int, _TrackStats], duration: float
+) -> None:
+    """``emotions.png``: the class probabilities over media time, one panel per track (the longest
+    :data:`PLOT_TRACKS`). The timeline is read back as a stream into :data:`PLOT_BINS` bins per track,
+    so memory does not grow with the video."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    chosen = sorted(tracks, key=lambda k: -tracks[k].frames)[:PLOT_TRACKS]
+    chosen.sort()
+    slot = {tid: i for i, tid in enumerate(chosen)}
+    span = max(duration, 1e-6)
+    sums = np.zeros((len(chosen), PLOT_BINS, len(labels)))
+    counts = np.zeros((len(chosen), PLOT_BINS))
+    with open(timeline, newline="", encoding="utf-8") as fh:
+        for r in csv.DictReader(fh):
+            i = slot.get(int(r["track_id"])) if r["track_id"] else None
+            if i is None:
+                continue
+            b = min(PLOT_BINS - 1, int(float(r["media_time_s"]) / span * PLOT_BINS))
+            sums[i, b] += [float(r[k]) for k in labels]
+            counts[i, b] += 1
+    n = max(1, len(chosen))
+    fig, axes = plt.subplots(n, 1, figsize=(10, 2.2 * n + 0.8), sharex=True, squeeze=False)
+    centres = (np.arange(PLOT_BINS) + 0.5) / PLOT_BINS * span
+    if not chosen:
+        axes[0, 0].text(0.5, 0.5, "no face tracked", ha="center", va="center", transform=axes[0, 0].transAxes)
+    for ax, tid in zip(axes[:, 0], chosen):
+        i = slot[tid]
+        seen = counts[i] > 0
+        mean = sums[i][seen] / counts[i][seen][:, None]
+        for j, lab in enumerate(labels):
+            ax.plot(centres[seen], mean[:, j], label=lab, lw=1.2)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel(f"track {tid}")
+    if chosen:
+        axes[0, 0].legend(ncol=len(labels), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 1.35), frameon=False)
+    axes[-1, 0].set_xlabel("media time (s)")
+    axes[-1, 0].set_xlim(0, span)
+    fig.tight_layout()
+    tmp = target.with_name(f".{target.stem}.tmp.png")
+    try:
+        fig.savefig(tmp, dpi=100)
+        os.replace(tmp, target)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
+
+
+def plot_available() -> bool:
+    """Whether matplotlib (the ``plot`` extra) is installed; says so once when it is not."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        log.info("emotions.png skipped: the plot needs the 'plot' extra (pip install 'edge-fer[plot]')")
+        return False
+    return True
+
+
+# -- many videos --------------------------------------------------------------------------------------
+
+_worker: dict[str, Any] = {}
+
+
+def _single_threaded() -> None:
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def _init_worker(queue: Any, level: int) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    _single_threaded()
+    _worker["queue"] = queue
+
+
+def _run_one(video: Path, folder: Path, cfg: Config, opts: Options) -> dict[str, Any]:
+    queue = _worker.get("queue")
+    return analyze_video(video, folder, cfg, opts, (lambda n: queue.put(n)) if queue is not None else None)
+
+
+def analyze_all(
+    jobs: Sequence[tuple[Path, Path]],
+    cfg: Config,
+    opts: Options,
+    workers: int,
+    progress: Callable[[int], None] | None = None,
+    done: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Analyse ``(video, folder)`` jobs, ``workers`` at a time (each a single-threaded process; one
+    runs in this process). Rows in the order of ``jobs``."""
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, threads=1))
+    if workers <= 1 or len(jobs) <= 1:
+        _single_threaded()
+        rows = []
+        for video, folder in jobs:
+            rows.append(analyze_video(video, folder, cfg, opts, progress))
+            if done:
+                done(rows[-1])
+        return rows
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    results: dict[int, dict[str, Any]] = {}
+    level = logging.getLogger().getEffectiveLevel()
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_init_worker, initargs=(queue, level)
+    ) as pool:
+        futures = {pool.submit(_run_one, v, f, cfg, opts): i for i, (v, f) in enumerate(jobs)}
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            _drain(queue, progress)
+            for fut in finished:
+                i = futures[fut]
+                try:
+                    results[i] = fut.result()
+                except Exception as e:  # a worker that died (out of memory, a crash in a decoder)
+                    video, folder = jobs[i]
+                    results[i] = {"video": str(video), "output": str(folder), "status": "failed", "error": str(e)}
+                if done:
+                    done(results[i])
+        _drain(queue, progress)
+    return [results[i] for i in range(len(jobs))]
+
+
+def _drain(queue: Any, progress: Callable[[int], None] | None) -> None:
+    import queue as queue_mod
+
+    while True:
+        try:
+            n = queue.get_nowait()
+        except (queue_mod.Empty, OSError, ValueError):
+            return
+        if progress is not None:
+            progress(n)
+
+
+def write_index(out: Path, rows: Iterable[dict[str, Any]], extra: dict[str, Any]) -> dict[str, Any]:
+    """``index.csv`` and ``index.json`` (one row per video), atomically; returns the JSON document."""
+    from edge_fer import jsondoc
+    from edge_fer.fsutil import atomic_write_text
+
+    rows = list(rows)
+    clean = [{k: r.get(k) for k in INDEX_FIELDS} for r in rows]
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=INDEX_FIELDS, lineterminator="\n")
+    w.writeheader()
+    for r in clean:
+        w.writerow({k: "" if v is None else v for k, v in r.items()})
+    atomic_write_text(out / "index.csv", buf.getvalue())
+    counts = {s: sum(1 for r in clean if r["status"] == s) for s in ("ok", "skipped", "failed")}
+    doc = jsondoc.document("analysis-index", {**extra, "counts": counts, "videos": clean})
+    jsondoc.write(out / "index.json", doc)
+    return doc

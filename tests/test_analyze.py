@@ -1,0 +1,264 @@
+"""`edge-fer analyze` and media time, through the installed command: real video decoding, the shipped
+model in a real TFLite interpreter, real files."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+EDGE_FER = str(Path(sys.executable).with_name("edge-fer"))
+FPS = 29.97  # the shared clip's frame rate (constant)
+LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+
+
+def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([EDGE_FER, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def write_video(path: Path, clip: Path, passes: int = 1, fourcc: str = "mp4v") -> Path:
+    """The clip played ``passes`` times into one file (benchmarks/video_analysis.py's ``looped``)."""
+    spec = importlib.util.spec_from_file_location("video_analysis", REPO / "benchmarks" / "video_analysis.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.looped(clip, passes, path, fourcc)[0]
+
+
+# -- media time ---------------------------------------------------------------------------------------
+
+
+def test_run_events_from_a_video_carry_media_time(hamilton_clip):
+    r = cli("run", "--source", str(hamilton_clip), "--max-frames", "60")
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(x) for x in r.stdout.splitlines()]
+    assert events and all("ts" in e and "media_time_s" in e for e in events)
+    for e in events:  # the frame's presentation time: frame / fps on this constant-rate clip
+        assert e["media_time_s"] == pytest.approx(e["frame"] / FPS, abs=1e-3)
+    appeared = {e["track_id"]: e for e in events if e["type"] == "face_appeared"}
+    left = [e for e in events if e["type"] == "face_left"]
+    assert left, "the clip's first face leaves before frame 60"
+    for e in left:
+        # duration from the first to the last detection, in media time, not the wall clock
+        assert e["duration_s"] == pytest.approx(e["media_end_s"] - e["media_start_s"], abs=2e-3)
+        a = appeared[e["track_id"]]
+        assert e["media_start_s"] <= a["media_time_s"] <= e["media_end_s"] <= e["media_time_s"]
+        # the first track: face_appeared at frame 13, face_left at frame 35, 22 frames = 0.73 s of video
+        span = e["media_time_s"] - a["media_time_s"]
+        assert span == pytest.approx((e["frame"] - a["frame"]) / FPS, abs=1e-3)
+    first = min(left, key=lambda e: e["frame"])
+    assert first["frame"] - appeared[first["track_id"]]["frame"] >= 15  # left after max_missed frames unseen
+    assert first["duration_s"] > 0.1  # several detections, 1/30 s apart in the video
+
+
+def test_still_images_have_no_media_time(face_images):
+    r = cli("run", "--source", str(face_images["two_people"]))
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(x) for x in r.stdout.splitlines()]
+    assert events and not any("media_time_s" in e or "media_start_s" in e for e in events)
+
+
+# -- analyze ------------------------------------------------------------------------------------------
+
+
+def test_analyze_writes_timeline_tracks_summary_plot_index(tmp_path, hamilton_clip):
+    out = tmp_path / "out"
+    r = cli("analyze", str(hamilton_clip), "-o", str(out), "--max-seconds", "4")
+    assert r.returncode == 0, r.stderr
+    folder = out / "hamilton_clip"
+    tl = rows(folder / "timeline.csv")
+    assert tl and list(tl[0])[:9] == ["media_time_s", "frame", "track_id", "x", "y", "w", "h", "label", "track_label"]
+    for row in tl:
+        assert float(row["media_time_s"]) == pytest.approx(int(row["frame"]) / FPS, abs=1e-3)
+        scores = [float(row[k]) for k in LABELS]
+        assert sum(scores) == pytest.approx(1.0, abs=0.02)
+        assert row["label"] == LABELS[scores.index(max(scores))]
+    assert max(float(r["media_time_s"]) for r in tl) < 4.0
+    tracks = rows(folder / "tracks.csv")
+    assert tracks
+    for t in tracks:
+        mine = [r for r in tl if r["track_id"] == t["track_id"]]
+        assert int(t["frames"]) == len(mine)
+        assert float(t["start_s"]) == pytest.approx(float(mine[0]["media_time_s"]), abs=1e-3)
+        assert float(t["end_s"]) == pytest.approx(float(mine[-1]["media_time_s"]), abs=1e-3)
+        means = [float(t[f"mean_{k}"]) for k in LABELS]
+        assert t["dominant_label"] == LABELS[means.index(max(means))]
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["schema"] == "edge-fer-analysis/1" and summary["version"]
+    assert summary["frames"] == summary["frames_analysed"] == 120  # frames 0..119 start before 4 s
+    assert summary["duration_s"] == pytest.approx(4.0, abs=0.05)
+    assert summary["faces"] == len(tl) and summary["tracks"] == len(tracks)
+    assert sum(summary["label_share"].values()) == pytest.approx(1.0, abs=0.01)
+    assert summary["dominant_label"] == max(summary["label_share"], key=summary["label_share"].get)
+    assert summary["processing"]["realtime_factor"] > 0
+    assert summary["detector"]["name"] == "haar" and "default" in summary["model"]
+    png = (folder / "emotions.png").read_bytes()
+    assert png.startswith(b"\x89PNG")
+    assert not (folder / "annotated.mp4").exists()  # privacy: only on request
+    assert (folder / ".complete").is_file() and not list(folder.glob(".*.tmp*"))
+    assert "\u2501" not in r.stderr and "frames" not in r.stderr.splitlines()[-1]  # no progress bar off a terminal
+    index = json.loads((out / "index.json").read_text())
+    assert index["schema"] == "edge-fer-analysis-index/1"
+    assert [v["status"] for v in index["videos"]] == ["ok"]
+    assert rows(out / "index.csv")[0]["status"] == "ok"
+
+
+def test_without_matplotlib_the_plot_is_skipped_with_one_line(tmp_path, hamilton_clip):
+    blocked = tmp_path / "block" / "matplotlib"
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text("raise ImportError('matplotlib is blocked for this test')\n")
+    env = {**os.environ, "PYTHONPATH": str(blocked.parent)}
+    out = tmp_path / "out"
+    r = subprocess.run(
+        [EDGE_FER, "analyze", str(hamilton_clip), "-o", str(out), "--max-seconds", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    folder = out / "hamilton_clip"
+    assert not (folder / "emotions.png").exists()
+    assert (folder / "summary.json").is_file() and (folder / ".complete").is_file()
+    said = [line for line in r.stderr.splitlines() if "emotions.png" in line]
+    assert len(said) == 1 and "'plot' extra" in said[0]
+    assert "Traceback" not in r.stderr
+
+
+def test_every_k_and_annotate(tmp_path, hamilton_clip):
+    out = tmp_path / "out"
+    r = cli("analyze", str(hamilton_clip), "-o", str(out), "--every", "3", "--write-annotated", "--max-seconds", "4")
+    assert r.returncode == 0, r.stderr
+    folder = out / "hamilton_clip"
+    tl = rows(folder / "timeline.csv")
+    assert tl and all(int(r["frame"]) % 3 == 0 for r in tl)
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["frames_analysed"] == (summary["frames"] + 2) // 3
+    # the tracker carries a face across the frames between: one track id over frames 3 apart
+    by_track: dict[str, list[int]] = {}
+    for r in tl:
+        by_track.setdefault(r["track_id"], []).append(int(r["frame"]))
+    assert any(len(f) >= 5 for f in by_track.values())
+    cap = cv2.VideoCapture(str(folder / "annotated.mp4"))
+    assert cap.isOpened() and cap.get(cv2.CAP_PROP_FRAME_COUNT) >= summary["frames_analysed"] - 1
+
+
+@pytest.mark.slow  # several runs of the installed command on real video
+def test_many_videos_workers_broken_files_and_resume(tmp_path, hamilton_clip):
+    videos = tmp_path / "videos"
+    (videos / "day2").mkdir(parents=True)
+    shutil.copy(hamilton_clip, videos / "a.mp4")
+    shutil.copy(hamilton_clip, videos / "day2" / "a.mp4")  # the same name in another folder
+    (videos / "notes.mp4").write_text("not a video at all\n")
+    write_video(tmp_path / "clip.avi", hamilton_clip, fourcc="MJPG")
+    data = (tmp_path / "clip.avi").read_bytes()
+    (videos / "cut.avi").write_bytes(data[: len(data) // 2])  # truncated: decodes half, then stops
+    out = tmp_path / "out"
+    r = cli("analyze", str(videos), "-o", str(out), "--workers", "2", "--max-seconds", "3")
+    assert r.returncode == 1, r.stderr  # some failed
+    assert "Traceback" not in r.stderr
+    index = {
+        Path(v["video"]).relative_to(videos).as_posix(): v
+        for v in json.loads((out / "index.json").read_text())["videos"]
+    }
+    assert {k: v["status"] for k, v in index.items()} == {
+        "a.mp4": "ok",
+        "day2/a.mp4": "ok",
+        "cut.avi": "ok",  # --max-seconds 3 stops before the cut
+        "notes.mp4": "failed",
+    }
+    assert "cannot open" in index["notes.mp4"]["error"]
+    folders = {Path(v["output"]).name for v in index.values() if v["status"] == "ok"}
+    assert len(folders) == 3 and "a" not in folders  # two 'a' videos, two folders
+    # two workers and one give the same result, frame for frame
+    same = [out / Path(v["output"]).name for k, v in index.items() if k.endswith("a.mp4")]
+    assert (same[0] / "timeline.csv").read_text() == (same[1] / "timeline.csv").read_text()
+
+    # without --max-seconds the truncated file fails, with its reason; the others are done again
+    # (other options), then a rerun with the same options skips them
+    r = cli("analyze", str(videos / "cut.avi"), "-o", str(tmp_path / "out2"))
+    assert r.returncode == 1
+    cut = json.loads((tmp_path / "out2" / "index.json").read_text())["videos"][0]
+    assert cut["status"] == "failed" and "truncated" in cut["error"] and cut["frames"] < 275
+
+    # resume: a completed video is skipped; one whose marker is gone (a killed run) is done again
+    done = out / Path(index["a.mp4"]["output"]).name
+    redo = out / Path(index["day2/a.mp4"]["output"]).name
+    before = (done / "timeline.csv").stat().st_mtime_ns
+    (redo / ".complete").unlink()
+    (redo / "tracks.csv").unlink()
+    r = cli("analyze", str(videos), "-o", str(out), "--workers", "1", "--max-seconds", "3", "--json", "-", "-q")
+    assert r.returncode == 1
+    again = {Path(v["video"]).relative_to(videos).as_posix(): v["status"] for v in json.loads(r.stdout)["videos"]}
+    assert again == {"a.mp4": "skipped", "day2/a.mp4": "ok", "cut.avi": "skipped", "notes.mp4": "failed"}
+    assert (done / "timeline.csv").stat().st_mtime_ns == before
+    assert (redo / "tracks.csv").is_file() and (redo / ".complete").is_file()
+
+
+@pytest.mark.slow  # several runs of the installed command on real video
+def test_killed_run_leaves_no_half_file_and_a_rerun_finishes(tmp_path, hamilton_clip):
+    video = write_video(tmp_path / "long.mp4", hamilton_clip, passes=4)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([EDGE_FER, "analyze", str(video), "-o", str(out)], stderr=subprocess.DEVNULL)
+    tmp = out / "long" / ".timeline.csv.tmp"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if tmp.exists() and tmp.stat().st_size > 2000:  # in the middle of the video
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    folder = out / "long"
+    assert not (folder / "timeline.csv").exists() and not (folder / ".complete").exists()
+    r = cli("analyze", str(video), "-o", str(out), "--json", "-", "-q")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["videos"][0]["status"] == "ok"
+    assert (folder / "timeline.csv").is_file() and not list(folder.glob(".*.tmp*"))
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["frames"] == 4 * 275 and summary["complete"]
+
+
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, hamilton_clip):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    shutil.copy(hamilton_clip, videos / "a.mp4")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.txt").write_text("no videos here")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    cases = [
+        ([str(tmp_path / "missing.mp4")], tmp_path / "o1", "does not exist"),
+        ([str(empty)], tmp_path / "o2", "no videos"),
+        ([str(tmp_path / "nothing*.mp4")], tmp_path / "o3", "no videos match"),
+        ([str(videos)], videos / "results", "inside the input folder"),
+        ([str(videos)], blocker / "sub", "cannot write"),
+        ([str(videos)], blocker, "is a file"),
+    ]
+    for inputs, out, msg in cases:
+        r = cli("analyze", *inputs, "-o", str(out))
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2, (inputs, r.stderr)
+        assert lines[-1].startswith("edge-fer: error:") and msg in lines[-1], (msg, r.stderr)
+        assert "Traceback" not in r.stderr
+        assert not (out.exists() and out.is_dir()), f"{out} was created"
+    assert sorted(p.name for p in videos.iterdir()) == ["a.mp4"]
+    r = cli("analyze", str(videos), "-o", str(tmp_path / "o4"), "--every", "0")
+    assert r.returncode == 2 and "--every" in r.stderr

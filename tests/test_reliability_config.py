@@ -1,0 +1,83 @@
+"""Refuse at load, not after READY; secrets hidden even in malformed URLs. Through the installed
+``edge-fer`` in a subprocess: every case is one ``edge-fer: error:`` line and exit 2, before any frame."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+
+import pytest
+
+from tests.conftest import shared_file
+from tests.test_reliability_io import EDGE_FER, assert_one_clean_error
+
+pytestmark = pytest.mark.skipif(EDGE_FER is None, reason="the edge-fer command is not installed")
+
+
+def cli(*args, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run([EDGE_FER, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    "toml, words",
+    [
+        ("[tracker]\niou_threshold = 1" + "0" * 400 + "\n", ["tracker.iou_threshold", "out of range"]),
+        ("x = " + "[" * 3000 + "]" * 3000 + "\n", ["nested too deeply"]),
+        ("[mqtt]\nhost = '" + "a" * 64 + ".example'\n", ["mqtt.host", "label"]),
+        ("[mqtt]\ntopic = '" + "t" * 70_000 + "'\n", ["mqtt.topic", "bytes"]),
+        ("[mqtt]\nhost = 'localhost'\nclient_id = '" + "c" * 70_000 + "'\n", ["mqtt.client_id", "bytes"]),
+        ("[mqtt]\nhost = 'localhost'\ntopic = 'cam/#'\n", ["mqtt.topic", "wildcards"]),
+    ],
+    ids=["int-beyond-float", "deep-nesting", "dns-label-64", "topic-70k", "client-id-70k", "topic-wildcard"],
+)
+def test_config_values_that_crashed_the_parser_or_paho_are_one_line(tmp_path, toml, words):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(toml)
+    proc = cli("run", "--config", cfg, "--source", shared_file("images/obama.jpg"), cwd=tmp_path)
+    assert_one_clean_error(proc, 2, *words)
+
+
+def _bundle(path, meta_changes=None, preprocessing_changes=None, output_shape=None):
+    tf = pytest.importorskip("tensorflow")
+    from edge_fer.convert.metadata import embed_metadata
+
+    from edge_fer.bundle import ModelMeta, Preprocessing
+
+    inp = tf.keras.Input((48, 48, 1))
+    x = tf.keras.layers.GlobalAveragePooling2D()(inp)
+    x = tf.keras.layers.Dense(7, activation="softmax")(x)
+    if output_shape is not None:
+        x = tf.keras.layers.Reshape(output_shape)(x)
+    raw = tf.lite.TFLiteConverter.from_keras_model(tf.keras.Model(inp, x)).convert()
+    pre = dataclasses.replace(Preprocessing(), **(preprocessing_changes or {}))
+    meta = dataclasses.replace(ModelMeta(preprocessing=pre), **(meta_changes or {}))
+    path.write_bytes(embed_metadata(raw, meta))
+    return path
+
+
+@pytest.mark.slow
+def test_bundles_that_crashed_at_the_first_face_are_refused_at_load(tmp_path):
+    img = shared_file("images/obama.jpg")  # one face: before, each of these crashed there, after READY
+    cases = [
+        (_bundle(tmp_path / "a.tflite", preprocessing_changes={"scale": "0.0039"}), ["'scale'", "number"]),
+        (_bundle(tmp_path / "b.tflite", meta_changes={"input_height": 48.0}), ["'input_height'", "integer"]),
+        (_bundle(tmp_path / "c.tflite", preprocessing_changes={"margin": None}), ["'margin'", "number"]),
+        (_bundle(tmp_path / "d.tflite", output_shape=(1, 7)), ["output tensor shape", "[1, 1, 7]"]),
+    ]
+    for model, words in cases:
+        proc = cli("run", "--model", model, "--source", img, "-o", tmp_path / "ev.jsonl", cwd=tmp_path)
+        assert_one_clean_error(proc, 2, *words)
+
+
+def test_a_camera_password_with_reserved_characters_is_hidden(tmp_path):
+    secret = "pa/ss#w?rd9"
+    url = f"rtsp://admin:{secret}@127.0.0.1:1/stream"
+    proc = cli("run", "--source", url, "--max-frames", "1", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "edge-fer: error:" in proc.stderr
+    for text in (proc.stderr, proc.stdout):
+        for part in ("pa/ss", "w?rd9", secret):
+            assert part not in text, text[-2000:]
+    shown = cli("run", "--source", url, "--print-config", cwd=tmp_path)
+    assert shown.returncode == 0 and "admin:***@" in shown.stdout, shown.stdout
+    assert "pa/ss" not in shown.stdout and "w?rd9" not in shown.stdout, shown.stdout

@@ -1,0 +1,176 @@
+"""Output that stays whole, through the installed ``edge-fer run``: log rotation (create mode, a deleted
+file, copytruncate), closed standard file descriptors, and a disk that fills up (a real tmpfs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.test_reliability_io import EDGE_FER, assert_one_clean_error, edge_fer
+from tests.test_reliability_net import wait_for
+
+pytestmark = pytest.mark.skipif(EDGE_FER is None, reason="the edge-fer command is not installed")
+
+
+def json_lines(path: Path) -> list[dict]:
+    text = path.read_text(encoding="utf-8")
+    return [json.loads(ln) for ln in text.splitlines()]
+
+
+def n_lines(path: Path) -> int:
+    try:
+        return path.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+def looping_run(tmp_path: Path, clip: Path, out: Path, *extra: str) -> subprocess.Popen:
+    errf = open(tmp_path / "stderr.txt", "wb")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen(
+        [EDGE_FER, "run", "--source", str(clip), "--loop", "--per-frame", "-o", str(out), *extra],
+        stdout=subprocess.DEVNULL,
+        stderr=errf,
+    )
+
+
+def finish(proc: subprocess.Popen, tmp_path: Path) -> str:
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(30)
+    err = (tmp_path / "stderr.txt").read_text(errors="replace")
+    assert code == 0, err[-2000:]
+    return err
+
+
+def test_logrotate_create_mode_and_a_deleted_file_are_followed(tmp_path, hamilton_clip):
+    out = tmp_path / "ev.jsonl"
+    proc = looping_run(tmp_path, hamilton_clip, out)
+    try:
+        assert wait_for(lambda: n_lines(out) >= 5, 90)
+        out.rename(tmp_path / "ev.jsonl.1")  # logrotate, create mode
+        assert wait_for(lambda: n_lines(out) >= 5, 30), "the configured path never came back after a rotation"
+        rotated = n_lines(tmp_path / "ev.jsonl.1")
+        time.sleep(1.5)
+        assert n_lines(tmp_path / "ev.jsonl.1") <= rotated + 30, "events went on into the rotated file"
+        out.unlink()  # deleted
+        assert wait_for(lambda: n_lines(out) >= 5, 30), "events went into the deleted file"
+    finally:
+        err = finish(proc, tmp_path)
+    assert "opened it again" in err
+    for f in (out, tmp_path / "ev.jsonl.1"):
+        assert all(ev["type"] for ev in json_lines(f))
+
+
+def test_copytruncate_writes_from_the_new_end(tmp_path, hamilton_clip):
+    out = tmp_path / "ev.csv"
+    proc = looping_run(tmp_path, hamilton_clip, out, "--format", "csv")
+    try:
+        assert wait_for(lambda: n_lines(out) >= 5, 90)
+        shutil.copy(out, tmp_path / "ev.csv.1")
+        os.truncate(out, 0)  # logrotate copytruncate
+        assert wait_for(lambda: n_lines(out) >= 5, 30)
+    finally:
+        finish(proc, tmp_path)
+    data = out.read_bytes()
+    assert not data.startswith(b"\0"), "a hole of NUL bytes where the old content was"
+    assert data.startswith(b"type,ts,frame"), data[:80]  # the truncated CSV starts again with its header
+
+
+def test_closed_stdout_exits_74_at_once(tmp_path, obama_jpg):
+    proc = subprocess.run(
+        f"exec {EDGE_FER} run --source {obama_jpg} >&-",
+        shell=True,
+        capture_output=False,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert_one_clean_error(proc, 74, "stdout is closed")
+
+
+def test_closed_stderr_and_stdin_never_become_the_events_file(tmp_path, hamilton_clip):
+    """Before: fd 0 was the events file and fd 2 the video, so native code's messages to stderr went
+    into a file of the user's."""
+    out = tmp_path / "ev.jsonl"
+    proc = subprocess.Popen(
+        f"exec {EDGE_FER} run --source {hamilton_clip} --loop --per-frame -o {out} 2>&- 0<&-",
+        shell=True,
+        stdout=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    try:
+        assert wait_for(lambda: n_lines(out) >= 5, 90)
+        std = {fd: os.readlink(f"/proc/{proc.pid}/fd/{fd}") for fd in (0, 2)}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(30)
+    assert code == 0
+    assert std == {0: os.devnull, 2: os.devnull}, std
+    assert all(ev["type"] for ev in json_lines(out))
+
+
+@pytest.fixture
+def full_tmpfs(tmp_path):
+    """A real 1 MiB tmpfs, filled up to ``leave`` bytes by the test; skipped where mount is not allowed."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def fill(folder: Path, leave: int) -> None:
+    st = os.statvfs(folder)
+    free = st.f_bavail * st.f_frsize
+    (folder / "filler").write_bytes(b"\0" * max(0, free - leave))
+
+
+def test_crops_on_a_full_disk_are_counted_and_exit_74(tmp_path, full_tmpfs, hamilton_clip):
+    crops = full_tmpfs / "crops"
+    crops.mkdir()
+    fill(full_tmpfs, 3 * 4096)
+    out = tmp_path / "ev.jsonl"
+    proc = edge_fer(
+        "run", "--source", hamilton_clip, "--max-frames", "120", "--save-crops", crops, "-o", out, cwd=tmp_path
+    )
+    line = assert_one_clean_error(proc, 74, "--save-crops", "crop(s) not written")
+    assert "No space left" in line or "space" in line, line
+    empty = [p.name for p in crops.glob("*.png") if p.stat().st_size == 0]
+    assert not empty, f"0-byte PNGs: {empty[:5]}"
+    assert json_lines(out)  # the events themselves were written
+
+
+def test_annotated_video_on_a_full_disk_exits_74(tmp_path, full_tmpfs, hamilton_clip):
+    out = tmp_path / "ev.jsonl"
+    proc = edge_fer(
+        "run",
+        "--source",
+        hamilton_clip,
+        "--max-frames",
+        "200",
+        "--annotate",
+        full_tmpfs / "ann.mp4",
+        "-o",
+        out,
+        cwd=tmp_path,
+    )
+    assert_one_clean_error(proc, 74, "--annotate")
+    assert json_lines(out)
+
+
+@pytest.fixture
+def obama_jpg():
+    from tests.conftest import shared_file
+
+    return shared_file("images/obama.jpg")
