@@ -85,12 +85,13 @@ def tiny_ae_bundle() -> Path:
     return AE_BUNDLE
 
 
-# --- the `train` marker: tests that need a training extra ------------------------------------------
-HAS_TENSORFLOW = importlib.util.find_spec("tensorflow") is not None
-TRAIN_SKIP_REASON = (
-    "needs the train extra (TensorFlow): pip install -e '.[train,test]'; a runtime-only run deselects "
-    "these with -m 'not train'"
-)
+# --- markers for tests that need an extra: `train` (TensorFlow) and `docs` (mkdocs) ---------------
+# Without the extra they skip with this reason (a failure under strict skips); the runtime-only job
+# deselects them with -m "not train and not docs".
+EXTRA_MARKERS = {
+    "train": ("tensorflow", "needs the train extra (TensorFlow): pip install -e '.[train,test]'"),
+    "docs": ("mkdocs", "needs the docs extra (mkdocs): pip install -e '.[docs,test]'"),
+}
 
 
 def pytest_configure(config):
@@ -99,14 +100,15 @@ def pytest_configure(config):
         "train: needs a training extra (TensorFlow, Keras; jax where named): skipped without TensorFlow, "
         "deselected by the runtime-only job (-m 'not train')",
     )
+    config.addinivalue_line("markers", "docs: needs the docs extra (mkdocs); deselected by the runtime-only job")
 
 
 def pytest_collection_modifyitems(config, items):
-    if HAS_TENSORFLOW:
-        return
+    missing = {m: reason for m, (module, reason) in EXTRA_MARKERS.items() if importlib.util.find_spec(module) is None}
     for item in items:
-        if item.get_closest_marker("train"):
-            item.add_marker(pytest.mark.skip(reason=TRAIN_SKIP_REASON))
+        for marker, reason in missing.items():
+            if item.get_closest_marker(marker):
+                item.add_marker(pytest.mark.skip(reason=f"{reason}; a runtime-only run deselects these"))
 
 
 # --- strict skips: in CI a skip is a failure unless it names hardware that cannot exist there -------

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli import EDGE_FER
 from tests.conftest import REPO, shared_file
 
-EDGE_FER = str(Path(sys.executable).with_name("edge-fer"))
 README = REPO / "README.md"
 
 # the user's own files the README's quick start names, and the development data that stands in for them
@@ -223,8 +223,8 @@ def test_reference_pages_cover_every_key_and_flag():
         assert f"## edge-fer {cmd}\n" in cli_page
 
 
+@pytest.mark.docs
 def test_site_builds_strict(tmp_path):
-    pytest.importorskip("mkdocs", reason="the 'docs' extra (pip install -e '.[docs]')")
     r = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
         cwd=REPO,

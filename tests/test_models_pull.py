@@ -11,7 +11,6 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -22,7 +21,7 @@ import pytest
 
 from edge_fer import models_store
 from edge_fer.cli import main
-from tests.cli import run_cli
+from tests.cli import EDGE_FER, run_cli
 
 PAYLOAD = os.urandom(5000) + b"model"  # made by the test: not a real model
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -331,8 +330,6 @@ def test_one_cache_folder_for_models_and_the_backend_probe(tmp_path):
 
 
 # -- a mirror that drips, a pull that was killed (the installed command, a real loopback server) ----------
-
-EDGE_FER = str(Path(sys.executable).with_name("edge-fer"))
 
 
 def _drip(handler):
