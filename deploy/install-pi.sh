@@ -140,9 +140,12 @@ coral_key_keyring() {
         return 1
     fi
     if [[ -n $out ]]; then
-        gpg --homedir "$home" --batch --quiet --import "$keyfile" 2>/dev/null &&
-            gpg --homedir "$home" --batch --export "${ok[@]}" >"$out.tmp" && mv "$out.tmp" "$out" ||
-            { rm -rf "$home" "$out.tmp"; printf 'install-pi: error: cannot write %s\n' "$out" >&2; return 1; }
+        if ! { gpg --homedir "$home" --batch --quiet --import "$keyfile" 2>/dev/null &&
+            gpg --homedir "$home" --batch --export "${ok[@]}" >"$out.tmp" && mv "$out.tmp" "$out"; }; then
+            rm -rf "$home" "$out.tmp"
+            printf 'install-pi: error: cannot write %s\n' "$out" >&2
+            return 1
+        fi
     fi
     rm -rf "$home"
     printf '    trusted: %s\n' "${ok[*]}"

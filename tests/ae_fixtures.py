@@ -1,4 +1,5 @@
-"""A tiny trained run with a stage-1 autoencoder, for the quality-gate and adapt tests (TensorFlow).
+"""A tiny trained run with a stage-1 autoencoder, for the convert --write-quality-gate and adapt tests (TensorFlow;
+the tests that use it are marked ``train``). Its converted bundle is committed: ``tests/data/tiny_ae*.tflite``.
 
 The faces are the hand-labelled real face crops of ``benchmarks/data/crops`` (and their mirror
 images); four of them (the photos) are held out for the tests. The run directory has what
@@ -32,7 +33,7 @@ def face_crops() -> tuple[np.ndarray, np.ndarray]:
 
 
 def build_tiny_run(root: Path, ae_epochs: int = 60) -> Path:
-    keras = pytest.importorskip("keras")
+    import keras
     from edge_fer.train.model import NetConfig, build_autoencoder, build_classifier, build_decoder, build_encoder
 
     from edge_fer.bundle import ModelMeta
@@ -61,23 +62,3 @@ def build_tiny_run(root: Path, ae_epochs: int = 60) -> Path:
 @pytest.fixture(scope="session")
 def tiny_ae_run(tmp_path_factory) -> Path:
     return build_tiny_run(tmp_path_factory.mktemp("ae-run") / "run")
-
-
-@pytest.fixture(scope="session")
-def tiny_ae_bundle(tiny_ae_run, tmp_path_factory) -> Path:
-    """``convert --write-quality-gate`` of the tiny run: ``bundle.tflite`` + ``bundle_ae.tflite``."""
-    from edge_fer.convert.converter import ConvertOptions, convert_run
-
-    out = tmp_path_factory.mktemp("ae-bundle") / "bundle.tflite"
-    convert_run(
-        ConvertOptions(
-            source=tiny_ae_run,
-            out=out,
-            quality=True,
-            max_drop=100.0,
-            calib_samples=40,
-            latency_runs=3,
-            compile_edgetpu=False,
-        )
-    )
-    return out

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
 import pytest
+
+from tests.fixture_models import AE_BUNDLE, CLASSIFIERS
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("EDGE_FER_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -55,86 +58,114 @@ def _isolated_model_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("EDGE_FER_CACHE_DIR", str(tmp_path_factory.mktemp("edge-fer-cache")))
 
 
-# --- a tiny int8 model bundle, made with TensorFlow (test fixture only) ---------------------------
-# The runtime never imports TensorFlow; only this fixture does, lazily. The bundles are cached in
-# pytest's cache folder, keyed by the code that makes them (this file, the metadata schema and its
-# embedding), so TensorFlow runs once per machine and a schema change rebuilds them.
-
-
-def _fixture_key() -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    for rel in ("tests/conftest.py", "edge_fer/bundle.py", "convert/metadata.py"):
-        h.update((REPO / rel).read_bytes())
-    return "tiny-bundle-" + h.hexdigest()[:12]
-
-
-TINY_BUNDLE_VERSION = _fixture_key()
-
-
-def build_tiny_bundle(path: Path, io_type: str = "int8", seed: int = 0) -> Path:
-    """Write a tiny FER-shaped .tflite bundle: input (48,48,1), softmax 7, edge-fer metadata.
-
-    ``io_type``: ``int8`` / ``uint8`` (full-integer, int in/out) or ``float32`` (float model)."""
-    import numpy as np
-
-    tf = pytest.importorskip("tensorflow")
-    from edge_fer.convert.metadata import embed_metadata
-
-    from edge_fer.bundle import ModelMeta
-
-    tf.keras.utils.set_random_seed(seed)
-    inp = tf.keras.Input((48, 48, 1))
-    x = tf.keras.layers.Conv2D(4, 3, strides=2, activation="relu")(inp)
-    x = tf.keras.layers.Conv2D(8, 3, strides=2, activation="relu")(x)
-    x = tf.keras.layers.GlobalAveragePooling2D()(x)
-    out = tf.keras.layers.Dense(7, activation="softmax")(x)
-    model = tf.keras.Model(inp, out)
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    if io_type != "float32":
-        rng = np.random.default_rng(seed)
-
-        def rep():
-            for _ in range(32):
-                yield [rng.random((1, 48, 48, 1), dtype=np.float32)]
-
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.representative_dataset = rep
-        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        conv.inference_input_type = getattr(tf, io_type)
-        conv.inference_output_type = getattr(tf, io_type)
-    raw = conv.convert()
-    meta = ModelMeta(provenance={"fixture": TINY_BUNDLE_VERSION, "io_type": io_type})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(embed_metadata(raw, meta))
-    return path
-
-
-def _cached_bundle(pytestconfig, tmp_path_factory, io_type: str) -> Path:
-    try:
-        folder = Path(pytestconfig.cache.mkdir(TINY_BUNDLE_VERSION))
-    except Exception:  # no cache provider (-p no:cacheprovider)
-        folder = tmp_path_factory.mktemp(TINY_BUNDLE_VERSION)
-    path = folder / f"tiny_{io_type}.tflite"
-    if not path.exists():
-        tmp = path.with_suffix(".tmp")
-        build_tiny_bundle(tmp, io_type)
-        tmp.replace(path)
-    return path
+# --- the tiny model bundles (committed, built by tests/fixture_models.py with TensorFlow) ----------
+# Committed so that the runtime tests run on a runtime-only install, as on a Pi.
 
 
 @pytest.fixture(scope="session")
-def tiny_bundle(pytestconfig, tmp_path_factory) -> Path:
+def tiny_bundle() -> Path:
     """Path of a tiny full-int8 (int8 in/out) edge-fer bundle."""
-    return _cached_bundle(pytestconfig, tmp_path_factory, "int8")
+    return CLASSIFIERS["int8"]
 
 
 @pytest.fixture(scope="session")
-def tiny_bundle_uint8(pytestconfig, tmp_path_factory) -> Path:
-    return _cached_bundle(pytestconfig, tmp_path_factory, "uint8")
+def tiny_bundle_uint8() -> Path:
+    return CLASSIFIERS["uint8"]
 
 
 @pytest.fixture(scope="session")
-def tiny_bundle_float(pytestconfig, tmp_path_factory) -> Path:
-    return _cached_bundle(pytestconfig, tmp_path_factory, "float32")
+def tiny_bundle_float() -> Path:
+    return CLASSIFIERS["float32"]
+
+
+@pytest.fixture(scope="session")
+def tiny_ae_bundle() -> Path:
+    """A tiny classifier with its int8 autoencoder beside it (``tiny_ae_ae.tflite``), as
+    ``edge-fer convert --write-quality-gate`` writes them: the quality gate's model pair."""
+    return AE_BUNDLE
+
+
+# --- markers for tests that need an extra: `train` (TensorFlow) and `docs` (mkdocs) ---------------
+# Without the extra they skip with this reason (a failure under strict skips); the runtime-only job
+# deselects them with -m "not train and not docs".
+EXTRA_MARKERS = {
+    "train": ("tensorflow", "needs the train extra (TensorFlow): pip install -e '.[train,test]'"),
+    "docs": ("mkdocs", "needs the docs extra (mkdocs): pip install -e '.[docs,test]'"),
+}
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "train: needs a training extra (TensorFlow, Keras; jax where named): skipped without TensorFlow, "
+        "deselected by the runtime-only job (-m 'not train')",
+    )
+    config.addinivalue_line("markers", "docs: needs the docs extra (mkdocs); deselected by the runtime-only job")
+
+
+def pytest_collection_modifyitems(config, items):
+    missing = {m: reason for m, (module, reason) in EXTRA_MARKERS.items() if importlib.util.find_spec(module) is None}
+    for item in items:
+        for marker, reason in missing.items():
+            if item.get_closest_marker(marker):
+                item.add_marker(pytest.mark.skip(reason=f"{reason}; a runtime-only run deselects these"))
+
+
+# --- strict skips: in CI a skip is a failure unless it names hardware that cannot exist there -------
+# Active when CI=true or EDGE_FER_STRICT_SKIPS=1. The only allowed skips come from needs_hardware().
+HARDWARE = {
+    "edgetpu": "a Coral Edge TPU (USB, M.2 or PCIe) and libedgetpu",
+    "picamera": "a Raspberry Pi camera module (libcamera, python3-picamera2)",
+    "gpu": "a GPU (CUDA or ROCm) for a training backend",
+}
+HARDWARE_PREFIX = "needs hardware: "
+
+
+def needs_hardware(kind: str, detail: str = "") -> None:
+    """Skip the test because ``kind`` (a key of HARDWARE) is not attached to this machine."""
+    if kind not in HARDWARE:
+        raise ValueError(f"{kind!r} is not on the hardware allow-list {sorted(HARDWARE)}")
+    pytest.skip(HARDWARE_PREFIX + HARDWARE[kind] + (f" ({detail})" if detail else ""))
+
+
+def strict_skips() -> bool:
+    return os.environ.get("EDGE_FER_STRICT_SKIPS", "") == "1" or os.environ.get("CI", "").lower() == "true"
+
+
+def allowed_skip(reason: str) -> bool:
+    """A skip reason that needs_hardware() wrote: hardware on the allow-list."""
+    return reason.startswith(HARDWARE_PREFIX) and any(
+        reason[len(HARDWARE_PREFIX) :].startswith(h) for h in HARDWARE.values()
+    )
+
+
+def _skip_reason(report) -> str:
+    lr = report.longrepr
+    if isinstance(lr, tuple) and len(lr) == 3:
+        return str(lr[2]).removeprefix("Skipped: ")
+    return str(lr)
+
+
+def _fail_a_disallowed_skip(report) -> None:
+    if not (strict_skips() and report.skipped and not hasattr(report, "wasxfail")):
+        return
+    reason = _skip_reason(report)
+    if allowed_skip(reason):
+        return
+    report.outcome = "failed"
+    report.longrepr = (
+        f"strict skips (CI=true or EDGE_FER_STRICT_SKIPS=1): skipped for a reason that is not hardware on the "
+        f"allow-list ({', '.join(HARDWARE)}): {reason}\nInstall what it needs, or deselect it (docs/testing.md)."
+    )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _fail_a_disallowed_skip(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    _fail_a_disallowed_skip(outcome.get_result())

@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 
 from tests.ae_fixtures import face_crops, tiny_ae_run  # noqa: F401 (fixture)
-from tests.test_cli_errors import assert_one_line_error, cli
+from tests.cli import assert_one_line_error
+from tests.cli import run_cli as cli
+
+pytestmark = pytest.mark.train
 
 
 def write_crops(folder: Path, n: int, shift: bool = True) -> Path:
@@ -30,11 +33,11 @@ def write_crops(folder: Path, n: int, shift: bool = True) -> Path:
 
 
 def test_adapt_writes_a_run_dir_that_convert_accepts(tmp_path, tiny_ae_run):
-    from edge_fer.convert.converter import ConvertOptions, convert_run
     from edge_fer.train.adapt import AdaptOptions, adapt
 
     from edge_fer.bundle import read_bundle_meta
     from edge_fer.quality import QualityGate, quality_path
+    from tests.fixture_models import convert_tiny_run
 
     crops = write_crops(tmp_path / "crops", 120)
     out = tmp_path / "adapted"
@@ -59,17 +62,7 @@ def test_adapt_writes_a_run_dir_that_convert_accepts(tmp_path, tiny_ae_run):
     # the adapted run converts, with its gate calibrated on the new camera's crops
     bundle = tmp_path / "adapted.tflite"
     assert json.loads((out / "config.json").read_text())["data"] == str((tiny_ae_run / "faces.npz").resolve())
-    r = convert_run(
-        ConvertOptions(
-            source=out,
-            out=bundle,
-            quality=True,
-            max_drop=100.0,
-            calib_samples=40,
-            latency_runs=3,
-            compile_edgetpu=False,
-        )
-    ).to_dict()
+    r = convert_tiny_run(out, bundle).to_dict()
     assert r["quality"]["split"] == "the adapted camera's crops" and r["quality"]["n"] == 120
     assert read_bundle_meta(bundle.read_bytes()).provenance["adapted"]["crops"] == 120
     assert QualityGate.from_file(quality_path(bundle)).threshold == pytest.approx(r["quality"]["threshold"])

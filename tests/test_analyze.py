@@ -10,15 +10,15 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import cv2
 import pytest
 
+from tests.cli import EDGE_FER
+
 REPO = Path(__file__).resolve().parents[1]
-EDGE_FER = str(Path(sys.executable).with_name("edge-fer"))
 FPS = 29.97  # the shared clip's frame rate (constant)
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 

@@ -7,6 +7,7 @@ or mmdebstrap is missing, or when the rootfs/wheels cannot be downloaded.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import re
@@ -65,7 +66,7 @@ def test_arm64_smoke_under_qemu(tmp_path):
         text=True,
         timeout=1800,
     )
-    if r.returncode == SKIPPED:
+    if r.returncode == SKIPPED:  # a failure under strict skips (CI), with this reason
         pytest.skip(next((ln for ln in r.stdout.splitlines() if "SKIP:" in ln), "skipped"))
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
     rep = json.loads(report.read_text())
@@ -76,3 +77,33 @@ def test_arm64_smoke_under_qemu(tmp_path):
         assert steps[("doctor", cpu)]["backend"] == "ai_edge_litert"
     assert rep["installed"]["machine"] == "aarch64"
     assert rep["installed"]["versions"]["numpy"].startswith("1.")  # install-pi.sh's numpy<2
+
+
+def test_strict_turns_a_skip_into_a_failure_with_its_reason(tmp_path, capsys, monkeypatch):
+    """CI runs the smoke with --strict: a missing qemu, mirror or wheel fails the job and says why
+    (before, the only Pi-userland check passed without running)."""
+    smoke = _smoke()
+
+    def no_mirror(self):
+        raise smoke.Skip("mmdebstrap failed (exit 1; no network, or not root?)")
+
+    monkeypatch.setattr(smoke.Smoke, "run", no_mirror)
+    common = ["--cache", str(tmp_path / "cache")]
+    assert smoke.main(common) == 0
+    assert "SKIP: mmdebstrap failed" in capsys.readouterr().out
+    assert smoke.main([*common, "--skip-code", str(SKIPPED)]) == SKIPPED
+    capsys.readouterr()
+    assert smoke.main([*common, "--strict"]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED (--strict: a skip is a failure): mmdebstrap failed (exit 1; no network, or not root?)" in out
+
+
+def test_strict_fails_a_step_that_cannot_run(tmp_path, capsys):
+    smoke = _smoke()
+    for strict, status in ((False, "SKIP"), (True, "FAIL")):
+        a = argparse.Namespace(cache=str(tmp_path), cpu=["cortex-a72"], data=None, strict=strict)
+        s = smoke.Smoke(a)
+        s.not_run("run-video", "/x/hamilton_clip.mp4 not found")
+        assert s.results[-1]["status"] == status and s.failed is strict
+        assert f"{status} run-video" in capsys.readouterr().out
+        shutil.rmtree(s.work, ignore_errors=True)

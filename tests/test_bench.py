@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from edge_fer import bench
 from edge_fer.cli import main
 from edge_fer.pipeline import STAGES
 from edge_fer.stats import summarize_ms
+from tests.cli import env_without_tensorflow, imported_blocked, run_cli
 from tests.conftest import shared_file
 
 N_FRAMES = 24
@@ -30,7 +30,8 @@ def run(capsys, *args):
 @pytest.fixture(scope="module")
 def short_video(tmp_path_factory) -> Path:
     """A few dozen 480x272 frames: the face photo (427x240) pasted at a position that drifts a little."""
-    cv2 = pytest.importorskip("cv2")
+    import cv2
+
     face = cv2.imread(str(shared_file("images/obama_240p.jpg")))
     assert face is not None
     h, w = 272, 480
@@ -260,7 +261,6 @@ def test_model_only_skipped_row_without_a_reason(tmp_path, capsys, monkeypatch, 
 
 
 def test_plot_written(tmp_path, capsys, short_video, tiny_bundle):
-    pytest.importorskip("matplotlib")
     png = tmp_path / "p.png"
     code, _, err = run(
         capsys,
@@ -362,39 +362,11 @@ def test_compare_fer_missing_peer_is_one_clear_error(capsys, short_video, tiny_b
 
 
 def test_bench_never_imports_tensorflow(short_video, tiny_bundle, tmp_path):
-    code = (
-        "import sys\n"
-        "for m in ('tensorflow', 'tensorflow.lite', 'keras', 'tf_keras'):\n"
-        "    sys.modules[m] = None\n"
-        "from edge_fer.cli import main\n"
-        "rc = main(sys.argv[1:])\n"
-        "assert not [m for m in sys.modules if m.startswith('tensorflow') and sys.modules[m] is not None]\n"
-        "sys.exit(rc)\n"
-    )
-    js = tmp_path / "b.json"
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            code,
-            "bench",
-            "--source",
-            str(short_video),
-            "--model",
-            str(tiny_bundle),
-            "--warmup",
-            "1",
-            "--max-frames",
-            "3",
-            "--json",
-            str(js),
-            "-q",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    js, block = tmp_path / "b.json", tmp_path / "block"
+    args = ["--source", short_video, "--model", tiny_bundle, "--warmup", "1", "--max-frames", "3", "--json", js, "-q"]
+    r = run_cli("bench", *args, env=env_without_tensorflow(block))
     assert r.returncode == 0, r.stderr
+    assert imported_blocked(block) == []
     assert json.loads(js.read_text())["frames"] == 3
 
 

@@ -56,8 +56,8 @@ def test_ece_and_nll_against_a_hand_computed_example():
 
 @pytest.fixture(scope="module")
 def smooth(tmp_path_factory):
-    pytest.importorskip("tensorflow")
-    keras = pytest.importorskip("keras")
+    import keras
+
     from tests.test_convert import build_run
 
     root = tmp_path_factory.mktemp("calibrate")
@@ -102,6 +102,7 @@ def _same_predictions(p_raw: np.ndarray, p_cal: np.ndarray) -> None:
     np.testing.assert_array_equal(p_raw.argmax(1)[unique], p_cal.argmax(1)[unique])
 
 
+@pytest.mark.train
 def test_convert_calibrates_an_over_smoothed_model(smooth):
     from edge_fer.bundle import read_bundle_meta
 
@@ -129,6 +130,7 @@ def test_convert_calibrates_an_over_smoothed_model(smooth):
     _same_predictions(p_raw, p_cal)
 
 
+@pytest.mark.train
 def test_eval_reports_ece_and_nll_of_the_bundle(smooth, tmp_path):
     x, y = _test_split(smooth)
     figures = {}
@@ -148,6 +150,7 @@ def test_eval_reports_ece_and_nll_of_the_bundle(smooth, tmp_path):
     assert figures["cal"]["ece"] < figures["raw"]["ece"]
 
 
+@pytest.mark.train
 def test_an_existing_bundle_is_recalibrated_with_its_metadata_kept(smooth, tmp_path):
     from edge_fer.bundle import read_bundle_meta
 
@@ -175,6 +178,7 @@ def test_an_existing_bundle_is_recalibrated_with_its_metadata_kept(smooth, tmp_p
     assert cal["temperature"] == pytest.approx(t_conv["temperature"], rel=0.05)
 
 
+@pytest.mark.train
 def test_recalibration_refuses_bad_requests(smooth, tmp_path):
     src, data = str(smooth["raw"]), str(smooth["data"])
     out = tmp_path / "x.tflite"

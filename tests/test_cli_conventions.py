@@ -9,7 +9,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -18,8 +17,7 @@ import pytest
 
 from edge_fer import __version__
 from edge_fer.schema import REMOVED_IN, rename, renamed, translate_argv
-
-EDGE_FER = str(Path(sys.executable).with_name("edge-fer"))
+from tests.cli import EDGE_FER
 
 
 def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 180):

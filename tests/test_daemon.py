@@ -7,7 +7,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 
@@ -15,6 +14,7 @@ import pytest
 
 from edge_fer.daemon import Daemon
 from edge_fer.pipeline import PipelineStatus
+from tests.cli import cli_command
 
 
 class StubPipeline:
@@ -89,10 +89,6 @@ def test_max_frames():
     assert pipe.frames == 7 and pipe.closed
 
 
-def _run_cli_args(*args: str) -> list[str]:
-    return [sys.executable, "-c", "import sys; from edge_fer.cli import main; sys.exit(main(sys.argv[1:]))", *args]
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_mid_stream_subprocess_exit0_complete_output(tmp_path, hamilton_clip, tiny_bundle, sig):
     """The real CLI on a looped video under a fake systemd: READY arrives, SIGTERM/SIGINT mid-stream
@@ -104,7 +100,7 @@ def test_signal_mid_stream_subprocess_exit0_complete_output(tmp_path, hamilton_c
     env = dict(os.environ, NOTIFY_SOCKET=sock_path, WATCHDOG_USEC="2000000", PYTHONUNBUFFERED="1")
     out = tmp_path / "events.jsonl"
     proc = subprocess.Popen(
-        _run_cli_args(
+        cli_command(
             "run",
             "--source",
             str(hamilton_clip),
@@ -174,7 +170,6 @@ def _wait(pred, timeout: float) -> bool:
 def mosquitto(tmp_path):
     if not os.access(MOSQUITTO, os.X_OK):
         pytest.skip(f"mosquitto broker not found at {MOSQUITTO} (apt-get install mosquitto)")
-    pytest.importorskip("paho.mqtt.client", reason="paho-mqtt not installed (pip install 'edge-fer[mqtt]')")
     port = _free_port()
     conf = tmp_path / "mosquitto.conf"
     import getpass
@@ -222,7 +217,7 @@ def _subscriber(port: int, topic: str):
 def _daemon(tmp_path, clip, model, port, *extra):
     out = tmp_path / "events.jsonl"
     proc = subprocess.Popen(
-        _run_cli_args(
+        cli_command(
             "run",
             "--source",
             str(clip),

@@ -8,6 +8,7 @@ import pytest
 
 from edge_fer.detect import DETECTORS, Detector, create_detector
 from edge_fer.errors import ConfigError, MissingDependencyError, ModelError
+from tests.cli import run_cli
 
 
 def _inside(box, shape):
@@ -89,8 +90,6 @@ def test_yunet_crops_are_framed_like_the_models_training_faces(face_images, yune
     around :meth:`Detector.crop_box`: a square of ``framing`` x the box's longer side on the same
     centre; the events keep the detector's own box. Checked on what `edge-fer run --save-crops` wrote."""
     import json
-    import subprocess
-    import sys
 
     from edge_fer.classify import Classifier
     from edge_fer.preprocess import face_crops
@@ -105,10 +104,10 @@ def test_yunet_crops_are_framed_like_the_models_training_faces(face_images, yune
     assert create_detector("haar").crop_box(face.box) == face.box  # Haar's framing is the reference
 
     out, crops = tmp_path / "e.jsonl", tmp_path / "crops"
-    cmd = [sys.executable, "-m", "edge_fer.cli", "run", "--source", str(face_images["obama"]), "-o", str(out)]
+    cmd = ["run", "--source", str(face_images["obama"]), "-o", str(out)]
     cmd += ["--detector", "yunet", "--detector-model", str(yunet_model), "--detect-scale", "1.0"]
     cmd += ["--full-every", "0", "--save-crops", str(crops)]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    r = run_cli(*cmd)
     assert r.returncode == 0, r.stderr[-2000:]
     (saved,) = sorted(crops.glob("*.png"))
     pre = Classifier.from_file(None).preprocessing  # the shipped bundle's, which `run` used

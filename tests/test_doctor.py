@@ -8,16 +8,14 @@ tests/arm64/smoke.py (tests/test_arm64.py).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-EDGE_FER = str(Path(sys.executable).with_name("edge-fer"))
+from tests.cli import run_cli
 
 CRASHING_LITERT = """
 import ctypes
@@ -68,7 +66,7 @@ def edge_fer(
     if pythonpath:
         e["PYTHONPATH"] = os.pathsep.join(str(p) for p in pythonpath)
     e.update(env or {})
-    return subprocess.run([EDGE_FER, *args], capture_output=True, text=True, timeout=timeout, env=e, cwd=tmp_path)
+    return run_cli(*args, timeout=timeout, env=e, cwd=tmp_path)
 
 
 def test_doctor_on_this_machine_json(tmp_path):
@@ -120,9 +118,7 @@ def test_run_with_a_crashing_backend_is_one_error_line(tmp_path, fakes, image):
     assert "Traceback" not in r.stderr and r.stdout == ""
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("tensorflow") is None, reason="needs TensorFlow (the train extra) for tf.lite"
-)
+@pytest.mark.train  # the fallback backend is tf.lite, from the train extra
 def test_run_falls_back_to_a_backend_that_works(tmp_path, fakes, image):
     # LiteRT crashes in the probe; tf.lite (which `import tensorflow.lite` never provided) takes over.
     r = edge_fer("run", "--source", str(image), tmp_path=tmp_path, pythonpath=[fakes["crash"]])

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import cv2
 import numpy as np
 import pytest
 
+from tests.cli import assert_one_line_error, env_without_tensorflow, imported_blocked
+from tests.cli import run_cli as cli
 from tests.datasets import faces, write_fer_folders, zip_folder
-from tests.test_cli_errors import EDGE_FER, assert_one_line_error, cli
 
 KEYS = {"accuracy", "macro_f1", "n", "per_class", "confusion_matrix", "labels", "skipped"}
 
@@ -122,18 +120,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path, make, needle):
 
 
 def test_eval_never_imports_tensorflow(tmp_path, tiny_bundle):
-    root = write_fer_folders(tmp_path / "fer", n_train=7, n_test=14)
-    code = (
-        "import sys; from edge_fer.cli import main; rc = main(['eval', '--model', sys.argv[1], '--data', sys.argv[2], '-q']);"
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]; print(bad); sys.exit(rc or (3 if bad else 0))"
-    )
-    p = subprocess.run(
-        [sys.executable, "-c", code, str(tiny_bundle), str(root)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ},
-    )
+    root, block = write_fer_folders(tmp_path / "fer", n_train=7, n_test=14), tmp_path / "block"
+    p = cli("eval", "--model", str(tiny_bundle), "--data", str(root), "-q", env=env_without_tensorflow(block))
     assert p.returncode == 0, p.stdout + p.stderr
-    assert p.stdout.strip().endswith("[]")
-    assert EDGE_FER
+    assert imported_blocked(block) == []

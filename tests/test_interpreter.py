@@ -84,9 +84,19 @@ def test_cpu_never_touches_the_delegate():
     assert li.device == "cpu" and calls == []
 
 
-def test_real_edgetpu_absent_here_gives_clear_error(tiny_bundle):
-    with pytest.raises(ModelError, match="edgetpu"):
-        load_interpreter(model_path=str(tiny_bundle), device="edgetpu")
+def test_real_edgetpu_request_agrees_with_the_hardware(tiny_bundle):
+    """On a machine with a Coral Edge TPU (and libedgetpu) ``--device edgetpu`` loads the delegate; on one
+    without, it is a clear error naming the runtime to install. ``auto`` finds out which this machine is."""
+    auto = load_interpreter(model_path=str(tiny_bundle), device="auto")
+    has_edgetpu = auto.device == "edgetpu"
+    assert auto.device in ("edgetpu", "cpu")
+    del auto  # release the accelerator before opening it again
+    if has_edgetpu:
+        li = load_interpreter(model_path=str(tiny_bundle), device="edgetpu")
+        assert li.device == "edgetpu" and li.interpreter.get_input_details()[0]["shape"].tolist() == [1, 48, 48, 1]
+    else:
+        with pytest.raises(ModelError, match=r"--device edgetpu: .*libedgetpu.*--device cpu"):
+            load_interpreter(model_path=str(tiny_bundle), device="edgetpu")
 
 
 def test_real_interpreter_refuses_garbage():

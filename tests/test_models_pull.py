@@ -11,7 +11,6 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -22,6 +21,7 @@ import pytest
 
 from edge_fer import models_store
 from edge_fer.cli import main
+from tests.cli import EDGE_FER, run_cli
 
 PAYLOAD = os.urandom(5000) + b"model"  # made by the test: not a real model
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
@@ -284,6 +284,21 @@ def test_yunet_needs_no_path_and_a_pulled_copy_updates_it(cache, capsys, request
     assert det.detect(np.zeros((120, 160, 3), np.uint8)) == []
 
 
+def test_another_yunet_build_needs_its_own_digest(cache, capsys, other_yunet_model):
+    """A YuNet file that is not the pinned release is refused by the pinned digest, and installed
+    when the user names its own with --sha256."""
+    from edge_fer.detect import create_detector
+
+    digest = hashlib.sha256(other_yunet_model.read_bytes()).hexdigest()
+    assert digest != models_store.KNOWN["yunet"].sha256
+    assert main(["models", "pull", "yunet", "--from", str(other_yunet_model)]) == 2
+    line = _one_line_error(capsys)
+    assert digest in line and "nothing installed" in line
+    assert models_store.installed_path("yunet") is None
+    assert main(["models", "pull", "yunet", "--from", str(other_yunet_model), "--sha256", digest]) == 0
+    assert create_detector("yunet").model_path == str(cache / "face_detection_yunet_2023mar.onnx")
+
+
 def test_nothing_is_downloaded_without_pull(cache, monkeypatch):
     """Building the runtime's detectors never touches the network."""
 
@@ -302,25 +317,19 @@ def test_nothing_is_downloaded_without_pull(cache, monkeypatch):
 def test_one_cache_folder_for_models_and_the_backend_probe(tmp_path):
     """`EDGE_FER_CACHE_DIR` (what `doctor` and the start-up probe honour) also holds pulled models, and
     `EDGE_FER_CACHE`, the older name, still works: one variable moves all of edge-fer's cache."""
-    import subprocess
-    import sys
-
     f = tmp_path / "m.onnx"
     f.write_bytes(PAYLOAD)
     base = {k: v for k, v in os.environ.items() if not k.startswith(("EDGE_FER_", "XDG_"))}
     base["HOME"] = str(tmp_path / "home")
     for var in ("EDGE_FER_CACHE_DIR", "EDGE_FER_CACHE"):
         env = {**base, var: str(tmp_path / var)}
-        cmd = [sys.executable, "-m", "edge_fer.cli", "models", "pull", "yunet", "--from", str(f)]
-        r = subprocess.run([*cmd, "--sha256", PAYLOAD_SHA], capture_output=True, text=True, env=env, timeout=120)
+        r = run_cli("models", "pull", "yunet", "--from", f, "--sha256", PAYLOAD_SHA, env=env)
         assert r.returncode == 0, r.stderr
         assert (tmp_path / var / "models" / "face_detection_yunet_2023mar.onnx").read_bytes() == PAYLOAD
     assert not (tmp_path / "home").exists()  # nothing went to ~/.cache behind the variable's back
 
 
 # -- a mirror that drips, a pull that was killed (the installed command, a real loopback server) ----------
-
-EDGE_FER = str(Path(sys.executable).with_name("edge-fer"))
 
 
 def _drip(handler):

@@ -6,11 +6,7 @@ import json
 import subprocess
 import sys
 
-BLOCK_TF = (
-    "import sys\n"
-    "for m in ('tensorflow', 'tensorflow.lite', 'keras', 'tf_keras'):\n"
-    "    sys.modules[m] = None  # any import of these raises ImportError\n"
-)
+from tests.cli import env_without_tensorflow, imported_blocked, run_cli
 
 
 def _py(code: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -32,14 +28,21 @@ def test_runtime_imports_do_not_load_tensorflow():
     assert json.loads(r.stdout.strip().splitlines()[-1]) == []
 
 
-def test_run_path_on_video_with_tensorflow_blocked(hamilton_clip, tiny_bundle):
-    code = BLOCK_TF + (
-        "from edge_fer.cli import main\n"
-        "rc = main(sys.argv[1:])\n"
-        "assert not [m for m in sys.modules if m.startswith('tensorflow') and sys.modules[m] is not None]\n"
-        "sys.exit(rc)\n"
+def test_run_path_on_video_with_tensorflow_blocked(hamilton_clip, tiny_bundle, tmp_path):
+    """The installed edge-fer runs a video to events where TensorFlow and Keras cannot be imported,
+    and never tries to import them."""
+    block = tmp_path / "block"
+    r = run_cli(
+        "run",
+        "--source",
+        hamilton_clip,
+        "--model",
+        tiny_bundle,
+        "--max-frames",
+        "120",
+        env=env_without_tensorflow(block),
     )
-    r = _py(code, "run", "--source", str(hamilton_clip), "--model", str(tiny_bundle), "--max-frames", "120")
     assert r.returncode == 0, r.stderr
+    assert imported_blocked(block) == []
     events = [json.loads(x) for x in r.stdout.splitlines()]
     assert events and any(e["type"] == "face_appeared" for e in events)

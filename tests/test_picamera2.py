@@ -22,7 +22,8 @@ class FakeRequest:
         w, h = self.cam.config["lores"]["size"]
         stride = w + 32  # padded rows, as real YUV420 buffers have
         yuv = np.zeros((h * 3 // 2, stride), np.uint8)
-        yuv[:h, :w] = self.n % 256  # Y
+        scene = self.cam.scene
+        yuv[:h, :w] = self.n % 256 if scene is None else scene[:h, :w]  # Y
         yuv[h:, :] = 99  # U, V
         return yuv
 
@@ -37,6 +38,7 @@ class FakeRequest:
 class FakePicamera2:
     instances: list = []
     fail_on_capture_after: int | None = None
+    scene: np.ndarray | None = None  # what the sensor sees (gray); None: uniform frames
 
     def __init__(self, camera_num=0):
         self.camera_num = camera_num
@@ -82,6 +84,7 @@ def fake_picamera2(monkeypatch):
     mod.Picamera2 = FakePicamera2
     FakePicamera2.instances = []
     FakePicamera2.fail_on_capture_after = None
+    FakePicamera2.scene = None
     monkeypatch.setitem(sys.modules, "picamera2", mod)
     return FakePicamera2
 
@@ -128,24 +131,39 @@ def test_camera_failure_is_reopened(fake_picamera2):
     assert len(fake_picamera2.instances) >= 2 and fake_picamera2.instances[0].closed
 
 
-def test_pipeline_runs_on_picamera2_frames(fake_picamera2, tiny_bundle):
-    """Gray Y-plane frames go through detect -> classify -> track without a colour conversion."""
+def test_pipeline_runs_on_picamera2_frames(fake_picamera2, tiny_bundle, face_images):
+    """A real face seen by the camera (its Y plane, with stride padding and U/V rows) goes through
+    detect -> classify -> track without a colour conversion: every frame finds the face, the tracker
+    opens one track and labels it, and the events carry the face's box."""
+    import cv2
+
     from edge_fer.classify import Classifier
     from edge_fer.detect import create_detector
+    from edge_fer.labels import LABELS
     from edge_fer.pipeline import Pipeline
     from edge_fer.sources.picamera2 import Picamera2Source
     from edge_fer.track import Tracker
+    from tests.test_pipeline import ListSink
 
+    photo = cv2.imread(str(face_images["obama_240p"]), cv2.IMREAD_GRAYSCALE)  # 427x240, one face
+    fake_picamera2.scene = np.ascontiguousarray(photo[:, 53:373])  # the middle 320x240
+    sink = ListSink()
     pipe = Pipeline(
-        Picamera2Source(size=(160, 120)), create_detector("haar"), Classifier.from_file(tiny_bundle), Tracker(), []
+        Picamera2Source(size=(320, 240)), create_detector("haar"), Classifier.from_file(tiny_bundle), Tracker(), [sink]
     )
     pipe.open()
     n = 0
-    while n < 5:
+    while n < 8:
         if pipe.step(timeout=1.0):
             n += 1
     pipe.close()
-    assert pipe.status().frames == 5
+    st = pipe.status()
+    assert st.frames == 8 and st.faces == 8  # one face in every frame
+    appeared = [e for e in sink.events if e["type"] == "face_appeared"]
+    assert len(appeared) == 1 and appeared[0]["label"] in LABELS
+    x, y, w, h = appeared[0]["box"]
+    assert 110 <= x + w / 2 <= 230 and 20 <= y + h / 2 <= 90 and w >= 40  # the face, around (169, 53)
+    assert {e["track_id"] for e in sink.events if "track_id" in e} == {appeared[0]["track_id"]}
 
 
 def test_missing_picamera2_is_a_clear_error(monkeypatch):

@@ -274,7 +274,6 @@ def test_live_source_failing_mid_stream_is_reopened(tiny_bundle, face_images):
 
 
 def test_http_sink_gets_status_when_available(tmp_path, hamilton_clip, tiny_bundle):
-    pytest.importorskip("edge_fer.sinks.http")
     import urllib.request
 
     pipe, _, _ = make(tmp_path, hamilton_clip, tiny_bundle, **{"http.port": 0})

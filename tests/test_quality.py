@@ -11,7 +11,8 @@ from edge_fer.errors import ModelError
 from edge_fer.quality import CropQuality, QualityGate, gate_from_config, quality_path
 from edge_fer.track import Tracker, TrackerConfig
 from edge_fer.types import Face, Prediction
-from tests.ae_fixtures import face_crops, tiny_ae_bundle, tiny_ae_run  # noqa: F401 (fixtures)
+from tests.ae_fixtures import face_crops, tiny_ae_run  # noqa: F401 (fixture)
+from tests.cli import run_cli
 
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
@@ -157,18 +158,17 @@ def test_pipeline_flags_and_counts_low_quality_crops(tmp_path, tiny_ae_bundle):
             assert appeared and appeared[0]["low_quality"] is False and appeared[0]["recon_error"] > 0
 
 
+@pytest.mark.train
 def test_convert_logs_the_calibrated_threshold_not_a_placeholder(tiny_ae_run, tmp_path):
     """`edge-fer convert --write-quality-gate` logged 'threshold 1.00000 (config)' from the gate it loads to
     measure errors before the threshold exists; it now logs the calibrated one, as stored."""
     import json
     import re
-    import subprocess
-    import sys
 
     out = tmp_path / "b.tflite"
-    cmd = [sys.executable, "-m", "edge_fer.cli", "convert", str(tiny_ae_run), "-o", str(out), "--write-quality-gate"]
+    cmd = ["convert", str(tiny_ae_run), "-o", str(out), "--write-quality-gate"]
     cmd += ["--max-drop", "100", "--calib-samples", "40", "--latency-runs", "3", "--json", str(tmp_path / "r.json")]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tiny_ae_run)
+    r = run_cli(*cmd, timeout=600, cwd=tiny_ae_run)
     assert r.returncode == 0, r.stderr[-3000:]
     stored = json.loads((tmp_path / "r.json").read_text())["quality"]["threshold"]
     lines = [ln for ln in r.stderr.splitlines() if "quality gate" in ln]

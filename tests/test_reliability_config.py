@@ -8,10 +8,9 @@ import subprocess
 
 import pytest
 
+from tests.cli import EDGE_FER
 from tests.conftest import shared_file
-from tests.test_reliability_io import EDGE_FER, assert_one_clean_error
-
-pytestmark = pytest.mark.skipif(EDGE_FER is None, reason="the edge-fer command is not installed")
+from tests.test_reliability_io import assert_one_clean_error
 
 
 def cli(*args, cwd) -> subprocess.CompletedProcess:
@@ -38,7 +37,7 @@ def test_config_values_that_crashed_the_parser_or_paho_are_one_line(tmp_path, to
 
 
 def _bundle(path, meta_changes=None, preprocessing_changes=None, output_shape=None):
-    tf = pytest.importorskip("tensorflow")
+    import tensorflow as tf
     from edge_fer.convert.metadata import embed_metadata
 
     from edge_fer.bundle import ModelMeta, Preprocessing
@@ -56,6 +55,7 @@ def _bundle(path, meta_changes=None, preprocessing_changes=None, output_shape=No
 
 
 @pytest.mark.slow
+@pytest.mark.train  # builds its bundles with TensorFlow
 def test_bundles_that_crashed_at_the_first_face_are_refused_at_load(tmp_path):
     img = shared_file("images/obama.jpg")  # one face: before, each of these crashed there, after READY
     cases = [

@@ -12,12 +12,11 @@ import threading
 import time
 from pathlib import Path
 
+import cv2  # noqa: E402
 import pytest
 
 from tests.conftest import shared_file
 from tests.test_reliability_net import Run, free_port, get, metrics, wait_for
-
-cv2 = pytest.importorskip("cv2")
 
 
 class MjpegServer:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli import EDGE_FER
 from tests.conftest import shared_file
-from tests.test_reliability_io import EDGE_FER, assert_one_clean_error
+from tests.test_reliability_io import assert_one_clean_error
 
-pytestmark = pytest.mark.skipif(EDGE_FER is None, reason="the edge-fer command is not installed")
 TIMEOUT = 60  # before: each of these blocked for ever (a FIFO) or read until memory ran out
 
 

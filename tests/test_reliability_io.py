@@ -26,16 +26,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.cli import popen_cli, run_cli
 from tests.conftest import shared_file
-
-EDGE_FER = shutil.which("edge-fer", path=str(Path(sys.executable).parent)) or shutil.which("edge-fer")
-pytestmark = pytest.mark.skipif(EDGE_FER is None, reason="the edge-fer command is not installed")
 
 TIMEOUT = 120
 
 
 def edge_fer(*args: str | Path, cwd: Path, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([EDGE_FER, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT, **kw)
+    return run_cli(*args, cwd=cwd, timeout=TIMEOUT, **kw)
 
 
 def assert_one_clean_error(proc: subprocess.CompletedProcess, code: int, *words: str) -> str:
@@ -375,8 +373,13 @@ def _wait_for(pred, timeout: float) -> bool:
 
 def test_sighup_finishes_like_sigterm(tmp_path, hamilton_clip):
     out = tmp_path / "events.jsonl"
-    p = subprocess.Popen(
-        [EDGE_FER, "run", "--source", str(hamilton_clip), "--loop", "-o", str(out)],
+    p = popen_cli(
+        "run",
+        "--source",
+        hamilton_clip,
+        "--loop",
+        "-o",
+        out,
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -400,8 +403,12 @@ def test_sighup_finishes_like_sigterm(tmp_path, hamilton_clip):
 
 
 def test_closed_stdout_pipe_stops_a_looping_run(tmp_path, hamilton_clip):
-    p = subprocess.Popen(
-        [EDGE_FER, "run", "--source", str(hamilton_clip), "--loop", "--per-frame"],
+    p = popen_cli(
+        "run",
+        "--source",
+        hamilton_clip,
+        "--loop",
+        "--per-frame",
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

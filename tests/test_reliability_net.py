@@ -27,10 +27,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli import EDGE_FER
 from tests.conftest import shared_file
 
-BIN = Path(sys.executable).with_name("edge-fer")
-CLI = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "edge_fer.cli"]
+CLI = [EDGE_FER]
 # The same entry point, recording the process's own peak memory (VmHWM) at exit into $EDGE_FER_TEST_PEAK.
 # wait4()'s ru_maxrss cannot be used: it keeps the high-water mark of the forked pytest process (over 1 GB
 # once TensorFlow is loaded by other tests) across exec.
@@ -163,8 +163,8 @@ def toml_str(s: str | Path) -> str:
 
 # -- 4. a frozen broker does not slow the frame loop -------------------------------------------------
 
-mqtt = pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is not installed (pip install 'edge-fer[mqtt]')")
-from tests.test_sink_mqtt import Broker, Subscriber, needs_broker  # noqa: E402 (after the importorskip)
+
+from tests.test_sink_mqtt import Broker, Subscriber, needs_broker  # noqa: E402
 
 
 @pytest.fixture

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_reliability_io import EDGE_FER, assert_one_clean_error, edge_fer
+from tests.cli import EDGE_FER
+from tests.test_reliability_io import assert_one_clean_error, edge_fer
 from tests.test_reliability_net import wait_for
-
-pytestmark = pytest.mark.skipif(EDGE_FER is None, reason="the edge-fer command is not installed")
 
 
 def json_lines(path: Path) -> list[dict]:

@@ -21,16 +21,14 @@ import time
 import uuid
 from pathlib import Path
 
+import paho.mqtt.client as mqtt  # the test extra installs paho-mqtt
 import pytest
 
 from edge_fer import config
 from edge_fer.config import MqttConfig
 from edge_fer.errors import ConfigError, MissingExtraError
+from edge_fer.sinks.mqtt import MqttSink
 from edge_fer.types import Event
-
-mqtt = pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is not installed (pip install 'edge-fer[mqtt]')")
-
-from edge_fer.sinks.mqtt import MqttSink  # noqa: E402
 
 MOSQUITTO = os.environ.get("MOSQUITTO") or shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 needs_broker = pytest.mark.skipif(

@@ -96,8 +96,8 @@ def test_activate_sets_the_variable_or_refuses_a_keras_already_on_another_backen
         bk.activate("jax")
 
 
+@pytest.mark.train
 def test_describe_device_on_tensorflow():
-    pytest.importorskip("tensorflow")
     import keras
 
     if keras.backend.backend() != "tensorflow":
@@ -165,11 +165,12 @@ def test_augmentation_changes_pixels_but_keeps_labels():
         assert all(not np.allclose(a, b, atol=1e-3) for a, b in zip(img, before))
 
 
+@pytest.mark.train
 def test_warp_matches_the_tfdata_transform():
     """The OpenCV warp samples where tf.data's ImageProjectiveTransformV3 does (flip included, reflected
     borders), so the neutral pipeline augments like the TensorFlow one."""
-    tf = pytest.importorskip("tensorflow")
     import cv2
+    import tensorflow as tf
 
     x = np.stack([cv2.GaussianBlur(f, (0, 0), 2) for f in _faces(8).astype(np.float32) / 255])
     m = affine_matrices(np.random.default_rng(7), 8, 48, 48)
@@ -238,8 +239,8 @@ def test_evaluation_batches_padded_at_weight_zero_for_the_devices():
     assert FaceBatches(_faces(12), np.arange(12), batch_size=4, multiple=2)[2][1].shape == (4,)  # no weights
 
 
+@pytest.mark.train
 def test_make_dataset_is_a_keras_pydataset_that_pickles_by_name():
-    pytest.importorskip("keras")
     import pickle
 
     import keras
@@ -300,19 +301,17 @@ def _run(code: str, *args: str, backend: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.train
 @pytest.mark.parametrize("backend", ["jax", pytest.param("torch", marks=pytest.mark.slow)])
 def test_trained_on_another_backend_loads_under_tensorflow(tmp_path, backend):
     if importlib.util.find_spec(backend) is None:
         pytest.skip(f"{backend} is not installed (pip install 'edge-fer[{backend}]')")
-    pytest.importorskip("keras")
     model = str(tmp_path / "model.keras")
     r = _run(TRAIN, model, backend=backend)
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["device"]["backend"] == backend and out["device"]["devices"] and not out["tensorflow"]
     assert len(out["history"]["loss"]) == 2 and all(np.isfinite(out["history"]["loss"]))
-    if importlib.util.find_spec("tensorflow") is None:
-        pytest.skip("tensorflow is not installed: the .keras file was written, not loaded back")
     r = _run(TF_LOAD, model, backend="tensorflow")
     assert r.returncode == 0, r.stderr[-3000:]
     name, diff = r.stdout.strip().splitlines()[-1].split()
@@ -340,6 +339,7 @@ print(n, type(keras.distribution.distribution()).__name__)
 """
 
 
+@pytest.mark.train
 def test_jax_data_parallel_over_several_devices():
     if importlib.util.find_spec("jax") is None:
         pytest.skip("jax is not installed (pip install 'edge-fer[jax]')")

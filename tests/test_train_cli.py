@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,9 +12,10 @@ import pytest
 
 from edge_fer.bundle import ModelMeta
 from edge_fer.cli import main
+from tests.cli import env_without_tensorflow, imported_blocked, run_cli
 from tests.datasets import write_csv
 
-pytest.importorskip("tensorflow")
+pytestmark = pytest.mark.train
 
 TINY = [
     "--ae-epochs",
@@ -119,12 +118,7 @@ def test_bad_blur_sigma_is_a_clear_error(tmp_path, capsys):
 def test_malformed_dataset_exits_2_with_one_line(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("label,image\n1,2\n")
-    r = subprocess.run(
-        [sys.executable, "-m", "edge_fer.cli", "train", "--data", str(bad), "--out", str(tmp_path / "o")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = run_cli("train", "--data", bad, "--out", tmp_path / "o")
     assert r.returncode == 2
     err = [line for line in r.stderr.splitlines() if line.strip()]
     assert err[-1].startswith("edge-fer: error:") and "expected columns emotion,pixels,Usage" in err[-1]
@@ -156,17 +150,9 @@ RUN_FILES = {
     "config.json",
     "MODEL_CARD.md",
 }
+
+
 # a 'tensorflow' package that records being imported and then fails, as if TensorFlow were not there
-BLOCK_TF = "import pathlib\npathlib.Path(__file__).with_name('IMPORTED').touch()\nraise ImportError('blocked')\n"
-
-
-def _installed_command() -> str:
-    exe = shutil.which("edge-fer", path=str(Path(sys.executable).parent)) or shutil.which("edge-fer")
-    if exe is None:
-        pytest.skip("the edge-fer command is not installed (pip install -e .)")
-    return exe
-
-
 def _convert_and_classify(run: Path, tmp_path: Path) -> None:
     """The installed `edge-fer convert` makes the verified int8 bundle, and the runtime classifies with it."""
     from edge_fer.classify import Classifier
@@ -174,7 +160,7 @@ def _convert_and_classify(run: Path, tmp_path: Path) -> None:
 
     out = tmp_path / "fer_int8.tflite"
     args = ["convert", str(run), "--out", str(out), "--calib-samples", "28", "--latency-runs", "3", "--max-drop", "100"]
-    r = subprocess.run([_installed_command(), *args], capture_output=True, text=True, timeout=600)
+    r = run_cli(*args, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     report = json.loads((tmp_path / "fer_int8_report.json").read_text())
     assert report["eval"]["split"] == "PrivateTest" and report["gate"]["passed"] is True  # verified on int8
@@ -199,16 +185,14 @@ def test_run_trained_on_another_backend_converts_and_classifies(tmp_path, backen
     directory; `edge-fer convert` (TensorFlow) turns it into the verified int8 bundle the runtime loads."""
     if importlib.util.find_spec(backend) is None:
         pytest.skip(f"{backend} is not installed (pip install 'edge-fer[{backend}]')")
-    block = tmp_path / "block" / "tensorflow"
-    block.mkdir(parents=True)
-    (block / "__init__.py").write_text(BLOCK_TF)
+    block = tmp_path / "block"
     data, run = write_csv(tmp_path / "fer2013.csv"), tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(block.parent), os.environ.get("PYTHONPATH", "")])}
+    env = env_without_tensorflow(block, names=("tensorflow",))  # Keras runs on jax or torch
     env.pop("KERAS_BACKEND", None)
     args = ["train", "--backend", backend, "--data", str(data), "--out", str(run), *TINY, "--limit", "14"]
-    r = subprocess.run([_installed_command(), *args], capture_output=True, text=True, timeout=900, env=env)
+    r = run_cli(*args, timeout=900, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert not (block / "IMPORTED").exists(), f"edge-fer train --backend {backend} imported tensorflow"
+    assert "tensorflow" not in imported_blocked(block), f"edge-fer train --backend {backend} imported tensorflow"
     assert RUN_FILES <= {p.name for p in run.iterdir()}
     meta = ModelMeta.load(run / "metadata.json")
     prov = meta.provenance

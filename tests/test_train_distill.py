@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,9 +11,10 @@ from edge_fer.train.batches import FaceBatches
 from edge_fer.train.distill import soften
 
 from edge_fer.cli import main
+from tests.cli import run_cli
 from tests.datasets import write_csv
 
-pytest.importorskip("tensorflow")
+pytestmark = pytest.mark.train
 
 TINY = ["--ae-epochs", "1", "--epochs", "1", "--head-epochs", "1", "--width", "4", "--latent-channels", "8"]
 TINY += ["--batch-size", "16"]
@@ -68,12 +67,8 @@ def test_student_records_its_teachers(teacher, tmp_path):
 
 def test_a_teacher_that_is_not_a_run_is_one_line_before_training(teacher, tmp_path):
     data, _ = teacher
-    r = subprocess.run(
-        [sys.executable, "-m", "edge_fer.cli", "train", "--data", str(data), "--out", str(tmp_path / "o"), *TINY]
-        + ["--teacher", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    r = run_cli(
+        "train", "--data", str(data), "--out", str(tmp_path / "o"), *TINY, "--teacher", str(tmp_path), timeout=300
     )
     assert r.returncode == 2, r.stderr[-2000:]
     err = [line for line in r.stderr.splitlines() if line.strip()]
@@ -118,7 +113,7 @@ def test_the_shipped_bundle_teaches_through_the_runtime(teacher, tmp_path):
     data, _ = teacher
     out = tmp_path / "student"
     args = ["train", "--data", str(data), "--out", str(out), *TINY, "--teacher", "default", "--teacher-views", "multi"]
-    r = subprocess.run([sys.executable, "-m", "edge_fer.cli", *args], capture_output=True, text=True, timeout=600)
+    r = run_cli(*args, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     d = json.loads((out / "state.json").read_text())["distillation"]
     assert d["views"] == "multi" and d["teachers"][0]["run"].endswith("default_int8.tflite")
@@ -162,11 +157,15 @@ def test_teacher_views():
 
 def test_a_missing_bundle_teacher_is_one_line(teacher, tmp_path):
     data, _ = teacher
-    r = subprocess.run(
-        [sys.executable, "-m", "edge_fer.cli", "train", "--data", str(data), "--out", str(tmp_path / "o"), *TINY]
-        + ["--teacher", str(tmp_path / "nope.tflite")],
-        capture_output=True,
-        text=True,
+    r = run_cli(
+        "train",
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "o"),
+        *TINY,
+        "--teacher",
+        str(tmp_path / "nope.tflite"),
         timeout=300,
     )
     assert r.returncode == 2, r.stderr[-2000:]
@@ -212,7 +211,7 @@ def test_consistent_teaching_trains_on_labelled_copies(teacher, tmp_path):
     data, t = teacher
     out = tmp_path / "student"
     args = ["train", "--data", str(data), "--out", str(out), *TINY, "--teacher", str(t), "--teacher-augments", "3"]
-    r = subprocess.run([sys.executable, "-m", "edge_fer.cli", *args], capture_output=True, text=True, timeout=600)
+    r = run_cli(*args, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     d = json.loads((out / "state.json").read_text())["distillation"]
     assert d["augments"] == 3 and 0.0 <= d["train_accuracy"] <= 1.0
@@ -222,12 +221,8 @@ def test_consistent_teaching_trains_on_labelled_copies(teacher, tmp_path):
 
 def test_teacher_augments_without_a_teacher_is_one_line(teacher, tmp_path):
     data, _ = teacher
-    r = subprocess.run(
-        [sys.executable, "-m", "edge_fer.cli", "train", "--data", str(data), "--out", str(tmp_path / "o"), *TINY]
-        + ["--teacher-augments", "4"],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    r = run_cli(
+        "train", "--data", str(data), "--out", str(tmp_path / "o"), *TINY, "--teacher-augments", "4", timeout=300
     )
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert (

@@ -27,7 +27,8 @@ Timings under emulation are not a Pi's speed; they are printed only as the cost 
                                                        # doctor's verdict per version x CPU x cpuinfo
 
 Exit codes: 0 passed (or skipped: the reason is printed, e.g. qemu/mmdebstrap missing or no
-network), 1 a check failed, ``--skip-code`` on a skip when given. Caches under .cache/arm64
+network), 1 a check failed, ``--skip-code`` on a skip when given. ``--strict`` (what CI runs): a skip,
+whole or of one step (no shared data, no x86-64 reference), is a failure, its reason printed. Caches under .cache/arm64
 (gitignored): the rootfs (~80 MB), the aarch64 wheels and one site folder per requirement set.
 """
 
@@ -288,6 +289,10 @@ class Smoke:
         self.report: dict = {"cpus": list(a.cpu), "steps": self.results}
 
     # -- bookkeeping
+    def not_run(self, step: str, reason: str) -> None:
+        """A step that cannot run here: SKIP, or FAIL under --strict."""
+        self.record(step, None, False if self.a.strict else None, f"not run: {reason}", 0)
+
     def record(self, step: str, cpu: str | None, ok: bool | None, detail: str, secs: float, **extra) -> None:
         status = "PASS" if ok else ("SKIP" if ok is None else "FAIL")
         self.results.append(
@@ -750,10 +755,10 @@ class Smoke:
         video = self.data / "video" / "hamilton_clip.mp4"
         images = self.data / "images"
         if not video.is_file():
-            log(f"{video} not found: the run-video step is skipped (set EDGE_FER_SHARED_DATA)")
+            self.not_run("run-video", f"{video} not found (set EDGE_FER_SHARED_DATA)")
             video = None
         if not images.is_dir():
-            log(f"{images} not found: the run-images step is skipped")
+            self.not_run("run-images", f"{images} not found (set EDGE_FER_SHARED_DATA)")
             images = None
 
         # the x86-64 answers: the backend probe on the fixed input, the same face crops, the image run
@@ -764,7 +769,7 @@ class Smoke:
             p = run_probe("backend", {"backend": "ai_edge_litert", "model": str(shipped_model())})
             self.report["x86_probe"] = p.result if p.status == "ok" else {}
         except ImportError as e:  # edge-fer not importable on this side
-            log(f"warning: no x86-64 reference probe ({e})")
+            self.not_run("x86-reference", f"no x86-64 reference probe ({e})")
         crops, host_raw, host_events = self.work / "crops.npy", self.work / "raw-x86.npy", None
         imgs = sorted(str(p) for p in images.glob("*.jpg")) if images else []
         env = {k: v for k, v in os.environ.items() if k != "EDGE_FER_PROBE_WRAPPER"}
@@ -781,10 +786,10 @@ class Smoke:
             else cp
         )
         if cp2.returncode != 0:
-            log(f"warning: no x86-64 reference crops ({tail(cp2.stderr, 3)})")
+            self.not_run("crops", f"no x86-64 reference crops ({tail(cp2.stderr, 3)})")
             crops = None
         elif cp.stdout.strip().splitlines()[-1:] == ["0"]:
-            log("no face crops (no shared images or video): the crops step is skipped")
+            self.not_run("crops", "no face crops (no shared images or video)")
             crops = None
         if images is not None:
             cp = sh(
@@ -850,6 +855,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="write the report here")
     ap.add_argument("--budget", type=float, default=480.0, help="wall-time budget in seconds (a warning when over)")
     ap.add_argument("--skip-code", type=int, default=0, help="exit code when skipped (default 0)")
+    ap.add_argument(
+        "--strict", action="store_true", help="a skip (the whole test, or one step) fails: exit 1 with the reason"
+    )
     a = ap.parse_args(argv)
     a.cpu = a.cpu or list(CPUS)
     if a.matrix and not a.litert:
@@ -858,9 +866,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return smoke.run()
     except Skip as e:
-        log(f"SKIP: {e}")
+        log(f"{'FAILED (--strict: a skip is a failure)' if a.strict else 'SKIP'}: {e}")
         shutil.rmtree(smoke.work, ignore_errors=True)
-        return a.skip_code
+        return 1 if a.strict else a.skip_code
     except (RuntimeError, subprocess.TimeoutExpired) as e:
         log(f"FAILED: {e}")
         shutil.rmtree(smoke.work, ignore_errors=True)
