@@ -107,7 +107,7 @@ def test_analyze_writes_timeline_tracks_summary_plot_index(tmp_path, hamilton_cl
     assert sum(summary["label_share"].values()) == pytest.approx(1.0, abs=0.01)
     assert summary["dominant_label"] == max(summary["label_share"], key=summary["label_share"].get)
     assert summary["processing"]["realtime_factor"] > 0
-    assert summary["detector"]["name"] == "haar" and "default" in summary["model"]
+    assert summary["detector"]["name"] == "yunet" and "default" in summary["model"]
     png = (folder / "emotions.png").read_bytes()
     assert png.startswith(b"\x89PNG")
     assert not (folder / "annotated.mp4").exists()  # privacy: only on request

@@ -69,8 +69,8 @@ def _bad_models(tmp: Path) -> dict[str, tuple[Path, str]]:
     put("cascade.xml", cascade.read_bytes(), "a Haar cascade XML, not a YuNet ONNX model")
     d = tmp / "folder.onnx"
     d.mkdir()
-    cases["folder.onnx"] = (d, "is a directory")
-    cases["missing.onnx"] = (tmp / "missing.onnx", "no such file")
+    cases["folder.onnx"] = (d, "is a folder, not a regular file")
+    cases["missing.onnx"] = (tmp / "missing.onnx", "No such file or directory")
     return cases
 
 

@@ -67,8 +67,10 @@ def test_student_records_its_teachers(teacher, tmp_path):
 
 def test_a_teacher_that_is_not_a_run_is_one_line_before_training(teacher, tmp_path):
     data, _ = teacher
+    not_a_run = tmp_path / "not_a_run"
+    not_a_run.mkdir()
     r = run_cli(
-        "train", "--data", str(data), "--out", str(tmp_path / "o"), *TINY, "--teacher", str(tmp_path), timeout=300
+        "train", "--data", str(data), "--out", str(tmp_path / "o"), *TINY, "--teacher", str(not_a_run), timeout=300
     )
     assert r.returncode == 2, r.stderr[-2000:]
     err = [line for line in r.stderr.splitlines() if line.strip()]
