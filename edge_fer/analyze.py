@@ -7,7 +7,7 @@ drives it frame by frame and writes what it saw. Times are **media time**: the f
 the video (its presentation timestamp), not the wall clock.
 
 Per video, in ``OUT/<name>/``: ``timeline.csv``, ``tracks.csv``, ``summary.json``, ``emotions.png``
-(with the ``plot`` extra), ``annotated.mp4`` (``--annotate`` only) and ``.complete``, written last: a
+(with the ``plot`` extra), ``annotated.mp4`` (``--write-annotated`` only) and ``.complete``, written last: a
 rerun skips a video whose marker matches the same file and options, and redoes any other. Every
 file is written under a temporary name and renamed when whole, so a killed run leaves no half file.
 For the run: ``index.csv`` and ``index.json`` (one row per video).
