@@ -36,6 +36,15 @@ from edge_fer.errors import ConfigError, EdgeFerError
 from edge_fer.interpreter import DEVICES
 from edge_fer.schema import opt
 
+# the detector flags every pipeline command (run, bench, analyze) shares, as dotted config keys
+DETECTOR_KEYS = (
+    "detector.name",
+    "detector.model",
+    "detector.every",
+    "detector.full_every",
+    "detector.scale",
+    "detector.min_size",
+)
 OUTPUT_FORMATS = ("jsonl", "csv")
 MIN_TOKEN_LEN = 16
 

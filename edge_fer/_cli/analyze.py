@@ -15,18 +15,14 @@ from typing import Any
 import typer
 
 from edge_fer import schema
+from edge_fer.config import DETECTOR_KEYS
 
 # the flags `edge-fer analyze` shares with `edge-fer run`: their spelling, help and defaults come from
 # the run config's schema (edge_fer.config)
 PIPELINE_KEYS = (
     "model.path",
     "model.device",
-    "detector.name",
-    "detector.model",
-    "detector.every",
-    "detector.full_every",
-    "detector.scale",
-    "detector.min_size",
+    *DETECTOR_KEYS,
     "quality.enabled",
     "quality.model",
     "quality.threshold",

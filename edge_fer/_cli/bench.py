@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from edge_fer import jsondoc, schema
+from edge_fer.config import DETECTOR_KEYS
 
 if TYPE_CHECKING:
     from edge_fer.bench import ModelsReport, PipelineReport
@@ -27,12 +28,7 @@ if TYPE_CHECKING:
 # the pipeline flags `edge-fer bench` shares with `edge-fer run`: their spelling, help and defaults
 # come from the run config's schema (edge_fer.config)
 PIPELINE_KEYS = (
-    "detector.name",
-    "detector.model",
-    "detector.every",
-    "detector.full_every",
-    "detector.scale",
-    "detector.min_size",
+    *DETECTOR_KEYS,
     "model.device",
     "source.width",
     "source.height",
