@@ -194,6 +194,18 @@ def check_input_file(path: str | Path, what: str, max_bytes: int | None = None) 
     return st.st_size
 
 
+def check_model_file(path: str | Path, what: str = "model", fix: str = "") -> None:
+    """A model file that a library will open itself (an ONNX detector, a cascade): a regular file of at
+    most :data:`MAX_MODEL_BYTES` (a FIFO would block OpenCV, a device would be read for ever), else a
+    :class:`~edge_fer.errors.ModelError` naming ``what``, with ``fix`` appended."""
+    from edge_fer.errors import ModelError
+
+    try:
+        check_input_file(path, what, MAX_MODEL_BYTES)
+    except EdgeFerError as e:
+        raise ModelError(f"{e}{fix}") from None
+
+
 def read_model_bytes(path: str | Path, what: str = "model") -> bytes:
     """A model file's bytes (``.tflite``): a regular file of at most :data:`MAX_MODEL_BYTES`, else a
     :class:`~edge_fer.errors.ModelError` (exit 2) that says why, before anything is read."""

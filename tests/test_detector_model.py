@@ -140,7 +140,7 @@ def test_doctor_reports_the_shipped_detector(tmp_path):
     "damage,needle",
     [
         (lambda p: p.write_bytes(p.read_bytes()[:50_000]), "damaged or truncated"),
-        (lambda p: p.unlink(), "no such file"),
+        (lambda p: p.unlink(), "No such file"),
     ],
     ids=["truncated", "deleted"],
 )

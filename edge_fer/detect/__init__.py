@@ -79,15 +79,6 @@ def build_detector(cfg: DetectorConfig, *, windows: bool = True, stride: int = 1
     ``windows``) it is wrapped in a :class:`~edge_fer.detect.roi.RoiDetector`: a full-frame pass every
     N frames, windows around the known faces between (``every``: frames between two calls; ``stride``:
     source frames per processed frame, ``edge-fer analyze --every``)."""
-    if cfg.model:  # OpenCV would block on a FIFO, or read a device for ever: refuse it from os.stat
-        from edge_fer.errors import EdgeFerError, ModelError
-        from edge_fer.fsutil import MAX_MODEL_BYTES, check_input_file
-
-        try:
-            kind = "YuNet model" if cfg.name == "yunet" else "Haar cascade"
-            check_input_file(cfg.model, f"--detector-model (the {kind})", MAX_MODEL_BYTES)
-        except EdgeFerError as e:
-            raise ModelError(str(e)) from None
     det = detector_class(cfg.name).from_config(cfg, **tuning)
     if windows and cfg.full_every > 0:
         from edge_fer.detect.roi import RoiDetector

@@ -20,6 +20,7 @@ import numpy as np
 
 from edge_fer.detect import WindowDetector, scale_box
 from edge_fer.errors import MissingDependencyError, ModelError
+from edge_fer.fsutil import check_model_file
 from edge_fer.preprocess import to_gray
 from edge_fer.types import Face
 
@@ -64,8 +65,9 @@ class HaarDetector(WindowDetector):
                 "pip install 'opencv-python-headless>=4.8,<5'",
             )
         path = Path(model) if model else cascade_dir() / DEFAULT_CASCADE
-        if not path.is_file():
-            raise ModelError(f"Haar cascade {path}: no such file")
+        check_model_file(
+            path, "Haar cascade (--detector-model)" if model else "Haar cascade"
+        )  # a regular file of a sane size (a FIFO would block OpenCV)
         try:  # OpenCV raises (cv2.error, or SystemError) on a file that is not a cascade XML
             self.cascade = cv2.CascadeClassifier(str(path))
         except Exception:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from edge_fer import fsutil
 from edge_fer.detect import Detector, WindowDetector, scale_box
 from edge_fer.errors import MissingDependencyError, ModelError
 from edge_fer.types import Face
@@ -46,12 +47,9 @@ def default_model() -> tuple[Path, str]:
 
 def check_model_file(p: Path, shipped: bool = False) -> None:
     """What is wrong with ``p`` as a YuNet model, as a :class:`ModelError` (before OpenCV reads it)."""
-    what = "the shipped YuNet model" if shipped else "YuNet model"
+    what = "the shipped YuNet model" if shipped else "YuNet model (--detector-model)"
     fix = " (reinstall edge-fer, or 'edge-fer models pull yunet')" if shipped else ""
-    if p.is_dir():
-        raise ModelError(f"{what} {p}: is a directory, not an .onnx file")
-    if not p.is_file():
-        raise ModelError(f"{what} {p}: no such file{fix}")
+    fsutil.check_model_file(p, what, fix)  # a regular file of a sane size, from os.stat (a FIFO never blocks)
     try:
         with open(p, "rb") as f:
             head = f.read(4096)

@@ -207,8 +207,9 @@ def _yunet_status() -> dict[str, Any]:
         out["status"] = "missing"
         return out
     try:
-        from edge_fer.detect.yunet import YuNetDetector
+        from edge_fer.detect.yunet import YuNetDetector, check_model_file
 
+        check_model_file(path, shipped=True)  # what is wrong, said of the shipped file, with the fix
         YuNetDetector(model=str(path))
     except Exception as e:  # ModelError naming what is wrong
         bad = "" if out.get("sha256_ok", True) else f"; its SHA-256 is not the release's ({out['sha256'][:12]}...)"
