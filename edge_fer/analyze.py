@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edge_fer.errors import EdgeFerError
+from edge_fer.fsutil import replace_durably
 from edge_fer.types import Event, Sink, SinkStats
 
 if TYPE_CHECKING:
@@ -215,7 +216,7 @@ class _Staged:
         self.fh.flush()
         os.fsync(self.fh.fileno())
         self.fh.close()
-        os.replace(self.tmp, self.target)
+        replace_durably(self.tmp, self.target)
 
     def discard(self) -> None:
         if not self.fh.closed:
@@ -439,7 +440,7 @@ def _analyze(
         except Exception as e:  # a plot is a picture, not a result: say so and go on
             log.warning("%s: emotions.png not written: %s", video, e)
     if ann_tmp is not None and ann_tmp.exists():
-        os.replace(ann_tmp, folder / "annotated.mp4")
+        replace_durably(ann_tmp, folder / "annotated.mp4")
     from edge_fer import jsondoc
 
     jsondoc.write(folder / "summary.json", jsondoc.document("analysis", summary))
@@ -513,7 +514,7 @@ def plot_emotions(
     tmp = target.with_name(f".{target.stem}.tmp.png")
     try:
         fig.savefig(tmp, dpi=100)
-        os.replace(tmp, target)
+        replace_durably(tmp, target)
     finally:
         plt.close(fig)
         tmp.unlink(missing_ok=True)
