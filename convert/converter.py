@@ -57,11 +57,11 @@ def convert_run(opts: ConvertOptions) -> ConvertReport:
     quantize.check_classifier(model, meta, str(src.model_path))
     data = _Data.load(opts, src, meta)
     q_bytes, info = _quantize(model, data.calib_x, opts.io)
-    cal = _calibrate(q_bytes, data, meta) if opts.calibrate else None
+    cal = _calibrate(q_bytes, data, meta, opts.calibration_method) if opts.calibrate else None
     if cal is not None:
-        from edge_fer.convert.calibrate import with_softmax_beta
+        from edge_fer.convert.calibrate import fold
 
-        q_bytes = with_softmax_beta(q_bytes, cal.fit.beta)
+        q_bytes = fold(q_bytes, cal.fit.method, cal.fit.scales)
     check = _verify(model, q_bytes, data, meta, opts)
     bundle_meta = _bundle_meta(src, q_bytes, data, check, meta, cal)
     bundle = embed_metadata(q_bytes, bundle_meta)
@@ -170,7 +170,7 @@ def _quantize(model: Any, calib_x: np.ndarray, io: str) -> tuple[bytes, dict[str
 
 @dataclass
 class _Calibration:
-    """The temperature fitted on the selection split (:func:`edge_fer.convert.calibrate.fit_temperature`)."""
+    """The calibration fitted on the selection split (:func:`edge_fer.convert.calibrate.fit_calibration`)."""
 
     fit: Any  # edge_fer.convert.calibrate.Fit
     fitted_on: dict[str, Any]
@@ -180,13 +180,13 @@ class _Calibration:
         return dict(self.fit.report(self.fitted_on))
 
 
-def _calibrate(q_bytes: bytes, data: _Data, meta: ModelMeta) -> _Calibration:
-    """Fit the temperature on the selection split through the runtime's classifier."""
+def _calibrate(q_bytes: bytes, data: _Data, meta: ModelMeta, method: str) -> _Calibration:
+    """Fit the calibration on the selection split (through the int8 graph's own logits)."""
     from edge_fer.convert import calibrate
     from edge_fer.convert.metadata import embed_metadata
 
     faces = _selection_faces(data, meta)
-    fit = calibrate.fit_temperature(embed_metadata(q_bytes, meta), faces.x, faces.y)
+    fit = calibrate.fit_calibration(embed_metadata(q_bytes, meta), faces.x, faces.y, method)
     fitted_on = {**faces.describe(), "source": str(faces.source)}
     if faces.split == data.eval_set.split and str(faces.source) == str(data.eval_set.source):
         fitted_on["note"] = "fitted on the verification split itself (--eval-split val or a .npz)"
@@ -361,7 +361,7 @@ def _write_outputs(
             staged.add(paths.reliability, cal.png)
             report.outputs["reliability"] = str(paths.reliability)
         if paths.float_model is not None:
-            f_final = _float_bundle(model, bundle_meta, cal.fit.beta if cal is not None else None)
+            f_final = _float_bundle(model, bundle_meta, cal.fit if cal is not None else None)
             staged.add(paths.float_model, f_final)
             report.outputs["float"] = str(paths.float_model)
             report.float_size_bytes = len(f_final)
@@ -385,14 +385,14 @@ def _write_outputs(
         staged.commit()
 
 
-def _float_bundle(model: Any, bundle_meta: ModelMeta, beta: float | None) -> bytes:
+def _float_bundle(model: Any, bundle_meta: ModelMeta, fit: Any) -> bytes:
     from edge_fer.convert import quantize, verify
-    from edge_fer.convert.calibrate import with_softmax_beta
+    from edge_fer.convert.calibrate import fold
     from edge_fer.convert.metadata import embed_metadata
 
     f_bytes = quantize.convert(model, None)
-    if beta is not None:  # the same temperature as the int8 bundle
-        f_bytes = with_softmax_beta(f_bytes, beta)
+    if fit is not None:  # the same calibration as the int8 bundle
+        f_bytes = fold(f_bytes, fit.method, fit.scales)
     quant = {**verify.io_quantization(f_bytes), "method": "none (float32 reference)"}
     return embed_metadata(f_bytes, replace(bundle_meta, quantization=quant))
 

@@ -117,11 +117,20 @@ def format_table(report: ConvertReport) -> str:
 
 
 def calibration_lines(cal: dict[str, Any]) -> list[str]:
-    """The terminal summary of a temperature fit (``probability_calibration`` of a report)."""
+    """The terminal summary of a calibration fit (``probability_calibration`` of a report)."""
     b, a, on = cal["before"], cal["after"], cal["fitted_on"]
-    return [
-        f"calibration on {on['n']} {on['split']} faces: temperature T={cal['temperature']:.4f} "
-        f"(softmax beta {cal['softmax_beta']:.4f})",
+    if cal.get("temperature") is not None:
+        how = f"temperature T={cal['temperature']:.4f} (softmax beta {cal['softmax_beta']:.4f})"
+    else:
+        how = "per-class scales " + ", ".join(f"{k} {v:.3f}" for k, v in cal["class_scales"].items())
+    rows = [f"calibration on {on['n']} {on['split']} faces: {how}"]
+    cv = (cal.get("selection") or {}).get("cross_validation")
+    if cv:
+        rows.append(
+            f"chosen by held-out NLL on halves of {on['split']}: "
+            + ", ".join(f"{m} {v['heldout_nll']:.4f} (ECE {v['heldout_ece']:.4f})" for m, v in cv.items())
+        )
+    return rows + [
         f"{'':<16}{'before':>10}{'after':>10}",
         f"{'ECE (' + str(a['bins']) + ' bins)':<16}{b['ece']:>10.4f}{a['ece']:>10.4f}",
         f"{'NLL':<16}{b['nll']:>10.4f}{a['nll']:>10.4f}",

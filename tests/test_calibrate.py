@@ -72,9 +72,14 @@ def smooth(tmp_path_factory):
     assert isinstance(keras.models.load_model(run / "model.keras", compile=False), keras.Model)
     common = ["--calib-samples", "70", "--latency-runs", "5", "--max-drop", "100"]
     out = {}
-    for name, flag in (("cal", "--calibrate"), ("raw", "--no-calibrate")):
+    variants = (
+        ("cal", ["--calibrate", "--calibration-method", "temperature"]),
+        ("raw", ["--no-calibrate"]),
+        ("vec", ["--calibration-method", "vector", "--float"]),
+    )
+    for name, flags in variants:
         bundle = root / f"{name}.tflite"
-        p = cli("convert", str(run), "-o", str(bundle), flag, *common, timeout=600)
+        p = cli("convert", str(run), "-o", str(bundle), *flags, *common, timeout=600)
         assert p.returncode == 0, p.stderr[-3000:]
         out[name] = bundle
         out[name + "_stdout"] = p.stdout
@@ -187,3 +192,90 @@ def test_recalibration_refuses_bad_requests(smooth, tmp_path):
     assert_one_line_error(cli("convert", src, "--eval-data", data, "-o", str(out), "--float"), "--float")
     assert_one_line_error(cli("convert", src, "--eval-data", data, "-o", src), "also an input")
     assert not out.exists()
+
+
+# --- per-class scales ---------------------------------------------------------------------------------
+
+
+def _synthetic_logits(scales: np.ndarray, n: int = 20000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Logits ``z`` and labels drawn from ``softmax(scales * z)``: a model whose calibration is exactly
+    ``scales``."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0, 1, (n, len(scales)))
+    s = z * scales
+    p = np.exp(s - s.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    y = (p.cumsum(1) < rng.random((n, 1))).sum(1)
+    return z, y
+
+
+def test_the_fits_recover_known_scales_and_auto_prefers_one_temperature_when_that_is_the_truth():
+    from edge_fer.convert.calibrate import cross_validate, fit_scales
+
+    truth = np.array([0.5, 1.0, 2.0, 3.0, 1.5, 2.5, 1.2])
+    z, y = _synthetic_logits(truth)
+    np.testing.assert_allclose(fit_scales(z, y, "vector"), truth, rtol=0.12)
+    cv = cross_validate(z, y)
+    assert cv["vector"]["heldout_nll"] < cv["temperature"]["heldout_nll"] - 0.01, cv
+    assert cv["vector"]["folds"] == 10
+
+    same = np.full(7, 2.0)
+    z, y = _synthetic_logits(same, seed=1)
+    t = fit_scales(z, y, "temperature")
+    assert np.ptp(t) == 0 and t[0] == pytest.approx(2.0, rel=0.08)
+    cv = cross_validate(z, y)
+    # one true temperature: seven free scales only fit noise, and held-out NLL says so
+    assert cv["vector"]["heldout_nll"] >= cv["temperature"]["heldout_nll"] - 0.002, cv
+
+
+@pytest.mark.train
+def test_per_class_scales_are_folded_exactly_into_the_int8_and_float_bundles(smooth):
+    from edge_fer.bundle import read_bundle_meta
+    from edge_fer.classify import Classifier
+    from edge_fer.convert.calibrate import bundle_logits, softmax_beta
+
+    rep = json.loads(smooth["vec"].with_name("vec_report.json").read_text())
+    cal = rep["probability_calibration"]
+    assert cal["method"] == "vector" and cal["temperature"] is None and cal["softmax_beta"] == 1.0
+    scales = np.array(list(cal["class_scales"].values()))
+    assert len(scales) == 7 and (scales > 1).all()  # an under-confident model is sharpened, class by class
+    assert cal["after"]["ece"] < cal["before"]["ece"] - 0.1 and cal["after"]["nll"] < cal["before"]["nll"]
+    meta = read_bundle_meta(smooth["vec"].read_bytes())
+    assert meta.metrics["probability_calibration"]["class_scales"] == cal["class_scales"]
+    assert softmax_beta(smooth["vec"].read_bytes()) == 1.0
+
+    # the fold is exact: the calibrated graph's logits are the raw graph's, times the class's scale,
+    # up to one step of the (widened) output quantization
+    x, y = _test_split(smooth)
+    clf = Classifier.from_file(smooth["raw"], device="cpu", threads=1)
+    batch = clf.prepare_crops(list(x))
+    z_raw = bundle_logits(smooth["raw"].read_bytes(), batch)
+    z_vec = bundle_logits(smooth["vec"].read_bytes(), batch)
+    step = np.abs(np.diff(np.unique(z_vec))).min()
+    assert np.abs(z_vec - z_raw * scales).max() <= 1.01 * step
+
+    # held out, through the runtime: better calibrated than the raw softmax
+    p_raw, p_vec = _probs(smooth["raw"], x), _probs(smooth["vec"], x)
+    assert calibration.ece(p_vec, y) < calibration.ece(p_raw, y) - 0.05
+    assert calibration.nll(p_vec, y) < calibration.nll(p_raw, y)
+
+    # --float writes the float reference with the same scales in its weights
+    f = Classifier.from_file(rep["outputs"]["float"], device="cpu", threads=1)
+    p_float = f.predict_raw(f.prepare_crops(list(x)))
+    assert (p_float.argmax(1) == p_vec.argmax(1)).mean() > 0.9
+    assert np.abs(p_float - p_vec).mean() < 0.03
+
+
+@pytest.mark.train
+def test_an_unknown_calibration_method_is_one_line(smooth, tmp_path):
+    p = cli(
+        "convert",
+        str(smooth["raw"]),
+        "--eval-data",
+        str(smooth["data"]),
+        "-o",
+        str(tmp_path / "x.tflite"),
+        "--calibration-method",
+        "matrix",
+    )
+    assert_one_line_error(p, "calibration-method")
