@@ -230,9 +230,10 @@ def test_the_fits_recover_known_scales_and_auto_prefers_one_temperature_when_tha
 
 @pytest.mark.train
 def test_per_class_scales_are_folded_exactly_into_the_int8_and_float_bundles(smooth):
+    from edge_fer.convert.calibrate import bundle_logits, softmax_beta
+
     from edge_fer.bundle import read_bundle_meta
     from edge_fer.classify import Classifier
-    from edge_fer.convert.calibrate import bundle_logits, softmax_beta
 
     rep = json.loads(smooth["vec"].with_name("vec_report.json").read_text())
     cal = rep["probability_calibration"]
