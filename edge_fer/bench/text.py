@@ -36,7 +36,9 @@ def machine_line(m: dict[str, Any]) -> str:
     board = f"{m['board']}, " if m.get("board") else ""
     load = m.get("load_avg")
     return (
-        f"machine: {board}{m.get('cpu')} ({m.get('arch')}), {m.get('cores')} cores ({m.get('usable_cores')} usable), "
+        f"machine: {board}{m.get('cpu')} ({m.get('arch')}"
+        + (f"; {' '.join(m['cpu_flags'])}" if m.get("cpu_flags") else "")
+        + f"), {m.get('cores')} cores ({m.get('usable_cores')} usable), "
         f"Python {m.get('python')}, OpenCV {m.get('opencv')}, "
         f"runtime {rt.get('backend')} {rt.get('version') or ''}".rstrip()
         + f", delegate {rt.get('delegate', '-')}, threads {threads_text(rt.get('threads', '-'))}"
