@@ -95,7 +95,9 @@ class ModelConfig:
         help="Model bundle (.tflite from 'edge-fer convert') (default: the shipped model).",
     )
     device: str = opt("auto", choices=DEVICES, flag="--device", help="auto | cpu | edgetpu.")
-    threads: int = opt(0, lo=0, hi=64, flag="--threads", help="Interpreter threads (0: the interpreter's default).")
+    threads: int = opt(
+        0, lo=0, hi=64, flag="--threads", help="Interpreter threads (0: one per usable core, at most 4)."
+    )
 
 
 @dataclass

@@ -31,6 +31,20 @@ _MODULES = {
 }
 
 
+MAX_AUTO_THREADS = 4
+
+
+def auto_threads() -> int:
+    """Interpreter threads when the configuration says 0: one per core this process may use, at
+    most :data:`MAX_AUTO_THREADS` (a 48x48 face gains little beyond that). The interpreters' own
+    default runs XNNPACK on one thread."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    return max(1, min(MAX_AUTO_THREADS, n))
+
+
 def edgetpu_library() -> str:
     """The Edge TPU delegate's shared library name on this OS."""
     return {"Darwin": "libedgetpu.1.dylib", "Windows": "edgetpu.dll"}.get(platform.system(), "libedgetpu.so.1")

@@ -124,12 +124,13 @@ class Pipeline:
         the video's frames."""
         from edge_fer.classify import Classifier
         from edge_fer.detect import build_detector
+        from edge_fer.interpreter import auto_threads
         from edge_fer.quality import gate_from_config
         from edge_fer.sinks import build_sinks
         from edge_fer.sources import open_source
 
         m, s, d = cfg.model, cfg.source, cfg.detector
-        classifier = Classifier.from_file(m.path or None, device=m.device, threads=m.threads or None)
+        classifier = Classifier.from_file(m.path or None, device=m.device, threads=m.threads or auto_threads())
         source = open_source(
             s.uri,
             width=s.width,
@@ -157,7 +158,7 @@ class Pipeline:
         tracker = Tracker(tracker_cfg, classifier.labels, per_frame=cfg.output.per_frame)
         sinks = build_sinks(cfg, classifier.labels) + list(extra_sinks)
         try:
-            gate = gate_from_config(cfg.quality, m.path or None, threads=m.threads or None)
+            gate = gate_from_config(cfg.quality, m.path or None, threads=m.threads or auto_threads())
         except Exception:
             for sink in sinks:
                 sink.close()

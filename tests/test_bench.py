@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -106,6 +107,9 @@ def test_pipeline_report_structure(tmp_path, capsys, short_video, tiny_bundle):
     assert (
         m["runtime"]["backend"] and m["runtime"]["version"] and "threads" in m["runtime"] and "delegate" in m["runtime"]
     )
+    # no --threads: one interpreter thread per usable core (at most 4), not the interpreter's single thread
+    assert m["runtime"]["threads"] == min(4, len(os.sched_getaffinity(0)))
+    assert isinstance(m["cpu_flags"], list)
     assert rep["model"]["format"] == "int8" and rep["model"]["size_bytes"] == tiny_bundle.stat().st_size
     assert "samples" not in rep and rep["budget"] is None
     # the terminal table
