@@ -104,8 +104,9 @@ def main(argv: list[str] | None = None) -> int:
             "near_duplicates": int(dup.sum()),
             "near_duplicate_share": round(float(dup.mean()), 4),
             "same_label_as_match": round(float((faces.y[dup] == train.y[idx[dup]]).mean()), 4) if dup.any() else None,
+            "identical": int((best >= 0.9999).sum()),
             "best_similarity_histogram": {
-                f"{lo:.2f}-{hi:.2f}": int(n) for lo, hi, n in zip(edges[:-1], edges[1:], hist)
+                f"{lo:.2f}-{hi:.2f}": int(n) for lo, hi, n in zip(edges[:-1], edges[1:], hist) if n
             },
             "near_duplicate_indices": [int(i) for i in np.flatnonzero(dup)],
             "models": {},
