@@ -631,7 +631,7 @@ def write_index(out: Path, rows: Iterable[dict[str, Any]], extra: dict[str, Any]
     for r in clean:
         w.writerow({k: "" if v is None else v for k, v in r.items()})
     atomic_write_text(out / "index.csv", buf.getvalue())
-    counts = {s: sum(1 for r in clean if r["status"] == s) for s in ("ok", "skipped", "failed")}
+    counts = {s: sum(1 for r in clean if r["status"] == s) for s in ("ok", "skipped", "failed", "pending")}
     doc = jsondoc.document("analysis-index", {**extra, "counts": counts, "videos": clean})
     jsondoc.write(out / "index.json", doc)
     return doc

@@ -213,13 +213,17 @@ def test_many_videos_workers_broken_files_and_resume(tmp_path, hamilton_clip):
 
 @pytest.mark.slow  # several runs of the installed command on real video
 def test_killed_run_leaves_no_half_file_and_a_rerun_finishes(tmp_path, hamilton_clip):
+    short = tmp_path / "a_short.mp4"
+    shutil.copy(hamilton_clip, short)
     video = write_video(tmp_path / "long.mp4", hamilton_clip, passes=4)
     out = tmp_path / "out"
-    proc = subprocess.Popen([EDGE_FER, "analyze", str(video), "-o", str(out)], stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [EDGE_FER, "analyze", str(short), str(video), "-o", str(out), "--workers", "1"], stderr=subprocess.DEVNULL
+    )
     tmp = out / "long" / ".timeline.csv.tmp"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
-        if tmp.exists() and tmp.stat().st_size > 2000:  # in the middle of the video
+        if tmp.exists() and tmp.stat().st_size > 2000:  # in the middle of the second video
             break
         time.sleep(0.05)
     assert proc.poll() is None, "the run ended before it could be killed"
@@ -227,9 +231,14 @@ def test_killed_run_leaves_no_half_file_and_a_rerun_finishes(tmp_path, hamilton_
     proc.wait()
     folder = out / "long"
     assert not (folder / "timeline.csv").exists() and not (folder / ".complete").exists()
-    r = cli("analyze", str(video), "-o", str(out), "--json", "-", "-q")
+    # the index was written when the first video was done: it says what is done and what is not
+    index = json.loads((out / "index.json").read_text())
+    assert [v["status"] for v in index["videos"]] == ["ok", "pending"] and index["complete"] is False
+    assert index["counts"]["pending"] == 1 and [r["status"] for r in rows(out / "index.csv")] == ["ok", "pending"]
+    r = cli("analyze", str(short), str(video), "-o", str(out), "--json", "-", "-q")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["videos"][0]["status"] == "ok"
+    final = json.loads(r.stdout)
+    assert [v["status"] for v in final["videos"]] == ["skipped", "ok"] and final["complete"] is True
     assert (folder / "timeline.csv").is_file() and not list(folder.glob(".*.tmp*"))
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["frames"] == 4 * 275 and summary["complete"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import typer
@@ -94,8 +95,18 @@ def register(app: typer.Typer) -> None:
         jobs = [(v, out / name) for v, name in zip(videos, analyze.output_names(videos))]
         n_workers = min(workers or _cores(), len(jobs))
         opts = analyze.Options(every=every, max_seconds=max_seconds, annotate=annotate, plot=analyze.plot_available())
-        rows = _run_with_progress(jobs, cfg, opts, n_workers)
-        doc = analyze.write_index(out, rows, {"output": str(out), "workers": n_workers})
+        extra = {"output": str(out), "workers": n_workers}
+        # the index is rewritten (atomically) after every video, so a run that is stopped part-way still
+        # says which videos are done; the ones not finished yet are "pending"
+        so_far = {str(v): {"video": str(v), "output": str(f), "status": "pending"} for v, f in jobs}
+
+        def finished(row: dict[str, Any]) -> None:
+            _log_done(row)
+            so_far[row["video"]] = row
+            analyze.write_index(out, list(so_far.values()), {**extra, "complete": False})
+
+        rows = _run_with_progress(jobs, cfg, opts, n_workers, finished)
+        doc = analyze.write_index(out, rows, {**extra, "complete": True})
         if json_path:
             jsondoc.write(json_path, doc)
         if not quiet and json_path != "-":
@@ -105,7 +116,9 @@ def register(app: typer.Typer) -> None:
             raise SystemExit(1)
 
 
-def _run_with_progress(jobs: list, cfg: Any, opts: Any, workers: int) -> list[dict[str, Any]]:
+def _run_with_progress(
+    jobs: list, cfg: Any, opts: Any, workers: int, done: Callable[[dict[str, Any]], None]
+) -> list[dict[str, Any]]:
     """Run the jobs with a progress bar over the frames of all videos (on a terminal only)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -123,9 +136,7 @@ def _run_with_progress(jobs: list, cfg: Any, opts: Any, workers: int) -> list[di
         transient=False,
     ) as bar:
         task = bar.add_task("frames", total=total or None)
-        return analyze.analyze_all(
-            jobs, cfg, opts, workers, progress=lambda n: bar.advance(task, n), done=lambda r: _log_done(r)
-        )
+        return analyze.analyze_all(jobs, cfg, opts, workers, progress=lambda n: bar.advance(task, n), done=done)
 
 
 def _log_done(row: dict[str, Any]) -> None:
