@@ -46,7 +46,12 @@ cv2.destroyAllWindows = lambda *a: None
 from fer.fer import FER
 from fer.classes import Video
 
-out_json, out_dir, videos = sys.argv[1], sys.argv[2], sys.argv[3:]
+out_json, out_dir = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+videos = [os.path.abspath(v) for v in sys.argv[3:]]
+# fer writes data.csv into the working folder (Video.analyze as well as Video.to_csv): work in out_dir, so
+# nothing lands where the benchmark was started
+os.makedirs(out_dir, exist_ok=True)
+os.chdir(out_dir)
 fer = FER(mtcnn=False)
 
 class Recording:
