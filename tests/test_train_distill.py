@@ -230,3 +230,34 @@ def test_teacher_augments_without_a_teacher_is_one_line(teacher, tmp_path):
     assert (
         r.stderr.strip().splitlines()[-1] == "edge-fer: error: --teacher-augments needs a --teacher to label the copies"
     )
+
+
+def test_a_resumed_run_reuses_the_teacher_targets_and_relabels_for_another_teacher(teacher, tmp_path, caplog):
+    import shutil
+
+    data, finished = teacher
+    t = tmp_path / "teacher"
+    shutil.copytree(finished, t)
+    out = tmp_path / "student"
+    args = ["train", "--data", str(data), "--out", str(out), *TINY, "--teacher", str(t), "--teacher-augments", "2"]
+    assert main(args) == 0
+    kept = out / "checkpoints" / "teacher_targets.npz"
+    first = np.load(kept)["targets"]
+    assert first.shape[1] == 7 and np.allclose(first.sum(1), 1.0, atol=1e-5)
+
+    def resume_after_stage_1() -> str:
+        state = json.loads((out / "state.json").read_text())
+        state["done"] = ["ae"]  # as if killed after stage 1
+        (out / "state.json").write_text(json.dumps(state))
+        caplog.clear()
+        caplog.set_level("INFO")
+        assert main([*args, "--resume"]) == 0
+        return caplog.text
+
+    log = resume_after_stage_1()
+    assert "teacher targets: reusing teacher_targets.npz" in log and "teacher ensemble of 1" not in log
+    # the teacher retrained with other weights: the kept targets are stale and the faces are labelled again
+    assert main(["train", "--data", str(data), "--out", str(t), "--overwrite", *TINY, "--seed", "3"]) == 0
+    log = resume_after_stage_1()
+    assert "reusing" not in log and "teacher ensemble of 1" in log
+    assert not np.allclose(np.load(kept)["targets"], first)

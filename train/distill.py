@@ -67,6 +67,18 @@ def teacher_path_problem(path: str) -> str | None:
     return None
 
 
+def teacher_files(path: str) -> list[Path]:
+    """The files a teacher's predictions come from (a bundle, or a run's model and metadata)."""
+    if path == "default":
+        from edge_fer.classify import default_model_path
+
+        return [default_model_path()]
+    if path.endswith(".tflite"):
+        return [Path(path)]
+    run = RunDir(Path(path))
+    return [run.model, run.metadata]
+
+
 def load_teacher(path: str | Path) -> Teacher:
     """A finished run directory (its ``model.keras`` and ``metadata.json``) or a ``.tflite`` bundle
     (``default``: the shipped one); a one-line error otherwise."""

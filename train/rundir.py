@@ -93,6 +93,11 @@ class RunDir:
         return self.root / "train.log"
 
     @property
+    def teacher_targets(self) -> Path:
+        """The teachers' soft targets, kept so that a resumed run does not label the faces again."""
+        return self.ckpt / "teacher_targets.npz"
+
+    @property
     def ae_weights(self) -> Path:
         """Stage 1's own checkpoint (the autoencoder before fine-tuning changed the encoder)."""
         return self.ckpt / "ae.weights.h5"

@@ -12,6 +12,8 @@ classifier is trained from scratch for ``head_epochs + epochs`` epochs.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import json
 import logging
 import shutil
@@ -28,7 +30,7 @@ from edge_fer.train.rundir import RunDir
 
 from edge_fer.bundle import Preprocessing
 from edge_fer.errors import DataError, EdgeFerError
-from edge_fer.fsutil import atomic_write_json
+from edge_fer.fsutil import atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger("edge_fer.train")
 
@@ -228,18 +230,26 @@ def _autoencoder_data(cfg: TrainConfig, faces: _Faces, prep: Preprocessing, imag
 def _distillation_targets(cfg: TrainConfig, runner, faces: _Faces, va, labels) -> tuple | None:
     """``--teacher``: the soft training targets (:mod:`edge_fer.train.distill`) and the faces they are
     for (the training faces, or with ``--teacher-augments K`` K jittered copies of them), computed when
-    stages 2-3 are to run (a resumed run recomputes them: inference only, seeded); their summary (the
-    teachers' accuracy on the training and validation faces) is kept in state.json."""
+    stages 2-3 are to run; their summary (the teachers' accuracy on the training and validation faces)
+    is kept in state.json. The targets are kept in the run's checkpoints, keyed by everything they
+    depend on, so a resumed run reuses them instead of labelling the faces again (with 14 views over 8
+    copies that is an hour on a small CPU)."""
     if "finetune" in runner.done:
         return None
     from edge_fer.train.distill import augmented_copies, distillation_targets
 
     k = cfg.teacher_augments
     x = augmented_copies(faces.x, k, cfg.seed) if k else faces.x
+    y = np.tile(faces.y, k or 1)
+    key = _targets_key(cfg, x, y)
+    cached = _load_targets(runner.run.teacher_targets, key, len(x))
+    if cached is not None:
+        log.info("teacher targets: reusing %s (%d faces)", runner.run.teacher_targets.name, len(x))
+        return cached, x, k or 1
     targets, summary = distillation_targets(
         cfg.teacher,
         x,
-        np.tile(faces.y, k or 1),
+        y,
         list(labels),
         cfg.distill_weight,
         cfg.distill_temperature,
@@ -247,9 +257,42 @@ def _distillation_targets(cfg: TrainConfig, runner, faces: _Faces, va, labels) -
         views=cfg.teacher_views,
     )
     summary["augments"] = k
+    _save_targets(runner.run.teacher_targets, key, targets)
     runner.state["distillation"] = summary
     runner.save_state()
     return targets, x, k or 1
+
+
+def _targets_key(cfg: TrainConfig, x: np.ndarray, y: np.ndarray) -> str:
+    """A digest of what the teacher targets depend on: the teachers' bytes, views, weight,
+    temperature, and the faces and labels they are computed for."""
+    from edge_fer.train.distill import teacher_files
+
+    h = hashlib.sha256()
+    for path in cfg.teacher:
+        for f in teacher_files(path):
+            h.update(hashlib.sha256(f.read_bytes()).digest())
+    h.update(f"{cfg.teacher_views}|{cfg.distill_weight}|{cfg.distill_temperature}".encode())
+    h.update(np.ascontiguousarray(x).tobytes())
+    h.update(np.ascontiguousarray(y).tobytes())
+    return h.hexdigest()
+
+
+def _load_targets(path: Path, key: str, n: int) -> np.ndarray | None:
+    """The kept targets when ``path`` holds them for ``key``; None when absent, stale or unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["key"]) != key or len(z["targets"]) != n:
+                return None
+            return z["targets"].astype(np.float32)
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _save_targets(path: Path, key: str, targets: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.savez(buf, key=np.array(key), targets=targets)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _classifier_data(
