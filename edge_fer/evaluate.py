@@ -114,6 +114,22 @@ def square_crop(gray: np.ndarray) -> np.ndarray:
     return gray if h == w else crop_square(gray, (0, 0, w, h), 0.0)
 
 
+def detector_crop(
+    detector, gray: np.ndarray, opts: DetectOptions, margin: float, size: tuple[int, int], resize_method: str = "area"
+) -> np.ndarray | None:
+    """The crop the runtime would classify for the largest face ``detector`` finds in ``gray`` (a
+    tight dataset face given context first, see :func:`_with_context`), resized to ``size`` (w, h);
+    None when it finds no face. ``edge-fer train --detector-copies`` trains on these crops."""
+    from edge_fer.preprocess import crop_square, resize
+
+    frame = _with_context(gray, opts.min_side, opts.pad)
+    found = detector.detect(frame)
+    if not found:
+        return None
+    best = max(found, key=lambda f: f.box[2] * f.box[3])
+    return resize(crop_square(frame, detector.crop_box(best.box), margin), size[0], size[1], resize_method)
+
+
 def _with_context(gray: np.ndarray, min_side: int, pad: float) -> np.ndarray:
     import cv2
 
@@ -138,7 +154,7 @@ def evaluate(
     batch: int = 64,
 ) -> EvalReport:
     from edge_fer.classify import Classifier, default_model_path
-    from edge_fer.preprocess import face_crops, resize
+    from edge_fer.preprocess import resize
     from edge_fer.train.data import load_labeled_images
     from edge_fer.train.metrics import classification_report
 
@@ -161,13 +177,11 @@ def evaluate(
         if detector is None:
             crops.append(resize(square_crop(img), spec.width, spec.height, pre.resize))
         else:
-            frame = _with_context(img, opts.min_side, opts.pad)
-            found = detector.detect(frame)
-            if not found:
+            crop = detector_crop(detector, img, opts, pre.margin, (spec.width, spec.height), pre.resize)
+            if crop is None:
                 no_face += 1
                 continue
-            best = max(found, key=lambda f: f.box[2] * f.box[3])
-            crops.append(face_crops(frame, [detector.crop_box(best.box)], pre, spec.width, spec.height)[0])
+            crops.append(crop)
         ys.append(int(y))
     from edge_fer.errors import DataError
 

@@ -261,3 +261,48 @@ def test_a_resumed_run_reuses_the_teacher_targets_and_relabels_for_another_teach
     log = resume_after_stage_1()
     assert "reusing" not in log and "teacher ensemble of 1" in log
     assert not np.allclose(np.load(kept)["targets"], first)
+
+
+def test_detector_copies_are_the_runtimes_crops_of_the_copies(fer2013_zip):
+    from edge_fer.train.data import load_labeled_images
+    from edge_fer.train.distill import augmented_copies, detector_recut
+
+    from edge_fer.detect import create_detector
+    from edge_fer.evaluate import DetectOptions, detector_crop
+
+    faces = np.stack(load_labeled_images(fer2013_zip, "PublicTest").images[:24])
+    copies = augmented_copies(faces, 2, seed=0)
+    out, recut = detector_recut(copies, len(faces), 1, margin=0.05)
+    assert out.shape == copies.shape and out.dtype == np.uint8
+    assert recut >= 20  # YuNet finds nearly every FER2013 face given context
+    assert np.array_equal(out[24:], copies[24:])  # the second copy stays as the teachers saw it
+    det = create_detector("yunet")
+    changed = 0
+    for i in range(24):
+        crop = detector_crop(det, copies[i], DetectOptions(), 0.05, (48, 48))
+        assert np.array_equal(out[i], copies[i] if crop is None else crop)
+        changed += crop is not None and not np.array_equal(crop, copies[i])
+    assert changed == recut
+
+
+def test_detector_copies_train_on_recut_copies_labelled_as_they_were(teacher, tmp_path, caplog):
+    data, t = teacher
+    out = tmp_path / "student"
+    caplog.set_level("INFO")
+    args = ["train", "--data", str(data), "--out", str(out), *TINY, "--teacher", str(t), "--teacher-augments", "2"]
+    assert main([*args, "--detector-copies", "1"]) == 0
+    assert "detector copies: " in caplog.text and "recut around YuNet's box" in caplog.text
+    d = json.loads((out / "state.json").read_text())["distillation"]
+    assert d["detector_copies"] == 1 and d["augments"] == 2
+
+
+def test_more_detector_copies_than_copies_is_one_line(teacher, tmp_path):
+    data, t = teacher
+    r = run_cli(
+        "train", "--data", str(data), "--out", str(tmp_path / "o"), *TINY, "--teacher", str(t),
+        "--teacher-augments", "1", "--detector-copies", "2", timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1] == (
+        "edge-fer: error: --detector-copies 2 needs at least as many --teacher-augments copies to recut (got 1)"
+    )

@@ -144,6 +144,15 @@ class TrainConfig:
         "rotation, shift, zoom) and each epoch trains on one copy of each with its own target; 0: "
         "targets of the clean faces.",
     )
+    detector_copies: int = opt(
+        0,
+        lo=0,
+        hi=32,
+        flag="--detector-copies",
+        help="Train for the runtime's crops: N of the --teacher-augments copies are recut the way "
+        "'edge-fer run' cuts a face, around the shipped YuNet detector's box (the face given context "
+        "as 'edge-fer eval --detect' does), before the teachers label them; 0: none.",
+    )
     distill_weight: float = opt(
         0.5, lo=0.0, hi=1.0, flag="--distill-weight", help="Share of the teachers' soft targets in the training target."
     )
@@ -190,6 +199,11 @@ class TrainConfig:
             raise EdgeFerError("nothing to train: --epochs (and --head-epochs) are 0")
         if self.teacher_augments and not self.teacher:
             raise EdgeFerError("--teacher-augments needs a --teacher to label the copies")
+        if self.detector_copies > self.teacher_augments:
+            raise EdgeFerError(
+                f"--detector-copies {self.detector_copies} needs at least as many --teacher-augments copies to recut "
+                f"(got {self.teacher_augments})"
+            )
         from edge_fer.train.distill import teacher_path_problem
 
         for t in self.teacher:  # checked before hours of stage 1, not after

@@ -242,10 +242,13 @@ def _distillation_targets(cfg: TrainConfig, runner, faces: _Faces, va, labels) -
     x = augmented_copies(faces.x, k, cfg.seed) if k else faces.x
     y = np.tile(faces.y, k or 1)
     key = _targets_key(cfg, x, y)
+    # the teachers label each jittered copy as it is; the student may see it recut by the detector:
+    # from the runtime's crop it learns what the teachers read in the dataset's framing
+    train_x = _detector_copies(cfg, x, len(faces.y))
     cached = _load_targets(runner.run.teacher_targets, key, len(x))
     if cached is not None:
         log.info("teacher targets: reusing %s (%d faces)", runner.run.teacher_targets.name, len(x))
-        return cached, x, k or 1
+        return cached, train_x, k or 1
     targets, summary = distillation_targets(
         cfg.teacher,
         x,
@@ -257,10 +260,22 @@ def _distillation_targets(cfg: TrainConfig, runner, faces: _Faces, va, labels) -
         views=cfg.teacher_views,
     )
     summary["augments"] = k
+    summary["detector_copies"] = cfg.detector_copies
     _save_targets(runner.run.teacher_targets, key, targets)
     runner.state["distillation"] = summary
     runner.save_state()
-    return targets, x, k or 1
+    return targets, train_x, k or 1
+
+
+def _detector_copies(cfg: TrainConfig, x: np.ndarray, n_faces: int) -> np.ndarray:
+    """``--detector-copies N``: the first N copies recut around YuNet's box (:func:`detector_recut`)."""
+    if not cfg.detector_copies:
+        return x
+    from edge_fer.train.distill import detector_recut
+
+    out, recut = detector_recut(x, n_faces, cfg.detector_copies, cfg.margin)
+    log.info("detector copies: %d of %d recut around YuNet's box", recut, cfg.detector_copies * n_faces)
+    return out
 
 
 def _targets_key(cfg: TrainConfig, x: np.ndarray, y: np.ndarray) -> str:
