@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edge_fer.errors import EdgeFerError
-from edge_fer.fsutil import replace_durably
+from edge_fer.fsutil import atomic_write_bytes, replace_durably
 from edge_fer.types import Event, Sink, SinkStats
 
 if TYPE_CHECKING:
@@ -58,6 +58,7 @@ INDEX_FIELDS = (
 )
 PLOT_BINS = 1000  # points per track in emotions.png, however long the video: memory stays flat
 PLOT_TRACKS = 6  # the longest tracks are plotted, one panel each
+PLOT_BRIDGE = 2  # empty bins a line is drawn across
 
 
 @dataclass
@@ -436,7 +437,7 @@ def _analyze(
     }
     if opts.plot:
         try:
-            plot_emotions(folder / "timeline.csv", folder / "emotions.png", labels, tracks, duration)
+            plot_emotions(folder / "timeline.csv", folder / "emotions.png", labels, tracks, duration, analysed)
         except Exception as e:  # a plot is a picture, not a result: say so and go on
             log.warning("%s: emotions.png not written: %s", video, e)
     if ann_tmp is not None and ann_tmp.exists():
@@ -469,70 +470,51 @@ def _write_tracks(path: Path, tracks: dict[int, _TrackStats], labels: Sequence[s
 
 
 def plot_emotions(
-    timeline: Path, target: Path, labels: Sequence[str], tracks: dict[int, _TrackStats], duration: float
+    timeline: Path,
+    target: Path,
+    labels: Sequence[str],
+    tracks: dict[int, _TrackStats],
+    duration: float,
+    frames: int = PLOT_BINS,
 ) -> None:
     """``emotions.png``: the class probabilities over media time, one panel per track (the longest
-    :data:`PLOT_TRACKS`). The timeline is read back as a stream into :data:`PLOT_BINS` bins per track,
-    so memory does not grow with the video."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    :data:`PLOT_TRACKS`), drawn with OpenCV (:mod:`edge_fer.plotimg`: no matplotlib on the device).
+    The timeline is read back as a stream into at most :data:`PLOT_BINS` bins per track, and no more
+    bins than the ``frames`` analysed (narrower bins would hold no frame every other bin, and the
+    lines would break at each), so memory does not grow with the video."""
+    from edge_fer.plotimg import line_chart
 
     chosen = sorted(tracks, key=lambda k: -tracks[k].frames)[:PLOT_TRACKS]
     chosen.sort()
     slot = {tid: i for i, tid in enumerate(chosen)}
     span = max(duration, 1e-6)
-    sums = np.zeros((len(chosen), PLOT_BINS, len(labels)))
-    counts = np.zeros((len(chosen), PLOT_BINS))
+    bins = max(1, min(PLOT_BINS, frames))
+    sums = np.zeros((len(chosen), bins, len(labels)))
+    counts = np.zeros((len(chosen), bins))
     with open(timeline, newline="", encoding="utf-8") as fh:
         for r in csv.DictReader(fh):
             i = slot.get(int(r["track_id"])) if r["track_id"] else None
             if i is None:
                 continue
-            b = min(PLOT_BINS - 1, int(float(r["media_time_s"]) / span * PLOT_BINS))
+            b = min(bins - 1, int(float(r["media_time_s"]) / span * bins))
             sums[i, b] += [float(r[k]) for k in labels]
             counts[i, b] += 1
-    n = max(1, len(chosen))
-    height = 2.2 * n + 0.8
-    fig, axes = plt.subplots(n, 1, figsize=(10, height), sharex=True, squeeze=False)
-    # fixed margins (in inches, turned into figure fractions): tight_layout would draw the figure
-    # once more just to measure it, which doubled the cost of the plot
-    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.55 / height, top=1 - 0.4 / height, hspace=0.12)
-    centres = (np.arange(PLOT_BINS) + 0.5) / PLOT_BINS * span
-    if not chosen:
-        axes[0, 0].text(0.5, 0.5, "no face tracked", ha="center", va="center", transform=axes[0, 0].transAxes)
-    for ax, tid in zip(axes[:, 0], chosen):
-        i = slot[tid]
-        # bins where the track was not seen are NaN: the lines break there instead of bridging the gap
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = sums[i] / counts[i][:, None]
-        for j, lab in enumerate(labels):
-            ax.plot(centres, mean[:, j], label=lab, lw=1.2)
-        ax.set_ylim(0, 1)
-        ax.set_ylabel(f"track {tid}")
-    if chosen:
-        handles, names = axes[0, 0].get_legend_handles_labels()
-        fig.legend(handles, names, ncol=len(labels), fontsize=8, loc="upper center", frameon=False)
-    axes[-1, 0].set_xlabel("media time (s)")
-    axes[-1, 0].set_xlim(0, span)
-    tmp = target.with_name(f".{target.stem}.tmp.png")
-    try:
-        fig.savefig(tmp, dpi=100)
-        replace_durably(tmp, target)
-    finally:
-        plt.close(fig)
-        tmp.unlink(missing_ok=True)
-
-
-def plot_available() -> bool:
-    """Whether matplotlib (the ``plot`` extra) is installed; says so once when it is not."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        log.info("emotions.png skipped: the plot needs the 'plot' extra (pip install 'edge-fer[plot]')")
-        return False
-    return True
+    # bins where a track was not seen are NaN: its lines break where it was gone for more than
+    # PLOT_BRIDGE bins (a frame's timestamp jitter can leave one bin empty)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        panels = [sums[i] / counts[i][:, None] for i in range(len(chosen))]
+    centres = (np.arange(bins) + 0.5) / bins * span
+    png = line_chart(
+        centres,
+        panels,
+        [f"track {t}" for t in chosen],
+        list(labels),
+        span,
+        "media time (s)",
+        "no face tracked",
+        bridge=PLOT_BRIDGE,
+    )
+    atomic_write_bytes(target, png)
 
 
 # -- many videos --------------------------------------------------------------------------------------

@@ -94,7 +94,7 @@ def register(app: typer.Typer) -> None:
         out = analyze.prepare_output(output, inputs, videos)
         jobs = [(v, out / name) for v, name in zip(videos, analyze.output_names(videos))]
         n_workers = min(workers or _cores(), len(jobs))
-        opts = analyze.Options(every=every, max_seconds=max_seconds, annotate=annotate, plot=analyze.plot_available())
+        opts = analyze.Options(every=every, max_seconds=max_seconds, annotate=annotate)
         extra = {"output": str(out), "workers": n_workers}
         # the index is rewritten (atomically) after every video, so a run that is stopped part-way still
         # says which videos are done; the ones not finished yet are "pending"
