@@ -94,7 +94,7 @@ def main() -> int:
     ap.add_argument("videos", nargs="+", type=Path)
     ap.add_argument("--fer-python", required=True, help="Python of a virtual environment with `fer` installed.")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--detector", default="haar")
+    ap.add_argument("--detector", default="", help="edge-fer's detector (default: edge-fer's own default, YuNet).")
     ap.add_argument("--detector-model", default="")
     ap.add_argument("--repeats", type=int, default=1, help="Runs of each tool (interleaved); medians reported.")
     ap.add_argument("--json", type=Path)
@@ -102,7 +102,9 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="analyze-vs-fer-"))
     videos = [v.resolve() for v in args.videos]
-    edge_cmd_flags = ["--workers", str(args.workers), "--detector", args.detector, "-q"]
+    edge_cmd_flags = ["--workers", str(args.workers), "-q"]
+    if args.detector:
+        edge_cmd_flags += ["--detector", args.detector]
     if args.detector_model:
         edge_cmd_flags += ["--detector-model", args.detector_model]
     runs: dict[str, list[dict]] = {"fer": [], "edge-fer": []}
