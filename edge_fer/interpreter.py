@@ -34,15 +34,20 @@ _MODULES = {
 MAX_AUTO_THREADS = 4
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity: a container or ``taskset`` may allow
+    fewer than the machine has)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
 def auto_threads() -> int:
     """Interpreter threads when the configuration says 0: one per core this process may use, at
     most :data:`MAX_AUTO_THREADS` (a 48x48 face gains little beyond that). The interpreters' own
     default runs XNNPACK on one thread."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        n = os.cpu_count() or 1
-    return max(1, min(MAX_AUTO_THREADS, n))
+    return min(MAX_AUTO_THREADS, usable_cores())
 
 
 def edgetpu_library() -> str:

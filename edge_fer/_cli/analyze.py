@@ -8,7 +8,6 @@ video was analysed (or already was), 1 when any failed, 2 for bad input (nothing
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -28,13 +27,6 @@ PIPELINE_KEYS = (
     "quality.model",
     "quality.threshold",
 )
-
-
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def register(app: typer.Typer) -> None:
@@ -86,6 +78,7 @@ def register(app: typer.Typer) -> None:
         cfg = cfgmod.build(None, flags or {})
         from edge_fer.classify import Classifier
         from edge_fer.detect import build_detector
+        from edge_fer.interpreter import usable_cores
 
         # a model or detector that cannot be used is one line, exit 2, before anything is written
         Classifier.from_file(cfg.model.path or None, device=cfg.model.device, threads=1)
@@ -93,7 +86,7 @@ def register(app: typer.Typer) -> None:
         videos = analyze.find_videos(inputs)
         out = analyze.prepare_output(output, inputs, videos)
         jobs = [(v, out / name) for v, name in zip(videos, analyze.output_names(videos))]
-        n_workers = min(workers or _cores(), len(jobs))
+        n_workers = min(workers or usable_cores(), len(jobs))
         opts = analyze.Options(every=every, max_seconds=max_seconds, annotate=annotate)
         extra = {"output": str(out), "workers": n_workers}
         # the index is rewritten (atomically) after every video, so a run that is stopped part-way still

@@ -94,12 +94,8 @@ def machine_info(classifier: Any | None = None) -> dict[str, Any]:
     import cv2
 
     from edge_fer import __version__
+    from edge_fer.interpreter import usable_cores
 
-    usable: int | None
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        usable = os.cpu_count()
     mem = 0
     for line in _read("/proc/meminfo").splitlines():
         if line.startswith("MemTotal:"):
@@ -110,7 +106,7 @@ def machine_info(classifier: Any | None = None) -> dict[str, Any]:
         "board": _read("/proc/device-tree/model") or None,
         "arch": platform.machine(),
         "cores": os.cpu_count(),
-        "usable_cores": usable,
+        "usable_cores": usable_cores(),
         "memory_mb": mem or None,
         "os": platform.platform(),
         "python": platform.python_version(),
