@@ -201,3 +201,24 @@ def test_run_trained_on_another_backend_converts_and_classifies(tmp_path, backen
     assert json.loads((run / "config.json").read_text())["backend"] == backend
     assert f"on {backend} " in (run / "MODEL_CARD.md").read_text()
     _convert_and_classify(run, tmp_path)
+
+
+def test_init_model_continues_a_finished_classifier(tiny_run, tmp_path, caplog):
+    data, done_run = tiny_run
+    out = tmp_path / "more"
+    caplog.set_level("INFO")
+    assert main(["train", "--data", str(data), "--out", str(out), "--init-model", str(done_run), *TINY]) == 0
+    assert f"stage head: the classifier taken from {done_run / 'model.keras'}" in caplog.text
+    assert "stage ae: taken from" in caplog.text
+    timing = json.loads((out / "state.json").read_text())["timing"]
+    assert timing["head"]["epochs"] == 0 and timing["ae"]["epochs"] == 0
+    assert (out / "model.keras").is_file() and (out / "decoder.keras").is_file()
+
+
+def test_init_model_that_is_not_a_run_is_one_line(tiny_run, tmp_path):
+    data, _ = tiny_run
+    r = run_cli("train", "--data", str(data), "--out", str(tmp_path / "o"), "--init-model", str(tmp_path), *TINY)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"edge-fer: error: --init-model {tmp_path}: not a finished run directory (no model.keras)"
+    )

@@ -99,6 +99,13 @@ class TrainConfig:
         help="Take stage 1 (the autoencoder) from another run dir instead of training it "
         "(same --arch/--width/--latent-channels).",
     )
+    init_model: str | None = opt(
+        None,
+        flag="--init-model",
+        help="Start from another finished run's classifier (its model.keras, and its stage 1 for the "
+        "decoder): stages 1-2 are taken, not trained, and fine-tuning continues from its weights "
+        "(same --arch/--width/--latent-channels).",
+    )
     pretrain: bool = opt(
         True,
         flag="--pretrain/--no-pretrain",
@@ -185,7 +192,7 @@ class TrainConfig:
         values = dict(flags)
         if "blur_sigma" in values:
             values["blur_sigma"] = parse_blur_sigma(values["blur_sigma"])
-        for key in ("data", "out", "unlabeled", "init_ae"):  # paths as the CLI always wrote them
+        for key in ("data", "out", "unlabeled", "init_ae", "init_model"):  # paths as the CLI always wrote them
             if values.get(key) is not None:
                 values[key] = str(Path(values[key]))
         if values.get("teacher"):
@@ -197,6 +204,13 @@ class TrainConfig:
         check(self, as_flags=True)
         if self.epochs + (self.head_epochs if self.pretrain else 0) == 0:
             raise EdgeFerError("nothing to train: --epochs (and --head-epochs) are 0")
+        if self.init_model:
+            if not (Path(self.init_model) / "model.keras").is_file():
+                raise EdgeFerError(f"--init-model {self.init_model}: not a finished run directory (no model.keras)")
+            if self.init_ae and Path(self.init_ae) != Path(self.init_model):
+                raise EdgeFerError("--init-model takes stage 1 from the same run: leave out --init-ae")
+            if not self.pretrain:
+                raise EdgeFerError("--init-model continues a pretrained run: it does not go with --no-pretrain")
         if self.teacher_augments and not self.teacher:
             raise EdgeFerError("--teacher-augments needs a --teacher to label the copies")
         if self.detector_copies > self.teacher_augments:

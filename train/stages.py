@@ -152,8 +152,9 @@ def pretrain_autoencoder(
     ``make_ae_data()`` -> (train dataset, val dataset, number of faces), built only when training."""
     if not cfg.pretrain:
         return
-    if cfg.init_ae and "ae" not in runner.done:
-        _take_autoencoder(runner, cfg.init_ae, models)
+    init_ae = cfg.init_ae or cfg.init_model
+    if init_ae and "ae" not in runner.done:
+        _take_autoencoder(runner, init_ae, models)
     elif cfg.ae_epochs > 0 or "ae" in runner.done:
         if "ae" in runner.done:
             models.autoencoder.load_weights(runner.run.ae_weights)
@@ -192,6 +193,26 @@ def _take_autoencoder(runner: StageRunner, init_ae: str, models: Models) -> None
     runner.finish("ae")
 
 
+def _take_classifier(runner: StageRunner, init_model: str, models: Models) -> None:
+    """``--init-model``: the classifier's weights (encoder and head) from a finished run, in place of
+    stage 2; kept as this run's head checkpoint, so a resumed run restores them."""
+    import keras
+
+    src = RunDir(Path(init_model)).model
+    try:
+        trained = keras.models.load_model(src, compile=False)
+        models.classifier.set_weights(trained.get_weights())
+    except (ValueError, OSError) as e:
+        raise DataError(
+            f"--init-model {init_model}: its model does not fit this one (same --arch, --width and "
+            f"--latent-channels needed): {str(e).splitlines()[0][:200]}"
+        ) from None
+    models.classifier.save_weights(runner.run.ckpt / "head.weights.h5")
+    log.info("stage head: the classifier taken from %s (not retrained)", src)
+    runner.timing["head"] = {"seconds": 0.0, "epochs": 0, "from": str(src)}
+    runner.finish("head")
+
+
 def _loss_and_metrics(cfg: TrainConfig) -> tuple[Any, list]:
     import keras
 
@@ -209,6 +230,9 @@ def train_head(runner: StageRunner, cfg: TrainConfig, models: Models, train_ds: 
         return
     if "head" in runner.done:
         models.classifier.load_weights(runner.run.ckpt / "head.weights.h5")
+        return
+    if cfg.init_model:
+        _take_classifier(runner, cfg.init_model, models)
         return
     import keras
 
