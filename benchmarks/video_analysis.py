@@ -1,7 +1,7 @@
 """`edge-fer analyze`: speed-up from 1 to 2 worker processes, and peak memory on long inputs (not a test).
 
     python benchmarks/video_analysis.py --clip ../shared/data/video/hamilton_clip.mp4 \
-        [--videos 4] [--repeats 3] [--loops 1,10,60] [--detector haar] [--skip-speed] [--skip-memory] \
+        [--videos 4] [--repeats 3] [--loops 1,10,60] [--detector yunet|haar] [--skip-speed] [--skip-memory] \
         [--json benchmarks/results/video_analysis/result.json]
 
 Speed: ``--videos`` copies of the clip (under distinct names) are analysed by the installed
@@ -94,7 +94,9 @@ def main() -> int:
     ap.add_argument("--videos", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--loops", default="1,10,60", help="Clip passes per long input for the memory test.")
-    ap.add_argument("--detector", default="haar", help="--detector of edge-fer analyze (haar, yunet).")
+    ap.add_argument(
+        "--detector", default="", help="--detector of edge-fer analyze (default: edge-fer's own default, YuNet)."
+    )
     ap.add_argument("--detector-model", default="", help="--detector-model (YuNet .onnx).")
     ap.add_argument("--memory-detector", default="", help="Detector for the memory test (default: --detector).")
     ap.add_argument("--skip-speed", action="store_true")
@@ -103,8 +105,8 @@ def main() -> int:
     args = ap.parse_args()
 
     def det_flags(name: str) -> list[str]:
-        flags = ["--detector", name]
-        if name == "yunet" and args.detector_model:
+        flags = ["--detector", name] if name else []
+        if name in ("yunet", "") and args.detector_model:
             flags += ["--detector-model", args.detector_model]
         return flags
 
@@ -112,7 +114,7 @@ def main() -> int:
         "command": " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "clip": str(args.clip),
-        "detector": args.detector,
+        "detector": args.detector or "default (yunet)",
         "load_average_at_start": os.getloadavg(),
     }
     work = Path(tempfile.mkdtemp(prefix="video-analysis-"))
@@ -177,7 +179,7 @@ def main() -> int:
                 video.unlink()
                 shutil.rmtree(out)
             result["memory"] = {
-                "detector": det,
+                "detector": det or "default (yunet)",
                 "runs": mem,
                 "peak_rss_growth_mb": round(mem[-1]["peak_rss_mb"] - mem[0]["peak_rss_mb"], 1),
             }
