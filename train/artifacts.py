@@ -47,7 +47,11 @@ def save_models(run: RunDir, cfg: TrainConfig, net: NetConfig, models: Models, e
     """model.keras (+ a SavedModel when ``export``: TensorFlow only), and the stage-1 autoencoder when
     there was one (returned)."""
     models.classifier.save(run.model)
-    stage1 = export_autoencoder(run, net) if (cfg.pretrain and (cfg.ae_epochs > 0 or cfg.init_ae or cfg.init_model)) else None
+    stage1 = (
+        export_autoencoder(run, net)
+        if (cfg.pretrain and (cfg.ae_epochs > 0 or cfg.init_ae or cfg.init_model))
+        else None
+    )
     if export:
         try:
             models.classifier.export(str(run.saved_model), verbose=False)
