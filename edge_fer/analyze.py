@@ -6,8 +6,8 @@ classifier and tracker of ``edge-fer run``, built from the same config schema); 
 drives it frame by frame and writes what it saw. Times are **media time**: the frame's position in
 the video (its presentation timestamp), not the wall clock.
 
-Per video, in ``OUT/<name>/``: ``timeline.csv``, ``tracks.csv``, ``summary.json``, ``emotions.png``
-(with the ``plot`` extra), ``annotated.mp4`` (``--write-annotated`` only) and ``.complete``, written last: a
+Per video, in ``OUT/<name>/``: ``timeline.csv``, ``tracks.csv``, ``summary.json``, ``emotions.png``,
+``annotated.mp4`` (``--write-annotated`` only) and ``.complete``, written last: a
 rerun skips a video whose marker matches the same file and options, and redoes any other. Every
 file is written under a temporary name and renamed when whole, so a killed run leaves no half file.
 For the run: ``index.csv`` and ``index.json`` (one row per video).
@@ -68,13 +68,12 @@ class Options:
     every: int = 1  # analyse every K-th frame
     max_seconds: float = 0.0  # stop at this media time (0: the whole video)
     annotate: bool = False
-    plot: bool = True
 
     def fingerprint(self, cfg: Config) -> str:
         """Options and pipeline settings that change the outputs (the completion marker holds it)."""
         from edge_fer.config import to_toml
 
-        keep = {k: v for k, v in dataclasses.asdict(self).items() if k != "plot"}
+        keep = dataclasses.asdict(self)
         text = json.dumps(keep, sort_keys=True) + to_toml(cfg, redact=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -435,11 +434,10 @@ def _analyze(
         "options": {"every": opts.every, "max_seconds": opts.max_seconds or None, "annotate": opts.annotate},
         "time_basis": "media time: seconds from the start of the video (frame presentation timestamps)",
     }
-    if opts.plot:
-        try:
-            plot_emotions(folder / "timeline.csv", folder / "emotions.png", labels, tracks, duration, analysed)
-        except Exception as e:  # a plot is a picture, not a result: say so and go on
-            log.warning("%s: emotions.png not written: %s", video, e)
+    try:
+        plot_emotions(folder / "timeline.csv", folder / "emotions.png", labels, tracks, duration, analysed)
+    except Exception as e:  # a plot is a picture, not a result: say so and go on
+        log.warning("%s: emotions.png not written: %s", video, e)
     if ann_tmp is not None and ann_tmp.exists():
         replace_durably(ann_tmp, folder / "annotated.mp4")
     from edge_fer import jsondoc

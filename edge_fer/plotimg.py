@@ -1,6 +1,6 @@
 """Line charts drawn with OpenCV: ``edge-fer analyze``'s ``emotions.png`` on a device that has no
-matplotlib, in milliseconds (matplotlib's import alone takes half a second on a desktop CPU and
-several on a Pi, once per worker, and its drawing about as long again per video).
+matplotlib, in milliseconds (on a desktop CPU matplotlib's import took about 0.9 s in each worker and
+its drawing about 0.6 s per video: docs/video-analysis.md).
 
 One chart: stacked panels sharing a time axis, each a set of series in [0, 1] (NaN breaks a line),
 a legend across the top, ticks at 1-2-5 steps.
@@ -106,14 +106,7 @@ def line_chart(
         for v in (0.0, 0.25, 0.5, 0.75, 1.0):
             gy = int(round(bottom - v * PANEL))
             cv2.line(img, (x0, gy), (x1, gy), GRID, 1)
-            _text(
-                img,
-                f"{v:.2f}".rstrip("0").rstrip(".") if v not in (0.0, 1.0) else f"{v:.0f}",
-                x0 - 6,
-                gy + 5,
-                0.4,
-                "right",
-            )
+            _text(img, f"{v:g}", x0 - 6, gy + 5, 0.4, "right")
         if k < len(panels):
             values = np.asarray(panels[k], np.float64)
             for j in range(values.shape[1]):

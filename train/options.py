@@ -158,7 +158,8 @@ class TrainConfig:
         flag="--detector-copies",
         help="Train for the runtime's crops: N of the --teacher-augments copies are recut the way "
         "'edge-fer run' cuts a face, around the shipped YuNet detector's box (the face given context "
-        "as 'edge-fer eval --detect' does), before the teachers label them; 0: none.",
+        "as 'edge-fer eval --detect' does); the teachers label each copy as it was before the recut; "
+        "0: none.",
     )
     distill_weight: float = opt(
         0.5, lo=0.0, hi=1.0, flag="--distill-weight", help="Share of the teachers' soft targets in the training target."
