@@ -108,7 +108,7 @@ def test_every_command_registers_its_old_spellings():
     import edge_fer.cli  # noqa: F401  (registers the commands)
 
     table = renamed()
-    for command in ("convert", "train", "adapt"):
+    for command in ("convert", "train", "adapt", "analyze"):
         assert table[command]["--out"] == ("--output", False), command  # a silent alias
     assert table["convert"]["--report"] == ("--json", True)
     assert table["convert"]["--quality"] == ("--write-quality-gate", True)

@@ -34,6 +34,7 @@ def register(app: typer.Typer) -> None:
 
     # `run --annotate PATH` takes a file; this switch was spelled the same
     schema.rename("analyze", "--annotate/--no-annotate", "--write-annotated/--no-write-annotated")
+    schema.rename("analyze", "--out", "--output", warn=False)  # the spelling train/convert/adapt also accept
 
     @schema.command(
         app,
