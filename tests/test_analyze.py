@@ -68,6 +68,58 @@ def test_run_events_from_a_video_carry_media_time(hamilton_clip):
     assert first["duration_s"] > 0.1  # several detections, 1/30 s apart in the video
 
 
+VFR_PTS_MS = (0, 33, 67, 100, 1100, 1133, 1167, 3000, 3033, 3067)  # two pauses in the recording
+
+
+def write_vfr_video(path: Path, photo: Path) -> Path:
+    """An H.264 MP4 whose frames carry the presentation times ``VFR_PTS_MS`` (a variable frame rate,
+    as phones and screen recorders write), each frame a shared photo with one face. Written with
+    PyAV (FFmpeg's muxer): OpenCV's writer can only write a constant rate."""
+    import fractions
+
+    import av
+
+    face = cv2.resize(cv2.imread(str(photo)), (256, 320))
+    frame = np.zeros((360, 640, 3), np.uint8)
+    frame[20:340, 192:448] = face
+    ms = fractions.Fraction(1, 1000)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
+        stream.codec_context.time_base = ms
+        for pts in VFR_PTS_MS:
+            vf = av.VideoFrame.from_ndarray(frame, format="bgr24")
+            vf.pts, vf.time_base = pts, ms
+            for packet in stream.encode(vf):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def test_variable_frame_rate_video_gets_its_presentation_times(tmp_path, face_images):
+    """Media time is each frame's presentation timestamp, not frame / nominal fps: on a real
+    variable-frame-rate file the events, the timeline and the track table follow the pauses."""
+    video = write_vfr_video(tmp_path / "vfr.mp4", face_images["obama"])
+    want = [t / 1000 for t in VFR_PTS_MS]
+
+    r = cli("run", "--source", str(video))
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(x) for x in r.stdout.splitlines()]
+    assert events and all(e["media_time_s"] == pytest.approx(want[e["frame"]], abs=1e-3) for e in events)
+    left = [e for e in events if e["type"] == "face_left"]
+    assert len(left) == 1 and left[0]["duration_s"] == pytest.approx(3.067, abs=1e-3)
+
+    out = tmp_path / "out"
+    r = cli("analyze", str(video), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    timeline = rows(out / "vfr" / "timeline.csv")
+    assert [float(t["media_time_s"]) for t in timeline] == pytest.approx(want, abs=1e-3)
+    (track,) = rows(out / "vfr" / "tracks.csv")
+    assert float(track["start_s"]) == 0.0 and float(track["end_s"]) == pytest.approx(3.067, abs=1e-3)
+    assert int(track["frames"]) == len(VFR_PTS_MS)
+
+
 def test_still_images_have_no_media_time(face_images):
     r = cli("run", "--source", str(face_images["two_people"]))
     assert r.returncode == 0, r.stderr
