@@ -296,6 +296,43 @@ def test_detector_copies_train_on_recut_copies_labelled_as_they_were(teacher, tm
     assert d["detector_copies"] == 1 and d["augments"] == 2
 
 
+def test_a_resumed_run_reuses_the_recut_copies_and_recuts_for_another_margin(teacher, tmp_path, caplog, monkeypatch):
+    """The recut copies are kept next to the teacher targets: a resumed run takes them without
+    running the detector; a run whose crops differ (another --margin) recuts."""
+    data, t = teacher
+    out = tmp_path / "student"
+    args = ["train", "--data", str(data), "--out", str(out), *TINY, "--teacher", str(t), "--teacher-augments", "2"]
+    args += ["--detector-copies", "1"]
+    assert main(args) == 0
+    kept = out / "checkpoints" / "detector_copies.npz"
+    first, first_key = np.load(kept)["copies"], str(np.load(kept)["key"])
+    assert first.dtype == np.uint8 and first.shape[1:] == (48, 48) and len(first) > 0
+
+    def resume_after_stage_1(*extra: str) -> str:
+        state = json.loads((out / "state.json").read_text())
+        state["done"] = ["ae"]  # as if killed after stage 1
+        (out / "state.json").write_text(json.dumps(state))
+        caplog.clear()
+        caplog.set_level("INFO")
+        assert main([*args, *extra, "--resume"]) == 0
+        return caplog.text
+
+    import edge_fer.train.distill as distill
+
+    real_recut = distill.detector_recut
+
+    def no_recut(*a, **k):
+        raise AssertionError("the kept copies should have been reused")
+
+    monkeypatch.setattr(distill, "detector_recut", no_recut)
+    log = resume_after_stage_1()
+    assert "detector copies: reusing detector_copies.npz" in log
+    monkeypatch.setattr(distill, "detector_recut", real_recut)
+    log = resume_after_stage_1("--margin", "0.15")  # other crops: the kept ones are stale
+    assert "reusing detector_copies.npz" not in log and "recut around YuNet's box" in log
+    assert str(np.load(kept)["key"]) != first_key  # kept again, for the new margin
+
+
 def test_more_detector_copies_than_copies_is_one_line(teacher, tmp_path):
     data, t = teacher
     r = run_cli(

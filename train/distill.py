@@ -187,15 +187,18 @@ def augmented_copies(faces: np.ndarray, copies: int, seed: int) -> np.ndarray:
     return np.concatenate([warp_faces(np.ascontiguousarray(faces), rng) for _ in range(copies)])
 
 
-def detector_recut(copies: np.ndarray, n_faces: int, n: int, margin: float) -> tuple[np.ndarray, int]:
+def detector_recut(
+    copies: np.ndarray, n_faces: int, n: int, margin: float, detector: Any = None
+) -> tuple[np.ndarray, int]:
     """The first ``n`` copies of ``n_faces`` faces (row ``k * n_faces + i``, :func:`augmented_copies`)
-    recut around the shipped YuNet detector's box as the runtime cuts faces (at ``margin``); a copy in
-    which it finds no face stays as it was. Returns the copies and how many were recut."""
+    recut around the YuNet detector's box (``detector``, default: the runtime's) as the runtime cuts
+    faces (at ``margin``); a copy in which it finds no face stays as it was. Returns the copies and
+    how many were recut."""
     from edge_fer.detect import create_detector
     from edge_fer.evaluate import DetectOptions, detector_crop
 
     out = copies.copy()
-    detector, opts = create_detector("yunet"), DetectOptions()
+    detector, opts = detector or create_detector("yunet"), DetectOptions()
     h, w = copies.shape[1:3]
     recut = 0
     for row in range(min(n, len(copies) // max(n_faces, 1)) * n_faces):

@@ -98,6 +98,11 @@ class RunDir:
         return self.ckpt / "teacher_targets.npz"
 
     @property
+    def detector_copies(self) -> Path:
+        """The copies recut around the detector's box (``--detector-copies``), kept for a resumed run."""
+        return self.ckpt / "detector_copies.npz"
+
+    @property
     def ae_weights(self) -> Path:
         """Stage 1's own checkpoint (the autoencoder before fine-tuning changed the encoder)."""
         return self.ckpt / "ae.weights.h5"

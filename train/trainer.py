@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from edge_fer.train.options import TrainConfig
@@ -244,8 +245,8 @@ def _distillation_targets(cfg: TrainConfig, runner, faces: _Faces, va, labels) -
     key = _targets_key(cfg, x, y)
     # the teachers label each jittered copy as it is; the student may see it recut by the detector:
     # from the runtime's crop it learns what the teachers read in the dataset's framing
-    train_x = _detector_copies(cfg, x, len(faces.y))
-    cached = _load_targets(runner.run.teacher_targets, key, len(x))
+    train_x = _detector_copies(cfg, x, len(faces.y), runner.run.detector_copies)
+    cached = _load_kept(runner.run.teacher_targets, key, "targets", len(x))
     if cached is not None:
         log.info("teacher targets: reusing %s (%d faces)", runner.run.teacher_targets.name, len(x))
         return cached, train_x, k or 1
@@ -261,21 +262,48 @@ def _distillation_targets(cfg: TrainConfig, runner, faces: _Faces, va, labels) -
     )
     summary["augments"] = k
     summary["detector_copies"] = cfg.detector_copies
-    _save_targets(runner.run.teacher_targets, key, targets)
+    _save_kept(runner.run.teacher_targets, key, targets=targets)
     runner.state["distillation"] = summary
     runner.save_state()
     return targets, train_x, k or 1
 
 
-def _detector_copies(cfg: TrainConfig, x: np.ndarray, n_faces: int) -> np.ndarray:
-    """``--detector-copies N``: the first N copies recut around YuNet's box (:func:`detector_recut`)."""
+def _detector_copies(cfg: TrainConfig, x: np.ndarray, n_faces: int, kept: Path) -> np.ndarray:
+    """``--detector-copies N``: the first N copies recut around YuNet's box (:func:`detector_recut`).
+    The recut copies are kept in the run's checkpoints, keyed by the copies, the detector's model file
+    and the framing, so that a resumed run does not recut them (57k copies: 4-9 minutes on a small CPU)."""
     if not cfg.detector_copies:
         return x
     from edge_fer.train.distill import detector_recut
 
-    out, recut = detector_recut(x, n_faces, cfg.detector_copies, cfg.margin)
-    log.info("detector copies: %d of %d recut around YuNet's box", recut, cfg.detector_copies * n_faces)
+    from edge_fer.detect import create_detector
+
+    detector = create_detector("yunet")
+    rows = min(cfg.detector_copies, len(x) // max(n_faces, 1)) * n_faces
+    key = _recut_key(cfg, x[:rows], detector)
+    cached = _load_kept(kept, key, "copies", rows)
+    if cached is not None:
+        out = x.copy()
+        out[:rows] = cached
+        log.info("detector copies: reusing %s (%d copies)", kept.name, rows)
+        return out
+    out, recut = detector_recut(x, n_faces, cfg.detector_copies, cfg.margin, detector=detector)
+    log.info("detector copies: %d of %d recut around YuNet's box", recut, rows)
+    _save_kept(kept, key, copies=out[:rows])
     return out
+
+
+def _recut_key(cfg: TrainConfig, copies: np.ndarray, detector: Any) -> str:
+    """A digest of what the recut copies depend on: the copies, the detector's model file and
+    framing, the crop margin and the detection options."""
+    from edge_fer.evaluate import DetectOptions
+
+    h = hashlib.sha256()
+    model = getattr(detector, "model_path", "")
+    h.update(hashlib.sha256(Path(model).read_bytes()).digest() if model else type(detector).__name__.encode())
+    h.update(f"{getattr(detector, 'framing', '')}|{cfg.margin}|{DetectOptions()!r}".encode())
+    h.update(np.ascontiguousarray(copies).tobytes())
+    return h.hexdigest()
 
 
 def _targets_key(cfg: TrainConfig, x: np.ndarray, y: np.ndarray) -> str:
@@ -293,20 +321,20 @@ def _targets_key(cfg: TrainConfig, x: np.ndarray, y: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def _load_targets(path: Path, key: str, n: int) -> np.ndarray | None:
-    """The kept targets when ``path`` holds them for ``key``; None when absent, stale or unreadable."""
+def _load_kept(path: Path, key: str, name: str, n: int) -> np.ndarray | None:
+    """The array ``name`` kept in ``path`` for ``key`` (``n`` rows); None when absent, stale or unreadable."""
     try:
         with np.load(path, allow_pickle=False) as z:
-            if str(z["key"]) != key or len(z["targets"]) != n:
+            if str(z["key"]) != key or len(z[name]) != n:
                 return None
-            return z["targets"].astype(np.float32)
+            return z[name].astype(np.float32) if z[name].dtype.kind == "f" else z[name].copy()
     except (OSError, KeyError, ValueError):
         return None
 
 
-def _save_targets(path: Path, key: str, targets: np.ndarray) -> None:
+def _save_kept(path: Path, key: str, **arrays: np.ndarray) -> None:
     buf = io.BytesIO()
-    np.savez(buf, key=np.array(key), targets=targets)
+    np.savez(buf, key=np.array(key), **arrays)
     atomic_write_bytes(path, buf.getvalue())
 
 
