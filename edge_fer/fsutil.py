@@ -9,6 +9,7 @@ folder is fsynced too (:func:`replace_durably`), since an SD card can lose a ren
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
@@ -66,12 +67,50 @@ def replace_durably(src: str | Path, target: str | Path) -> None:
 
 
 def atomic_write_bytes(target: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``target`` atomically (a temporary file renamed over it). A target that is a
+    link to a regular file keeps its link: the file it points at is replaced. A target that exists and
+    is not a regular file (``/dev/null``, ``/dev/stdout``, a FIFO, a device) is written to as it is,
+    never replaced by a file; a folder is refused. Failures are an :class:`EdgeFerError`."""
+    target = Path(target)
+    try:
+        st: os.stat_result | None = os.stat(target)  # follows links
+    except OSError:
+        st = None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        _write_in_place(target, data, st.st_mode)
+        return
+    if target.is_symlink():
+        target = Path(os.path.realpath(target))
     tmp = stage_bytes(target, data)
     try:
         replace_durably(tmp, target)
     except OSError as e:
         tmp.unlink(missing_ok=True)
         raise EdgeFerError(f"cannot write {target}: {e.strerror or e}") from None
+
+
+def _write_in_place(target: Path, data: bytes, mode: int) -> None:
+    """Write to an existing non-regular file (a device, a FIFO with a reader): no rename, no fsync.
+    A FIFO nobody reads is an error, not a wait."""
+    if stat.S_ISDIR(mode):
+        raise EdgeFerError(f"cannot write {target}: it is a folder")
+    flags = os.O_WRONLY | (os.O_NONBLOCK if stat.S_ISFIFO(mode) else 0)
+    try:
+        fd = os.open(target, flags)
+    except OSError as e:
+        why = "a FIFO with no reader" if stat.S_ISFIFO(mode) and e.errno == errno.ENXIO else e.strerror or e
+        raise EdgeFerError(f"cannot write {target}: {why}") from None
+    try:
+        if stat.S_ISFIFO(mode):
+            os.set_blocking(fd, True)
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+    except OSError as e:
+        raise EdgeFerError(f"cannot write {target}: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
 
 
 def atomic_write_text(target: str | Path, text: str) -> None:

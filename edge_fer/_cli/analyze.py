@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -85,6 +86,7 @@ def register(app: typer.Typer) -> None:
         Classifier.from_file(cfg.model.path or None, device=cfg.model.device, threads=1)
         build_detector(cfg.detector)
         videos = analyze.find_videos(inputs)
+        _check_json_path(json_path, [*videos, *(p for p in inputs if Path(p).is_dir())])
         out = analyze.prepare_output(output, inputs, videos)
         jobs = [(v, out / name) for v, name in zip(videos, analyze.output_names(videos))]
         n_workers = min(workers or usable_cores(), len(jobs))
@@ -108,6 +110,20 @@ def register(app: typer.Typer) -> None:
         if any(r["status"] == "failed" for r in rows):
             # SystemExit, not typer.Exit: cli.main() runs click with standalone_mode=False
             raise SystemExit(1)
+
+
+def _check_json_path(json_path: str | None, inputs: list[Any]) -> None:
+    """``--json`` before anything is analysed: never one of the videos (exit 2), and its folder must
+    exist (exit 74, as when the report cannot be written)."""
+    if not json_path or json_path == "-":
+        return
+    from edge_fer.errors import OutputError
+    from edge_fer.fsutil import refuse_output_over_inputs
+
+    refuse_output_over_inputs(json_path, inputs, "--json")
+    folder = Path(json_path).expanduser().absolute().parent
+    if not folder.is_dir():
+        raise OutputError(f"cannot write --json {json_path}: the folder {folder} does not exist")
 
 
 def _run_with_progress(

@@ -1,0 +1,87 @@
+"""Outputs that are not plain files, and outputs aimed at inputs, through the installed ``edge-fer``:
+
+* ``--json PATH`` where PATH is a link, a device or a FIFO: a device is written to (``/dev/null``
+  takes it, ``/dev/full`` is exit 74), never replaced by a file; a link keeps its link; a FIFO with
+  no reader is exit 74, not a wait;
+* ``analyze --json`` aimed at an input video is refused before anything is analysed, and so is a
+  ``--json`` folder that does not exist.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+from tests.cli import run_cli
+from tests.test_reliability_io import assert_one_clean_error
+
+TIMEOUT = 120
+
+
+def test_json_report_onto_a_link_to_a_device_writes_to_the_device(tmp_path):
+    null = tmp_path / "null.json"
+    null.symlink_to(os.devnull)
+    proc = run_cli("models", "list", "--json", str(null), "-q", cwd=tmp_path, timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stderr
+    assert null.is_symlink() and os.readlink(null) == os.devnull  # not replaced by a regular file
+
+    full = tmp_path / "full.json"
+    full.symlink_to("/dev/full")
+    proc = run_cli("doctor", "--json", str(full), "-q", cwd=tmp_path, timeout=TIMEOUT)
+    assert_one_clean_error(proc, 74, str(full), "No space left on device")
+    assert full.is_symlink()
+
+
+def test_json_report_onto_a_link_to_a_file_keeps_the_link(tmp_path):
+    real = tmp_path / "reports" / "models.json"
+    real.parent.mkdir()
+    real.write_text("old\n")
+    link = tmp_path / "latest.json"
+    link.symlink_to(real)
+    proc = run_cli("models", "list", "--json", str(link), "-q", cwd=tmp_path, timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stderr
+    assert link.is_symlink() and real.read_text().startswith("{")
+
+
+def test_json_report_onto_a_fifo_nobody_reads_is_exit_74_not_a_wait(tmp_path):
+    fifo = tmp_path / "report.json"
+    os.mkfifo(fifo)
+    proc = run_cli("models", "list", "--json", str(fifo), "-q", cwd=tmp_path, timeout=TIMEOUT)
+    assert_one_clean_error(proc, 74, str(fifo), "no reader")
+    assert fifo.is_fifo()
+
+
+def test_analyze_refuses_a_json_report_over_an_input_video(tmp_path, hamilton_clip):
+    video = tmp_path / "talk.mp4"
+    shutil.copy(hamilton_clip, video)
+    before = video.read_bytes()
+    proc = run_cli(
+        "analyze", str(video), "-o", str(tmp_path / "out"), "--json", str(video), cwd=tmp_path, timeout=TIMEOUT
+    )
+    assert_one_clean_error(proc, 2, "--json", str(video), "input")
+    assert video.read_bytes() == before and not (tmp_path / "out").exists()
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    shutil.copy(hamilton_clip, folder / "a.mp4")
+    proc = run_cli(
+        "analyze",
+        str(folder),
+        "-o",
+        str(tmp_path / "out"),
+        "--json",
+        str(folder / "a.mp4"),
+        cwd=tmp_path,
+        timeout=TIMEOUT,
+    )
+    assert_one_clean_error(proc, 2, "--json", "input")
+    assert (folder / "a.mp4").read_bytes() == before
+
+
+def test_analyze_checks_the_json_folder_before_analysing(tmp_path, hamilton_clip):
+    target = tmp_path / "missing" / "index.json"
+    proc = run_cli(
+        "analyze", str(hamilton_clip), "-o", str(tmp_path / "out"), "--json", str(target), cwd=tmp_path, timeout=TIMEOUT
+    )
+    assert_one_clean_error(proc, 74, str(target.parent), "does not exist")
+    assert not (tmp_path / "out").exists()
