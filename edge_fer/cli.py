@@ -13,6 +13,7 @@ on stdout and exits 0.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
@@ -24,7 +25,7 @@ ensure_std_fds()  # before anything is opened: fds 0-2 never end up being the ev
 import typer  # noqa: E402
 
 from edge_fer import __version__  # noqa: E402
-from edge_fer.errors import EXIT_INTERNAL, EXIT_OK, EdgeFerError  # noqa: E402
+from edge_fer.errors import EXIT_INTERNAL, EXIT_IOERR, EXIT_OK, EdgeFerError  # noqa: E402
 
 app = typer.Typer(
     name="edge-fer",
@@ -102,13 +103,16 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         path = getattr(ctx, "command_path", "") or "edge-fer"
-        print(f"{path}: error: {e.format_message()} (see '{path} --help')", file=sys.stderr)
+        print(f"edge-fer: error: {e.format_message()} (see '{path} --help')", file=sys.stderr)
         return int(getattr(e, "exit_code", 2) or 2)
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except OSError as e:  # a file or device the user named: one line, not a traceback
         if debug:
             raise
+        if not getattr(e, "filename", None) and e.errno in _OUTPUT_ERRNOS:  # stdout: a full disk, a closed pipe
+            print(f"edge-fer: error: cannot write to stdout: {e.strerror or e}", file=sys.stderr)
+            return EXIT_IOERR
         where = f" {e.filename}" if getattr(e, "filename", None) else ""
         print(f"edge-fer: error:{where}: {e.strerror or e}", file=sys.stderr)
         return 2
@@ -124,7 +128,29 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERNAL
-    return rv if isinstance(rv, int) else 0
+    code = rv if isinstance(rv, int) else 0
+    try:  # what is still buffered for stdout: a full disk or a closed pipe is an output error
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except OSError as e:
+        _quiet_stdout()
+        print(f"edge-fer: error: cannot write to stdout: {e.strerror or e}", file=sys.stderr)
+        return EXIT_IOERR
+    return code
+
+
+#: errors of a write to stdout that are the output's fault, not the user's input (exit 74)
+_OUTPUT_ERRNOS = {errno.ENOSPC, errno.EPIPE, errno.EIO, errno.EDQUOT, errno.EFBIG}
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 if __name__ == "__main__":

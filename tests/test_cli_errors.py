@@ -27,7 +27,8 @@ from tests.conftest import REPO
     ],
 )
 def test_usage_errors_are_one_line_exit_2(args, needle):
-    assert_one_line_error(cli(*args), needle)
+    line = assert_one_line_error(cli(*args), needle)
+    assert line.startswith("edge-fer: error: "), line  # the prefix every error has (docs/cli-conventions.md)
 
 
 def test_no_arguments_shows_help_without_traceback():

@@ -85,3 +85,12 @@ def test_analyze_checks_the_json_folder_before_analysing(tmp_path, hamilton_clip
     )
     assert_one_clean_error(proc, 74, str(target.parent), "does not exist")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_full_stdout_is_exit_74_for_every_command(tmp_path):
+    """A table, a report or the help that cannot be written to stdout (a full disk) is an output
+    error, exit 74, with one line saying so; it was exit 2 with an empty reason."""
+    for args in (["models", "list"], ["doctor"], ["--help"], ["analyze", "--help"]):
+        with open("/dev/full", "w") as full:
+            proc = run_cli(*args, cwd=tmp_path, timeout=TIMEOUT, stdout=full, capture_output=False, stderr=-1)
+        assert_one_clean_error(proc, 74, "cannot write to stdout", "No space left on device")
