@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import errno
 import glob
 import hashlib
 import json
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edge_fer.errors import EdgeFerError
+from edge_fer.errors import EdgeFerError, OutputError
 from edge_fer.fsutil import atomic_write_bytes, replace_durably
 from edge_fer.types import Event, Sink, SinkStats
 
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 
 VIDEO_EXTS = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts", ".mts"}
 MARKER = ".complete"
-OUTPUTS = ("timeline.csv", "tracks.csv", "summary.json")
+OUTPUTS = ("timeline.csv", "tracks.csv", "summary.json", "emotions.png")
 INDEX_FIELDS = (
     "video",
     "status",
@@ -251,7 +252,10 @@ def analyze_video(
     try:
         fp = opts.fingerprint(cfg)
         if is_complete(folder, video, fp):
-            return _row_from_summary(row, folder, "skipped")
+            skipped = _row_from_summary(dict(row), folder, "skipped")
+            if skipped["status"] == "skipped":
+                return skipped
+            log.warning("%s: %s; analysing it again", video, skipped["error"])
         folder.mkdir(parents=True, exist_ok=True)
         (folder / MARKER).unlink(missing_ok=True)  # outputs change from here on
         for stale in folder.glob(".*.tmp*"):
@@ -265,6 +269,14 @@ def analyze_video(
 
         atomic_write_json(folder / MARKER, _marker(video, fp))  # last: the outputs are whole
         row["status"] = "ok"
+    except OutputError:
+        _remove_temporary(folder)
+        raise  # a full disk or a read-only folder: every video after this one would fail too
+    except OSError as e:
+        _remove_temporary(folder)
+        if e.errno in OUTPUT_ERRNOS:
+            raise OutputError(f"cannot write the outputs in {folder}: {e.strerror or e}") from None
+        row["error"] = f"{type(e).__name__}: {e}"
     except EdgeFerError as e:
         row["error"] = str(e)
     except Exception as e:  # one bad video must not end the batch
@@ -273,6 +285,19 @@ def analyze_video(
     if row["status"] == "failed":
         _remove_empty(folder)  # a video that could not be read leaves no empty folder
     return row
+
+
+#: errors of a write that are the output folder's, not the video's: the batch stops with exit 74
+OUTPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
+
+
+def _remove_temporary(folder: Path) -> None:
+    """The staged outputs a failed write left in ``folder`` (they would fill the disk further)."""
+    for stale in folder.glob(".*.tmp*"):
+        try:
+            stale.unlink()
+        except OSError:
+            pass
 
 
 def _row_fields(summary: dict[str, Any]) -> dict[str, Any]:
@@ -386,6 +411,8 @@ def _analyze(
         for s in staged:
             s.discard()
         pipe.close()
+        if ann_tmp is not None:
+            ann_tmp.unlink(missing_ok=True)
         raise
     pipe.close()
     step = 1.0 / pipe.source.fps if pipe.source.fps > 0 else 0.0
@@ -436,8 +463,12 @@ def _analyze(
     }
     try:
         plot_emotions(folder / "timeline.csv", folder / "emotions.png", labels, tracks, duration, analysed)
-    except Exception as e:  # a plot is a picture, not a result: say so and go on
-        log.warning("%s: emotions.png not written: %s", video, e)
+    except (OutputError, OSError):
+        raise  # the folder cannot take the picture: the outputs are not whole
+    except Exception as e:  # a drawing that failed: the results stand, the video is not complete
+        log.warning("%s: emotions.png not drawn: %s", video, e)
+        error = error or f"emotions.png not drawn: {type(e).__name__}: {e}"
+        summary["complete"], summary["error"] = False, error
     if ann_tmp is not None and ann_tmp.exists():
         replace_durably(ann_tmp, folder / "annotated.mp4")
     from edge_fer import jsondoc
@@ -575,6 +606,9 @@ def analyze_all(
                 i = futures[fut]
                 try:
                     results[i] = fut.result()
+                except OutputError:  # the output folder cannot be written: stop the batch (exit 74)
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
                 except Exception as e:  # a worker that died (out of memory, a crash in a decoder)
                     video, folder = jobs[i]
                     results[i] = {"video": str(video), "output": str(folder), "status": "failed", "error": str(e)}

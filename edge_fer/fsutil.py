@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from edge_fer.errors import EdgeFerError
+from edge_fer.errors import EdgeFerError, OutputError
 
 
 def _umask() -> int:
@@ -29,9 +29,13 @@ def _umask() -> int:
 
 def stage_bytes(target: str | Path, data: bytes) -> Path:
     """Write ``data`` to a temporary file beside ``target`` and return its path (rename it with
-    :func:`os.replace` to commit, unlink it to discard). A failed write is an :class:`EdgeFerError`."""
+    :func:`os.replace` to commit, unlink it to discard). A failed write is an :class:`OutputError`
+    (exit 74: a missing folder, a full disk, a read-only file system)."""
     target = Path(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as e:
+        raise OutputError(f"cannot write {target}: {e.strerror or e}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -40,7 +44,7 @@ def stage_bytes(target: str | Path, data: bytes) -> Path:
         os.chmod(tmp, 0o666 & ~_umask())
     except OSError as e:
         Path(tmp).unlink(missing_ok=True)
-        raise EdgeFerError(f"cannot write {target}: {e.strerror or e}") from None
+        raise OutputError(f"cannot write {target}: {e.strerror or e}") from None
     return Path(tmp)
 
 
@@ -86,7 +90,7 @@ def atomic_write_bytes(target: str | Path, data: bytes) -> None:
         replace_durably(tmp, target)
     except OSError as e:
         tmp.unlink(missing_ok=True)
-        raise EdgeFerError(f"cannot write {target}: {e.strerror or e}") from None
+        raise OutputError(f"cannot write {target}: {e.strerror or e}") from None
 
 
 def _write_in_place(target: Path, data: bytes, mode: int) -> None:
@@ -99,7 +103,7 @@ def _write_in_place(target: Path, data: bytes, mode: int) -> None:
         fd = os.open(target, flags)
     except OSError as e:
         why = "a FIFO with no reader" if stat.S_ISFIFO(mode) and e.errno == errno.ENXIO else e.strerror or e
-        raise EdgeFerError(f"cannot write {target}: {why}") from None
+        raise OutputError(f"cannot write {target}: {why}") from None
     try:
         if stat.S_ISFIFO(mode):
             os.set_blocking(fd, True)
@@ -108,7 +112,7 @@ def _write_in_place(target: Path, data: bytes, mode: int) -> None:
             n = os.write(fd, view)
             view = view[n:]
     except OSError as e:
-        raise EdgeFerError(f"cannot write {target}: {e.strerror or e}") from None
+        raise OutputError(f"cannot write {target}: {e.strerror or e}") from None
     finally:
         os.close(fd)
 

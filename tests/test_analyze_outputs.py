@@ -1,0 +1,58 @@
+"""`edge-fer analyze` when its outputs cannot be written, through the installed command, on real
+files: a full disk stops the batch with exit 74 and leaves no staged file; ``.complete`` is only
+written when every output (the plot too) is whole; a damaged ``summary.json`` is repaired by a rerun."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from tests.cli import run_cli
+from tests.test_reliability_io import assert_one_clean_error
+from tests.test_reliability_output import fill, full_tmpfs  # noqa: F401  (a fixture)
+
+TIMEOUT = 300
+
+
+def analyze(*args, cwd):
+    return run_cli("analyze", *map(str, args), cwd=cwd, timeout=TIMEOUT)
+
+
+def test_a_full_disk_stops_the_batch_with_exit_74_and_no_staged_files(tmp_path, full_tmpfs, hamilton_clip):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("a.mp4", "b.mp4"):
+        shutil.copy(hamilton_clip, videos / name)
+    out = full_tmpfs / "out"
+    fill(full_tmpfs, 40 * 1024)  # room for the index, not for a timeline
+    proc = analyze(videos, "-o", out, "-j", "1", cwd=tmp_path)
+    assert_one_clean_error(proc, 74, "No space left on device")
+    assert not [p.name for p in out.rglob("*") if ".tmp" in p.name]  # nothing staged is left behind
+    assert not list(out.rglob(".complete"))
+
+
+def test_complete_means_the_plot_was_written_too(tmp_path, hamilton_clip):
+    out = tmp_path / "out"
+    folder = out / "hamilton_clip"
+    (folder / "emotions.png").mkdir(parents=True)  # the plot cannot be written where it goes
+    proc = analyze(hamilton_clip, "-o", out, "--max-seconds", "2", cwd=tmp_path)
+    assert proc.returncode == 1 and "emotions.png" in proc.stderr, proc.stderr[-2000:]
+    assert not (folder / ".complete").exists()
+    index = json.loads((out / "index.json").read_text())
+    assert index["videos"][0]["status"] == "failed" and "emotions.png" in index["videos"][0]["error"]
+
+    (folder / "emotions.png").rmdir()
+    proc = analyze(hamilton_clip, "-o", out, "--max-seconds", "2", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (folder / "emotions.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and (folder / ".complete").is_file()
+
+
+def test_a_damaged_summary_is_analysed_again(tmp_path, hamilton_clip):
+    out = tmp_path / "out"
+    assert analyze(hamilton_clip, "-o", out, "--max-seconds", "2", cwd=tmp_path).returncode == 0
+    summary = out / "hamilton_clip" / "summary.json"
+    summary.write_text("")  # emptied after the run, the marker still there
+    proc = analyze(hamilton_clip, "-o", out, "--max-seconds", "2", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(summary.read_text())["complete"] is True
+    assert json.loads((out / "index.json").read_text())["videos"][0]["status"] == "ok"
