@@ -56,3 +56,25 @@ def test_a_damaged_summary_is_analysed_again(tmp_path, hamilton_clip):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(summary.read_text())["complete"] is True
     assert json.loads((out / "index.json").read_text())["videos"][0]["status"] == "ok"
+
+
+def test_damage_in_the_middle_is_skipped_and_the_video_completes(tmp_path, hamilton_clip):
+    """Bytes destroyed mid-file: the unreadable frames are skipped and counted, the rest is analysed
+    to the end, and the video is complete (it was 'failed: damaged or truncated ... decoding stopped',
+    which was not true, and every rerun analysed it again)."""
+    import random
+
+    video = tmp_path / "damaged.mp4"
+    data = bytearray(hamilton_clip.read_bytes())
+    rng = random.Random(1)
+    mid = len(data) // 2
+    data[mid : mid + 20000] = bytes(rng.getrandbits(8) for _ in range(20000))
+    video.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    proc = analyze(video, "-o", out, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((out / "damaged" / "summary.json").read_text())
+    assert summary["complete"] is True and summary["error"] == "" and summary["bad_frames"] >= 1
+    last = float((out / "damaged" / "timeline.csv").read_text().strip().splitlines()[-1].split(",")[0])
+    assert last > 9.0  # analysed to the clip's end (9.14 s)
+    assert (out / "damaged" / ".complete").is_file()

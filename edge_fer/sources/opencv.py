@@ -148,9 +148,15 @@ class VideoFileSource(Source):
         return self._pass_frames / self.fps if self.fps > 0 else 0.0
 
     def _at_end(self) -> bool:
-        """A failed read is the end of the file (not a damaged frame) at the announced frame count."""
+        """A failed read is the end of the file (not a damaged frame) at the announced frame count, or
+        once the last frame read was at the announced end in time: frames lost to damage earlier in
+        the file leave the decoder's frame counter behind, but not the frames' timestamps."""
         assert self.cap is not None
-        return self._count > 0 and self.cap.get(cv2.CAP_PROP_POS_FRAMES) >= self._count
+        if self._count <= 0:
+            return False
+        if self.cap.get(cv2.CAP_PROP_POS_FRAMES) >= self._count:
+            return True
+        return self.fps > 0 and self._pass_frames > 0 and self._last_pos >= (self._count - 1.5) / self.fps
 
     def read(self, timeout: float | None = None) -> Frame | None:
         while self.cap is not None and not self._done:
