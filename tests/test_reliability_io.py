@@ -128,6 +128,15 @@ def test_csv_append_to_a_file_with_other_columns_is_refused(tmp_path, obama):
     assert out.read_text() == '{"type":"face_appeared"}\n'
 
 
+def test_json_lines_appended_to_a_csv_file_are_refused(tmp_path, obama):
+    out = tmp_path / "events.csv"
+    assert edge_fer("run", "--source", obama, "--format", "csv", "-o", out, cwd=tmp_path).returncode == 0
+    before = out.read_text()
+    proc = edge_fer("run", "--source", obama, "-o", out, cwd=tmp_path)  # the default format, jsonl
+    assert_one_clean_error(proc, 2, str(out), "not JSON lines", "--overwrite")
+    assert out.read_text() == before
+
+
 def test_restart_keeps_the_annotated_video_and_the_crops(tmp_path, obama):
     video, crops = tmp_path / "ann.mp4", tmp_path / "crops"
     for _ in range(2):

@@ -8,6 +8,7 @@ import json
 from collections.abc import Sequence
 
 from edge_fer.config import OutputConfig
+from edge_fer.errors import ConfigError
 from edge_fer.labels import LABELS
 from edge_fer.sinks.textfile import TextFileSink
 from edge_fer.types import Event
@@ -20,6 +21,16 @@ class JsonlSink(TextFileSink):
         """``options.path`` (``-``: stdout) and ``options.overwrite``; ``labels`` are not needed (each
         event names its scores), taken for the same signature as the other output formats."""
         super().__init__(options.path, options.overwrite)
+        if not self.appending:
+            return
+        with open(self.path, encoding="utf-8", errors="replace") as f:
+            first = f.readline()
+        if first.strip() and not first.lstrip().startswith("{"):
+            self.close()
+            raise ConfigError(
+                f"output {self.path}: the file is not JSON lines (it starts {first.strip()[:80]!r}); "
+                "append to another file, choose its --format, or pass --overwrite"
+            )
 
     def emit(self, event: Event) -> None:
         self._queue(json.dumps(event.to_dict(), separators=(",", ":"), ensure_ascii=False) + "\n")
