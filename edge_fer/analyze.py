@@ -146,7 +146,38 @@ def prepare_output(output: str | Path, inputs: Sequence[str], videos: Sequence[P
         if not existed:
             _remove_empty(out)
         raise EdgeFerError(f"--output {output}: cannot write there ({e.strerror or e})") from None
+    _lock_output(out, output)
     return out
+
+
+_locks: list[Any] = []  # the output folders this process holds (for its lifetime)
+
+
+def _lock_output(out: Path, given: str | Path) -> None:
+    """One ``analyze`` at a time per output folder: an exclusive lock on ``OUT/.lock`` (released when
+    the process ends, however it ends). A second run on the same folder would rename its files under
+    the first one's feet; it is refused, exit 2. Where ``fcntl`` does not exist (Windows) nothing is locked."""
+    try:
+        import fcntl
+    except ImportError:
+        return
+    fh = open(out / ".lock", "a+")  # noqa: SIM115 - held open for the process's lifetime
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.seek(0)
+        holder = fh.read().strip()
+        fh.close()
+        raise EdgeFerError(
+            f"--output {given}: another edge-fer analyze is writing there"
+            + (f" (process {holder})" if holder.isdigit() else "")
+            + "; wait for it or choose another folder"
+        ) from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(str(os.getpid()))
+    fh.flush()
+    _locks.append(fh)
 
 
 def _remove_empty(folder: Path) -> None:

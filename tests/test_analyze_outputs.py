@@ -78,3 +78,37 @@ def test_damage_in_the_middle_is_skipped_and_the_video_completes(tmp_path, hamil
     last = float((out / "damaged" / "timeline.csv").read_text().strip().splitlines()[-1].split(",")[0])
     assert last > 9.0  # analysed to the clip's end (9.14 s)
     assert (out / "damaged" / ".complete").is_file()
+
+
+def test_a_second_analyze_on_the_same_output_is_refused_while_the_first_runs(tmp_path, hamilton_clip):
+    """Two runs on one --output renamed each other's staged files ('failed' videos, a wrong index);
+    the second is now refused at start, and the first finishes undisturbed."""
+    import subprocess
+    import time
+
+    from tests.cli import cli_command
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for i in range(3):
+        shutil.copy(hamilton_clip, videos / f"v{i}.mp4")
+    out = tmp_path / "out"
+    first = subprocess.Popen(
+        cli_command("analyze", str(videos), "-o", str(out), "-j", "1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / ".lock").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        second = analyze(videos, "-o", out, "-j", "1", cwd=tmp_path)
+        assert_one_clean_error(second, 2, "another edge-fer analyze is writing there")
+    finally:
+        _, err = first.communicate(timeout=TIMEOUT)
+    assert first.returncode == 0, err[-2000:]
+    index = json.loads((out / "index.json").read_text())
+    assert [v["status"] for v in index["videos"]] == ["ok", "ok", "ok"]
+    assert analyze(videos, "-o", out, cwd=tmp_path).returncode == 0  # the lock went with the first run
