@@ -50,6 +50,33 @@ def draw_faces(img: np.ndarray, boxes: Sequence[tuple[int, int, int, int]], capt
         cv2.putText(img, text, (x, max(12, y - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 0), 1, cv2.LINE_AA)
 
 
+#: the containers OpenCV's writer makes with the ``mp4v`` codec
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi")
+
+
+def check_target(path: str | Path) -> None:
+    """Before the first frame: ``path`` must name a video file (a known container) in a folder that
+    can be written. A mistake is a :class:`~edge_fer.errors.ConfigError` (exit 2); found only at the
+    end, it cost a whole run without its video."""
+    from edge_fer.errors import ConfigError
+
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"--annotate {path} is a folder; name a video file (e.g. {p / 'annotated.mp4'})")
+    if p.suffix.lower() not in VIDEO_SUFFIXES:
+        what = f"'{p.suffix}'" if p.suffix else "no extension"
+        raise ConfigError(
+            f"--annotate {path}: {what} is not a video container it can write; use one of {', '.join(VIDEO_SUFFIXES)}"
+        )
+    probe = p.parent / f".edge-fer-write-test-{os.getpid()}"
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise ConfigError(f"--annotate {path}: cannot write there ({e.strerror or e})") from None
+
+
 class Annotator:
     """Writes an annotated video (boxes, track ids, labels). Only when the user asks (--annotate)."""
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edge_fer.annotate import Annotator
+from edge_fer.annotate import check_target as check_annotate_target
 from edge_fer.crops import CropSaver
 from edge_fer.detect import Detector
 from edge_fer.preprocess import to_gray
@@ -185,6 +186,8 @@ class Pipeline:
         if not self._opened:
             if self.crops:
                 self.crops.check_folder()
+            if self.annotate_path:
+                check_annotate_target(self.annotate_path)
             self.source.open()
             self._opened = True
             self._t_start = time.monotonic()

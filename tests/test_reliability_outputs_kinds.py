@@ -94,3 +94,30 @@ def test_a_full_stdout_is_exit_74_for_every_command(tmp_path):
         with open("/dev/full", "w") as full:
             proc = run_cli(*args, cwd=tmp_path, timeout=TIMEOUT, stdout=full, capture_output=False, stderr=-1)
         assert_one_clean_error(proc, 74, "cannot write to stdout", "No space left on device")
+
+
+def test_an_annotate_target_that_cannot_be_a_video_is_refused_before_the_first_frame(tmp_path, hamilton_clip):
+    """A name without a video extension, another extension, or a folder: refused at start, exit 2
+    (found only after the whole source before: 'disk full?', and a folder became 'folder.1')."""
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    out = tmp_path / "ev.jsonl"
+    for target, words in (
+        (tmp_path / "annotated", ("no extension", ".mp4")),
+        (tmp_path / "annotated.txt", ("'.txt'",)),
+        (folder, ("is a folder",)),
+    ):
+        proc = run_cli(
+            "run",
+            "--source",
+            str(hamilton_clip),
+            "--annotate",
+            str(target),
+            "-o",
+            str(out),
+            cwd=tmp_path,
+            timeout=TIMEOUT,
+        )
+        assert_one_clean_error(proc, 2, "--annotate", *words)
+        assert "stopped after" not in proc.stderr  # refused before the first frame
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["videos"] and not list(folder.iterdir())
