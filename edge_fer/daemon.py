@@ -87,27 +87,32 @@ class Daemon:
         last_status = time.monotonic()
         try:
             pipe.open()
-            self.notify.status("running")
+            self.notify.status("waiting for the first frame")
             while not self.stop_event.is_set():
                 r = pipe.step(timeout=0.5)
                 if r is False:
                     break
                 if pipe.failed_output():
                     break
-                if r is None:  # no frame: no watchdog ping, so a source that stays silent gets us restarted
-                    continue
-                self.notify.watchdog()  # only for a frame that went through the pipeline
-                if not ready:
-                    ready = True
-                    self.notify.ready()
-                    log.info("first frame processed: ready")
+                if r is not None:  # no frame: no watchdog ping, so a source that stays silent gets us restarted
+                    self.notify.watchdog()  # only for a frame that went through the pipeline
+                    if not ready:
+                        ready = True
+                        self.notify.ready()
+                        log.info("first frame processed: ready")
                 now = time.monotonic()
+                # the status line goes on without frames too: its frame rate falls, and it says since when
                 if now - last_status >= self.status_interval_s:
                     last_status = now
                     st = pipe.status()
                     lost, waiting = st.dropped_events, st.queued_events
+                    silent = ""
+                    if r is None:
+                        since = f" for {time.time() - st.last_frame_ts:.0f} s" if st.last_frame_ts else " yet"
+                        silent = f", no frame{since}"
                     self.notify.status(
                         f"{st.fps:.1f} fps, {st.frames} frames, {st.tracks} faces tracked"
+                        + silent
                         + (f", {lost} events dropped" if lost else "")
                         + (f", {waiting} events waiting" if waiting else "")
                     )

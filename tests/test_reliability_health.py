@@ -109,8 +109,12 @@ def stream():
 def test_a_stalled_stream_is_detected_reopened_and_stops_the_watchdog(tmp_path, stream):
     port = free_port()
     notify = NotifySocket(tmp_path / "notify.sock")
+    cfg = tmp_path / "run.toml"
+    cfg.write_text("[run]\nstatus_interval_s = 1.0\n")
     run = Run(
         tmp_path,
+        "--config",
+        str(cfg),
         "--source",
         stream.url,
         "--http-port",
@@ -148,3 +152,6 @@ def test_a_stalled_stream_is_detected_reopened_and_stops_the_watchdog(tmp_path, 
     assert pings, notify.messages
     silent = [t for t in pings if stalled_at + 0.6 < t < stalled_at + 3.5]
     assert not silent, f"watchdog pinged {len(silent)} time(s) while the stream sent nothing"
+    # systemd's STATUS line goes on while no frame comes, and says so (it froze at the last frame rate)
+    quiet = [m for t, m in notify.messages if stalled_at + 1.2 < t < stalled_at + 3.5 and m.startswith("STATUS=")]
+    assert quiet and all("no frame for" in m for m in quiet), notify.messages
