@@ -79,12 +79,32 @@ def test_analyze_refuses_a_json_report_over_an_input_video(tmp_path, hamilton_cl
 
 
 def test_analyze_checks_the_json_folder_before_analysing(tmp_path, hamilton_clip):
-    target = tmp_path / "missing" / "index.json"
+    """A --json folder that cannot be made is exit 74 before any video is analysed (it was found
+    after the whole batch); a missing one is created, as eval, doctor and bench do."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    target = blocker / "index.json"
     proc = run_cli(
         "analyze", str(hamilton_clip), "-o", str(tmp_path / "out"), "--json", str(target), cwd=tmp_path, timeout=TIMEOUT
     )
-    assert_one_clean_error(proc, 74, str(target.parent), "does not exist")
+    assert_one_clean_error(proc, 74, str(target))
     assert not (tmp_path / "out").exists()
+
+    made = tmp_path / "reports" / "index.json"
+    proc = run_cli(
+        "analyze",
+        str(hamilton_clip),
+        "-o",
+        str(tmp_path / "out"),
+        "--max-seconds",
+        "1",
+        "--json",
+        str(made),
+        cwd=tmp_path,
+        timeout=TIMEOUT,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert made.read_text().startswith("{")
 
 
 def test_a_full_stdout_is_exit_74_for_every_command(tmp_path):

@@ -104,7 +104,7 @@ def register(app: typer.Typer) -> None:
         rows = _run_with_progress(jobs, cfg, opts, n_workers, finished)
         doc = analyze.write_index(out, rows, {**extra, "complete": True})
         if json_path:
-            jsondoc.write(json_path, doc)
+            jsondoc.write(json_path, doc, mkdir=True)
         if not quiet and json_path != "-":
             typer.echo(_table(rows))
         if any(r["status"] == "failed" for r in rows):
@@ -113,8 +113,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _check_json_path(json_path: str | None, inputs: list[Any]) -> None:
-    """``--json`` before anything is analysed: never one of the videos (exit 2), and its folder must
-    exist (exit 74, as when the report cannot be written)."""
+    """``--json`` before anything is analysed: never one of the videos (exit 2); its folder is created
+    as eval, doctor and bench create theirs, and one that cannot be is exit 74 now, not after the batch."""
     if not json_path or json_path == "-":
         return
     from edge_fer.errors import OutputError
@@ -122,8 +122,10 @@ def _check_json_path(json_path: str | None, inputs: list[Any]) -> None:
 
     refuse_output_over_inputs(json_path, inputs, "--json")
     folder = Path(json_path).expanduser().absolute().parent
-    if not folder.is_dir():
-        raise OutputError(f"cannot write --json {json_path}: the folder {folder} does not exist")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot write --json {json_path}: {e.strerror or e}") from None
 
 
 def _run_with_progress(
