@@ -102,6 +102,14 @@ def find_videos(inputs: Sequence[str]) -> list[Path]:
             if not vids:
                 raise EdgeFerError(f"no videos match {item!r}")
             found += vids
+        elif os.path.lexists(p):  # a FIFO, a device, a socket, a dangling link: not a video file
+            from edge_fer.fsutil import file_kind
+
+            try:
+                kind = file_kind(p.stat().st_mode)
+            except OSError:
+                kind = "a link to nothing"
+            raise EdgeFerError(f"input {item} is {kind}, not a video file")
         else:
             raise EdgeFerError(f"input {item} does not exist")
     seen: set[Path] = set()

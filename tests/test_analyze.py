@@ -328,8 +328,11 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, hamilton_clip
     (empty / "readme.txt").write_text("no videos here")
     blocker = tmp_path / "file"
     blocker.write_text("x")
+    fifo = tmp_path / "pipe.mp4"
+    os.mkfifo(fifo)
     cases = [
         ([str(tmp_path / "missing.mp4")], tmp_path / "o1", "does not exist"),
+        ([str(fifo)], tmp_path / "o5", "is a FIFO (named pipe), not a video file"),  # it said "does not exist"
         ([str(empty)], tmp_path / "o2", "no videos"),
         ([str(tmp_path / "nothing*.mp4")], tmp_path / "o3", "no videos match"),
         ([str(videos)], videos / "results", "inside the input folder"),
