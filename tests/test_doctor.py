@@ -155,7 +155,10 @@ def test_backend_forced_by_environment(tmp_path, image):
 @pytest.mark.parametrize(
     "args,msg",
     [
-        (["--model", "missing.tflite"], "--model missing.tflite: no such file"),
+        (["--model", "missing.tflite"], "cannot read --model missing.tflite: No such file or directory"),
+        (["--model", "."], "--model . is a folder, not a regular file"),
+        (["--model", "/dev/zero"], "--model /dev/zero is a character device, not a regular file"),
+        (["--model", "notes.tflite"], "--model notes.tflite: not a TFLite model (no 'TFL3' file identifier)"),
         (["--video", "missing.mp4"], "--video missing.mp4: no such file"),
         (
             ["--backend", "onnx"],
@@ -165,6 +168,7 @@ def test_backend_forced_by_environment(tmp_path, image):
     ],
 )
 def test_doctor_user_mistakes_are_one_line(tmp_path, args, msg):
+    (tmp_path / "notes.tflite").write_text("not a model\n")  # the file's fault: it blamed the backends (exit 1)
     r = edge_fer("doctor", "--no-camera", *args, tmp_path=tmp_path)
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [f"edge-fer: error: {msg}"]

@@ -67,9 +67,12 @@ def run_doctor(
         if b not in BACKENDS:
             raise ConfigError(f"--backend: unknown interpreter backend {b!r} (choose from {', '.join(BACKENDS)})")
     if model:
+        from edge_fer.fsutil import read_model_bytes
+
         mpath = Path(model)
-        if not mpath.is_file():
-            raise ModelError(f"--model {model}: no such file")
+        head = read_model_bytes(mpath, "--model")[:8]  # a FIFO, a folder, a device: said as such
+        if head[4:8] != b"TFL3":  # the file is the problem, not this machine's backends
+            raise ModelError(f"--model {model}: not a TFLite model (no 'TFL3' file identifier)")
     else:
         shipped = shipped_model()
         if shipped is None:
