@@ -69,6 +69,7 @@ class PipelineStatus:
     model: str
     stages: dict[str, dict[str, float]]  # stage -> {mean_ms, p50_ms, p90_ms, p99_ms, max_ms}
     detector: str = ""  # the face detector in use ("haar+roi", "yunet")
+    source_connected: bool | None = None  # a live source: connected now; None for files and images
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -410,4 +411,5 @@ class Pipeline:
             model=self.model_name,
             detector=str(getattr(self.detector, "name", type(self.detector).__name__)),
             stages=self.times.summary(),
+            source_connected=src.get("connected") if self.source.mode is SourceMode.LIVE else None,
         )

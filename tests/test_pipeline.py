@@ -122,8 +122,10 @@ def test_status_dict_and_stage_timing(tmp_path, hamilton_clip, tiny_bundle):
         "model",
         "stages",
         "detector",
+        "source_connected",
     }
     assert st["detector"] == pipe.detector.name
+    assert st["source_connected"] is None  # a video file: no connection to lose
     assert st["frames"] == 30 and st["fps"] > 0 and st["dropped_frames"] == 0 and st["errors"] == 0
     assert tuple(st["stages"]) == STAGES
     for s in st["stages"].values():

@@ -7,6 +7,7 @@ The systemd watchdog is a real datagram socket (``NOTIFY_SOCKET``), read by the 
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -155,3 +156,47 @@ def test_a_stalled_stream_is_detected_reopened_and_stops_the_watchdog(tmp_path, 
     # systemd's STATUS line goes on while no frame comes, and says so (it froze at the last frame rate)
     quiet = [m for t, m in notify.messages if stalled_at + 1.2 < t < stalled_at + 3.5 and m.startswith("STATUS=")]
     assert quiet and all("no frame for" in m for m in quiet), notify.messages
+
+
+class DyingMjpegServer(MjpegServer):
+    """Sends ``first`` frames on its first connection, then closes it and stops listening: the
+    camera is gone and every reopen is refused."""
+
+    def _serve(self, conn: socket.socket, n: int) -> None:
+        try:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\n\r\n")
+            for _ in range(self.first):
+                head = b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(self.jpg)
+                conn.sendall(head + self.jpg + b"\r\n")
+                time.sleep(1.0 / self.fps)
+        except OSError:
+            pass
+        finally:
+            self.sock.close()  # no more connections
+            conn.close()
+
+
+def healthz_code(port: int) -> int | None:
+    try:
+        return get(port, "/healthz")[0]
+    except OSError:  # not listening yet
+        return None
+
+
+def test_healthz_is_503_as_soon_as_the_stream_is_lost(tmp_path):
+    """A stream that is gone and whose reopen fails: /healthz says "source-down" at once (it said
+    "ok" for up to 10 s, until the last frame grew old)."""
+    srv = DyingMjpegServer(shared_file("images/obama_240p.jpg"), first=20, fps=10.0)
+    port = free_port()
+    run = Run(tmp_path, "--source", srv.url, "--http-port", str(port), "-o", str(tmp_path / "ev.jsonl"))
+    try:
+        assert wait_for(lambda: healthz_code(port) == 200, 60), run.err()
+        assert wait_for(lambda: "reopen failed" in run.err() or "failed" in run.err(), 30), run.err()
+        code, _, body = get(port, "/healthz")
+        doc = json.loads(body)
+        assert code == 503 and doc["status"] == "source-down", doc
+        assert doc["last_frame_age_s"] < 10  # before the "stale" rule would have said so
+    finally:
+        run.stop()
+        srv.close()

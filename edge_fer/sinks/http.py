@@ -13,8 +13,9 @@ Endpoints (GET):
 ``/healthz``
     200 and ``{"status": "ok", ...}`` when the pipeline's last frame is at most ``max_age_s`` seconds
     old (wall clock: ``last_frame_ts`` is seconds since the epoch, like ``Frame.ts``); otherwise 503 with
-    ``status`` = ``"starting"`` (no frame yet), ``"stale"`` (last frame too old), ``"no-status"`` (no
-    status provider set) or ``"error"`` (the provider raised). Suitable for a container/systemd health probe.
+    ``status`` = ``"starting"`` (no frame yet), ``"stale"`` (last frame too old), ``"source-down"`` (a
+    camera or stream that is lost and being reopened, however recent its last frame), ``"no-status"``
+    (no status provider set) or ``"error"`` (the provider raised). Suitable for a container/systemd health probe.
 ``/metrics``
     Prometheus text exposition format 0.0.4 (see :func:`~edge_fer.sinks.prometheus.render_metrics`
     for the metric names).
@@ -508,6 +509,9 @@ class HttpSink(Sink):
             return 503, body
         age = now - float(last)
         body["last_frame_age_s"] = round(age, 3)
+        if st.get("source_connected") is False:  # the camera or stream is lost, being reopened: not healthy now
+            body["status"] = "source-down"
+            return 503, body
         if age <= self.max_age_s:
             body["status"] = "ok"
             return 200, body
