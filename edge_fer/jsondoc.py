@@ -54,6 +54,8 @@ def write(path: str | Path | None, doc: Any, *, indent: int | None = 2, mkdir: b
         return
     text = dumps(doc, indent)
     if str(path) == "-":
+        if sys.stdout is None:
+            raise OutputError("cannot write the JSON report to stdout: stdout is closed")
         try:
             sys.stdout.write(text)
             sys.stdout.flush()

@@ -173,3 +173,17 @@ def obama_jpg():
     from tests.conftest import shared_file
 
     return shared_file("images/obama.jpg")
+
+
+def test_closed_stdout_for_a_json_report_says_so(tmp_path):
+    proc = subprocess.run(
+        f"exec {EDGE_FER} models list --json - >&-",
+        shell=True,
+        capture_output=False,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    line = assert_one_clean_error(proc, 74, "JSON report", "stdout is closed")
+    assert "NoneType" not in line
