@@ -22,7 +22,6 @@ Each method's held-out ECE and NLL, and the held-out accuracy change against the
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -116,9 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"lowest ECE of any one temperature, in-sample on all of PublicTest: {lo['ece']:.4f} (multiplier {lo['multiplier']})"
     )
-    if a.json:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps(out, indent=1) + "\n")
+    from edge_fer import jsondoc
+
+    jsondoc.write(a.json, out, indent=1, mkdir=True)
     return 0
 
 

@@ -139,9 +139,9 @@ def main(argv: list[str] | None = None) -> int:
                 if r["n"]
             )
         )
-    if a.json:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps(out, indent=1) + "\n")
+    from edge_fer import jsondoc
+
+    jsondoc.write(a.json, out, indent=1, mkdir=True)
     return 0
 
 

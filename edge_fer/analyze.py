@@ -138,7 +138,7 @@ def output_names(videos: Sequence[Path]) -> list[str]:
 def prepare_output(output: str | Path, inputs: Sequence[str], videos: Sequence[Path]) -> Path:
     """Check and create the output folder: not an input, not inside an input folder, writable.
     A mistake is an :class:`EdgeFerError` (exit 2) before anything is written."""
-    from edge_fer.fsutil import refuse_output_over_inputs
+    from edge_fer.fsutil import probe_folder, refuse_output_over_inputs
 
     out = Path(output).expanduser()
     refuse_output_over_inputs(out, [*inputs, *videos], "--output")
@@ -146,10 +146,7 @@ def prepare_output(output: str | Path, inputs: Sequence[str], videos: Sequence[P
         raise EdgeFerError(f"--output {output} is a file; give a folder")
     existed = out.exists()
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        probe_folder(out)
     except OSError as e:
         if not existed:
             _remove_empty(out)

@@ -68,11 +68,10 @@ def check_target(path: str | Path) -> None:
         raise ConfigError(
             f"--annotate {path}: {what} is not a video container it can write; use one of {', '.join(VIDEO_SUFFIXES)}"
         )
-    probe = p.parent / f".edge-fer-write-test-{os.getpid()}"
+    from edge_fer.fsutil import probe_folder
+
     try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
-        probe.unlink()
+        probe_folder(p.parent)
     except OSError as e:
         raise ConfigError(f"--annotate {path}: cannot write there ({e.strerror or e})") from None
 

@@ -37,11 +37,10 @@ class CropSaver:
 
     def check_folder(self) -> None:
         """The folder must be one we can write, checked before the first frame."""
-        probe = self.folder / f".edge-fer-write-test-{os.getpid()}"
+        from edge_fer.fsutil import probe_folder
+
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            probe.write_bytes(b"")
-            probe.unlink()
+            probe_folder(self.folder)
         except OSError as e:
             raise ConfigError(f"--save-crops {self.folder}: cannot write there ({e.strerror or e})") from None
 

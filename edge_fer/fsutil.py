@@ -70,6 +70,16 @@ def replace_durably(src: str | Path, target: str | Path) -> None:
     fsync_dir(Path(target).absolute().parent)
 
 
+def probe_folder(folder: str | Path) -> None:
+    """Create ``folder`` if needed and write (then remove) an empty file in it: whether outputs can go
+    there, found out before any work is done. Raises the :class:`OSError` when they cannot."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / f".edge-fer-write-test-{os.getpid()}"
+    probe.write_bytes(b"")
+    probe.unlink()
+
+
 def atomic_write_bytes(target: str | Path, data: bytes) -> None:
     """Write ``data`` to ``target`` atomically (a temporary file renamed over it). A target that is a
     link to a regular file keeps its link: the file it points at is replaced. A target that exists and

@@ -81,16 +81,21 @@ def test_copytruncate_writes_from_the_new_end(tmp_path, hamilton_clip):
     assert data.startswith(b"type,ts,frame"), data[:80]  # the truncated CSV starts again with its header
 
 
-def test_closed_stdout_exits_74_at_once(tmp_path, obama_jpg):
-    proc = subprocess.run(
-        f"exec {EDGE_FER} run --source {obama_jpg} >&-",
+def with_stdout_closed(args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``edge-fer ARGS`` started with its standard output closed (``>&-``)."""
+    return subprocess.run(
+        f"exec {EDGE_FER} {args} >&-",
         shell=True,
         capture_output=False,
         stderr=subprocess.PIPE,
         text=True,
         timeout=120,
-        cwd=tmp_path,
+        cwd=cwd,
     )
+
+
+def test_closed_stdout_exits_74_at_once(tmp_path, obama_jpg):
+    proc = with_stdout_closed(f"run --source {obama_jpg}", tmp_path)
     assert_one_clean_error(proc, 74, "stdout is closed")
 
 
@@ -176,14 +181,6 @@ def obama_jpg():
 
 
 def test_closed_stdout_for_a_json_report_says_so(tmp_path):
-    proc = subprocess.run(
-        f"exec {EDGE_FER} models list --json - >&-",
-        shell=True,
-        capture_output=False,
-        stderr=subprocess.PIPE,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-    )
+    proc = with_stdout_closed("models list --json -", tmp_path)
     line = assert_one_clean_error(proc, 74, "JSON report", "stdout is closed")
     assert "NoneType" not in line
