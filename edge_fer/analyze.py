@@ -92,7 +92,11 @@ def find_videos(inputs: Sequence[str]) -> list[Path]:
         if p.is_file():
             found.append(p)
         elif p.is_dir():
-            vids = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_EXTS)
+            named = [f for f in p.rglob("*") if f.suffix.lower() in VIDEO_EXTS]
+            for f in named:
+                if not f.is_file() and not f.is_dir():  # a FIFO, a device, a dangling link: said, not read
+                    log.warning("%s: not a regular file; skipped", f)
+            vids = sorted(f for f in named if f.is_file())
             if not vids:
                 raise EdgeFerError(f"no videos ({', '.join(sorted(VIDEO_EXTS))}) in folder {item}")
             found += vids

@@ -112,3 +112,17 @@ def test_a_second_analyze_on_the_same_output_is_refused_while_the_first_runs(tmp
     index = json.loads((out / "index.json").read_text())
     assert [v["status"] for v in index["videos"]] == ["ok", "ok", "ok"]
     assert analyze(videos, "-o", out, cwd=tmp_path).returncode == 0  # the lock went with the first run
+
+
+def test_a_fifo_named_like_a_video_in_a_folder_is_said_and_skipped(tmp_path, hamilton_clip):
+    import os
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    shutil.copy(hamilton_clip, videos / "a.mp4")
+    os.mkfifo(videos / "b.mp4")
+    out = tmp_path / "out"
+    proc = analyze(videos, "-o", out, "--max-seconds", "1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "b.mp4: not a regular file; skipped" in proc.stderr  # it was left out without a word
+    assert [v["video"] for v in json.loads((out / "index.json").read_text())["videos"]] == [str(videos / "a.mp4")]
