@@ -18,6 +18,7 @@ quantization and interpreter), never TensorFlow. Two ways to make the crop:
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,24 @@ def _with_context(gray: np.ndarray, min_side: int, pad: float) -> np.ndarray:
     return gray
 
 
+def to_model_labels(y: np.ndarray, model_labels: Sequence[str], model: str) -> np.ndarray:
+    """The data's labels (indices into the 7 FER labels, as the loaders give them) as indices into the
+    model's own label list, matched by name: the bundle's labels say what each output means, whatever
+    their order. A label the data has and the model does not is a :class:`DataError`."""
+    from edge_fer.errors import DataError
+    from edge_fer.labels import LABELS
+
+    index = {name: j for j, name in enumerate(model_labels)}
+    missing = sorted({LABELS[int(i)] for i in np.unique(y)} - set(index))
+    if missing:
+        raise DataError(
+            f"{model}: its labels ({', '.join(model_labels)}) do not include {', '.join(missing)}, which the data "
+            "has; evaluate it on data with its labels, or map the data's classes with --class-map"
+        )
+    table = np.array([index.get(name, -1) for name in LABELS])
+    return table[y.astype(np.int64)]
+
+
 def evaluate(
     model: str | Path | None,
     data: str | Path,
@@ -192,7 +211,7 @@ def evaluate(
     )
     from edge_fer import calibration
 
-    y = np.asarray(ys)
+    y = to_model_labels(np.asarray(ys), clf.labels, str(model or "the shipped model"))
     metrics = classification_report(y, probs.argmax(1), clf.labels)
     cal = {**calibration.summary(probs, y), "reliability": calibration.reliability(probs, y)}
     r = faces.report

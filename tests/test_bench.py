@@ -302,9 +302,24 @@ def test_plot_without_matplotlib_is_missing_extra(tmp_path, capsys, monkeypatch,
         "2",
         "--plot",
         str(tmp_path / "p.png"),
+        "--json",
+        str(tmp_path / "b.json"),
         "-q",
     )
     assert code == 2 and "'plot' extra" in err and "Traceback" not in err
+    assert not (tmp_path / "b.json").exists()  # refused before measuring, not after
+
+
+@pytest.mark.parametrize("spec", ["999999", "65", "1,,2", " ", "2,"])
+def test_model_only_threads_out_of_range_or_malformed_is_one_line(capsys, tiny_bundle, spec):
+    """``--threads 999999`` crashed the interpreter (a segfault after 16 s); ``1,,2`` was taken as 1,2."""
+    code, out, err = run(capsys, "--model-only", "--model", str(tiny_bundle), "--runs", "2", "--threads", spec)
+    _one_error_line(code, out, err, "--threads")
+
+
+def test_repeat_zero_names_repeat(capsys, short_video, tiny_bundle):
+    code, out, err = run(capsys, "--source", str(short_video), "--model", str(tiny_bundle), "--repeat", "0")
+    _one_error_line(code, out, err, "--repeat must be >= 1")
 
 
 def _one_error_line(code, out, err, *needles):

@@ -124,3 +124,50 @@ def test_eval_never_imports_tensorflow(tmp_path, tiny_bundle):
     p = cli("eval", "--model", str(tiny_bundle), "--data", str(root), "-q", env=env_without_tensorflow(block))
     assert p.returncode == 0, p.stdout + p.stderr
     assert imported_blocked(block) == []
+
+
+def _relabelled(tmp_path, name: str, mapping: dict[bytes, bytes]):
+    """The shipped bundle with its embedded label names rewritten (names of the same length, so the
+    metadata's size and the model's bytes are untouched)."""
+    from edge_fer.classify import default_model_path
+
+    data = default_model_path().read_bytes()
+    i = data.find(b'"labels"')
+    old = data[i : data.find(b"]", i) + 1]
+    new = old
+    for a in mapping:
+        new = new.replace(b'"%s"' % a, b'"@%s@"' % a)
+    for a, b in mapping.items():
+        new = new.replace(b'"@%s@"' % a, b'"%s"' % b)
+    out = tmp_path / name
+    out.write_bytes(data.replace(old, new))
+    return out
+
+
+def test_eval_matches_the_data_to_the_model_by_label_name(tmp_path, fer2013_zip):
+    """eval scored outputs by position: a bundle whose labels say output 0 is 'happy' got the same
+    accuracy as the shipped one, while `run` called every happy face 'angry'. Labels the model does not
+    have are refused."""
+    from edge_fer.train.data import load_labeled_images
+
+    pub = load_labeled_images(fer2013_zip, "PublicTest")
+    root = tmp_path / "faces"
+    for label in ("happy", "sad"):
+        (root / label).mkdir(parents=True)
+        idx = [i for i, y in enumerate(pub.y) if int(y) == {"happy": 3, "sad": 4}[label]][:20]
+        for i in idx:
+            cv2.imwrite(str(root / label / f"{i}.png"), pub.images[i])
+    shipped = run_eval(tmp_path, "--data", str(root))
+    swapped = run_eval(
+        tmp_path,
+        "--data",
+        str(root),
+        "--model",
+        str(_relabelled(tmp_path, "swap.tflite", {b"angry": b"happy", b"happy": b"angry"})),
+    )
+    assert shipped["accuracy"] > 0.6
+    assert swapped["per_class"]["happy"]["recall"] < 0.2  # its "happy" output is the network's angry one
+    assert swapped["accuracy"] < shipped["accuracy"] - 0.3
+
+    renamed = _relabelled(tmp_path, "renamed.tflite", {b"happy": b"jolly"})
+    assert_one_line_error(cli("eval", "--data", str(root), "--model", str(renamed)), "do not include happy")

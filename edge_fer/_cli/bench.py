@@ -115,6 +115,13 @@ def register(app: typer.Typer) -> None:
         for out_path, flag in ((json_path, "--json"), (plot_path, "--plot"), (events, "--events")):
             refuse_output_over_inputs(out_path, inputs, flag)
 
+        if plot_path:  # a missing extra is found before the measuring, not after it
+            from edge_fer.errors import MissingExtraError
+
+            try:
+                import matplotlib  # noqa: F401
+            except ImportError:
+                raise MissingExtraError("--plot", "plot", "matplotlib") from None
         budget = bench.budget_ms_from(target_fps, budget_ms)
         if fail_under and budget is None:
             raise ConfigError("--fail-under needs --target-fps or --budget-ms")

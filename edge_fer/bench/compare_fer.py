@@ -171,7 +171,7 @@ def compare(cfg: Any, *, max_frames: int = 0, warmup: int = 5, loops: int = 1) -
         total = min(total, max_frames + warmup)
     if total <= warmup:
         raise ConfigError(
-            f"{name}: {total} frames, all used as warm-up (--warmup {warmup}); lower --warmup or use --loop"
+            f"{name}: {total} frames, all used as warm-up (--warmup {warmup}); lower --warmup or use --repeat"
         )
     t0 = time.perf_counter()
     fer = FER()

@@ -24,13 +24,20 @@ def parse_threads(spec: str | None) -> list[int]:
     """``"1,2"`` -> ``[1, 2]``; ``None`` / ``""`` -> ``[0]`` (0: the interpreter's default)."""
     if not spec:
         return [0]
+    parts = spec.replace(" ", "").split(",")
     try:
-        vals = [int(x) for x in spec.replace(" ", "").split(",") if x]
+        if not all(parts):  # "1,,2", " ", "2,"
+            raise ValueError
+        vals = [int(x) for x in parts]
     except ValueError:
         raise ConfigError(f"--threads must be a number or a comma-separated list such as 1,2, got {spec!r}") from None
-    if not vals or any(v < 0 for v in vals):
-        raise ConfigError(f"--threads values must be >= 0, got {spec!r}")
+    if any(not 0 <= v <= MAX_THREADS for v in vals):  # the range `run --threads` has ([model] threads)
+        raise ConfigError(f"--threads values must be in [0, {MAX_THREADS}], got {spec!r}")
     return list(dict.fromkeys(vals))
+
+
+#: the most interpreter threads any command takes (``[model] threads``' range)
+MAX_THREADS = 64
 
 
 def _random_batch(spec: Any, batch: int, rng: np.random.Generator) -> np.ndarray:

@@ -144,7 +144,7 @@ def bench_pipeline(
     if warmup < 0:
         raise ConfigError(f"--warmup must be >= 0, got {warmup}")
     if loops < 1:
-        raise ConfigError(f"--loop must be >= 1, got {loops}")
+        raise ConfigError(f"--repeat must be >= 1, got {loops}")
     if max_frames < 0:
         raise ConfigError(f"--max-frames must be >= 0, got {max_frames}")
     load_start = loadavg()
@@ -164,7 +164,7 @@ def bench_pipeline(
     if not run.e2e:
         raise ConfigError(
             f"{name}: all {run.processed} frames went to warm-up (--warmup {warmup}); lower --warmup "
-            "or repeat the source with --loop N"
+            "or repeat the source with --repeat N"
         )
     report = _report(cfg, pipe, run, name, build_s)
     report.machine["load_avg_start"] = load_start
