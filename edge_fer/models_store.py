@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_fer.errors import ConfigError, ModelError, NetworkError
+from edge_fer.errors import ConfigError, ModelError, NetworkError, OutputError
 from edge_fer.fsutil import cache_dir, replace_durably
 from edge_fer.models import YUNET_SHA256, YUNET_SIZE
 
@@ -117,14 +117,17 @@ def _check_hex(value: str) -> str:
 
 
 def _reason(e: BaseException) -> str:
+    """Why a download failed, on one line (urllib's redirect-loop message spans three)."""
     if isinstance(e, http.client.IncompleteRead):
-        return f"transfer cut short ({e.expected} more bytes expected)"
-    if isinstance(e, urllib.error.HTTPError):
-        return f"HTTP {e.code} {e.reason}"
-    if isinstance(e, urllib.error.URLError):
+        why = f"transfer cut short ({e.expected} more bytes expected)"
+    elif isinstance(e, urllib.error.HTTPError):
+        why = f"HTTP {e.code} {e.reason}"
+    elif isinstance(e, urllib.error.URLError):
         r = e.reason
-        return getattr(r, "strerror", None) or str(r)
-    return getattr(e, "strerror", None) or str(e) or type(e).__name__
+        why = getattr(r, "strerror", None) or str(r)
+    else:
+        why = getattr(e, "strerror", None) or str(e) or type(e).__name__
+    return " ".join(str(why).split())
 
 
 def _copy_hashing(
@@ -185,7 +188,7 @@ def pull(
     try:
         dest_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ConfigError(f"cannot create the model cache {dest_dir}: {e.strerror or e}") from None
+        raise OutputError(f"cannot create the model cache {dest_dir}: {e.strerror or e}") from None
     limit = s.size if (s.size and expected == s.sha256) else MAX_BYTES
     _remove_stale_parts(dest_dir, s.filename)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{s.filename}.", suffix=".part", dir=dest_dir)
@@ -196,7 +199,10 @@ def pull(
             if from_file:
                 src = Path(from_file).expanduser()
                 if not src.is_file():
-                    raise ConfigError(f"--from {src}: no such file")
+                    from edge_fer.fsutil import check_input_file
+
+                    check_input_file(src, "--from")  # says what it is: missing, a FIFO, a folder
+                    raise ConfigError(f"--from {src}: not a regular file")
                 with open(src, "rb") as f:
                     got, n = _copy_hashing(f.read, out, limit, progress)
                 where = str(src)

@@ -186,6 +186,34 @@ def test_connection_refused_on_loopback(cache, capsys):
     assert "refused" in _one_line_error(capsys).lower()
 
 
+def test_a_redirect_loop_is_one_line(cache, capsys):
+    def loop(h):
+        h.send_response(302)
+        h.send_header("Location", "/loop")
+        h.end_headers()
+
+    with _Server({"/loop": loop}) as srv:
+        assert main(["models", "pull", "yunet", "--url", srv.url("/loop"), "--timeout", "5"]) == 69
+    assert "redirect" in _one_line_error(capsys)  # urllib's reason spans three lines
+
+
+def test_a_cache_that_cannot_be_created_is_exit_74(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("EDGE_FER_CACHE_DIR", str(blocker))
+    f = tmp_path / "model.onnx"
+    f.write_bytes(PAYLOAD)
+    assert main(["models", "pull", "yunet", "--from", str(f), "--no-verify"]) == 74
+    assert "cannot create the model cache" in _one_line_error(capsys)
+
+
+def test_from_a_fifo_says_what_it_is(cache, tmp_path, capsys):
+    fifo = tmp_path / "model.onnx"
+    os.mkfifo(fifo)
+    assert main(["models", "pull", "yunet", "--from", str(fifo), "--no-verify"]) == 2
+    assert "is a FIFO (named pipe)" in _one_line_error(capsys)  # it said "no such file"
+
+
 def test_from_file_checks_the_pinned_hash(cache, monkeypatch, tmp_path, capsys):
     f = tmp_path / "model.onnx"
     f.write_bytes(PAYLOAD)
@@ -217,7 +245,7 @@ def test_from_file_overrides_sha256_and_no_verify(cache, tmp_path, capsys):
     "argv, needle",
     [
         (["models", "pull", "nosuch"], "unknown model 'nosuch'"),
-        (["models", "pull", "yunet", "--from", "/no/such/file.onnx"], "no such file"),
+        (["models", "pull", "yunet", "--from", "/no/such/file.onnx"], "No such file or directory"),
         (["models", "pull", "yunet", "--sha256", "abc"], "64 hex digits"),
         (["models", "pull", "yunet", "--url", "ftp://x/y"], "http(s)"),
         (["models", "pull", "yunet", "--from", "a", "--url", "http://127.0.0.1/x"], "not both"),
