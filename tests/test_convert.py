@@ -442,6 +442,17 @@ def test_refuses_unwritable_output(tiny, tmp_path, capsys):
     assert code == 2 and "is a directory" in err
 
 
+def test_refuses_to_write_over_the_runs_own_dataset(tiny, capsys):
+    """The dataset config.json names is convert's default input: -o or --json there replaced it (exit 0)."""
+    data = tiny["data"]
+    before = data.read_bytes()
+    code, err = cli(["convert", str(tiny["run"]), "-o", str(data)], capsys)
+    assert code == 2 and "is also an input" in err and "Traceback" not in err
+    code, err = cli(["convert", str(tiny["run"]), "-o", str(data.with_suffix(".tflite")), "--json", str(data)], capsys)
+    assert code == 2 and "--json" in err and "is also an input" in err
+    assert data.read_bytes() == before and not data.with_suffix(".tflite").exists()
+
+
 def test_without_tensorflow_says_which_extra(tiny, tmp_path, capsys, monkeypatch):
     import sys
 

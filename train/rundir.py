@@ -139,6 +139,14 @@ class RunDir:
         """``metadata.json``; None when the run has none."""
         return ModelMeta.load(self.metadata) if self.metadata.is_file() else None
 
+    def default_data(self) -> Path | None:
+        """The dataset this run was trained on, where it is now (``config.json``'s ``data``); None when
+        the run names none, it cannot be found, or the config cannot be read (that is said elsewhere)."""
+        try:
+            return self.find_data(self.read_config().get("data"))
+        except ModelError:
+            return None
+
     def find_data(self, raw: Any) -> Path | None:
         """The dataset a run's ``config.json`` names (``raw``), where it is: as given (the working
         folder), else relative to the run directory or its parent. None when not found."""

@@ -42,8 +42,10 @@ def register(app: typer.Typer) -> None:
 
         opts = AdaptOptions(run_dir=run_dir, **flags)
         from edge_fer.fsutil import refuse_output_over_inputs
+        from edge_fer.train.rundir import RunDir
 
-        refuse_output_over_inputs(opts.out, [run_dir, opts.unlabeled, opts.data], "--out")
+        run_data = RunDir(Path(run_dir)).default_data() if Path(run_dir).is_dir() else None
+        refuse_output_over_inputs(opts.out, [run_dir, opts.unlabeled, opts.data, run_data], "--output")
         rep = adapt(opts)
         ae = rep["autoencoder"]
         typer.echo(

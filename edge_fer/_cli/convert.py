@@ -53,7 +53,7 @@ def register(app: typer.Typer) -> None:
         from edge_fer.fsutil import refuse_output_over_inputs
 
         opts = ConvertOptions(source=source, **flags)
-        ins = [source, opts.calib_data, opts.eval_data]
+        ins = [source, opts.calib_data, opts.eval_data, _run_dataset(source)]
         for out_path, flag in ((opts.out, "--output"), (opts.report, "--json")):
             refuse_output_over_inputs(out_path, ins, flag)
         show = not (quiet or jsondoc.to_stdout(flags.get("report")))
@@ -74,3 +74,11 @@ def register(app: typer.Typer) -> None:
         if show:
             typer.echo(format_table(rep))
             typer.echo("wrote " + ", ".join(str(v) for v in rep.outputs.values() if str(v) != "-"))
+
+
+def _run_dataset(source: str) -> Any:
+    """The dataset a run folder was trained on (convert's default calibration and evaluation data):
+    an input too, so that ``-o`` or ``--json`` never lands on it."""
+    from edge_fer.train.rundir import RunDir
+
+    return RunDir(Path(source)).default_data() if Path(source).is_dir() else None

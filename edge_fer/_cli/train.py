@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
         resolve_backend(cfg.backend)  # a missing backend: one line naming its extra, before reading any data
         from edge_fer.fsutil import refuse_output_over_inputs
 
-        refuse_output_over_inputs(cfg.out, [cfg.data, *(cfg.teacher or [])], "--out")
+        refuse_output_over_inputs(cfg.out, [cfg.data, *(cfg.teacher or [])], "--output")
         metrics = train(cfg, resume=resume, overwrite=overwrite)
         if quiet:
             return
