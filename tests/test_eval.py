@@ -171,3 +171,33 @@ def test_eval_matches_the_data_to_the_model_by_label_name(tmp_path, fer2013_zip)
 
     renamed = _relabelled(tmp_path, "renamed.tflite", {b"happy": b"jolly"})
     assert_one_line_error(cli("eval", "--data", str(root), "--model", str(renamed)), "do not include happy")
+
+
+def _mark_encrypted(zip_path, member: str) -> None:
+    """Set the 'encrypted' flag of one member (local and central headers), as `zip -P` leaves it:
+    zipfile then refuses to read it without a password."""
+    import struct
+
+    data = bytearray(zip_path.read_bytes())
+    name = member.encode()
+    for sig, flag_at, name_at in ((b"PK\x03\x04", 6, 30), (b"PK\x01\x02", 8, 46)):
+        i = data.find(sig)
+        while i >= 0:
+            if data[i + name_at : i + name_at + len(name)] == name:
+                (flags,) = struct.unpack_from("<H", data, i + flag_at)
+                struct.pack_into("<H", data, i + flag_at, flags | 1)
+            i = data.find(sig, i + 4)
+    zip_path.write_bytes(bytes(data))
+
+
+def test_an_encrypted_zip_member_is_skipped_and_counted(tmp_path, tiny_bundle):
+    """An encrypted member was an internal error (exit 70) for eval, train, convert and adapt."""
+    root = tmp_path / "faces"
+    x, _ = faces(6, seed=4)
+    for i, folder in enumerate(("happy", "happy", "happy", "sad", "sad", "sad")):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / folder / f"{i}.png"), x[i])
+    z = zip_folder(root, tmp_path / "faces.zip")
+    _mark_encrypted(z, "happy/0.png")
+    rep = run_eval(tmp_path, "--model", str(tiny_bundle), "--data", str(z))
+    assert rep["n"] == 5 and rep["skipped"]["unreadable"] == 1

@@ -112,7 +112,10 @@ def iter_zip(zf: zipfile.ZipFile) -> Iterator[_Entry]:
 
 def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
     check_zip_member(info)  # the declared size, before anything is inflated
-    return zf.read(info)
+    try:
+        return zf.read(info)
+    except (RuntimeError, NotImplementedError) as e:  # encrypted, or a compression zipfile cannot undo
+        raise ValueError(f"{info.filename}: {e}") from None
 
 
 def _strip_common_root(entries: list[_Entry]) -> list[_Entry]:

@@ -76,7 +76,7 @@ def register(app: typer.Typer) -> None:
             typer.echo("wrote " + ", ".join(str(v) for v in rep.outputs.values() if str(v) != "-"))
 
 
-def _run_dataset(source: str) -> Any:
+def _run_dataset(source: str | Path) -> Any:
     """The dataset a run folder was trained on (convert's default calibration and evaluation data):
     an input too, so that ``-o`` or ``--json`` never lands on it."""
     from edge_fer.train.rundir import RunDir
