@@ -83,6 +83,27 @@ def test_existing_run_needs_resume_or_overwrite(tiny_run, capsys):
     assert "--resume" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "name,text,needle",
+    [
+        ("config.json", '{"width": 4, ', "cannot read"),
+        ("config.json", "[1, 2]", "not a JSON object"),
+        ("state.json", "garbage", "is damaged"),
+    ],
+)
+def test_resume_of_a_run_with_a_damaged_file_is_one_line(tiny_run, tmp_path, capsys, name, text, needle):
+    """A damaged config.json or state.json was an internal error (exit 70) on --resume."""
+    import shutil
+
+    data, done_run = tiny_run
+    out = tmp_path / "run"
+    shutil.copytree(done_run, out)
+    (out / name).write_text(text)
+    assert main(["train", "--data", str(data), "--out", str(out), "--resume", *TINY]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("edge-fer: error:") and needle in err[-1] and name in err[-1], err
+
+
 def test_resume_skips_finished_stages(tiny_run, tmp_path, caplog):
     import shutil
 

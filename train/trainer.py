@@ -54,12 +54,27 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Tr
         return _train(cfg, run, state, dataset)
 
 
+def _read_state(run: RunDir) -> dict:
+    """``state.json`` of a run to resume ({} when there is none); damaged, it is one line naming it."""
+    if not run.state.exists():
+        return {}
+    try:
+        state = json.loads(run.state.read_text())
+    except (OSError, ValueError) as e:
+        raise EdgeFerError(
+            f"cannot resume {run.root}: {run.state} is damaged ({e}); use --overwrite to start over"
+        ) from None
+    if not isinstance(state, dict):
+        raise EdgeFerError(f"cannot resume {run.root}: {run.state} is not a JSON object; use --overwrite to start over")
+    return state
+
+
 def prepare_run_dir(cfg: TrainConfig, resume: bool, overwrite: bool) -> tuple[RunDir, TrainConfig, dict]:
     """The run directory, new or resumed (then with the state of its finished stages)."""
     run = RunDir(cfg.out)
     if run.config.exists():
         if resume:
-            saved = TrainConfig.from_dict(json.loads(run.config.read_text()))
+            saved = TrainConfig.from_dict(run.read_config())  # unreadable: one line naming the file
             # epochs may be raised on resume; everything that shapes the model must stay the same
             for k in _FIXED_ON_RESUME:
                 if getattr(saved, k) != getattr(cfg, k):
@@ -67,7 +82,7 @@ def prepare_run_dir(cfg: TrainConfig, resume: bool, overwrite: bool) -> tuple[Ru
                         "--resume: keeping %s=%r from the run (asked %r)", k, getattr(saved, k), getattr(cfg, k)
                     )
                     setattr(cfg, k, getattr(saved, k))
-            state = json.loads(run.state.read_text()) if run.state.exists() else {}
+            state = _read_state(run)
             log.info("resuming %s (stages done: %s)", run.root, ", ".join(state.get("done", [])) or "none")
             return run, cfg, state
         if not overwrite:
