@@ -42,6 +42,7 @@ def test_csv_without_usage_gets_seeded_stratified_val_split(tmp_path):
         ("emotion,pixels,Usage\n0," + " ".join(["7"] * 2304) + ",Holdout\n", "line 2: Usage 'Holdout'"),
         ("emotion,pixels,Usage\n0," + " ".join(["a"] * 2304) + ",Training\n", "line 2: pixels must be"),
         ("", "empty CSV"),
+        ("emotion,pixels,Usage\n0," + " ".join(["7"] * 2304) + ",Training,extra\n", "line 2: 4 field(s), expected 3"),
     ],
 )
 def test_malformed_csv_is_a_clear_error_naming_the_line(tmp_path, content, needle):
@@ -50,6 +51,15 @@ def test_malformed_csv_is_a_clear_error_naming_the_line(tmp_path, content, needl
     with pytest.raises(DataError, match=".*") as e:
         load_dataset(p)
     assert needle in str(e.value)
+
+
+def test_csv_with_a_utf8_bom_reads_like_without(tmp_path):
+    """Excel writes a BOM before the header: it was 'expected columns emotion,pixels,Usage, found
+    emotion,pixels,Usage' (the BOM invisible)."""
+    rows = "".join(f"{i % 7}," + " ".join(["7"] * 2304) + ",Training\n" for i in range(14))
+    p = tmp_path / "bom.csv"
+    p.write_bytes(b"\xef\xbb\xbf" + ("emotion,pixels,Usage\n" + rows).encode())
+    assert sum(len(s.y) for s in load_dataset(p).splits.values()) == 14
 
 
 def test_fer_image_folders_and_zip_agree(tmp_path):

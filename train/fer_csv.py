@@ -22,7 +22,7 @@ def read_csv(stream: Iterable[str], source: str, size: int | None, report: LoadR
     size = size or 48  # the CSV's pixel rows are 48x48
     reader = csv.reader(stream)
     try:
-        header = [h.strip() for h in next(reader)]
+        header = [h.strip().lstrip("\ufeff") for h in next(reader)]  # a UTF-8 BOM (Excel) is not a name
     except StopIteration:
         raise DataError(f"{source}: empty CSV; expected columns {','.join(CSV_COLUMNS)}") from None
     if "emotion" not in header or "pixels" not in header:
@@ -38,7 +38,7 @@ def read_csv(stream: Iterable[str], source: str, size: int | None, report: LoadR
     for lineno, row in rows:
         if not row or all(not c.strip() for c in row):
             continue
-        if len(row) < len(header):
+        if len(row) != len(header):
             raise DataError(
                 f"{source}: line {lineno}: {len(row)} field(s), expected {len(header)} ({','.join(header)})"
             )
