@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import errno
 import glob
 import hashlib
 import json
@@ -33,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edge_fer.errors import EdgeFerError, OutputError
+from edge_fer.errors import OUTPUT_ERRNOS, EdgeFerError, OutputError
 from edge_fer.fsutil import atomic_write_bytes, replace_durably
 from edge_fer.types import Event, Sink, SinkStats
 
@@ -298,8 +297,7 @@ def analyze_video(
             log.warning("%s: %s; analysing it again", video, skipped["error"])
         folder.mkdir(parents=True, exist_ok=True)
         (folder / MARKER).unlink(missing_ok=True)  # outputs change from here on
-        for stale in folder.glob(".*.tmp*"):
-            stale.unlink(missing_ok=True)
+        _remove_temporary(folder)  # staged files a killed run left
         summary = _analyze(video, folder, cfg, opts, progress)
         row.update(_row_fields(summary))
         if summary["error"]:
@@ -327,12 +325,8 @@ def analyze_video(
     return row
 
 
-#: errors of a write that are the output folder's, not the video's: the batch stops with exit 74
-OUTPUT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
-
-
 def _remove_temporary(folder: Path) -> None:
-    """The staged outputs a failed write left in ``folder`` (they would fill the disk further)."""
+    """The staged outputs a killed run or a failed write left in ``folder``."""
     for stale in folder.glob(".*.tmp*"):
         try:
             stale.unlink()

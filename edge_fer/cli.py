@@ -13,7 +13,6 @@ on stdout and exits 0.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import sys
@@ -25,7 +24,7 @@ ensure_std_fds()  # before anything is opened: fds 0-2 never end up being the ev
 import typer  # noqa: E402
 
 from edge_fer import __version__  # noqa: E402
-from edge_fer.errors import EXIT_INTERNAL, EXIT_IOERR, EXIT_OK, EdgeFerError  # noqa: E402
+from edge_fer.errors import EXIT_INTERNAL, EXIT_IOERR, EXIT_OK, OUTPUT_ERRNOS, EdgeFerError  # noqa: E402
 
 app = typer.Typer(
     name="edge-fer",
@@ -110,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # a file or device the user named: one line, not a traceback
         if debug:
             raise
-        if not getattr(e, "filename", None) and e.errno in _OUTPUT_ERRNOS:  # stdout: a full disk, a closed pipe
+        if not getattr(e, "filename", None) and e.errno in OUTPUT_ERRNOS:  # stdout: a full disk, a closed pipe
             print(f"edge-fer: error: cannot write to stdout: {e.strerror or e}", file=sys.stderr)
             return EXIT_IOERR
         where = f" {e.filename}" if getattr(e, "filename", None) else ""
@@ -137,10 +136,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edge-fer: error: cannot write to stdout: {e.strerror or e}", file=sys.stderr)
         return EXIT_IOERR
     return code
-
-
-#: errors of a write to stdout that are the output's fault, not the user's input (exit 74)
-_OUTPUT_ERRNOS = {errno.ENOSPC, errno.EPIPE, errno.EIO, errno.EDQUOT, errno.EFBIG}
 
 
 def _quiet_stdout() -> None:

@@ -12,12 +12,18 @@ Every command exits with a code from one table (sysexits.h where it has one):
 ==  ============================================================================
 """
 
+import errno
+
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 69
 EXIT_INTERNAL = 70
 EXIT_IOERR = 74
+
+#: errors of a write that are the output's fault, not the user's input (exit 74): a full disk or quota,
+#: a file-size limit, a read-only file system, an I/O error, a closed pipe
+OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO, errno.EPIPE})
 
 
 class EdgeFerError(Exception):

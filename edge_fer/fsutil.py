@@ -84,7 +84,8 @@ def atomic_write_bytes(target: str | Path, data: bytes) -> None:
     """Write ``data`` to ``target`` atomically (a temporary file renamed over it). A target that is a
     link to a regular file keeps its link: the file it points at is replaced. A target that exists and
     is not a regular file (``/dev/null``, ``/dev/stdout``, a FIFO, a device) is written to as it is,
-    never replaced by a file; a folder is refused. Failures are an :class:`EdgeFerError`."""
+    never replaced by a file; a folder is refused (:class:`EdgeFerError`, exit 2). A write that fails
+    is an :class:`OutputError` (exit 74)."""
     target = Path(target)
     try:
         st: os.stat_result | None = os.stat(target)  # follows links

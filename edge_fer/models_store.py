@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_fer.errors import ConfigError, ModelError, NetworkError, OutputError
-from edge_fer.fsutil import cache_dir, replace_durably
+from edge_fer.fsutil import cache_dir, check_input_file, replace_durably
 from edge_fer.models import YUNET_SHA256, YUNET_SIZE
 
 log = logging.getLogger(__name__)
@@ -198,11 +198,7 @@ def pull(
         with os.fdopen(fd, "wb") as out:
             if from_file:
                 src = Path(from_file).expanduser()
-                if not src.is_file():
-                    from edge_fer.fsutil import check_input_file
-
-                    check_input_file(src, "--from")  # says what it is: missing, a FIFO, a folder
-                    raise ConfigError(f"--from {src}: not a regular file")
+                check_input_file(src, "--from")  # missing, a FIFO, a folder: says which
                 with open(src, "rb") as f:
                     got, n = _copy_hashing(f.read, out, limit, progress)
                 where = str(src)

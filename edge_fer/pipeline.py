@@ -158,6 +158,8 @@ class Pipeline:
         if stride > 1:
             tracker_cfg = dataclasses.replace(tracker_cfg, max_missed=tracker_cfg.max_missed * stride)
         tracker = Tracker(tracker_cfg, classifier.labels, per_frame=cfg.output.per_frame)
+        if cfg.output.annotate:  # before the events file is opened: a refused run leaves nothing behind
+            check_annotate_target(cfg.output.annotate)
         sinks = build_sinks(cfg, classifier.labels) + list(extra_sinks)
         try:
             gate = gate_from_config(cfg.quality, m.path or None, threads=m.threads or auto_threads())
@@ -187,8 +189,6 @@ class Pipeline:
         if not self._opened:
             if self.crops:
                 self.crops.check_folder()
-            if self.annotate_path:
-                check_annotate_target(self.annotate_path)
             self.source.open()
             self._opened = True
             self._t_start = time.monotonic()

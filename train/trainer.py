@@ -340,11 +340,14 @@ def _load_kept(path: Path, key: str, name: str, n: int) -> np.ndarray | None:
     """The array ``name`` kept in ``path`` for ``key`` (``n`` rows); None when absent, stale or unreadable."""
     try:
         with np.load(path, allow_pickle=False) as z:
-            if str(z["key"]) != key or len(z[name]) != n:
+            if str(z["key"]) != key:
                 return None
-            return z[name].astype(np.float32) if z[name].dtype.kind == "f" else z[name].copy()
+            arr = z[name]  # each z[name] reads (and inflates) the member again
     except (OSError, KeyError, ValueError):
         return None
+    if len(arr) != n:
+        return None
+    return arr.astype(np.float32, copy=False) if arr.dtype.kind == "f" else arr
 
 
 def _save_kept(path: Path, key: str, **arrays: np.ndarray) -> None:

@@ -39,10 +39,6 @@ def register(app: typer.Typer) -> None:
         out = cfg.output
         for path, flag in ((out.path, "--output"), (out.annotate, "--annotate"), (out.save_crops, "--save-crops")):
             refuse_output_over_inputs(path or None, inputs, flag)
-        if out.annotate:  # before the events file is opened: a refused run leaves nothing behind
-            from edge_fer.annotate import check_target
-
-            check_target(out.annotate)
         from edge_fer.daemon import run_from_config
 
         code = run_from_config(cfg)

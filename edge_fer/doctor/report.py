@@ -67,10 +67,12 @@ def run_doctor(
         if b not in BACKENDS:
             raise ConfigError(f"--backend: unknown interpreter backend {b!r} (choose from {', '.join(BACKENDS)})")
     if model:
-        from edge_fer.fsutil import read_model_bytes
+        from edge_fer.fsutil import check_model_file
 
         mpath = Path(model)
-        head = read_model_bytes(mpath, "--model")[:8]  # a FIFO, a folder, a device: said as such
+        check_model_file(mpath, "--model")  # a FIFO, a folder, a device: said as such
+        with open(mpath, "rb") as f:
+            head = f.read(8)
         if head[4:8] != b"TFL3":  # the file is the problem, not this machine's backends
             raise ModelError(f"--model {model}: not a TFLite model (no 'TFL3' file identifier)")
     else:

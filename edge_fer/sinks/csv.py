@@ -48,7 +48,7 @@ class CsvSink(TextFileSink):
             self._queue(header, event=False)
             return
         with open(self.path, encoding="utf-8", errors="replace", newline="") as f:
-            first = f.readline()
+            first = f.readline(4096)  # a file without line breaks is not read whole
         if first.rstrip("\r\n") != header.rstrip("\r\n"):
             self.close()
             raise ConfigError(

@@ -24,7 +24,7 @@ class JsonlSink(TextFileSink):
         if not self.appending:
             return
         with open(self.path, encoding="utf-8", errors="replace") as f:
-            first = f.readline()
+            first = f.readline(4096)  # a file without line breaks is not read whole
         if first.strip() and not first.lstrip().startswith("{"):
             self.close()
             raise ConfigError(
