@@ -109,10 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # a file or device the user named: one line, not a traceback
         if debug:
             raise
-        if not getattr(e, "filename", None) and e.errno in OUTPUT_ERRNOS:  # stdout: a full disk, a closed pipe
-            print(f"edge-fer: error: cannot write to stdout: {e.strerror or e}", file=sys.stderr)
-            return EXIT_IOERR
         where = f" {e.filename}" if getattr(e, "filename", None) else ""
+        if e.errno in OUTPUT_ERRNOS:  # a full disk, a closed pipe: the output's fault, not the input's
+            # a write error that names no file: the commands write their files through edge_fer.fsutil
+            # (named errors), so this is stdout
+            print(f"edge-fer: error:{where or ' cannot write to stdout'}: {e.strerror or e}", file=sys.stderr)
+            return EXIT_IOERR
         print(f"edge-fer: error:{where}: {e.strerror or e}", file=sys.stderr)
         return 2
     except Exception as e:  # a bug, not the user's input: one line, its own code (EX_SOFTWARE)

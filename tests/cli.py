@@ -4,9 +4,11 @@ PATH (another install) and never ``python -m`` (which skips the installed entry 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 EDGE_FER = str(Path(sys.executable).with_name("edge-fer"))
@@ -74,3 +76,30 @@ def assert_one_line_error(p: subprocess.CompletedProcess, *needles: str) -> str:
     for n in needles:
         assert n in errors[0], errors[0]
     return errors[0]
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(mnt: Path, size: str) -> Iterator[Path]:
+    """A real tmpfs of ``size`` (``"1m"``) mounted on ``mnt``: a disk that fills up. Skips the test
+    where mounting is not allowed (not root)."""
+    import pytest
+
+    mnt.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], capture_output=True, text=True
+    )
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def fill(folder: Path, leave: int) -> Path:
+    """Fill ``folder``'s file system up to ``leave`` free bytes with one file (returned)."""
+    st = os.statvfs(folder)
+    free = st.f_bavail * st.f_frsize
+    filler = folder / "filler"
+    filler.write_bytes(b"\0" * max(0, free - leave))
+    return filler

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.ae_fixtures import face_crops, tiny_ae_run  # noqa: F401 (fixture)
-from tests.cli import assert_one_line_error
+from tests.cli import assert_one_line_error, fill, mounted_tmpfs
 from tests.cli import run_cli as cli
 
 pytestmark = pytest.mark.train
@@ -93,3 +93,27 @@ def test_adapt_refuses_bad_input(tmp_path, tiny_ae_run):
     assert_one_line_error(cli("adapt", str(no_ae), "--unlabeled", str(crops), "--out", out), "no autoencoder")
     assert_one_line_error(cli("adapt", str(empty), "--unlabeled", str(crops), "--out", out), "not a run directory")
     assert_one_line_error(cli("adapt", str(tiny_ae_run), "--unlabeled", str(crops), "--out", str(tiny_ae_run)), "--out")
+
+
+def test_adapt_onto_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, tiny_ae_run):
+    """The adapted run written onto a full disk: one line, exit 74, no hidden temp folder left behind
+    and no h5py traceback; an output folder that cannot be made is named as given, not as the
+    hidden temp folder beside it."""
+    crops = write_crops(tmp_path / "crops", 120)
+    with mounted_tmpfs(tmp_path / "disk", "4m") as disk:
+        fill(disk, 256 << 10)
+        r = cli(
+            "adapt", str(tiny_ae_run), "--unlabeled", str(crops), "--out", str(disk / "adapted"), "--ae-epochs", "1"
+        )
+        assert r.returncode == 74, r.stderr[-2000:]
+        assert "Traceback" not in r.stderr, r.stderr[-2000:]
+        errors = [ln for ln in r.stderr.splitlines() if ln.startswith("edge-fer: error:")]
+        assert len(errors) == 1 and "no space left on device" in errors[0] and str(disk / "adapted") in errors[0], (
+            errors
+        )
+        assert sorted(p.name for p in disk.iterdir()) == ["filler"]
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    r = cli("adapt", str(tiny_ae_run), "--unlabeled", str(crops), "--out", str(blocker / "adapted"), "--ae-epochs", "1")
+    line = assert_one_line_error(r, str(blocker / "adapted"))
+    assert ".adapt-tmp" not in line

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import EDGE_FER
+from tests.cli import EDGE_FER, fill, mounted_tmpfs
 from tests.test_reliability_io import assert_one_clean_error, edge_fer
 from tests.test_reliability_net import wait_for
 
@@ -123,21 +123,8 @@ def test_closed_stderr_and_stdin_never_become_the_events_file(tmp_path, hamilton
 @pytest.fixture
 def full_tmpfs(tmp_path):
     """A real 1 MiB tmpfs, filled up to ``leave`` bytes by the test; skipped where mount is not allowed."""
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "mnt", "1m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
-def fill(folder: Path, leave: int) -> None:
-    st = os.statvfs(folder)
-    free = st.f_bavail * st.f_frsize
-    (folder / "filler").write_bytes(b"\0" * max(0, free - leave))
 
 
 def test_crops_on_a_full_disk_are_counted_and_exit_74(tmp_path, full_tmpfs, hamilton_clip):

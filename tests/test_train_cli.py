@@ -12,7 +12,7 @@ import pytest
 
 from edge_fer.bundle import ModelMeta
 from edge_fer.cli import main
-from tests.cli import env_without_tensorflow, imported_blocked, run_cli
+from tests.cli import env_without_tensorflow, fill, imported_blocked, mounted_tmpfs, run_cli
 from tests.datasets import write_csv
 
 pytestmark = pytest.mark.train
@@ -243,3 +243,62 @@ def test_init_model_that_is_not_a_run_is_one_line(tiny_run, tmp_path):
     assert r.stderr.strip().splitlines()[-1] == (
         f"edge-fer: error: --init-model {tmp_path}: not a finished run directory (no model.keras)"
     )
+
+
+def test_init_model_of_another_width_is_one_line_naming_what_differs(tiny_run, tmp_path):
+    """Weights of another shape were ~40 lines of Keras warnings and an error naming --init-ae (a flag
+    the user did not give) with Keras's message cut mid-word."""
+    data, done_run = tiny_run
+    wider = [*TINY[:-5], "8", *TINY[-4:]]  # --width 8
+    assert wider[wider.index("--width") + 1] == "8"
+    r = run_cli("train", "--data", data, "--out", tmp_path / "o", "--init-model", done_run, *wider)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and "UserWarning" not in r.stderr, r.stderr[-2000:]
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"edge-fer: error: --init-model {done_run}: ae.weights.h5 does not fit this model (--width 4 there, 8 here)"
+    )
+    r = run_cli(
+        "train",
+        "--data",
+        data,
+        "--out",
+        tmp_path / "o2",
+        "--init-ae",
+        done_run / "checkpoints" / "ae.weights.h5",
+        *wider,
+    )
+    assert r.returncode == 2 and "UserWarning" not in r.stderr, r.stderr[-2000:]
+    assert "--init-ae" in r.stderr.strip().splitlines()[-1] and "--width" in r.stderr.strip().splitlines()[-1]
+
+
+def test_a_full_disk_stops_training_in_one_line_and_resume_finishes(tmp_path):
+    """A disk that fills up during training was h5py's tracebacks, an internal error (exit 70) or a
+    segmentation fault (exit 139), with a half-written checkpoint left behind. Now: one line, exit
+    74, before the write; every finished stage kept; ``--resume`` finishes once space is freed."""
+    data = write_csv(tmp_path / "fer2013.csv")
+    args = ["--ae-epochs", "2", "--epochs", "2", *TINY[4:]]
+    with mounted_tmpfs(tmp_path / "disk", "8m") as disk:
+        filler = fill(disk, 1900 << 10)  # room for stage 1, not for the whole run
+        out = disk / "run"
+        r = run_cli("train", "--data", data, "--out", out, *args, timeout=600)
+        assert r.returncode == 74, r.stderr[-2000:]
+        assert "Traceback" not in r.stderr and "Logging error" not in r.stderr, r.stderr[-2000:]
+        errors = [ln for ln in r.stderr.splitlines() if ln.startswith("edge-fer: error:")]
+        assert len(errors) == 1 and "no space left on device" in errors[0] and "--resume" in errors[0], errors
+        done = json.loads((out / "state.json").read_text())["done"]
+        assert "ae" in done, done  # work finished before the disk filled is kept
+        assert not list(out.rglob(".partial-*")), list(out.rglob(".partial-*"))
+        kept = (out / "checkpoints" / "ae.weights.h5").read_bytes()
+
+        filler.unlink()
+        r = run_cli("train", "--data", data, "--out", out, "--resume", *args, timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert (out / "checkpoints" / "ae.weights.h5").read_bytes() == kept  # not redone
+        history = json.loads((out / "history.json").read_text())
+        assert [(h["stage"], h["epoch"]) for h in history] == [
+            ("ae", 1),
+            ("ae", 2),
+            ("head", 1),
+            ("finetune", 1),
+            ("finetune", 2),
+        ]
+        assert (out / "model.keras").is_file() and json.loads((out / "metrics.json").read_text())["PrivateTest"]["n"]

@@ -40,9 +40,10 @@ from typing import Any
 import numpy as np
 from edge_fer.train.adapt_options import AdaptOptions
 from edge_fer.train.rundir import RunDir
+from edge_fer.train.space import as_output_error, bytes_needed, ensure_space
 
 from edge_fer.bundle import ModelMeta
-from edge_fer.errors import DataError, EdgeFerError, ModelError
+from edge_fer.errors import OUTPUT_ERRNOS, DataError, EdgeFerError, ModelError, OutputError
 from edge_fer.fsutil import atomic_write_json, replace_durably
 
 log = logging.getLogger("edge_fer.train.adapt")
@@ -194,13 +195,7 @@ def adapt(opts: AdaptOptions) -> dict:
     ae = load_keras_model(run.autoencoder)
     ae_report = _adapt_autoencoder(ae, x_new, x_orig, x_mix, opts)
 
-    # the adapted run: files first into a temp folder, then renamed into place
-    tmp = RunDir(opts.out.with_name(f".{opts.out.name}.adapt-tmp"))
-    shutil.rmtree(tmp.root, ignore_errors=True)
-    tmp.ckpt.mkdir(parents=True)
     y_pseudo = after.argmax(1).astype(np.int64)
-    _write_models(tmp, run, cfg, opts.out, model, ae)
-    np.savez_compressed(tmp.calibration, x=new, y=y_pseudo, labels=np.asarray(meta.labels))
     labels = list(meta.labels)
     report = {
         "format": "edge-fer-adapt-report",
@@ -233,13 +228,53 @@ def adapt(opts: AdaptOptions) -> dict:
         },
         "run_dir": str(opts.out.resolve()),
     }
-    replace(meta, provenance=prov).save(tmp.metadata)
+    # the adapted run: files first into a temp folder, then renamed into place; a failure removes it
+    tmp = RunDir(opts.out.with_name(f".{opts.out.name}.adapt-tmp"))
+    try:
+        _write_run(tmp, run, cfg, opts, (model, ae), (new, y_pseudo), replace(meta, provenance=prov), report)
+    except EdgeFerError:
+        shutil.rmtree(tmp.root, ignore_errors=True)
+        raise
+    except Exception as e:  # h5py's or TensorFlow's words for a full disk: one line, exit 74
+        shutil.rmtree(tmp.root, ignore_errors=True)
+        err = as_output_error(opts.out.parent, e, hint=False)
+        if err is None:
+            raise
+        raise err from None
+    log.info("adapted run written to %s (%.1f s)", opts.out, report["seconds"])
+    return report
+
+
+def _write_run(
+    tmp: RunDir,
+    run: RunDir,
+    cfg: dict,
+    opts: AdaptOptions,
+    models: tuple[Any, Any],
+    crops: tuple[np.ndarray, np.ndarray],
+    meta: ModelMeta,
+    report: dict,
+) -> None:
+    """The adapted run's files (``models``: classifier and autoencoder; ``crops``: the new crops and
+    their pseudo-labels) in ``tmp``, then ``tmp`` renamed to ``opts.out``."""
+    model, ae = models
+    new, y_pseudo = crops
+    # room first: h5py on a full disk fails with tracebacks or a crash, not an error (edge_fer.train.space)
+    need = 2 * bytes_needed(model) + 3 * bytes_needed(ae) + new.nbytes
+    ensure_space(opts.out.parent, need, f"the adapted run {opts.out}", hint=False)
+    shutil.rmtree(tmp.root, ignore_errors=True)
+    try:
+        tmp.ckpt.mkdir(parents=True)
+    except OSError as e:  # named as the folder asked for, not the hidden one beside it
+        kind = OutputError if e.errno in OUTPUT_ERRNOS else EdgeFerError
+        raise kind(f"cannot write {opts.out}: {e.strerror or e}") from None
+    _write_models(tmp, run, cfg, opts.out, model, ae)
+    np.savez_compressed(tmp.calibration, x=new, y=y_pseudo, labels=np.asarray(meta.labels))
+    meta.save(tmp.metadata)
     atomic_write_json(tmp.adapt_report, report)
     if opts.out.exists():
         shutil.rmtree(opts.out)
     replace_durably(tmp.root, opts.out)
-    log.info("adapted run written to %s (%.1f s)", opts.out, report["seconds"])
-    return report
 
 
 def _faces(opts: AdaptOptions, meta: ModelMeta, cfg: dict) -> tuple[np.ndarray, np.ndarray, str | None]:

@@ -12,6 +12,7 @@ from edge_fer.train.model import NetConfig
 from edge_fer.train.options import TrainConfig
 from edge_fer.train.results import TrainMetrics
 from edge_fer.train.rundir import RunDir
+from edge_fer.train.space import bytes_needed, export_dir, save_model_file
 from edge_fer.train.stages import Models, StageHistory
 
 from edge_fer import __version__
@@ -37,16 +38,15 @@ def export_autoencoder(run: RunDir, net: NetConfig) -> Any:
     encoder, decoder = build_encoder(net), build_decoder(net)
     autoencoder = build_autoencoder(encoder, decoder)
     autoencoder.load_weights(run.ae_weights)
-    encoder.save(run.encoder)
-    decoder.save(run.decoder)
-    autoencoder.save(run.autoencoder)
+    for model, path in ((encoder, run.encoder), (decoder, run.decoder), (autoencoder, run.autoencoder)):
+        save_model_file(model, path)
     return autoencoder
 
 
 def save_models(run: RunDir, cfg: TrainConfig, net: NetConfig, models: Models, export: bool = True) -> Any:
     """model.keras (+ a SavedModel when ``export``: TensorFlow only), and the stage-1 autoencoder when
     there was one (returned)."""
-    models.classifier.save(run.model)
+    save_model_file(models.classifier, run.model)
     stage1 = (
         export_autoencoder(run, net)
         if (cfg.pretrain and (cfg.ae_epochs > 0 or cfg.init_ae or cfg.init_model))
@@ -54,7 +54,8 @@ def save_models(run: RunDir, cfg: TrainConfig, net: NetConfig, models: Models, e
     )
     if export:
         try:
-            models.classifier.export(str(run.saved_model), verbose=False)
+            need = bytes_needed(models.classifier) + (16 << 20)  # the weights and the traced graph
+            export_dir(lambda p: models.classifier.export(str(p), verbose=False), run.saved_model, need)
         except Exception as e:  # the .keras file is the primary artefact; export is a convenience
             log.warning("SavedModel export failed (%s); convert will read model.keras", e)
     return stage1

@@ -8,11 +8,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import logging
 import shutil
 import time
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,9 +25,10 @@ import numpy as np
 from edge_fer.train.model import NetConfig
 from edge_fer.train.options import TrainConfig
 from edge_fer.train.rundir import RunDir
+from edge_fer.train.space import guard_callback, save_model_file
 
-from edge_fer.errors import DataError
-from edge_fer.fsutil import atomic_write_json
+from edge_fer.errors import DataError, ModelError
+from edge_fer.fsutil import atomic_write_json, atomic_write_text
 
 log = logging.getLogger("edge_fer.train")
 
@@ -63,9 +68,12 @@ class StageHistory:
             return []
         latest: dict[tuple, dict] = {}
         for line in self.path.read_text().splitlines():
-            if line.strip():
+            try:
                 r = json.loads(line)
-                latest[(TRAIN_STAGES.index(r["stage"]), r["epoch"])] = r
+                key = (TRAIN_STAGES.index(r["stage"]), int(r["epoch"]))
+            except (ValueError, TypeError, KeyError):  # a blank line, or one cut short by a full disk or a kill
+                continue
+            latest[key] = r
         return [latest[k] for k in sorted(latest)]
 
     @staticmethod
@@ -73,10 +81,11 @@ class StageHistory:
         keys: list[str] = []
         for r in rows:
             keys += [k for k in r if k not in keys]
-        with open(path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=keys)
-            w.writeheader()
-            w.writerows(rows)
+        buf = io.StringIO(newline="")
+        w = csv.DictWriter(buf, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+        atomic_write_text(path, buf.getvalue())
 
 
 @dataclass
@@ -133,7 +142,13 @@ class StageRunner:
         import keras
 
         backup = self.run.ckpt / f"{stage}_backup"
-        cbs = [keras.callbacks.BackupAndRestore(str(backup)), self.history.callback(stage), *callbacks]
+        # the room check first: Keras calls the callbacks in order, and the backup writes at epoch end
+        cbs = [
+            guard_callback(self.run.ckpt),
+            keras.callbacks.BackupAndRestore(str(backup)),
+            self.history.callback(stage),
+            *callbacks,
+        ]
         t0 = time.perf_counter()
         model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=self.verbose, callbacks=cbs, shuffle=False)
         dt = time.perf_counter() - t0
@@ -141,7 +156,7 @@ class StageRunner:
         t["seconds"] = round(t["seconds"] + dt, 1)
         t["epochs"] = epochs
         t["images_per_s"] = round(n_images * epochs / max(t["seconds"], 1e-9), 1)
-        model.save_weights(self.run.ckpt / f"{stage}.weights.h5")
+        save_model_file(model, self.run.ckpt / f"{stage}.weights.h5", weights_only=True)
         self.finish(stage)
 
 
@@ -154,7 +169,7 @@ def pretrain_autoencoder(
         return
     init_ae = cfg.init_ae or cfg.init_model
     if init_ae and "ae" not in runner.done:
-        _take_autoencoder(runner, init_ae, models)
+        _take_autoencoder(runner, cfg, models)
     elif cfg.ae_epochs > 0 or "ae" in runner.done:
         if "ae" in runner.done:
             models.autoencoder.load_weights(runner.run.ae_weights)
@@ -175,39 +190,68 @@ def pretrain_autoencoder(
         runner.fit("ae", models.autoencoder, train_ds, val_ds, cfg.ae_epochs, n)
 
 
-def _take_autoencoder(runner: StageRunner, init_ae: str, models: Models) -> None:
-    src = Path(init_ae)
+def _misfit(flag: str, given: str, src: Path, cfg: TrainConfig) -> DataError:
+    """Weights from ``given`` (``flag``) that do not fit this model: one line naming the settings that
+    differ when ``given`` is a run directory (its config.json says how it was built)."""
+    shape_keys = ("arch", "width", "latent_channels")
+    differ = []
+    folder = Path(given)
+    if folder.is_dir():
+        try:
+            saved = RunDir(folder).read_config()
+        except ModelError:  # a damaged config.json: the general hint below
+            saved = {}
+        differ = [
+            f"--{k.replace('_', '-')} {saved[k]} there, {getattr(cfg, k)} here"
+            for k in shape_keys
+            if k in saved and saved[k] != getattr(cfg, k)
+        ]
+    why = "; ".join(differ) if differ else "same --arch, --width and --latent-channels needed"
+    return DataError(f"{flag} {given}: {src.name} does not fit this model ({why})")
+
+
+@contextlib.contextmanager
+def _quiet_keras_loading() -> Iterator[None]:
+    """Keras warns once per layer it cannot match while loading weights (dozens of lines); the
+    mismatch is reported as one error instead."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _take_autoencoder(runner: StageRunner, cfg: TrainConfig, models: Models) -> None:
+    """Stage 1 from ``--init-ae`` (or from the ``--init-model`` run)."""
+    flag, given = ("--init-model", cfg.init_model) if cfg.init_model else ("--init-ae", cfg.init_ae)
+    assert given
+    src = Path(given)
     src = RunDir(src).ae_weights if src.is_dir() else src
     if not src.is_file():
-        raise DataError(f"--init-ae {init_ae}: no autoencoder weights there (want a run dir or ae.weights.h5)")
+        raise DataError(f"{flag} {given}: no autoencoder weights there (want a run dir or ae.weights.h5)")
     try:
-        models.autoencoder.load_weights(src)
-    except (ValueError, OSError) as e:
-        raise DataError(
-            f"--init-ae {src}: weights do not fit this model (same --arch, --width and "
-            f"--latent-channels needed): {str(e).splitlines()[0][:200]}"
-        ) from None
+        with _quiet_keras_loading():
+            models.autoencoder.load_weights(src)
+    except (ValueError, OSError):
+        raise _misfit(flag, given, src, cfg) from None
     shutil.copyfile(src, runner.run.ae_weights)
     log.info("stage ae: taken from %s (not retrained)", src)
     runner.timing["ae"] = {"seconds": 0.0, "epochs": 0, "from": str(src)}
     runner.finish("ae")
 
 
-def _take_classifier(runner: StageRunner, init_model: str, models: Models) -> None:
+def _take_classifier(runner: StageRunner, cfg: TrainConfig, models: Models) -> None:
     """``--init-model``: the classifier's weights (encoder and head) from a finished run, in place of
     stage 2; kept as this run's head checkpoint, so a resumed run restores them."""
     import keras
 
-    src = RunDir(Path(init_model)).model
+    assert cfg.init_model
+    src = RunDir(Path(cfg.init_model)).model
     try:
-        trained = keras.models.load_model(src, compile=False)
-        models.classifier.set_weights(trained.get_weights())
-    except (ValueError, OSError) as e:
-        raise DataError(
-            f"--init-model {init_model}: its model does not fit this one (same --arch, --width and "
-            f"--latent-channels needed): {str(e).splitlines()[0][:200]}"
-        ) from None
-    models.classifier.save_weights(runner.run.ckpt / "head.weights.h5")
+        with _quiet_keras_loading():
+            trained = keras.models.load_model(src, compile=False)
+            models.classifier.set_weights(trained.get_weights())
+    except (ValueError, OSError):
+        raise _misfit("--init-model", cfg.init_model, src, cfg) from None
+    save_model_file(models.classifier, runner.run.ckpt / "head.weights.h5", weights_only=True)
     log.info("stage head: the classifier taken from %s (not retrained)", src)
     runner.timing["head"] = {"seconds": 0.0, "epochs": 0, "from": str(src)}
     runner.finish("head")
@@ -232,7 +276,7 @@ def train_head(runner: StageRunner, cfg: TrainConfig, models: Models, train_ds: 
         models.classifier.load_weights(runner.run.ckpt / "head.weights.h5")
         return
     if cfg.init_model:
-        _take_classifier(runner, cfg.init_model, models)
+        _take_classifier(runner, cfg, models)
         return
     import keras
 

@@ -28,9 +28,10 @@ import numpy as np
 from edge_fer.train.options import TrainConfig
 from edge_fer.train.results import TrainMetrics
 from edge_fer.train.rundir import RunDir
+from edge_fer.train.space import as_output_error
 
 from edge_fer.bundle import Preprocessing
-from edge_fer.errors import DataError, EdgeFerError
+from edge_fer.errors import OUTPUT_ERRNOS, DataError, EdgeFerError, OutputError
 from edge_fer.fsutil import atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger("edge_fer.train")
@@ -51,7 +52,15 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Tr
     dataset = load_dataset(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed, class_map=cfg.class_map)
     run, cfg, state = prepare_run_dir(cfg, resume, overwrite)
     with _log_to(run.log):
-        return _train(cfg, run, state, dataset)
+        try:
+            return _train(cfg, run, state, dataset)
+        except EdgeFerError:
+            raise
+        except Exception as e:  # a full disk, in the words of h5py or TensorFlow: one line, exit 74
+            err = as_output_error(run.root, e)
+            if err is None:
+                raise
+            raise err from None
 
 
 def _read_state(run: RunDir) -> dict:
@@ -98,15 +107,24 @@ def prepare_run_dir(cfg: TrainConfig, resume: bool, overwrite: bool) -> tuple[Ru
     try:
         run.ckpt.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise EdgeFerError(f"cannot create {run.root}: {e.strerror or e}") from None
+        kind = OutputError if e.errno in OUTPUT_ERRNOS else EdgeFerError  # a full disk, or a wrong path
+        raise kind(f"cannot create {run.root}: {e.strerror or e}") from None
     atomic_write_json(run.config, asdict(cfg))
     return run, cfg, {"done": [], "timing": {}}
+
+
+class _RunLog(logging.FileHandler):
+    """train.log. A line it cannot write (a full disk) is dropped without the logging module's
+    traceback on stderr; the run itself stops at its next room check (:mod:`edge_fer.train.space`)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        pass
 
 
 @contextlib.contextmanager
 def _log_to(path: Path) -> Iterator[None]:
     """The run's own log file (train.log) for everything edge-fer logs meanwhile."""
-    handler = logging.FileHandler(path)
+    handler = _RunLog(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logging.getLogger("edge_fer").addHandler(handler)
     try:
