@@ -7,6 +7,7 @@ import pytest
 from edge_fer.train.data import load_dataset, stratified_split
 
 from edge_fer.errors import DataError
+from tests.cli import assert_one_line_error, run_cli
 from tests.datasets import faces, write_csv, write_fer_folders, zip_folder
 
 
@@ -109,6 +110,30 @@ def test_user_folders_with_aliases_and_class_map(tmp_path):
     assert ds.report.empty_classes == ["disgust", "fear", "neutral"]
     with pytest.raises(DataError, match="must be one of"):
         load_dataset(tmp_path / "mine", class_map=["grumpy=furious"])
+
+
+@pytest.mark.parametrize(
+    "maps, needle",
+    [
+        (["grumpy=angry", "grumpy=sad"], "--class-map maps 'grumpy' twice: to angry and to sad"),
+        (["=angry"], "no folder name before '='"),
+        (["grumpi=angry"], "--class-map names no folder here: grumpi (class folders: grumpy, happiness)"),
+    ],
+)
+def test_a_class_map_that_conflicts_or_names_no_folder_is_one_line(tmp_path, maps, needle):
+    """These were silent: the last mapping won, an empty folder name was taken, and a mistyped folder
+    left its class out of training without a word."""
+    import cv2
+
+    x, _ = faces(4)
+    for i, name in enumerate(["happiness", "grumpy"]):
+        (tmp_path / "mine" / name).mkdir(parents=True)
+        for j in range(2):
+            cv2.imwrite(str(tmp_path / "mine" / name / f"{j}.png"), x[i * 2 + j])
+    args = [a for m in maps for a in ("--class-map", m)]
+    r = run_cli("train", "--data", tmp_path / "mine", "--out", tmp_path / "run", *args)
+    assert_one_line_error(r, needle)
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("make", ["missing", "text", "empty_dir", "badzip"])

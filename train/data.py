@@ -76,14 +76,24 @@ class FaceDataset:
 
 def parse_class_map(items: Iterable[str] | dict[str, str] | None) -> dict[str, str]:
     """``["happiness=happy", ...]`` (or a dict) merged over the built-in aliases, keys lower-case."""
-    m = dict(CLASS_ALIASES)
+    return {**CLASS_ALIASES, **user_class_map(items)}
+
+
+def user_class_map(items: Iterable[str] | dict[str, str] | None) -> dict[str, str]:
+    """The user's own ``FOLDER=LABEL`` pairs, keys lower-case: a pair without a folder or with an
+    unknown label, and a folder mapped twice to different labels, are one-line errors."""
+    m: dict[str, str] = {}
     if not items:
         return m
     pairs = items.items() if isinstance(items, dict) else (s.split("=", 1) if "=" in s else (s, "") for s in items)
     for folder, label in pairs:
         folder, label = folder.strip().lower(), label.strip().lower()
+        if not folder:
+            raise DataError(f"--class-map ={label}: no folder name before '=' (want FOLDER=LABEL)")
         if label not in LABEL_TO_ID:
-            raise DataError(f"class map: {folder!r} -> {label!r}: the label must be one of {', '.join(LABELS)}")
+            raise DataError(f"--class-map {folder}={label}: the label must be one of {', '.join(LABELS)}")
+        if m.get(folder, label) != label:
+            raise DataError(f"--class-map maps {folder!r} twice: to {m[folder]} and to {label}")
         m[folder] = label
     return m
 
@@ -113,6 +123,7 @@ def _read_any(
     p = Path(path)
     source = str(p)
     report = LoadReport(source)
+    asked = frozenset(user_class_map(class_map))
     cmap = parse_class_map(class_map)
     if not p.exists():
         raise DataError(f"{source}: no such file or directory")
@@ -132,7 +143,7 @@ def _read_any(
                         )
                 else:
                     report.kind = "image folders in zip"
-                    raw = read_folders(list(iter_zip(zf)), source, image_size, cmap, report, only)
+                    raw = read_folders(list(iter_zip(zf)), source, image_size, cmap, report, only, asked)
         elif p.is_dir():
             csvs = sorted(p.glob("*.csv"))
             if csvs:
@@ -141,7 +152,7 @@ def _read_any(
                     raw = read_csv(f, str(csvs[0]), image_size, report)
             else:
                 report.kind = "image folders"
-                raw = read_folders(list(iter_dir(p)), source, image_size, cmap, report, only)
+                raw = read_folders(list(iter_dir(p)), source, image_size, cmap, report, only, asked)
         elif p.is_file():
             raise DataError(
                 f"{source}: not a dataset (expected a FER2013 .csv, a .zip, or a folder of <class>/ images)"

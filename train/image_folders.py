@@ -147,8 +147,12 @@ def read_folders(
     class_map: dict[str, str],
     report: LoadReport,
     only: str | None = None,
+    asked: frozenset[str] = frozenset(),
 ) -> dict[str, tuple[list, list]]:
+    """Faces by split from ``<class>/`` folders; ``asked``: the folders of the user's ``--class-map``
+    (lower-case), each of which must exist (a mistyped name would silently leave its class out)."""
     entries = _strip_common_root(entries)
+    folders: set[str] = set()
     out: dict[str, tuple[list, list]] = {}
     seen_classes: Counter[str] = Counter()
     fer_named = 0
@@ -163,6 +167,7 @@ def read_folders(
             report.ignored_files += 1
             continue
         folder = e.parts[-2]
+        folders.add(folder)
         label = class_map.get(folder.lower())
         if label is None:
             report.unknown_classes[folder] = report.unknown_classes.get(folder, 0) + 1
@@ -184,6 +189,10 @@ def read_folders(
         xs.append(img)
         ys.append(LABEL_TO_ID[label])
         report.loaded += 1
+    missing = sorted(asked - {f.lower() for f in folders})
+    if missing:
+        found = ", ".join(sorted(folders)) or "none"
+        raise DataError(f"{source}: --class-map names no folder here: {', '.join(missing)} (class folders: {found})")
     report.empty_classes = [name for name in LABELS if seen_classes[name] == 0]
     if report.loaded == 0:
         hint = ""
