@@ -286,6 +286,19 @@ def test_many_videos_workers_broken_files_and_resume(tmp_path, hamilton_clip):
     assert (redo / "tracks.csv").is_file() and (redo / ".complete").is_file()
 
 
+def test_a_file_name_with_a_line_break_stays_on_its_row(tmp_path):
+    """The summary table printed a name with a line break (or a terminal escape) as it was: the row
+    split in two, and the escape ran in the user's terminal."""
+    bad = tmp_path / "in" / "take\n2\x1b[31m.mp4"
+    bad.parent.mkdir()
+    bad.write_text("not a video\n")
+    r = cli("analyze", str(bad.parent), "-o", str(tmp_path / "out"))
+    assert r.returncode == 1, r.stderr
+    lines = r.stdout.strip("\n").splitlines()
+    assert len(lines) == 2 and lines[0].startswith("status"), r.stdout
+    assert "take\\n2\\x1b[31m.mp4" in lines[1] and "\x1b" not in r.stdout, lines
+
+
 @pytest.mark.slow  # several runs of the installed command on real video
 def test_killed_run_leaves_no_half_file_and_a_rerun_finishes(tmp_path, hamilton_clip):
     short = tmp_path / "a_short.mp4"

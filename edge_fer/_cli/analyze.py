@@ -162,6 +162,9 @@ def _log_done(row: dict[str, Any]) -> None:
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
+    """One row a video (a name with a line break stays on its row: control characters escaped)."""
+    from edge_fer.bench.text import printable
+
     head = f"{'status':<8} {'duration_s':>10} {'tracks':>6} {'dominant':<9} {'x real time':>11}  video"
     lines = [head]
     for r in rows:
@@ -169,7 +172,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
         rtf = r.get("realtime_factor")
         lines.append(
             f"{r['status']:<8} {'' if dur is None else f'{dur:.1f}':>10} {r.get('tracks') or 0:>6} "
-            f"{r.get('dominant_label') or '-':<9} {'' if rtf is None else f'{rtf:.1f}':>11}  {r['video']}"
-            + (f"  ({r['error']})" if r.get("error") else "")
+            f"{r.get('dominant_label') or '-':<9} {'' if rtf is None else f'{rtf:.1f}':>11}  {printable(r['video'])}"
+            + (f"  ({printable(r['error'])})" if r.get("error") else "")
         )
     return "\n".join(lines)

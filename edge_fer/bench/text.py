@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,18 @@ def num(v: Any, nd: int = 2) -> str:
     return str(v)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def printable(value: Any) -> str:
+    """``str(value)`` with control characters escaped (``\\n``, ``\\t``, ``\\x1b``): a file name
+    with a line break stays on its row, and an escape sequence in it is not run by the terminal."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(value))
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], align_left: int = 1) -> list[str]:
     """Aligned columns (the first ``align_left`` to the left, the rest to the right) under a rule."""
-    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
+    cells = [[printable(h) for h in headers]] + [[printable(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     out = []
     for j, r in enumerate(cells):
