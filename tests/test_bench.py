@@ -117,6 +117,19 @@ def test_pipeline_report_structure(tmp_path, capsys, short_video, tiny_bundle):
         assert name in stdout
 
 
+def test_the_shipped_model_is_recorded_without_a_machine_path(tmp_path, short_video, tiny_bundle):
+    """The JSON recorded the shipped model's absolute path (its install folder, a home folder); a
+    result file shared or committed from it carried that path. Another model stays as given."""
+    out = tmp_path / "b.json"
+    r = run_cli("bench", "--source", short_video, "--max-frames", "6", "--warmup", "1", "--json", out, "-q")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(out.read_text())
+    assert rep["model"]["path"] == rep["config"]["model"] == "edge_fer/models/default_int8.tflite"
+    r = run_cli("bench", "--model-only", "--model", tiny_bundle, "--runs", "5", "--json", out, "-q")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(out.read_text())["models"][0]["path"] == str(tiny_bundle)
+
+
 def test_loop_max_frames_detect_every(tmp_path, capsys, short_video, tiny_bundle):
     out = tmp_path / "b.json"
     code, _, err = run(

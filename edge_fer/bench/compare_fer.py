@@ -53,6 +53,7 @@ from edge_fer.bench.report import JsonRecord
 from edge_fer.bench.text import machine_line, num, table
 from edge_fer.doctor import dist_version
 from edge_fer.errors import ConfigError, EdgeFerError, MissingExtraError, SourceError
+from edge_fer.models import display_path
 from edge_fer.redact import redact
 from edge_fer.stats import summarize_ms
 
@@ -219,7 +220,7 @@ def compare(cfg: Any, *, max_frames: int = 0, warmup: int = 5, loops: int = 1) -
         "detect_every": d.every,
         "detect_scale": d.scale,
         "full_every": d.full_every,
-        "model": getattr(pipe.classifier, "source", None),
+        "model": display_path(getattr(pipe.classifier, "source", None)),
     }
     peer.config = "FER() defaults: OpenCV Haar cascade, its emotion_model TFLite"
     same = sum(1 for a, b in zip(ours_n, fer_n) if a == b)

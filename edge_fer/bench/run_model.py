@@ -15,6 +15,7 @@ from edge_fer.bench.bundle import bundle_accuracy, bundle_format, read_model
 from edge_fer.bench.machine import machine_info, peak_rss_mb, runtime_version
 from edge_fer.bench.report import ModelRow, ModelsReport, SkippedModel
 from edge_fer.errors import ConfigError, EdgeFerError, ModelError
+from edge_fer.models import display_path
 from edge_fer.stats import summarize_ms
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def _timed(fn: Any, runs: int) -> np.ndarray:
 
 def _head(path: str | Path, data: bytes, threads: int, batch: int) -> dict[str, Any]:
     return {
-        "path": str(path),
+        "path": display_path(path),
         "name": Path(path).name,
         "size_bytes": len(data),
         "threads": threads,  # 0: the interpreter's default

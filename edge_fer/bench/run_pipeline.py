@@ -24,6 +24,7 @@ from edge_fer.bench.bundle import bundle_format
 from edge_fer.bench.machine import loadavg, machine_info, peak_rss_mb
 from edge_fer.bench.report import BenchedConfig, CpuUse, ModelInfo, PipelineReport, Startup
 from edge_fer.errors import ConfigError, SourceError
+from edge_fer.models import display_path
 from edge_fer.pipeline import STAGES, StageTimes
 from edge_fer.redact import redact
 from edge_fer.sources import SourceMode
@@ -190,7 +191,7 @@ def _report(cfg: Any, pipe: Any, run: _Run, name: str, build_s: float) -> Pipeli
     e2e["unattributed_mean_ms"] = round(float(np.mean(np.asarray(run.e2e) - stage_sum) * 1000.0), 4)
 
     clf = pipe.classifier
-    model_path = getattr(clf, "source", None)
+    model_path = display_path(getattr(clf, "source", None))
     try:
         model_bytes = Path(model_path).read_bytes() if model_path else b""
     except OSError:

@@ -24,4 +24,16 @@ def shipped_yunet() -> Path:
     return shipped(YUNET_FILE)
 
 
-__all__ = ["YUNET_FILE", "YUNET_SHA256", "YUNET_SIZE", "shipped", "shipped_yunet"]
+def display_path(path: str | Path | None) -> str | None:
+    """A model's path for a report: a file shipped in the package as ``edge_fer/models/NAME`` (the
+    same on every machine, and no home folder in a shared result file); any other as given."""
+    if path is None:
+        return None
+    try:
+        rel = Path(path).resolve().relative_to(Path(__file__).resolve().parent)
+    except (OSError, ValueError):
+        return str(path)
+    return f"edge_fer/models/{rel.as_posix()}"
+
+
+__all__ = ["YUNET_FILE", "YUNET_SHA256", "YUNET_SIZE", "display_path", "shipped", "shipped_yunet"]
