@@ -140,9 +140,7 @@ class Annotator:
             h, w = img.shape[:2]
             self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*"mp4v"), self.fps, (w, h))
             if not self.writer.isOpened():
-                from edge_fer.errors import ConfigError
-
-                raise ConfigError(f"cannot write annotated video {self.path}")
+                raise _open_error(self.path)
         draw_faces(img, boxes, [f"#{tid} {lab}" for tid, lab in zip(ids, labels)])
         self.writer.write(img)
         self.frames += 1
@@ -154,3 +152,25 @@ class Annotator:
             self.writer.release()
             self.writer = None
             self._verify()
+
+
+def _open_error(path: Path) -> Exception:
+    """Why OpenCV could not open a video for writing (it does not say): a full or read-only disk is an
+    :class:`~edge_fer.errors.OutputError` (exit 74), anything else a :class:`ConfigError` (exit 2)."""
+    from edge_fer.errors import OUTPUT_ERRNOS, ConfigError, OutputError
+
+    probe = path.parent / f".edge-fer-write-test-{os.getpid()}"
+    try:
+        with open(probe, "wb") as f:
+            f.write(b"\0" * 65536)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        if e.errno in OUTPUT_ERRNOS:
+            return OutputError(f"cannot write annotated video {path}: {e.strerror or e}")
+    finally:
+        try:
+            probe.unlink()
+        except OSError:
+            pass
+    return ConfigError(f"cannot write annotated video {path}")

@@ -254,7 +254,18 @@ class Pipeline:
         """After :meth:`close`: :class:`~edge_fer.errors.OutputError` when an output gave up (events
         were lost), :class:`~edge_fer.errors.SourceError` when a finite source (file, images) reached
         its end without yielding a single frame."""
-        from edge_fer.errors import OutputError, SourceError
+        from edge_fer.errors import SourceError
+
+        self.check_outputs()
+        src = self.source
+        if self._opened and self.frames == 0 and src.mode is not SourceMode.LIVE and src.finished:
+            why = src.last_error
+            raise SourceError(f"{src.name}: no frame could be read" + (f" ({why})" if why else ""))
+
+    def check_outputs(self) -> None:
+        """:class:`~edge_fer.errors.OutputError` when an output gave up (events were lost) or private
+        outputs (crops, the annotated video) could not be written."""
+        from edge_fer.errors import OutputError
 
         bad = self.failed_output()
         if bad is not None:
@@ -275,10 +286,6 @@ class Pipeline:
             private.append(f"--annotate {ann.path}: {ann.last_error}")
         if private:
             raise OutputError("; ".join(private))
-        src = self.source
-        if self._opened and self.frames == 0 and src.mode is not SourceMode.LIVE and src.finished:
-            why = src.last_error
-            raise SourceError(f"{src.name}: no frame could be read" + (f" ({why})" if why else ""))
 
     def process(self, frame: Frame) -> list[Event]:
         """Detect, classify, track and emit for one frame (every stage timed)."""

@@ -160,6 +160,50 @@ def test_annotated_video_on_a_full_disk_exits_74(tmp_path, full_tmpfs, hamilton_
     assert json_lines(out)
 
 
+def test_annotated_video_on_a_disk_already_full_is_exit_74_not_a_usage_error(tmp_path, full_tmpfs, hamilton_clip):
+    """OpenCV's writer does not say why it cannot open a file: a full disk was reported as exit 2 (a
+    user mistake)."""
+    fill(full_tmpfs, 0)
+    proc = edge_fer(
+        "run",
+        "--source",
+        hamilton_clip,
+        "--max-frames",
+        "5",
+        "--annotate",
+        full_tmpfs / "a.mp4",
+        "-o",
+        "/dev/null",
+        cwd=tmp_path,
+    )
+    assert_one_clean_error(proc, 74, "annotated video", str(full_tmpfs / "a.mp4"))
+
+
+def test_events_file_on_a_read_only_disk_is_exit_74(tmp_path, hamilton_clip):
+    """A read-only file system under ``-o`` was exit 2 (a user mistake); it is an output error."""
+    with mounted_tmpfs(tmp_path / "ro", "1m") as ro:
+        subprocess.run(["mount", "-o", "remount,ro", str(ro)], check=True)
+        proc = edge_fer("run", "--source", hamilton_clip, "--max-frames", "5", "-o", ro / "ev.jsonl", cwd=tmp_path)
+        assert_one_clean_error(proc, 74, str(ro / "ev.jsonl"), "Read-only file system")
+
+
+def test_bench_events_and_plot_that_cannot_be_written_are_exit_74(tmp_path, full_tmpfs, hamilton_clip):
+    """``bench --events`` onto a full disk ended with exit 0 and an empty file; ``--plot`` left a
+    0-byte PNG (a full disk) or wrote nothing and said nothing (a device that refuses writes)."""
+    fill(full_tmpfs, 0)
+    base = ["bench", "--source", hamilton_clip, "--max-frames", "40", "--warmup", "0", "-q"]
+    proc = edge_fer(*base, "--events", full_tmpfs / "ev.jsonl", cwd=tmp_path)
+    assert_one_clean_error(proc, 74, str(full_tmpfs / "ev.jsonl"))
+    proc = edge_fer(*base, "--plot", full_tmpfs / "p.png", cwd=tmp_path)
+    assert_one_clean_error(proc, 74, str(full_tmpfs / "p.png"))
+    assert not (full_tmpfs / "p.png").exists()
+    dev = tmp_path / "fulldev"  # a private node of /dev/full's kind (1, 7)
+    subprocess.run(["mknod", "-m", "666", str(dev), "c", "1", "7"], check=True)
+    proc = edge_fer(*base, "--plot", dev, cwd=tmp_path)
+    assert_one_clean_error(proc, 74, str(dev), "No space left on device")
+    assert dev.is_char_device()
+
+
 @pytest.fixture
 def obama_jpg():
     from tests.conftest import shared_file

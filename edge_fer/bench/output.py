@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import numpy as np
 from edge_fer import jsondoc
 from edge_fer.bench.report import ModelRow, ModelsReport, PipelineReport
 from edge_fer.errors import MissingExtraError, OutputError
+from edge_fer.fsutil import atomic_write_bytes
 from edge_fer.pipeline import STAGES
 
 
@@ -34,13 +36,22 @@ def plot(report: PipelineReport | ModelsReport, path: str | Path) -> None:
     p = Path(path)
     fig = _plot_pipeline(plt, report) if isinstance(report, PipelineReport) else _plot_models(plt, report)
     fig.tight_layout()
+    buf = io.BytesIO()
     try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(p, dpi=110)
-    except OSError as e:
-        raise OutputError(f"cannot write {p}: {e.strerror or e}") from None
+        fig.savefig(buf, format=_plot_format(p), dpi=110)
     finally:
         plt.close(fig)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot write {p}: {e.strerror or e}") from None
+    atomic_write_bytes(p, buf.getvalue())  # whole or not at all; a device or FIFO is written through
+
+
+def _plot_format(p: Path) -> str:
+    """The image format from ``p``'s suffix (matplotlib's choice when saving to a path), PNG without one."""
+    ext = p.suffix.lower().lstrip(".")
+    return ext if ext in {"png", "svg", "pdf", "jpg", "jpeg", "eps", "ps", "webp", "tif", "tiff"} else "png"
 
 
 def _plot_pipeline(plt: Any, report: PipelineReport) -> Any:

@@ -117,9 +117,12 @@ def _measure(pipe: Any, rec: RecordingTimes, *, warmup: int, max_frames: int, lo
             run.t_end, run.cpu_end = t1, time.process_time()
             if max_frames and len(run.e2e) >= max_frames:
                 break
+            if pipe.failed_output():  # an events file that cannot be written: stop, as edge-fer run does
+                break
         run.status = pipe.status().to_dict()
     finally:
         pipe.close()
+    pipe.check_outputs()  # --events that gave up, crops or a video not written: exit 74, not a clean report
     run.ru_end = resource.getrusage(resource.RUSAGE_SELF)
     return run
 
