@@ -5,7 +5,10 @@ detector then prefers (an update, when the pin moves to a newer release).
 Each known model has pinned download URLs and a pinned SHA-256. :func:`pull` downloads (or, with
 ``from_file``, copies) into a temporary file next to the destination, hashing as it goes, and only
 a file whose hash matches is renamed into place: a checksum mismatch, an interrupted transfer or a
-full disk leave nothing behind. Nothing is ever downloaded unless :func:`pull` is called.
+full disk leave nothing behind. A write error of the cache (a full disk) is an OutputError (exit 74)
+naming the cache file, and no other mirror is tried after it. A ``--url`` password is sent as basic
+authentication and hidden in every message and log line. Nothing is ever downloaded unless
+:func:`pull` is called.
 
 Where models live (:func:`models_dir`): ``models/`` in edge-fer's cache folder
 (:func:`edge_fer.fsutil.cache_dir`: ``$EDGE_FER_CACHE_DIR``, else ``$XDG_CACHE_HOME/edge-fer``, else
@@ -14,10 +17,12 @@ Where models live (:func:`models_dir`): ``models/`` in edge-fer's cache folder
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import hashlib
 import http.client
 import logging
+import math
 import os
 import tempfile
 import time
@@ -31,11 +36,13 @@ from pathlib import Path
 from edge_fer.errors import ConfigError, ModelError, NetworkError, OutputError
 from edge_fer.fsutil import cache_dir, check_input_file, replace_durably
 from edge_fer.models import YUNET_SHA256, YUNET_SIZE
+from edge_fer.redact import redact, register_uri_secrets
 
 log = logging.getLogger(__name__)
 
 MAX_BYTES = 64 * 1024 * 1024  # a download with no pinned size stops here (--sha256 overrides)
 CHUNK = 64 * 1024
+MAX_TIMEOUT = 24 * 3600.0  # --timeout: longer ones overflow the socket's and the clock's limits
 
 
 class DownloadError(NetworkError):
@@ -44,6 +51,42 @@ class DownloadError(NetworkError):
 
 class ChecksumError(ModelError):
     """The bytes fetched or copied are not the pinned (or given) SHA-256; nothing was installed."""
+
+
+class _CacheWriteError(Exception):
+    """Writing the ``.part`` file in the cache failed (a full disk): the cache's fault, never the
+    network's or the source's, so no other mirror is tried. :func:`pull` makes it an OutputError."""
+
+    def __init__(self, err: OSError):
+        super().__init__(err)
+        self.err = err
+
+
+class _Sink:
+    """The ``.part`` file being written: every error of a write to it is a :class:`_CacheWriteError`."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def write(self, block: bytes) -> None:
+        try:
+            self.f.write(block)
+        except OSError as e:
+            raise _CacheWriteError(e) from None
+
+    def restart(self) -> None:
+        try:
+            self.f.seek(0)
+            self.f.truncate()
+        except OSError as e:
+            raise _CacheWriteError(e) from None
+
+    def finish(self) -> None:
+        try:
+            self.f.flush()
+            os.fsync(self.f.fileno())
+        except OSError as e:
+            raise _CacheWriteError(e) from None
 
 
 @dataclass(frozen=True)
@@ -116,6 +159,65 @@ def _check_hex(value: str) -> str:
     return v
 
 
+def check_timeout(timeout: float) -> float:
+    """``--timeout``: a finite number of seconds, > 0 and at most a day (ConfigError, exit 2)."""
+    if not (isinstance(timeout, int | float) and math.isfinite(timeout) and 0 < timeout <= MAX_TIMEOUT):
+        raise ConfigError(f"--timeout must be a number of seconds > 0 and <= {MAX_TIMEOUT:g}, got {timeout}")
+    return float(timeout)
+
+
+def check_url(url: str) -> str:
+    """``--url``: an http(s) URL with a host (and a numeric port, if any), refused before any network
+    use (ConfigError, exit 2). Its password is registered as a secret: no message or log shows it."""
+    register_uri_secrets(url)
+    if not url.startswith(("https://", "http://")):
+        raise ConfigError(f"--url must be http(s)://..., got {redact(repr(url))}")
+    why = ""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in 0-65535
+    except ValueError as e:
+        why = str(e)
+    else:
+        if not parts.hostname:
+            why = "no host"
+        elif any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+            why = "it holds a space or a control character"
+    if why:
+        raise ConfigError(f"--url {redact(repr(url))} is not a valid URL: {why}")
+    return url
+
+
+def _host(url: str) -> str:
+    """The host (and port) of ``url`` for a message: its password hidden, never an exception."""
+    try:
+        netloc = urllib.parse.urlsplit(url).netloc
+    except ValueError:
+        netloc = ""
+    if not netloc:
+        return redact(url)
+    user, at, hostport = netloc.rpartition("@")
+    if at:  # user:password@ or token@
+        name, colon, _ = user.partition(":")
+        netloc = f"{name}:***@{hostport}" if colon and name else f"***@{hostport}"
+    return redact(netloc)
+
+
+def _request(url: str) -> urllib.request.Request:
+    """A GET of ``url``; a ``user:password@`` in it becomes basic authentication (urllib would take it
+    for part of the host name), sent to that host only, not after a redirect."""
+    parts = urllib.parse.urlsplit(url)
+    auth = None
+    if parts.username is not None:
+        cred = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+        auth = "Basic " + base64.b64encode(cred.encode()).decode("ascii")
+        url = urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    req = urllib.request.Request(url, headers={"User-Agent": "edge-fer"})
+    if auth:
+        req.add_unredirected_header("Authorization", auth)
+    return req
+
+
 def _reason(e: BaseException) -> str:
     """Why a download failed, on one line (urllib's redirect-loop message spans three)."""
     if isinstance(e, http.client.IncompleteRead):
@@ -127,16 +229,17 @@ def _reason(e: BaseException) -> str:
         why = getattr(r, "strerror", None) or str(r)
     else:
         why = getattr(e, "strerror", None) or str(e) or type(e).__name__
-    return " ".join(str(why).split())
+    return redact(" ".join(str(why).split()))
 
 
 def _copy_hashing(
     read: Callable[[int], bytes],
-    out,
+    out: _Sink,
     limit: int,
     progress: Callable[[int], None] | None,
     deadline: float | None = None,
     timeout: float = 0.0,
+    where: str = "",
 ) -> tuple[str, int]:
     h = hashlib.sha256()
     n = 0
@@ -148,7 +251,7 @@ def _copy_hashing(
             break
         n += len(block)
         if n > limit:
-            raise ChecksumError(f"more than {limit} bytes: not the expected file")
+            raise ChecksumError(f"{where}: more than {limit} bytes: not the expected file; nothing installed")
         h.update(block)
         out.write(block)
         if progress:
@@ -175,6 +278,9 @@ def pull(
     recommended; the hash is still reported). An installed file whose hash is right is kept
     unless ``force``."""
     s = spec(name)
+    timeout = check_timeout(timeout)
+    if url is not None:
+        check_url(url)
     expected: str | None = _check_hex(sha256) if sha256 else s.sha256
     if not verify:
         expected = None
@@ -191,21 +297,24 @@ def pull(
         raise OutputError(f"cannot create the model cache {dest_dir}: {e.strerror or e}") from None
     limit = s.size if (s.size and expected == s.sha256) else MAX_BYTES
     _remove_stale_parts(dest_dir, s.filename)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{s.filename}.", suffix=".part", dir=dest_dir)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{s.filename}.", suffix=".part", dir=dest_dir)
+    except OSError as e:
+        raise OutputError(f"cannot write to the model cache {dest_dir}: {e.strerror or e}") from None
     tmp = Path(tmp_name)
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held while this pull lives: a later pull leaves it alone
     try:
-        with os.fdopen(fd, "wb") as out:
+        with os.fdopen(fd, "wb") as f_out:
+            out = _Sink(f_out)
             if from_file:
                 src = Path(from_file).expanduser()
                 check_input_file(src, "--from")  # missing, a FIFO, a folder: says which
                 with open(src, "rb") as f:
-                    got, n = _copy_hashing(f.read, out, limit, progress)
+                    got, n = _copy_hashing(f.read, out, limit, progress, where=str(src))
                 where = str(src)
             else:
                 got, n, where = _download(s, url, out, limit, timeout, progress)
-            out.flush()
-            os.fsync(out.fileno())
+            out.finish()
         if expected is not None and got != expected:
             hint = (
                 " (a Git LFS pointer, not the model: use a URL that serves the LFS object)"
@@ -215,8 +324,15 @@ def pull(
             raise ChecksumError(
                 f"{where}: sha256 {got} ({n} bytes) is not the expected {expected}{hint}; nothing installed"
             )
-        os.chmod(tmp, 0o644)
-        replace_durably(tmp, dest)
+        try:
+            os.chmod(tmp, 0o644)
+            replace_durably(tmp, dest)
+        except OSError as e:
+            raise _CacheWriteError(e) from None
+    except _CacheWriteError as e:
+        tmp.unlink(missing_ok=True)
+        # the cache's fault (a full disk): exit 74, whatever the source; no other mirror was tried
+        raise OutputError(f"cannot write the model cache file {dest}: {e.err.strerror or e.err}") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -250,7 +366,7 @@ def _is_lfs_pointer(path: Path) -> bool:
 
 
 def _download(
-    s: ModelSpec, url: str | None, out, limit: int, timeout: float, progress: Callable[[int], None] | None
+    s: ModelSpec, url: str | None, out: _Sink, limit: int, timeout: float, progress: Callable[[int], None] | None
 ) -> tuple[str, int, str]:
     urls = (url,) if url else s.urls
     failures = []
@@ -258,23 +374,22 @@ def _download(
         # --timeout bounds each URL's whole transfer, not only each read: a mirror that drips a byte
         # now and then must not keep the pull busy for hours
         deadline = time.monotonic() + timeout
-        if not u.startswith(("https://", "http://")):
-            raise ConfigError(f"--url must be http(s)://..., got {u!r}")
-        req = urllib.request.Request(u, headers={"User-Agent": "edge-fer"})
+        check_url(u)
+        shown = redact(u)  # the URL as messages and logs show it: no password
         try:
+            req = _request(u)
             with urllib.request.urlopen(req, timeout=timeout) as r:
                 length = r.headers.get("Content-Length")
                 if length and length.isdigit() and int(length) > limit:
                     raise ChecksumError(
-                        f"{u}: {length} bytes announced, more than the expected {limit}; nothing installed"
+                        f"{shown}: {length} bytes announced, more than the expected {limit}; nothing installed"
                     )
-                out.seek(0)
-                out.truncate()
+                out.restart()
                 read = getattr(r, "read1", r.read)  # one socket read per call: the deadline is seen
-                got, n = _copy_hashing(read, out, limit, progress, deadline, timeout)
+                got, n = _copy_hashing(read, out, limit, progress, deadline, timeout, shown)
                 if length and length.isdigit() and n != int(length):
                     raise http.client.IncompleteRead(b"", int(length) - n)
-                return got, n, u
+                return got, n, shown
         except ChecksumError:
             raise
         except (
@@ -283,8 +398,8 @@ def _download(
             OSError,
             ValueError,
         ) as e:  # no network, DNS, refused, 404, cut off
-            failures.append((urllib.parse.urlsplit(u).netloc or u, _reason(e)))
-            log.debug("download of %s failed: %s", u, e)
+            failures.append((_host(u), _reason(e)))
+            log.debug("download of %s failed: %s", shown, redact(e))
     reasons = list(dict.fromkeys(r for _, r in failures))
     if len(reasons) == 1:
         tried = f"from {', '.join(h for h, _ in failures)}: {reasons[0]}"

@@ -404,3 +404,147 @@ def test_a_killed_pull_leaves_a_part_file_the_next_pull_removes(tmp_path):
         ok = subprocess.run(_pull_cmd(srv.url("/ok.onnx")), env=env, capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert not list(models.glob("*.part"))
+
+
+# -- secrets, a full cache, bad flag values (the installed command) ---------------------------------------
+
+
+def _free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    return port
+
+
+def _run_with_stderr_on_a_tty(*args, env) -> tuple[int, str]:
+    """Run the installed command with its stderr on a terminal (where pull prints what it fetches)."""
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        proc = run_cli(*args, env=env, capture_output=False, stdout=subprocess.PIPE, stderr=slave, timeout=60)
+    finally:
+        os.close(slave)
+    chunks = []
+    while True:
+        try:
+            b = os.read(master, 65536)
+        except OSError:  # EIO: the terminal's other side is closed and drained
+            break
+        if not b:
+            break
+        chunks.append(b)
+    os.close(master)
+    return proc.returncode, proc.stdout + b"".join(chunks).decode(errors="replace")
+
+
+def test_a_mirror_password_never_shows(tmp_path):
+    env = {**os.environ, "EDGE_FER_DEBUG": "", "EDGE_FER_CACHE_DIR": str(tmp_path / "cache")}
+    url = f"http://mirror:s3cretPW@127.0.0.1:{_free_port()}/x.onnx"
+    # nothing listens: the error line, the debug log (-v) and the "fetching" line on a terminal
+    rc, out = _run_with_stderr_on_a_tty("-v", "models", "pull", "yunet", "--url", url, "--timeout", "3", env=env)
+    assert rc == 69, out
+    assert "s3cretPW" not in out, out
+    assert "cannot download yunet from mirror:***@127.0.0.1" in out and "fetching" in out, out
+    # a mirror that asks for the password gets it (basic authentication), and still nothing shows it
+    auth = "Basic " + __import__("base64").b64encode(b"mirror:s3cretPW").decode()
+
+    def private(h):
+        if h.headers.get("Authorization") != auth:
+            h.send_error(401)
+            return
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(PAYLOAD)))
+        h.end_headers()
+        h.wfile.write(PAYLOAD)
+
+    with _Server({"/m.onnx": private}) as srv:
+        url = srv.url("/m.onnx").replace("http://", "http://mirror:s3cretPW@")
+        rc, out = _run_with_stderr_on_a_tty(
+            "-v", "models", "pull", "yunet", "--url", url, "--sha256", PAYLOAD_SHA, "--timeout", "5", env=env
+        )
+    assert rc == 0, out
+    assert "s3cretPW" not in out and "downloaded" in out, out
+    assert (tmp_path / "cache" / "models" / "face_detection_yunet_2023mar.onnx").read_bytes() == PAYLOAD
+
+
+def _real_yunet() -> bytes:
+    from edge_fer.models import shipped_yunet
+
+    return Path(shipped_yunet()).read_bytes()  # the pinned release: the default size limit lets it through
+
+
+def test_a_full_cache_is_exit_74_naming_the_cache_file(tmp_path):
+    from tests.cli import mounted_tmpfs
+    from tests.test_reliability_io import assert_one_clean_error
+
+    real = _real_yunet()
+    src = tmp_path / "yunet.onnx"
+    src.write_bytes(real)
+    with mounted_tmpfs(tmp_path / "full", "12k") as full, _Server({"/good": real}) as srv:
+        env = {**os.environ, "EDGE_FER_DEBUG": "", "EDGE_FER_CACHE_DIR": str(full)}
+        for how in (["--url", srv.url("/good")], ["--from", str(src)]):
+            proc = run_cli("models", "pull", "yunet", *how, "--timeout", "10", env=env, timeout=60)
+            line = assert_one_clean_error(proc, 74, str(full / "models" / models_store.KNOWN["yunet"].filename))
+            assert "No space left on device" in line and "stdout" not in line and "No network" not in line, line
+            assert _leftovers(full / "models") == []  # no partial file
+        assert srv.hits == ["/good"]
+
+
+def test_a_full_cache_tries_no_other_mirror(tmp_path, monkeypatch, capsys):
+    from tests.cli import mounted_tmpfs
+
+    real = _real_yunet()
+    with mounted_tmpfs(tmp_path / "full", "12k") as full, _Server({"/a": real, "/b": real}) as srv:
+        monkeypatch.setenv("EDGE_FER_CACHE_DIR", str(full))
+        _pin(monkeypatch, [srv.url("/a"), srv.url("/b")], sha=models_store.KNOWN["yunet"].sha256, size=len(real))
+        assert main(["models", "pull", "yunet", "--timeout", "10"]) == 74
+        assert "cannot write the model cache file" in _one_line_error(capsys)
+        assert srv.hits == ["/a"]  # the disk is full whichever mirror serves the file
+        assert _leftovers(full / "models") == []
+
+
+@pytest.mark.parametrize(
+    "flags, needle",
+    [
+        (["--url", "http://[::1"], "--url"),
+        (["--url", "http://"], "--url"),
+        (["--url", "http://127.0.0.1:port/x.onnx"], "--url"),
+        (["--url", "http://127.0.0.1:99999/x.onnx"], "--url"),
+        (["--timeout", "nan"], "--timeout"),
+        (["--timeout", "inf"], "--timeout"),
+        (["--timeout", "1e12"], "--timeout"),
+        (["--timeout", "-1"], "--timeout"),
+        (["--timeout", "0"], "--timeout"),
+    ],
+)
+def test_bad_url_and_timeout_values_are_one_line_exit_2(tmp_path, flags, needle):
+    from tests.cli import assert_one_line_error
+
+    env = {**os.environ, "EDGE_FER_DEBUG": "", "EDGE_FER_CACHE_DIR": str(tmp_path / "cache")}
+    proc = run_cli("models", "pull", "yunet", "--force", *flags, env=env, timeout=60)
+    assert_one_line_error(proc, needle)
+    assert not (tmp_path / "cache").exists()  # refused before the cache or the network is touched
+
+
+def test_an_oversized_body_without_a_length_names_the_url(tmp_path):
+    from tests.cli import assert_one_line_error
+
+    size = models_store.KNOWN["yunet"].size
+
+    def unannounced(h):  # HTTP/1.0, no Content-Length: the body ends when the connection closes
+        h.send_response(200)
+        h.end_headers()
+        try:
+            h.wfile.write(b"\0" * (size + 100_000))
+        except OSError:
+            pass
+
+    env = {**os.environ, "EDGE_FER_DEBUG": "", "EDGE_FER_CACHE_DIR": str(tmp_path / "cache")}
+    with _Server({"/big": unannounced}) as srv:
+        url = srv.url("/big").replace("http://", "http://mirror:s3cretPW@")
+        proc = run_cli("models", "pull", "yunet", "--url", url, "--timeout", "10", env=env, timeout=60)
+    line = assert_one_line_error(proc, f"more than {size} bytes", url.replace("s3cretPW", "***"))
+    assert "s3cretPW" not in proc.stderr and "nothing installed" in line
+    assert _leftovers(tmp_path / "cache" / "models") == []

@@ -36,7 +36,10 @@ def register(app: typer.Typer) -> None:
             None, "--from", help="Install from this local file instead of downloading (offline machines)."
         ),
         url: str | None = typer.Option(
-            None, "--url", help="Download from this URL (a mirror) instead of the pinned ones."
+            None,
+            "--url",
+            help="Download from this http(s) URL (a mirror) instead of the pinned ones; a user:password@ in it "
+            "is sent as basic authentication and never shown.",
         ),
         sha256: str | None = typer.Option(None, "--sha256", help="Expect this SHA-256 instead of the pinned one."),
         no_verify: bool = typer.Option(
@@ -44,19 +47,23 @@ def register(app: typer.Typer) -> None:
         ),
         force: bool = typer.Option(False, "--force", help="Fetch again even when a good copy is installed."),
         timeout: float = typer.Option(
-            30.0, "--timeout", help="Seconds the whole download from one URL may take (each read too)."
+            30.0,
+            "--timeout",
+            help="Seconds the whole download from one URL may take (each read too): more than 0, at most 86400.",
         ),
     ) -> None:
         from edge_fer import models_store
         from edge_fer.errors import ConfigError
+        from edge_fer.redact import redact
 
         if from_file is not None and url is not None:
             raise ConfigError("give --from FILE or --url URL, not both")
-        if timeout <= 0:
-            raise ConfigError(f"--timeout must be > 0, got {timeout}")
+        models_store.check_timeout(timeout)  # nan, inf, 0, negative: one line naming --timeout
+        if url is not None:
+            models_store.check_url(url)  # before any network use; its password is hidden from now on
         s = models_store.spec(name)
         if from_file is None and sys.stderr.isatty():
-            typer.echo(f"fetching {s.filename} from {url or s.urls[0]}", err=True)
+            typer.echo(f"fetching {s.filename} from {redact(url or s.urls[0])}", err=True)
         path, digest, fetched = models_store.pull(
             name, from_file=from_file, url=url, sha256=sha256, verify=not no_verify, force=force, timeout=timeout
         )
