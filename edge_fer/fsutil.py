@@ -12,13 +12,72 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
+import shutil
 import stat
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from edge_fer.errors import EdgeFerError, OutputError
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def path_text(value: Any) -> str:
+    """A file name (or a text holding one) as text that can be written anywhere (stdout, a CSV or
+    JSON file, an event): a byte of the name that is not UTF-8 (Python holds it as a surrogate escape,
+    ``\\udcff``) is written as ``\\xNN`` (``x\\xff.jpg``), the way ``backslashreplace`` writes it;
+    the rest is left as it is. The one rule for such names in events, tables, CSV and JSON outputs."""
+    text = str(value)
+    if not _SURROGATE.search(text):
+        return text
+
+    def escape(m: re.Match[str]) -> str:
+        code = ord(m.group())
+        return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+    return _SURROGATE.sub(escape, text)
+
+
+_NO_LINK = "its name is not valid UTF-8, which OpenCV cannot take, and no link to it could be made; rename it"
+
+
+@contextmanager
+def opencv_path(path: str | Path) -> Iterator[str]:
+    """``path`` as a str that OpenCV's ``VideoCapture`` / ``VideoWriter`` can take (they take no bytes,
+    and crash on a str that cannot be encoded as UTF-8: a file name whose bytes are not UTF-8). Such a
+    path is given to OpenCV as a link with a plain ASCII name (``media`` plus the file's extension) in a
+    private temporary folder, pointing at the file (which need not exist yet: a writer creates it
+    through the link); the folder is removed when the block ends. Other paths are given as they are.
+    A link that cannot be made is an :class:`EdgeFerError` (exit 2) naming the file (:func:`path_text`)."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    else:
+        yield text
+        return
+    suffix = Path(text).suffix
+    if not suffix.isascii():
+        suffix = ""
+    try:
+        folder = tempfile.mkdtemp(prefix="edge-fer-link-")
+    except OSError as e:
+        raise EdgeFerError(f"cannot open {path_text(text)}: {_NO_LINK} ({e.strerror or e})") from None
+    try:
+        link = os.path.join(folder, "media" + suffix)
+        try:
+            os.symlink(os.path.abspath(text), link)
+        except OSError as e:
+            raise EdgeFerError(f"cannot open {path_text(text)}: {_NO_LINK} ({e.strerror or e})") from None
+        yield link
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _umask() -> int:

@@ -38,3 +38,21 @@ def test_replace_durably_on_a_relative_path(tmp_path, monkeypatch):
     (tmp_path / "a.tmp").write_text("x")
     fsutil.replace_durably("a.tmp", "a.txt")
     assert (tmp_path / "a.txt").read_text() == "x" and seen == [("dir", tmp_path.stat().st_ino)]
+
+
+def test_a_name_that_is_not_utf8_reaches_opencv_through_a_link_that_is_removed(tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # TMPDIR read again
+    plain = tmp_path / "v.mp4"
+    with fsutil.opencv_path(plain) as name:
+        assert name == str(plain)
+    odd = tmp_path / os.fsdecode(b"v\xff.mp4")
+    odd.write_bytes(b"data")
+    with fsutil.opencv_path(odd) as name:
+        name.encode("utf-8")  # OpenCV can take it
+        assert name.endswith("/media.mp4") and open(name, "rb").read() == b"data"
+    assert not list((tmp_path / "tmp").iterdir())
+    assert fsutil.path_text(odd).endswith("/v\\xff.mp4") and fsutil.path_text("plain") == "plain"

@@ -24,8 +24,12 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 def printable(value: Any) -> str:
     """``str(value)`` with control characters escaped (``\\n``, ``\\t``, ``\\x1b``): a file name
-    with a line break stays on its row, and an escape sequence in it is not run by the terminal."""
-    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(value))
+    with a line break stays on its row, and an escape sequence in it is not run by the terminal. A
+    byte of a file name that is not UTF-8 is written as ``\\xNN`` (:func:`edge_fer.fsutil.path_text`),
+    so printing it cannot fail."""
+    from edge_fer.fsutil import path_text
+
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], path_text(value))
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], align_left: int = 1) -> list[str]:
