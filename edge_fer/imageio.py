@@ -6,7 +6,8 @@ Raspberry Pi). :func:`read_image` reads the header (PNG, JPEG, BMP, WebP, TIFF/B
 GIF), refuses an image above ``max_pixels`` (config key ``source.max_pixels``, default
 :data:`DEFAULT_MAX_PIXELS`) with :class:`ImageTooLarge`, and only then lets OpenCV decode it. A file
 whose header it cannot read is not handed to OpenCV at all (OpenCV picks its decoder by content, not
-by name): it is reported as unreadable, like a corrupt image.
+by name): it is reported as unreadable, like a corrupt image. OpenCV decodes the bytes read
+(``cv2.imdecode``), never the file name: a name that is not valid UTF-8 would crash ``cv2.imread``.
 """
 
 from __future__ import annotations
@@ -262,21 +263,25 @@ def read_image(
     path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS, flags: int | None = None
 ) -> np.ndarray | None:
     """Decode an image file with OpenCV after checking its header: the image, or None when the file is
-    missing, unreadable, not a recognized image or damaged (the caller skips and counts it).
+    missing, unreadable, not a recognized image or damaged (the caller skips and counts it). The file
+    is read once (:func:`read_image_bytes`, bounded) and decoded from its bytes, so any file name works.
 
     :raises ImageTooLarge: the header declares more than ``max_pixels`` pixels (0/None: no limit).
     """
     import cv2
 
+    from edge_fer.fsutil import path_text
+
     try:
-        size = image_size(path)
+        data = read_image_bytes(path)
     except OSError:
         return None
+    size = image_size(data)
     if size is None:
         return None
-    check_pixels(size[0], size[1], max_pixels, f"image {path}")
-    try:
-        return cv2.imread(str(path), cv2.IMREAD_COLOR if flags is None else flags)
+    check_pixels(size[0], size[1], max_pixels, f"image {path_text(path)}")
+    try:  # decoded from the bytes read: OpenCV is never given the name (one that is not UTF-8 crashes it)
+        return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR if flags is None else flags)
     except cv2.error:
         return None
 

@@ -30,6 +30,7 @@ from edge_fer.annotate import Annotator
 from edge_fer.annotate import check_target as check_annotate_target
 from edge_fer.crops import CropSaver
 from edge_fer.detect import Detector
+from edge_fer.fsutil import path_text
 from edge_fer.preprocess import to_gray
 from edge_fer.redact import redact
 from edge_fer.sources import Source, SourceMode
@@ -325,7 +326,7 @@ class Pipeline:
             path = self.source.current_path
             if path is not None:
                 for ev in events:
-                    ev.extra["image"] = str(path)
+                    ev.extra["image"] = path_text(path)  # a name that is not UTF-8: \xNN escapes
         t4 = pc()
         times.add("track", t4 - t3)
         self._emit(events)

@@ -3,6 +3,7 @@ is opened or read, through the installed ``edge-fer`` with real FIFOs, devices a
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -136,3 +137,38 @@ def test_an_output_that_is_an_input_is_refused_in_every_command(tmp_path):
         proc = cli(*args, cwd=tmp_path)
         assert_one_clean_error(proc, 2, flag)
     assert all(p.read_bytes() == b for p, b in before.items())
+
+
+# -- file names that are not valid UTF-8 ------------------------------------------------------------------
+# Python holds such a name with surrogate escapes; OpenCV crashed (a segmentation fault, exit 139, no
+# message) when given one. Images are decoded from their bytes, videos opened through a temporary link.
+
+
+def not_utf8(name: str) -> str:
+    """``name`` with a byte 0xFF before its extension, as Python holds it (``x\\udcff.jpg``)."""
+    stem, dot, ext = name.rpartition(".")
+    return os.fsdecode(stem.encode() + b"\xff" + dot.encode() + ext.encode())
+
+
+@pytest.fixture
+def private_tmp(tmp_path, monkeypatch) -> Path:
+    """TMPDIR for the commands under test: what they leave in it (a link) is seen."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    return tmp
+
+
+def test_image_folder_with_a_name_that_is_not_utf8_is_processed(tmp_path, private_tmp):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    shutil.copy(shared_file("images/obama_240p.jpg"), folder / "a.jpg")
+    shutil.copy(shared_file("images/obama_240p.jpg"), folder / not_utf8("x.jpg"))
+    proc = cli("run", "--source", folder, "-o", "-", cwd=tmp_path)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    images = {json.loads(ln).get("image") for ln in proc.stdout.splitlines()}
+    assert images == {str(folder / "a.jpg"), str(folder / "x\\xff.jpg")}, images  # the byte as \xNN
+    proc = cli("bench", "--source", folder, "--warmup", "0", cwd=tmp_path)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    assert "2 frames measured" in proc.stdout, proc.stdout
+    assert not list(private_tmp.iterdir())

@@ -87,6 +87,7 @@ def open_source(
     ``max_pixels`` (default :data:`edge_fer.imageio.DEFAULT_MAX_PIXELS`, 0: no limit): larger images
     and videos are refused from their header, before anything is decoded. ``stall_timeout``: a live
     source whose capture call has not returned for this long is abandoned and reopened (0: never)."""
+    from edge_fer.fsutil import path_text
     from edge_fer.imageio import DEFAULT_MAX_PIXELS
     from edge_fer.redact import register_uri_secrets
 
@@ -127,10 +128,10 @@ def open_source(
         files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS)
         if not files:
             raise SourceError(f"no images ({', '.join(sorted(IMAGE_EXTS))}) in folder {p}")
-        return ImageSource(files, name=str(p), max_pixels=max_pixels)
+        return ImageSource(files, name=path_text(p), max_pixels=max_pixels)
     if p.is_file():
         if p.suffix.lower() in IMAGE_EXTS:
-            return ImageSource([p], name=str(p), max_pixels=max_pixels)
+            return ImageSource([p], name=path_text(p), max_pixels=max_pixels)
         from edge_fer.sources.opencv import VideoFileSource
 
         return VideoFileSource(p, loop=loop, max_pixels=max_pixels)
@@ -138,7 +139,7 @@ def open_source(
         files = sorted(Path(f) for f in glob.glob(os.path.expanduser(s)) if Path(f).suffix.lower() in IMAGE_EXTS)
         if not files:
             raise SourceError(f"no images match {s!r}")
-        return ImageSource(files, name=s, max_pixels=max_pixels)
+        return ImageSource(files, name=path_text(s), max_pixels=max_pixels)
     raise SourceError(f"source {s!r} is not a file, folder, glob, camera index, URL or 'picamera2'")
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import cv2
 
+from edge_fer.fsutil import path_text
 from edge_fer.imageio import DEFAULT_MAX_PIXELS, ImageTooLarge, read_image
 from edge_fer.sources import Source, SourceMode
 from edge_fer.types import Frame
@@ -25,7 +26,7 @@ class ImageSource(Source):
     ):
         self.paths = [Path(p) for p in paths]
         self.max_pixels = max_pixels  # source.max_pixels: larger images are refused from their header
-        self.name = name or (str(self.paths[0]) if self.paths else "images")
+        self.name = name or (path_text(self.paths[0]) if self.paths else "images")
         self._i = 0
         self._frames = 0
         self._errors = 0
