@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edge_fer.errors import OUTPUT_ERRNOS, EdgeFerError, OutputError
-from edge_fer.fsutil import atomic_write_bytes, replace_durably
+from edge_fer.fsutil import atomic_write_bytes, opencv_path, path_text, replace_durably
 from edge_fer.types import Event, Sink, SinkStats
 
 if TYPE_CHECKING:
@@ -200,17 +200,21 @@ def frame_count(video: Path, max_seconds: float = 0.0) -> int:
     ``max_seconds``, those that start before it."""
     import cv2
 
-    cap = cv2.VideoCapture(str(video))
     try:
-        if not cap.isOpened():
-            return 0
-        n = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
-        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        if max_seconds and fps > 0:
-            n = min(n, math.ceil(max_seconds * fps))
-        return n
-    finally:
-        cap.release()
+        with opencv_path(video) as name:
+            cap = cv2.VideoCapture(name)
+            try:
+                if not cap.isOpened():
+                    return 0
+                n = max(0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
+                fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+                if max_seconds and fps > 0:
+                    n = min(n, math.ceil(max_seconds * fps))
+                return n
+            finally:
+                cap.release()
+    except EdgeFerError:  # a name OpenCV cannot take and no link to it
+        return 0
 
 
 # -- one video ----------------------------------------------------------------------------------------
@@ -470,7 +474,7 @@ def _analyze(
     share = {k: round(v / total, 4) if total > 0 else 0.0 for k, v in label_s.items()}
     det = cfg.detector
     summary = {
-        "video": str(video),
+        "video": path_text(video),
         "complete": not error,
         "error": error,
         "duration_s": round(duration, 3),
@@ -670,7 +674,10 @@ def write_index(out: Path, rows: Iterable[dict[str, Any]], extra: dict[str, Any]
     from edge_fer.fsutil import atomic_write_text
 
     rows = list(rows)
-    clean = [{k: r.get(k) for k in INDEX_FIELDS} for r in rows]
+    # names that are not UTF-8 (a video, its folder, an error naming them) as \xNN escapes
+    clean = [
+        {k: path_text(v) if isinstance(v, str) else v for k, v in ((k, r.get(k)) for k in INDEX_FIELDS)} for r in rows
+    ]
     import io
 
     buf = io.StringIO()
@@ -680,6 +687,7 @@ def write_index(out: Path, rows: Iterable[dict[str, Any]], extra: dict[str, Any]
         w.writerow({k: "" if v is None else v for k, v in r.items()})
     atomic_write_text(out / "index.csv", buf.getvalue())
     counts = {s: sum(1 for r in clean if r["status"] == s) for s in ("ok", "skipped", "failed", "pending")}
+    extra = {k: path_text(v) if isinstance(v, str) else v for k, v in extra.items()}
     doc = jsondoc.document("analysis-index", {**extra, "counts": counts, "videos": clean})
     jsondoc.write(out / "index.json", doc)
     return doc

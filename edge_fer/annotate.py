@@ -16,11 +16,13 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from edge_fer.fsutil import opencv_path
 from edge_fer.types import Frame
 
 if TYPE_CHECKING:
@@ -86,6 +88,7 @@ class Annotator:
             self.path = _free_name(self.path)
         self.fps = fps or 15.0
         self.writer: cv2.VideoWriter | None = None
+        self._link = ExitStack()  # the link OpenCV writes through for a name that is not UTF-8
         self.frames = 0
         self.errors = 0
         self.last_error: str | None = None
@@ -119,11 +122,12 @@ class Annotator:
         """The finished file must open and hold the frames written (a full disk leaves it unplayable)."""
         import cv2
 
-        cap = cv2.VideoCapture(str(self.path))
-        try:
-            n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if cap.isOpened() else -1
-        finally:
-            cap.release()
+        with opencv_path(self.path) as name:
+            cap = cv2.VideoCapture(name)
+            try:
+                n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if cap.isOpened() else -1
+            finally:
+                cap.release()
         if n < 0:
             self._failed(f"the finished file cannot be read back ({self.frames} frames were written): disk full?")
         elif n < self.frames:
@@ -138,7 +142,8 @@ class Annotator:
         img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if img.ndim == 2 else img.copy()
         if self.writer is None:
             h, w = img.shape[:2]
-            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*"mp4v"), self.fps, (w, h))
+            name = self._link.enter_context(opencv_path(self.path))
+            self.writer = cv2.VideoWriter(name, cv2.VideoWriter.fourcc(*"mp4v"), self.fps, (w, h))
             if not self.writer.isOpened():
                 raise _open_error(self.path)
         draw_faces(img, boxes, [f"#{tid} {lab}" for tid, lab in zip(ids, labels)])
@@ -151,6 +156,7 @@ class Annotator:
         if self.writer is not None:
             self.writer.release()
             self.writer = None
+            self._link.close()
             self._verify()
 
 

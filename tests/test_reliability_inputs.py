@@ -172,3 +172,23 @@ def test_image_folder_with_a_name_that_is_not_utf8_is_processed(tmp_path, privat
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
     assert "2 frames measured" in proc.stdout, proc.stdout
     assert not list(private_tmp.iterdir())
+
+
+def test_video_with_a_name_that_is_not_utf8_runs_and_is_analysed(tmp_path, private_tmp):
+    clip = tmp_path / not_utf8("v.mp4")
+    shutil.copy(shared_file("video/hamilton_clip.mp4"), clip)
+    annotated = tmp_path / not_utf8("a.mp4")
+    proc = cli("run", "--source", clip, "--max-frames", "5", "--annotate", annotated, "-o", "-", cwd=tmp_path)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    assert "stopped after 5 frames" in proc.stderr, proc.stderr[-2000:]
+    assert annotated.stat().st_size > 0  # written through the link, under its own name
+    out = tmp_path / "out"
+    proc = cli("analyze", clip, "-o", out, "--max-seconds", "1", cwd=tmp_path)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    assert "v\\xff.mp4" in proc.stdout, proc.stdout
+    index = json.loads((out / "index.json").read_text())
+    (row,) = index["videos"]
+    assert row["status"] == "ok" and row["video"].endswith("v\\xff.mp4"), row
+    assert (out / "index.csv").read_text(encoding="utf-8").count("v\\xff") == 2  # the video, its folder
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    assert not list(private_tmp.iterdir())  # the links are gone

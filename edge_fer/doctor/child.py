@@ -9,10 +9,12 @@ import hashlib
 import json
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from edge_fer.doctor.installed import RUNTIME_DISTS, dist_version
+from edge_fer.fsutil import opencv_path, path_text
 
 MARK = "@edge-fer-probe "
 
@@ -152,7 +154,8 @@ def _probe_opencv(a: dict) -> dict:
     _stage("yunet")
     out["yunet"] = _yunet_status()
     video = a.get("video")
-    with tempfile.TemporaryDirectory(prefix="edge-fer-doctor-") as tmp:
+    with ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="edge-fer-doctor-"))
         if not video:
             _stage("encode")
             video = str(Path(tmp) / "probe.mp4")
@@ -165,9 +168,9 @@ def _probe_opencv(a: dict) -> dict:
             w.release()
             out["clip"] = "generated " + ("MPEG-4 (mp4v)" if video.endswith(".mp4") else "MJPG") + " clip"
         else:
-            out["clip"] = video
+            out["clip"] = path_text(video)
         _stage("decode")
-        cap = cv2.VideoCapture(video)
+        cap = cv2.VideoCapture(stack.enter_context(opencv_path(video)))  # a name that is not UTF-8: a link
         n, size = 0, None
         try:
             if cap.isOpened():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import cv2
 import numpy as np
 
 from edge_fer.errors import SourceError
+from edge_fer.fsutil import opencv_path, path_text
 from edge_fer.imageio import DEFAULT_MAX_PIXELS, check_pixels
 from edge_fer.sources import Source, SourceMode
 from edge_fer.sources.live import LiveSource
@@ -22,6 +24,8 @@ log = logging.getLogger(__name__)
 
 class _CvCapture:
     def __init__(self, target: int | str, width: int = 0, height: int = 0, fps: float = 0.0):
+        if isinstance(target, str) and path_text(target) != target:  # OpenCV crashes on such a str
+            raise SourceError(f"OpenCV cannot open {path_text(target)}: it is not valid UTF-8")
         self.cap = cv2.VideoCapture(target)
         if not self.cap.isOpened():
             self.cap.release()
@@ -78,12 +82,14 @@ class VideoFileSource(Source):
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ):
         self.path = Path(path)
-        self.name = str(self.path)
+        self.name = path_text(self.path)  # for messages and reports: a name that is not UTF-8 escaped
         self.loop = loop
         self.max_pixels = max_pixels  # source.max_pixels: checked from the container's header at open
         if max_bad_frames is not None:
             self.max_bad_frames = max(1, int(max_bad_frames))
         self.cap: cv2.VideoCapture | None = None
+        self._link = ExitStack()  # the link OpenCV opens for a name that is not UTF-8 (removed at close)
+        self._cv_path: str | None = None
         self._frames = 0
         self._errors = 0
         self._bad = 0  # unreadable frames skipped (decoding went on after them)
@@ -99,11 +105,14 @@ class VideoFileSource(Source):
         self._last_pos = 0.0  # position of the last frame read in this pass
 
     def _open_capture(self) -> None:
-        self.cap = cv2.VideoCapture(str(self.path))
+        if self._cv_path is None:
+            self._cv_path = self._link.enter_context(opencv_path(self.path))
+        self.cap = cv2.VideoCapture(self._cv_path)
         if not self.cap.isOpened():
             self.cap.release()
             self.cap = None
-            raise SourceError(f"cannot open video {self.path} (not a video OpenCV can decode)")
+            self._release_link()
+            raise SourceError(f"cannot open video {path_text(self.path)} (not a video OpenCV can decode)")
         self._count = max(0, int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
         self._pass_frames = 0
         self._streak = 0
@@ -113,7 +122,7 @@ class VideoFileSource(Source):
         assert self.cap is not None
         w, h = int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0), int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
         try:  # source.max_pixels, from the container's header: no frame of a huge video is decoded
-            check_pixels(w, h, self.max_pixels, f"video {self.path}")
+            check_pixels(w, h, self.max_pixels, f"video {path_text(self.path)}")
         except SourceError:
             self.close()
             raise
@@ -205,10 +214,15 @@ class VideoFileSource(Source):
         of = f" (of the {self._count} it announces)" if self._count else ""
         return f"decoding stopped after {n} frames{of}, at {k} unreadable frames in a row"
 
+    def _release_link(self) -> None:
+        self._cv_path = None
+        self._link.close()
+
     def close(self) -> None:
         if self.cap is not None:
             self.cap.release()
             self.cap = None
+        self._release_link()
         parts = []
         if self._bad:
             parts.append(f"{self._bad} unreadable frame(s) skipped, {self._frames} decoded")
