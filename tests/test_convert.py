@@ -567,3 +567,84 @@ def test_eval_split_val_verifies_on_the_selection_split_only(tiny, tmp_path, cap
     assert _load(tiny["report"])["eval"]["split"] == "PrivateTest"  # the default: the test split
     code, err = cli([*args[:-1], "PrivateTest"], capsys)
     assert code == 2 and "--eval-split" in err and "Traceback" not in err
+
+
+# --- outputs that are not plain files, a set renamed whole, sources that would block ---------------
+
+QUICK = ("--calib-samples", "70", "--latency-runs", "3", "--max-drop", "100", "--no-edgetpu-compile", "-q")
+
+
+def _hidden(*folders: Path) -> list[str]:
+    return [p.name for folder in folders for p in folder.iterdir() if p.name.startswith(".")]
+
+
+def test_an_output_that_is_a_device_or_a_fifo_is_refused_before_any_work(tiny, tmp_path):
+    """-o on a device or a FIFO (or a link to one) was replaced by a regular file, exit 0: a bundle is
+    files side by side, so it is one line naming it, exit 2, and the node is left as it was."""
+    from tests.cli import assert_one_line_error, run_cli
+
+    dev = tmp_path / "fulldev"
+    try:
+        os.mknod(dev, 0o666 | stat.S_IFCHR, os.makedev(1, 7))  # a private /dev/full
+    except PermissionError:
+        dev = None
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    link = tmp_path / "link.tflite"
+    link.symlink_to(fifo)
+    cases = [(fifo, "FIFO"), (link, "FIFO")] + ([(dev, "character device")] if dev is not None else [])
+    for target, kind in cases:
+        p = run_cli("convert", tiny["run"], "-o", target, *QUICK, timeout=60)
+        assert_one_line_error(p, str(target), kind, "not a regular file")
+    assert stat.S_ISFIFO(fifo.lstat().st_mode) and link.is_symlink()
+    if dev is not None:
+        assert stat.S_ISCHR(dev.lstat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["fifo", "link.tflite"] + (["fulldev"] if dev else []))
+
+
+def test_an_output_link_to_a_bundle_keeps_its_link(tiny, tmp_path):
+    """-o a link to an existing bundle replaced the link with a file: the file it points at is replaced,
+    the companions are named after -o as given, and no backup or temporary file is left."""
+    from tests.cli import run_cli
+
+    real_dir, out_dir = tmp_path / "real", tmp_path / "out"
+    real_dir.mkdir()
+    out_dir.mkdir()
+    real = real_dir / "m.tflite"
+    real.write_bytes(b"the old bundle")
+    link = out_dir / "mine.tflite"
+    link.symlink_to(real)
+    p = run_cli("convert", tiny["run"], "-o", link, *QUICK, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    assert read_bundle_meta(real.read_bytes()).labels == LABELS
+    assert (out_dir / "mine_report.json").is_file() and (out_dir / "mine_reliability.png").is_file()
+    assert sorted(p.name for p in real_dir.iterdir()) == ["m.tflite"]
+    assert _hidden(real_dir, out_dir) == []
+
+
+def test_an_output_set_that_cannot_be_renamed_whole_keeps_the_old_set(tiny, tmp_path):
+    """One companion that cannot be replaced (immutable) left the new model beside the old report and
+    diagram, exit 74: now the old set stays whole, and nothing hidden is left behind."""
+    import shutil
+    import subprocess
+
+    from tests.cli import run_cli
+    from tests.test_reliability_io import assert_one_clean_error
+
+    if shutil.which("chattr") is None:
+        pytest.skip("chattr is not installed")
+    out = tmp_path / "m.tflite"
+    old = {out: b"old model", tmp_path / "m_report.json": b"{}\n", tmp_path / "m_reliability.png": b"old png"}
+    for path, data in old.items():
+        path.write_bytes(data)
+    png = tmp_path / "m_reliability.png"
+    if subprocess.run(["chattr", "+i", str(png)], capture_output=True).returncode != 0:
+        pytest.skip("this file system or user cannot make a file immutable")
+    try:
+        p = run_cli("convert", tiny["run"], "-o", out, *QUICK, timeout=300)
+    finally:
+        subprocess.run(["chattr", "-i", str(png)], capture_output=True)
+    assert_one_clean_error(p, 74, str(png))
+    assert {path: path.read_bytes() for path in old} == old
+    assert _hidden(tmp_path) == []
