@@ -12,6 +12,7 @@ from edge_fer.train.rundir import RunDir
 
 from edge_fer.bundle import ModelMeta
 from edge_fer.errors import ModelError
+from edge_fer.fsutil import check_model_file
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,9 @@ def resolve_source(src: Path) -> ConvertSource:
     run: RunDir | None = None
     if src.is_dir():
         model_path = RunDir(src).model
-        if not model_path.is_file():
+        if not model_path.exists():
             raise ModelError(f"{src} is not a run directory (no model.keras in it)")
+        check_model_file(model_path)  # a FIFO would block the Keras loader, a device never ends
         run = RunDir(src)
     else:
         _check_model_file(src)
@@ -79,6 +81,7 @@ def is_tflite(src: Path) -> bool:
 
 
 def _check_model_file(src: Path) -> None:
+    check_model_file(src)  # before it is opened: a FIFO would block, a device never ends
     try:
         with src.open("rb") as f:
             head = f.read(8)

@@ -648,3 +648,26 @@ def test_an_output_set_that_cannot_be_renamed_whole_keeps_the_old_set(tiny, tmp_
     assert_one_clean_error(p, 74, str(png))
     assert {path: path.read_bytes() for path in old} == old
     assert _hidden(tmp_path) == []
+
+
+def test_a_source_that_is_a_fifo_is_refused_not_waited_on(tiny, tmp_path):
+    """A FIFO as the model hung for ever; a FIFO metadata.json was taken as missing (exit 0) and a FIFO
+    config.json as naming no dataset: each is one line naming the file, exit 2."""
+    import shutil
+
+    from tests.cli import assert_one_line_error, run_cli
+
+    out = tmp_path / "out" / "m.tflite"
+    out.parent.mkdir()
+    fifo_model = tmp_path / "fifo.keras"
+    os.mkfifo(fifo_model)
+    p = run_cli("convert", fifo_model, "-o", out, *QUICK, timeout=60)
+    assert_one_line_error(p, str(fifo_model), "FIFO")
+    for name in ("model.keras", "metadata.json", "config.json"):
+        run = tmp_path / name.replace(".", "_")
+        shutil.copytree(tiny["run"], run)
+        (run / name).unlink()
+        os.mkfifo(run / name)
+        p = run_cli("convert", run, "-o", out, *QUICK, timeout=60)
+        assert_one_line_error(p, str(run / name), "FIFO")
+    assert list(out.parent.iterdir()) == []

@@ -4,12 +4,14 @@ and ``adapt``. Every name a run holds is one property here."""
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edge_fer.bundle import ModelMeta
-from edge_fer.errors import ModelError
+from edge_fer.errors import EdgeFerError, ModelError
+from edge_fer.fsutil import check_input_file
 
 
 @dataclass(frozen=True)
@@ -124,8 +126,8 @@ class RunDir:
     # --- reading -------------------------------------------------------------------------------------
     def read_config(self) -> dict[str, Any]:
         """``config.json`` as a dict (``{}`` when there is none); a one-line :class:`ModelError` when
-        it cannot be read."""
-        if not self.config.is_file():
+        it cannot be read (a FIFO, a device or a folder under that name is never opened)."""
+        if not _present(self.config):
             return {}
         try:
             config = json.loads(self.config.read_text())
@@ -136,8 +138,9 @@ class RunDir:
         return config
 
     def read_meta(self) -> ModelMeta | None:
-        """``metadata.json``; None when the run has none."""
-        return ModelMeta.load(self.metadata) if self.metadata.is_file() else None
+        """``metadata.json``; None when the run has none (a FIFO, a device or a folder under that name
+        is a one-line :class:`ModelError`, never opened)."""
+        return ModelMeta.load(self.metadata) if _present(self.metadata) else None
 
     def default_data(self) -> Path | None:
         """The dataset this run was trained on, where it is now (``config.json``'s ``data``); None when
@@ -160,3 +163,15 @@ class RunDir:
                 if cand.exists():
                     return cand
         return None
+
+
+def _present(path: Path) -> bool:
+    """Whether a run file is there to read: False when there is nothing under its name (a dangling
+    link too); a :class:`ModelError` naming it when it is not a regular file."""
+    if not os.path.exists(path):
+        return False
+    try:
+        check_input_file(path, "run file")
+    except EdgeFerError as e:
+        raise ModelError(str(e)) from None
+    return True
