@@ -559,8 +559,8 @@ def calibrate_bundle(opts: Any) -> dict[str, Any]:
     from edge_fer.convert.metadata import embed_metadata
 
     hw = (meta.input_height, meta.input_width)
-    faces = load_labeled(opts.eval_data, "validation", hw, seed=int(opts.seed or 0))
-    check_labels(faces, meta.labels)
+    faces = load_labeled(opts.eval_data, "validation", hw, seed=int(opts.seed or 0), flag="--eval-data")
+    check_labels(faces, meta.labels, "--eval-data")
     fit = fit_calibration(src_bytes, faces.x, faces.y, opts.calibration_method)
     fitted_on = {**faces.describe(), "source": str(faces.source)}
     cal = fit.meta(fitted_on)

@@ -114,6 +114,7 @@ class _Data:
     evaluation: dict[str, Any]  # the report's description of the evaluation crops
     load_kw: dict[str, Any]
     seed: int
+    eval_flag: str | None  # "--eval-data" when the evaluation data was given: errors about it name it
 
     @classmethod
     def load(cls, opts: ConvertOptions, src: ConvertSource, meta: ModelMeta) -> _Data:
@@ -132,10 +133,12 @@ class _Data:
             "class_map": src.config.get("class_map"),
             "cache": {},
         }
-        calib_all = data.load_labeled(calib_src, "calibration", hw, **load_kw)
-        data.check_labels(calib_all, meta.labels)
-        eval_set = data.load_labeled(eval_src, "evaluation", hw, split=opts.eval_split, **load_kw)
-        data.check_labels(eval_set, meta.labels)
+        calib_flag = "--calib-data" if opts.calib_data else None
+        eval_flag = "--eval-data" if opts.eval_data else None
+        calib_all = data.load_labeled(calib_src, "calibration", hw, flag=calib_flag, **load_kw)
+        data.check_labels(calib_all, meta.labels, calib_flag)
+        eval_set = data.load_labeled(eval_src, "evaluation", hw, split=opts.eval_split, flag=eval_flag, **load_kw)
+        data.check_labels(eval_set, meta.labels, eval_flag)
 
         idx = data.stratified_sample(calib_all.y, opts.calib_samples, seed, len(meta.labels))
         calib_x = data.float_model_input(calib_all.x[idx], meta.preprocessing, meta.input_channels, field=False)
@@ -154,7 +157,9 @@ class _Data:
         evaluation = eval_set.describe()
         if Path(eval_src).resolve() == Path(calib_src).resolve() and calib_all.split == eval_set.split:
             evaluation["note"] = "evaluated on the calibration data itself (not held out); pass --eval-data"
-        return cls(Path(calib_src), Path(eval_src), calib_x, calibration, eval_set, evaluation, load_kw, seed)
+        return cls(
+            Path(calib_src), Path(eval_src), calib_x, calibration, eval_set, evaluation, load_kw, seed, eval_flag
+        )
 
 
 # --- 2. conversion and verification ----------------------------------------------------------------
@@ -189,7 +194,9 @@ def _calibrate(q_bytes: bytes, data: _Data, meta: ModelMeta, method: str) -> _Ca
     fit = calibrate.fit_calibration(embed_metadata(q_bytes, meta), faces.x, faces.y, method)
     fitted_on = {**faces.describe(), "source": str(faces.source)}
     if faces.split == data.eval_set.split and str(faces.source) == str(data.eval_set.source):
-        fitted_on["note"] = "fitted on the verification split itself (--eval-split val or a .npz)"
+        fitted_on["note"] = (
+            "fitted on the verification split itself (--eval-split val, a .npz, or held-out data without a selection split)"
+        )
     png = calibrate.reliability_png(fit, f"int8 bundle, {faces.split} (n={len(faces)})")
     return _Calibration(fit, fitted_on, png)
 
@@ -414,7 +421,8 @@ def _selection_faces(data: _Data, meta: ModelMeta) -> Any:
     """The held-out dataset's selection split (FER2013 PublicTest; a .npz whole)."""
     from edge_fer.convert.data import load_labeled
 
-    return load_labeled(data.eval_src, "validation", (meta.input_height, meta.input_width), **data.load_kw)
+    hw = (meta.input_height, meta.input_width)
+    return load_labeled(data.eval_src, "validation", hw, flag=data.eval_flag, **data.load_kw)
 
 
 def _gate(report: ConvertReport, check: _Check, max_drop: float, paths: OutputPaths) -> None:

@@ -4,7 +4,8 @@ Sources, in the order ``edge-fer convert`` looks at them:
 
 - a dataset path that :func:`edge_fer.train.data.load_dataset` reads (FER2013 CSV, image folders,
   ``.zip``): calibration takes its ``train`` split; evaluation its ``test`` split (PrivateTest for
-  FER2013), or ``val`` when there is no ``test`` split (noted in the report);
+  FER2013), or ``val`` when there is no ``test`` split (noted in the report). Evaluation also takes a
+  held-out set without training images, as ``edge-fer eval`` does (``<class>/PrivateTest_*.jpg``);
 - a ``.npz`` file with ``x`` (uint8, ``(N, H, W)`` or ``(N, H, W, 1)``) and ``y`` (int, ``(N,)``),
   optionally ``labels``: used whole, for either role (handy for CI and for already-cropped faces).
 
@@ -84,9 +85,14 @@ def _load_npz(path: Path, image_hw: tuple[int, int]) -> LabeledImages:
 
 
 def _load_with_trainer(
-    path: Path, image_hw: tuple[int, int], seed: int, val_fraction: float | None, class_map: Any = None
+    path: Path,
+    image_hw: tuple[int, int],
+    seed: int,
+    val_fraction: float | None,
+    class_map: Any = None,
+    require_train: bool = True,
 ) -> FaceDataset:
-    kwargs: dict[str, Any] = {"seed": seed, "image_size": image_hw[0]}
+    kwargs: dict[str, Any] = {"seed": seed, "image_size": image_hw[0], "require_train": require_train}
     if val_fraction is not None:
         kwargs["val_fraction"] = val_fraction
     if class_map:
@@ -108,20 +114,41 @@ def load_labeled(
     cache: dict | None = None,
     class_map: Any = None,
     split: str = "test",
+    flag: str | None = None,
 ) -> LabeledImages:
-    """The crops for ``role`` ('calibration' or 'evaluation') from ``path``; ``split`` 'val' makes
-    evaluation take the validation split (the selection split) instead of the test split."""
+    """The crops for ``role`` ('calibration', 'evaluation' or 'validation') from ``path``; ``split``
+    'val' makes evaluation take the validation split (the selection split) instead of the test split.
+    ``flag``: the option that named ``path`` (``--eval-data``), which every error then names."""
+    try:
+        return _load_labeled(path, role, image_hw, seed, val_fraction, cache, class_map, split)
+    except DataError as e:
+        if flag is None or str(e).startswith(flag):
+            raise
+        raise DataError(f"{flag}: {e}") from None
+
+
+def _load_labeled(
+    path: str | Path,
+    role: str,
+    image_hw: tuple[int, int],
+    seed: int,
+    val_fraction: float | None,
+    cache: dict | None,
+    class_map: Any,
+    split: str,
+) -> LabeledImages:
     p = Path(path)
     if not p.exists():
         raise DataError(f"{role} data {p} does not exist")
     if p.suffix.lower() == ".npz":
         data = _load_npz(p, image_hw)
     else:
-        ckey = (str(p.resolve()), image_hw, seed, val_fraction, repr(class_map))
+        require_train = role == "calibration"  # a held-out set (evaluation) may have no training images
+        ckey = (str(p.resolve()), image_hw, seed, val_fraction, repr(class_map), require_train)
         if cache is not None and ckey in cache:
             ds = cache[ckey]
         else:
-            ds = _load_with_trainer(p, image_hw, seed, val_fraction, class_map)
+            ds = _load_with_trainer(p, image_hw, seed, val_fraction, class_map, require_train)
             if cache is not None:
                 cache[ckey] = ds
         splits = ds.splits
@@ -147,8 +174,17 @@ def load_labeled(
     return data
 
 
-def check_labels(data: LabeledImages, labels: tuple[str, ...]) -> None:
-    """The data's label ids must mean what the model's outputs mean."""
+def check_labels(data: LabeledImages, labels: tuple[str, ...], flag: str | None = None) -> None:
+    """The data's label ids must mean what the model's outputs mean; ``flag`` as in :func:`load_labeled`."""
+    try:
+        _check_labels(data, labels)
+    except DataError as e:
+        if flag is None:
+            raise
+        raise DataError(f"{flag}: {e}") from None
+
+
+def _check_labels(data: LabeledImages, labels: tuple[str, ...]) -> None:
     if data.labels is not None and tuple(data.labels) != tuple(labels):
         raise DataError(f"{data.source}: labels {list(data.labels)} differ from the model's {list(labels)}")
     bad = (data.y < 0) | (data.y >= len(labels))

@@ -671,3 +671,26 @@ def test_a_source_that_is_a_fifo_is_refused_not_waited_on(tiny, tmp_path):
         p = run_cli("convert", run, "-o", out, *QUICK, timeout=60)
         assert_one_line_error(p, str(run / name), "FIFO")
     assert list(out.parent.iterdir()) == []
+
+
+def test_eval_data_takes_a_held_out_folder_as_eval_does(tiny, tmp_path):
+    """--eval-data <class>/PrivateTest_*.jpg (what `edge-fer eval --data` reads) was refused for having
+    no training images; an --eval-data that cannot be used names the flag."""
+    import cv2
+
+    from tests.cli import assert_one_line_error, run_cli
+
+    held = tmp_path / "held"
+    with np.load(tiny["test_npz"]) as z:
+        for i, (x, y) in enumerate(zip(z["x"], z["y"])):
+            (held / LABELS[y]).mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(held / LABELS[y] / f"PrivateTest_{i:04d}.png"), x)
+    out, rep = tmp_path / "m.tflite", tmp_path / "r.json"
+    p = run_cli("convert", tiny["run"], "-o", out, "--json", rep, "--eval-data", held, *QUICK, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    r = _load(rep)
+    assert r["eval"]["split"] == "PrivateTest" and r["eval"]["n"] == 12 * K and r["eval"]["source"] == str(held)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    p = run_cli("convert", tiny["run"], "-o", tmp_path / "e.tflite", "--eval-data", empty, *QUICK, timeout=300)
+    assert_one_line_error(p, "--eval-data", str(empty))

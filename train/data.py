@@ -231,10 +231,13 @@ def load_dataset(
     seed: int = 0,
     image_size: int = 48,
     class_map: Iterable[str] | dict[str, str] | None = None,
+    require_train: bool = True,
 ) -> FaceDataset:
     """Read a FER2013 CSV, an image-folder dataset, or a .zip of either.
 
-    Raises :class:`DataError` with a one-line reason for anything it cannot use.
+    ``require_train=False`` also takes a held-out set without training images (FER2013
+    ``<class>/PrivateTest_*.jpg``, a ``test/`` folder: what ``edge-fer eval`` reads), with the splits it
+    has, none carved out. Raises :class:`DataError` with a one-line reason for anything it cannot use.
     """
     raw, report, source = _read_any(path, image_size, class_map)
 
@@ -252,19 +255,24 @@ def load_dataset(
         tx, ty = raw.setdefault("train", ([], []))
         tx.extend(xs)
         ty.extend(ys)
-    if "train" not in raw:
+    if "train" not in raw and (require_train or not raw):
         raise DataError(f"{source}: no training images found (expected a train/ folder or Usage=Training rows)")
     splits = {k: to_split(names[k], *raw[k]) for k in raw}
-    present = sorted(set(int(v) for v in splits["train"].y))
-    if len(present) < 2:
-        only = LABELS[present[0]] if present else "none"
-        raise DataError(f"{source}: the training images hold a single class ({only}); a classifier needs at least 2")
-    if "val" not in splits:
-        keep, held = stratified_split(splits["train"].y, val_fraction, seed)
-        tr = splits["train"]
-        splits["val"] = Split("val", tr.x[held], tr.y[held])
-        splits["train"] = Split(tr.name, tr.x[keep], tr.y[keep])
-        log.info("no validation split in %s: held out a stratified %.0f%% (seed %d)", source, val_fraction * 100, seed)
+    if "train" in splits:
+        present = sorted(set(int(v) for v in splits["train"].y))
+        if len(present) < 2:
+            only = LABELS[present[0]] if present else "none"
+            raise DataError(
+                f"{source}: the training images hold a single class ({only}); a classifier needs at least 2"
+            )
+        if "val" not in splits:
+            keep, held = stratified_split(splits["train"].y, val_fraction, seed)
+            tr = splits["train"]
+            splits["val"] = Split("val", tr.x[held], tr.y[held])
+            splits["train"] = Split(tr.name, tr.x[keep], tr.y[keep])
+            log.info(
+                "no validation split in %s: held out a stratified %.0f%% (seed %d)", source, val_fraction * 100, seed
+            )
     for line in report.lines():
         log.info("%s", line)
     return FaceDataset(splits=splits, report=report, image_size=image_size)
