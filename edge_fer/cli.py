@@ -117,18 +117,18 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_IOERR
         print(f"edge-fer: error:{where}: {e.strerror or e}", file=sys.stderr)
         return 2
+    except RuntimeError as e:
+        if debug:
+            raise
+        # Path.resolve() on a loop of symbolic links the user named (Python 3.11 raises RuntimeError)
+        if str(e).startswith("Symlink loop from "):
+            print(f"edge-fer: error: {str(e)[len('Symlink loop from ') :]}: a loop of symbolic links", file=sys.stderr)
+            return 2
+        return _internal_error(e)
     except Exception as e:  # a bug, not the user's input: one line, its own code (EX_SOFTWARE)
         if debug:
             raise
-        from edge_fer.redact import redact
-
-        what = redact(str(e)).splitlines()[0] if str(e) else ""
-        print(
-            f"edge-fer: internal error: {type(e).__name__}{': ' + what if what else ''} "
-            "(a bug; rerun with --debug for the traceback and report it)",
-            file=sys.stderr,
-        )
-        return EXIT_INTERNAL
+        return _internal_error(e)
     code = rv if isinstance(rv, int) else 0
     try:  # what is still buffered for stdout: a full disk or a closed pipe is an output error
         if sys.stdout is not None:
@@ -138,6 +138,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edge-fer: error: cannot write to stdout: {e.strerror or e}", file=sys.stderr)
         return EXIT_IOERR
     return code
+
+
+def _internal_error(e: BaseException) -> int:
+    """One line for a bug (its type and first line, secrets hidden) and exit 70 (EX_SOFTWARE)."""
+    from edge_fer.redact import redact
+
+    what = redact(str(e)).splitlines()[0] if str(e) else ""
+    print(
+        f"edge-fer: internal error: {type(e).__name__}{': ' + what if what else ''} "
+        "(a bug; rerun with --debug for the traceback and report it)",
+        file=sys.stderr,
+    )
+    return EXIT_INTERNAL
 
 
 def _quiet_stdout() -> None:

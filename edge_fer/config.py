@@ -365,6 +365,7 @@ def _check_mqtt(m: MqttConfig) -> None:
     if host:
         try:
             ipaddress.ip_address(host.strip("[]"))
+            host = host.strip("[]")  # "[::1]" as in a URL: paho wants the bare address
         except ValueError:
             labels = host.rstrip(".").split(".")
             if len(host) > 253 or any(not 1 <= len(lb) <= 63 for lb in labels):
@@ -376,6 +377,7 @@ def _check_mqtt(m: MqttConfig) -> None:
                 raise ConfigError(
                     f"config key 'mqtt.host' must be a host name or an IP address, got {host[:80]!r}"
                 ) from None
+        m.host = host  # checked as trimmed, used as checked (" 127.0.0.1" never connected)
     for key, value, room in (
         ("topic", m.topic, 64),
         ("client_id", m.client_id, 0),

@@ -223,6 +223,15 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def resolve_path(path: Path, flag: str = "") -> Path:
+    """``path.resolve()``; a loop of symbolic links (Python raises RuntimeError, not OSError) is a
+    user mistake: one line naming the path (:class:`EdgeFerError`, exit 2)."""
+    try:
+        return path.resolve()
+    except RuntimeError:
+        raise EdgeFerError(f"{(flag + ' ') if flag else ''}{path}: a loop of symbolic links") from None
+
+
 def refuse_output_over_inputs(output: str | Path | None, inputs: Any, flag: str = "--output") -> None:
     """A user mistake (:class:`EdgeFerError`, exit 2) when ``output`` is one of ``inputs`` (the same
     file, through any link), or a folder output lies inside an input folder (it would read its own
@@ -230,12 +239,12 @@ def refuse_output_over_inputs(output: str | Path | None, inputs: Any, flag: str 
     if output is None or str(output) in ("", "-"):
         return
     out = Path(output).expanduser()
-    out_r = out.resolve()
+    out_r = resolve_path(out, flag)
     for item in inputs:
         if item is None or str(item) in ("", "-"):
             continue
         inp = Path(item).expanduser()
-        inp_r = inp.resolve()
+        inp_r = resolve_path(inp)
         if out_r == inp_r or _same_file(out, inp):
             raise EdgeFerError(f"{flag} {output} is also an input; refusing to overwrite it")
         if inp_r.is_dir() and inp_r in out_r.parents:

@@ -54,6 +54,10 @@ _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<info>[^/?#\
 # last "@" before whitespace is taken as the password: redaction must not depend on a valid URL (a
 # later "@" in a path hides more than needed, never less)
 _LOOSE_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/?#\s@]*):(?P<pw>\S*)@")
+# user:password@host without a scheme (a camera or mirror URL typed without rtsp:// or http://): the
+# user name starts the text or follows a space, a quote, "(" or "="; the password runs to the last "@"
+# before whitespace, a quote or "/"
+_BARE_USERINFO = re.compile(r"(?P<pre>^|[\s'\"(=])(?P<user>[\w.~%!$&*+,;-]+):(?P<pw>[^\s'\"/]*)@(?=[\w\[])")
 _QUERY_SECRET = re.compile(
     r"(?P<k>[?&;](?:" + "|".join(sorted(SECRET_KEYS, key=len, reverse=True)) + r")=)(?P<v>[^&;#\s'\"]*)",
     re.IGNORECASE,
@@ -73,6 +77,10 @@ def _hide_userinfo(m: re.Match[str]) -> str:
 
 def _hide_loose(m: re.Match[str]) -> str:
     return f"{m.group('scheme')}{m.group('user')}:{MASK}@"
+
+
+def _hide_bare(m: re.Match[str]) -> str:
+    return f"{m.group('pre')}{m.group('user')}:{MASK}@"
 
 
 def _hide_query_value(m: re.Match[str]) -> str:
@@ -97,6 +105,9 @@ def register_uri_secrets(uri: str | None) -> None:
     for m in _USERINFO.finditer(uri):
         user, sep, pw = m.group("info").partition(":")
         register_secret(pw if sep else user)
+    if "://" not in uri:
+        for m in _BARE_USERINFO.finditer(uri):
+            register_secret(m.group("pw"))
     for m in _QUERY_SECRET.finditer(uri):
         register_secret(m.group("v"))
 
@@ -108,6 +119,8 @@ def redact(text: Any) -> str:
         if "@" in s:
             s = _LOOSE_USERINFO.sub(_hide_loose, s)
         s = _USERINFO.sub(_hide_userinfo, s)
+    if "@" in s and ":" in s:
+        s = _BARE_USERINFO.sub(_hide_bare, s)
     if "=" in s:
         s = _QUERY_SECRET.sub(_hide_query_value, s)
     if _secrets:

@@ -81,3 +81,44 @@ def test_a_camera_password_with_reserved_characters_is_hidden(tmp_path):
     shown = cli("run", "--source", url, "--print-config", cwd=tmp_path)
     assert shown.returncode == 0 and "admin:***@" in shown.stdout, shown.stdout
     assert "pa/ss" not in shown.stdout and "w?rd9" not in shown.stdout, shown.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--source", "admin:hunter2pw@10.255.255.1/stream", "--max-frames", "1"],
+        ["--source", "admin:hunter2pw@cam.local/x", "--print-config"],
+        ["--source", shared_file("images/obama.jpg"), "--mqtt-host", "alice:hunter2pw@127.0.0.1", "--max-frames", "1"],
+    ],
+)
+def test_a_password_typed_without_a_scheme_is_hidden(tmp_path, args):
+    """``user:password@host`` without ``rtsp://`` (the user mistake that produces these lines) was
+    printed as it was in the error line and in --print-config."""
+    proc = cli("run", *map(str, args), "-o", str(tmp_path / "ev.jsonl"), cwd=tmp_path)
+    assert "hunter2pw" not in proc.stderr + proc.stdout, (proc.stderr + proc.stdout)[-2000:]
+    assert ":***@" in proc.stderr + proc.stdout, (proc.stderr + proc.stdout)[-2000:]
+
+
+def test_a_loop_of_symbolic_links_is_a_user_mistake_not_an_internal_error(tmp_path):
+    """Python raises RuntimeError (not OSError) when it resolves a loop of links: exit 70 before."""
+    (tmp_path / "lo2").symlink_to("lo1")
+    (tmp_path / "lo1").symlink_to("lo2")
+    clip = shared_file("video/hamilton_clip.mp4")
+    for args in (
+        ["doctor", "--json", "lo1", "-q"],
+        ["run", "--source", str(clip), "--max-frames", "2", "-o", "lo1"],
+        ["run", "--source", "lo1", "-o", "ev.jsonl"],
+        ["analyze", str(clip), "-o", "lo1"],
+    ):
+        assert_one_clean_error(cli(*args, cwd=tmp_path), 2, "lo1", "loop of symbolic links")
+
+
+def test_an_mqtt_host_is_used_as_it_was_checked(tmp_path):
+    """The host was checked trimmed (and without IPv6 brackets) but given to paho as typed, so
+    ``" 127.0.0.1"`` and ``"[::1]"`` passed the check and never connected."""
+    photo = str(shared_file("images/obama.jpg"))
+    for typed, used in ((" 127.0.0.1 ", '"127.0.0.1"'), ("[::1]", '"::1"')):
+        shown = cli("run", "--source", photo, "--mqtt-host", typed, "--print-config", cwd=tmp_path)
+        assert shown.returncode == 0, shown.stderr
+        host = [ln for ln in shown.stdout.splitlines() if ln.strip().startswith("host")]
+        assert host and host[0].split("=", 1)[1].strip() == used, shown.stdout
