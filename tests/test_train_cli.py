@@ -270,6 +270,17 @@ def test_init_model_of_another_width_is_one_line_naming_what_differs(tiny_run, t
     assert "--init-ae" in r.stderr.strip().splitlines()[-1] and "--width" in r.stderr.strip().splitlines()[-1]
 
 
+def test_an_unlabeled_folder_without_images_is_refused_before_the_run_folder_is_made(tmp_path):
+    """It was refused after the run folder was written, so the corrected rerun found 'a run' there."""
+    data = write_csv(tmp_path / "fer2013.csv")
+    (tmp_path / "unl").mkdir()
+    (tmp_path / "unl" / "readme.txt").write_text("no faces here")
+    r = run_cli("train", "--data", data, "--out", tmp_path / "run", "--unlabeled", tmp_path / "unl", *TINY)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert r.stderr.strip().splitlines()[-1] == f"edge-fer: error: --unlabeled {tmp_path / 'unl'}: no readable images"
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_full_disk_stops_training_in_one_line_and_resume_finishes(tmp_path):
     """A disk that fills up during training was h5py's tracebacks, an internal error (exit 70) or a
     segmentation fault (exit 139), with a half-written checkpoint left behind. Now: one line, exit

@@ -63,20 +63,26 @@ def decode_gray(data: bytes, size: int | None) -> np.ndarray | None:
     return img
 
 
+def iter_images(folder: Path, size: int) -> Iterator[np.ndarray | None]:
+    """Each image file under ``folder`` (recursively, sorted) as (size, size) uint8, or None where it
+    cannot be read (a FIFO or a huge file is not read: None)."""
+    for p in sorted(folder.rglob("*")):
+        if p.suffix.lower() in IMAGE_EXTS and p.is_file():
+            try:
+                yield decode_gray(read_image_bytes(p), size)
+            except OSError:
+                yield None
+
+
 def read_images(folder: Path, size: int) -> tuple[list[np.ndarray], int]:
     """Every image under ``folder`` (recursively) as (size, size) uint8: (the readable ones, how many
     were unreadable)."""
     imgs, bad = [], 0
-    for p in sorted(folder.rglob("*")):
-        if p.suffix.lower() in IMAGE_EXTS and p.is_file():
-            try:
-                img = decode_gray(read_image_bytes(p), size)  # a FIFO or a huge file: not read, counted
-            except OSError:
-                img = None
-            if img is None:
-                bad += 1
-            else:
-                imgs.append(img)
+    for img in iter_images(folder, size):
+        if img is None:
+            bad += 1
+        else:
+            imgs.append(img)
     return imgs, bad
 
 

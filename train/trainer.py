@@ -50,6 +50,8 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Tr
     activate(cfg.backend)
 
     dataset = load_dataset(cfg.data, val_fraction=cfg.val_fraction, seed=cfg.seed, class_map=cfg.class_map)
+    if cfg.unlabeled:  # a wrong folder is refused before the run folder is made (a rerun would find a run there)
+        check_unlabeled(cfg.unlabeled)
     run, cfg, state = prepare_run_dir(cfg, resume, overwrite)
     with _log_to(run.log):
         try:
@@ -422,6 +424,17 @@ def _subsample(x: np.ndarray, y: np.ndarray, limit: int, seed: int) -> tuple[np.
 
     _, idx = stratified_split(y, limit / len(y), seed)
     return x[idx], y[idx]
+
+
+def check_unlabeled(folder: str) -> None:
+    """``--unlabeled`` is a folder with at least one readable image (read until the first one is)."""
+    from edge_fer.train.image_folders import iter_images
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise DataError(f"--unlabeled {folder}: not a folder")
+    if not any(img is not None for img in iter_images(root, 48)):
+        raise DataError(f"--unlabeled {folder}: no readable images")
 
 
 def load_unlabeled(folder: str, size: int) -> np.ndarray:
