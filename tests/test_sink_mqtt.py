@@ -329,6 +329,42 @@ def test_broker_down_at_start_then_up(tmp_path, topic):
         b.stop()
 
 
+def test_a_server_that_never_answers_as_a_broker_is_counted_and_logged(topic, caplog):
+    """A port that takes the connection and says nothing (a hung broker, another service) was never
+    counted or logged: the run only showed 'connecting ... in the background'."""
+    srv = socket.create_server(("127.0.0.1", 0))
+    port = srv.getsockname()[1]
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        srv.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+                held.append(conn)  # read nothing, answer nothing
+            except OSError:
+                continue
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    caplog.set_level("WARNING", logger="edge_fer.sinks.mqtt")
+    sink = make_sink(port, topic, keepalive=5)
+    try:
+        sink.emit(face_event(0))
+        assert wait_for(lambda: sink.stats().connect_failures >= 1, 30.0), sink.stats()
+        assert held, "the sink never connected to the silent server"
+        assert sink.stats().errors >= 1 and not sink.connected
+        assert "never answered as an MQTT broker" in caplog.text, caplog.text
+    finally:
+        sink.close(timeout=0.5)
+        stop.set()
+        t.join(5)
+        for c in held:
+            c.close()
+        srv.close()
+
+
 @needs_broker
 def test_close_without_broker_is_quick_and_counts_drops(topic):
     sink = make_sink(free_port(), topic)

@@ -137,6 +137,7 @@ class MqttSink(Sink):
         self._closed = False
         self._stop_worker = False
         self._warned_connect = False
+        self._answered = False  # a CONNACK came on the current connection (paho callbacks)
         self._status_provider = status_provider
 
         client_id = options.client_id or f"edge-fer-{hass.slug(socket.gethostname())}-{uuid.uuid4().hex[:6]}"
@@ -269,6 +270,7 @@ class MqttSink(Sink):
     # -- paho callbacks (paho's network thread) ------------------------------------------------------
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         box = self._box
+        self._answered = True  # a CONNACK came, accepted or not
         if getattr(reason_code, "is_failure", False):
             with box.cond:
                 box.connect_failed()
@@ -292,10 +294,28 @@ class MqttSink(Sink):
         log.info("MQTT sink: connected to %s:%d (%d queued event(s) to send)", self.host, self.port, queued)
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
-        with self._box.cond:
-            unexpected = self._box.link_down()
+        box = self._box
+        with box.cond:
+            was = box.connected
+            unexpected = box.link_down()
+            # the socket opened but no CONNACK came before it closed: not an MQTT broker, or a hung one
+            silent = not was and not box.closing and not self._answered
+            if silent:
+                box.connect_failed()
+                first = not self._warned_connect
+                self._warned_connect = True
+            self._answered = False
         if unexpected:
             log.warning("MQTT sink: lost the broker (%s); reconnecting with back-off, events are queued", reason_code)
+        elif silent:
+            (log.warning if first else log.debug)(
+                "MQTT sink: %s:%d took the connection but never answered as an MQTT broker (%s); retrying with "
+                "back-off (events are queued, up to %d)",
+                self.host,
+                self.port,
+                reason_code,
+                box.size,
+            )
 
     def _on_connect_fail(self, client: Any, userdata: Any) -> None:
         with self._box.cond:
