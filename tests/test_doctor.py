@@ -94,6 +94,20 @@ def test_doctor_table_has_a_verdict(tmp_path):
     assert lines[-1].startswith("verdict: OK: edge-fer run will use the ai_edge_litert backend")
 
 
+def test_a_truncated_model_is_blamed_not_the_runtimes(tmp_path):
+    """A truncated --model made doctor advise reinstalling ai-edge-litert and TensorFlow, and its
+    verdict said no backend works here, though both load the shipped model."""
+    from edge_fer.models import shipped
+
+    trunc = tmp_path / "trunc.tflite"
+    trunc.write_bytes(shipped("default_int8.tflite").read_bytes()[:100_000])
+    r = edge_fer("doctor", "--no-camera", "--model", str(trunc), tmp_path=tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "reinstall" not in r.stdout, r.stdout
+    assert "fix: the model file is damaged, truncated or not a TFLite model" in r.stdout, r.stdout
+    assert r.stdout.splitlines()[-1].startswith("verdict: FAIL: the model does not load"), r.stdout
+
+
 def test_doctor_reports_a_crashing_backend_with_a_fix(tmp_path, fakes):
     r = edge_fer("doctor", "--no-camera", tmp_path=tmp_path, pythonpath=[fakes["notf"], fakes["crash"]])
     assert r.returncode == 1, r.stdout + r.stderr

@@ -56,6 +56,8 @@ def backend_fix(name: str, probe: Probe) -> str:
         return f"pip install 'ai-edge-litert<2.2' (2.1.6 does not crash where 2.2+ did under emulation), or {alt}"
     if probe.status == "crashed":
         return f"reinstall or change the version of {RUNTIME_DISTS[name][0]}, or {alt}"
+    if "ModelError" in str(probe.result.get("error", "")):  # the backend works; the model file does not load
+        return "the model file is damaged, truncated or not a TFLite model: check --model (edge-fer run refuses it too)"
     if probe.status == "timeout":
         return "the machine may be overloaded (rerun with a longer --timeout), or reinstall the backend"
     if name == "tflite_runtime" and "_ARRAY_API" in str(probe.result.get("error", "")):

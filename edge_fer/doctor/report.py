@@ -123,7 +123,12 @@ def _verdict(checks: list[Check], chosen: str | None) -> tuple[str, str]:
     if chosen is None:
         tried = [c for c in checks if c.name.startswith("backend ")]
         why = "; ".join(f"{c.name[8:]}: {c.detail}" for c in tried) or "none probed"
-        verdict, summary = FAIL, f"no interpreter backend works here ({why})"
+        refused = [c for c in tried if "ModelError" in c.detail]
+        if refused and all("ModelError" in c.detail or c.status == SKIP for c in tried):
+            # every backend that loads refuses the model: the model file is the problem, not the runtimes
+            verdict, summary = FAIL, f"the model does not load ({refused[0].detail})"
+        else:
+            verdict, summary = FAIL, f"no interpreter backend works here ({why})"
     elif [c for c in bad_essential if not c.name.startswith("backend ")]:
         verdict = FAIL
         summary = "edge-fer run cannot work: " + "; ".join(
