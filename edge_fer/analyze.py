@@ -10,7 +10,9 @@ Per video, in ``OUT/<name>/``: ``timeline.csv``, ``tracks.csv``, ``summary.json`
 ``annotated.mp4`` (``--write-annotated`` only) and ``.complete``, written last: a
 rerun skips a video whose marker matches the same file and options, and redoes any other. Every
 file is written under a temporary name and renamed when whole, so a killed run leaves no half file.
-For the run: ``index.csv`` and ``index.json`` (one row per video).
+For the run: ``index.csv`` and ``index.json`` (one row per video). A worker process that dies
+(killed, out of memory, a crash) fails at most its own video: the others are analysed again in fresh
+processes (:func:`analyze_all`).
 """
 
 from __future__ import annotations
@@ -587,6 +589,7 @@ def plot_emotions(
 # -- many videos --------------------------------------------------------------------------------------
 
 _worker: dict[str, Any] = {}
+WORKER_DIED = "its worker process died (killed, out of memory or a crash)"
 
 
 def _single_threaded() -> None:
@@ -595,15 +598,17 @@ def _single_threaded() -> None:
     cv2.setNumThreads(1)
 
 
-def _init_worker(queue: Any, level: int) -> None:
+def _init_worker(queue: Any, started: Any, level: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     _single_threaded()
     _worker["queue"] = queue
+    _worker["started"] = started
 
 
-def _run_one(video: Path, folder: Path, cfg: Config, opts: Options) -> dict[str, Any]:
-    queue = _worker.get("queue")
-    return analyze_video(video, folder, cfg, opts, (lambda n: queue.put(n)) if queue is not None else None)
+def _run_one(i: int, video: Path, folder: Path, cfg: Config, opts: Options) -> dict[str, Any]:
+    _worker["started"][i] = 1  # shared memory, seen by the parent at once: this video is in flight
+    queue = _worker["queue"]
+    return analyze_video(video, folder, cfg, opts, lambda n: queue.put((i, n)))
 
 
 def analyze_all(
@@ -615,7 +620,14 @@ def analyze_all(
     done: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Analyse ``(video, folder)`` jobs, ``workers`` at a time (each a single-threaded process; one
-    runs in this process). Rows in the order of ``jobs``."""
+    runs in this process). Rows in the order of ``jobs``.
+
+    A worker process that dies (killed, out of memory, a crash in a decoder) breaks its pool, which
+    loses every video it had not finished: they are analysed again in fresh processes, those the dead
+    pool had not started first, then those that were in flight one at a time. One that is in flight
+    when a pool breaks a second time is the likely cause: it is failed (:data:`WORKER_DIED`), its
+    staged files removed, and the batch goes on (at most one broken pool per video). ``progress`` is
+    given back (a negative count) the frames of a lost video."""
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, threads=1))
     if workers <= 1 or len(jobs) <= 1:
         _single_threaded()
@@ -625,21 +637,68 @@ def analyze_all(
             if done:
                 done(rows[-1])
         return rows
+    results: dict[int, dict[str, Any]] = {}
+    deaths: dict[int, int] = {}  # video -> pools that broke while it was in flight
+    todo = list(range(len(jobs)))
+    breaks = 0
+    while todo:
+        fresh = [i for i in todo if not deaths.get(i)]
+        batch = fresh or todo  # suspects one at a time: a second death then names its video
+        lost, in_flight = _pool_round(batch, jobs, cfg, opts, workers if fresh else 1, results, progress, done)
+        todo = [i for i in todo if i not in batch]
+        if not lost:
+            continue
+        breaks += 1
+        for i in in_flight:
+            deaths[i] = deaths.get(i, 0) + 1
+        for i in lost:
+            if deaths.get(i, 0) < 2 and breaks <= len(jobs):
+                todo.append(i)
+                continue
+            video, folder = jobs[i]
+            _remove_temporary(folder)  # what the dead worker had staged
+            _remove_empty(folder)
+            results[i] = {"video": str(video), "output": str(folder), "status": "failed", "error": WORKER_DIED}
+            if done:
+                done(results[i])
+        if todo:
+            log.warning("a worker process died; analysing %d video(s) again in new processes", len(todo))
+    return [results[i] for i in range(len(jobs))]
+
+
+def _pool_round(
+    todo: Sequence[int],
+    jobs: Sequence[tuple[Path, Path]],
+    cfg: Config,
+    opts: Options,
+    workers: int,
+    results: dict[int, dict[str, Any]],
+    progress: Callable[[int], None] | None,
+    done: Callable[[dict[str, Any]], None] | None,
+) -> tuple[list[int], set[int]]:
+    """Analyse the videos ``todo`` (indexes into ``jobs``) in one process pool, their rows into
+    ``results``; returns the videos lost to a broken pool and those of them that were in flight."""
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
 
     ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    results: dict[int, dict[str, Any]] = {}
+    queue = ctx.Queue()  # a fresh one: a worker killed while writing to the last one held its lock
+    started = ctx.RawArray("b", len(jobs))
+    frames: dict[int, int] = {}  # video -> frames reported to progress
+    lost: list[int] = []
     level = logging.getLogger().getEffectiveLevel()
     with ProcessPoolExecutor(
-        max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_init_worker, initargs=(queue, level)
+        max_workers=min(workers, len(todo)),
+        mp_context=ctx,
+        initializer=_init_worker,
+        initargs=(queue, started, level),
     ) as pool:
-        futures = {pool.submit(_run_one, v, f, cfg, opts): i for i, (v, f) in enumerate(jobs)}
+        futures = {pool.submit(_run_one, i, *jobs[i], cfg, opts): i for i in todo}
         pending = set(futures)
         while pending:
             finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            _drain(queue, progress)
+            _drain(queue, progress, frames)
             for fut in finished:
                 i = futures[fut]
                 try:
@@ -647,23 +706,32 @@ def analyze_all(
                 except OutputError:  # the output folder cannot be written: stop the batch (exit 74)
                     pool.shutdown(wait=True, cancel_futures=True)
                     raise
-                except Exception as e:  # a worker that died (out of memory, a crash in a decoder)
+                except BrokenProcessPool:  # a worker died: this video's result is lost, not failed
+                    lost.append(i)
+                    continue
+                except Exception as e:  # a result that could not come back
                     video, folder = jobs[i]
                     results[i] = {"video": str(video), "output": str(folder), "status": "failed", "error": str(e)}
                 if done:
                     done(results[i])
-        _drain(queue, progress)
-    return [results[i] for i in range(len(jobs))]
+        _drain(queue, progress, frames)
+    queue.close()
+    if progress is not None:
+        for i in lost:
+            if frames.get(i):
+                progress(-frames[i])  # counted again when it is analysed again
+    return sorted(lost), {i for i in lost if started[i]}
 
 
-def _drain(queue: Any, progress: Callable[[int], None] | None) -> None:
+def _drain(queue: Any, progress: Callable[[int], None] | None, frames: dict[int, int]) -> None:
     import queue as queue_mod
 
     while True:
         try:
-            n = queue.get_nowait()
-        except (queue_mod.Empty, OSError, ValueError):
+            i, n = queue.get_nowait()
+        except (queue_mod.Empty, OSError, ValueError, EOFError):
             return
+        frames[i] = frames.get(i, 0) + n
         if progress is not None:
             progress(n)
 

@@ -362,3 +362,131 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, hamilton_clip
     assert sorted(p.name for p in videos.iterdir()) == ["a.mp4"]
     r = cli("analyze", str(videos), "-o", str(tmp_path / "o4"), "--every", "0")
     assert r.returncode == 2 and "--every" in r.stderr
+
+
+def worker_children(pid: int) -> set[int]:
+    """The worker processes of an ``analyze`` run (its children, but the multiprocessing helper that
+    only tracks resources)."""
+    r = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    kids = set()
+    for k in map(int, r.stdout.split()):
+        try:
+            cmdline = Path(f"/proc/{k}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"resource_tracker" not in cmdline:
+            kids.add(k)
+    return kids
+
+
+@pytest.mark.slow  # a run of the installed command with worker processes on real video
+def test_a_worker_that_dies_fails_no_other_video(tmp_path, hamilton_clip):
+    """A worker process killed (SIGKILL, as the out-of-memory killer does) in the middle of a video:
+    the batch starts fresh workers and analyses again the videos the dead pool lost, the killed one
+    included (it died once: not taken as the culprit); every video ends whole, nothing staged is left.
+    All three videos were failed before, the healthy one and the one not yet started too."""
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in "abc":
+        shutil.copy(hamilton_clip, videos / f"{name}.mp4")
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [EDGE_FER, "analyze", str(videos), "-o", str(out), "--workers", "2", "--max-seconds", "3", "--json", "-", "-q"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:  # a video is being analysed
+            if list(out.glob("*/.timeline.csv.tmp")) and worker_children(proc.pid):
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before a worker could be killed"
+        os.kill(min(worker_children(proc.pid)), signal.SIGKILL)
+        stdout, stderr = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr and "worker process died" in stderr  # said, as a warning
+    index = json.loads(stdout)
+    assert [(Path(v["video"]).name, v["status"]) for v in index["videos"]] == [
+        ("a.mp4", "ok"),
+        ("b.mp4", "ok"),
+        ("c.mp4", "ok"),
+    ], index["videos"]
+    assert index["complete"] is True and index["counts"]["failed"] == 0
+    for name in "abc":
+        folder = out / name
+        assert (folder / ".complete").is_file() and all((folder / f).is_file() for f in analyze_outputs())
+        assert not list(folder.glob(".*.tmp*")), sorted(p.name for p in folder.iterdir())
+        assert json.loads((folder / "summary.json").read_text())["frames"] == 90  # frames before 3 s
+    assert (out / "a" / "timeline.csv").read_text() == (out / "c" / "timeline.csv").read_text()
+
+
+def analyze_outputs() -> tuple[str, ...]:
+    from edge_fer.analyze import OUTPUTS
+
+    return OUTPUTS
+
+
+KILLER = """
+import os
+
+if os.environ.get("EDGE_FER_TEST_KILLER"):  # the worker analysing this video kills itself, every time
+    import signal
+
+    import edge_fer.analyze as analyze
+
+    real = analyze.analyze_video
+
+    def analyze_video(video, folder, cfg, opts, progress=None):
+        def report(n):  # the first report comes after 25 frames: the video is well under way
+            if progress is not None:
+                progress(n)
+            if video.name == os.environ["EDGE_FER_TEST_KILLER"]:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        return real(video, folder, cfg, opts, report)
+
+    analyze.analyze_video = analyze_video
+"""
+
+
+@pytest.mark.slow  # runs of the installed command with worker processes on real video
+def test_a_video_that_kills_its_worker_twice_fails_alone(tmp_path, hamilton_clip):
+    """A video whose worker dies every time (as one that crashes the decoder or runs out of memory):
+    it is failed with that reason after its second death, its staged files removed; the other videos
+    are analysed whole, and the exit status says that one failed."""
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("a", "b", "crash"):
+        shutil.copy(hamilton_clip, videos / f"{name}.mp4")
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(KILLER)  # imported by every process, the workers included
+    env = {**os.environ, "PYTHONPATH": str(hook), "EDGE_FER_TEST_KILLER": "crash.mp4", "EDGE_FER_DEBUG": ""}
+    out = tmp_path / "out"
+    r = subprocess.run(
+        [EDGE_FER, "analyze", str(videos), "-o", str(out), "--workers", "2", "--max-seconds", "3", "--json", "-", "-q"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    index = json.loads(r.stdout)
+    got = {Path(v["video"]).name: (v["status"], v.get("error")) for v in index["videos"]}
+    assert got == {
+        "a.mp4": ("ok", None),
+        "b.mp4": ("ok", None),
+        "crash.mp4": ("failed", "its worker process died (killed, out of memory or a crash)"),
+    }, got
+    assert index["counts"] == {"ok": 2, "skipped": 0, "failed": 1, "pending": 0}
+    for name in ("a", "b"):
+        assert (out / name / ".complete").is_file() and not list((out / name).glob(".*.tmp*"))
+    crash = out / "crash"
+    assert not crash.exists() or not list(crash.glob(".*.tmp*")) and not (crash / ".complete").exists()
