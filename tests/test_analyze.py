@@ -379,7 +379,6 @@ def worker_children(pid: int) -> set[int]:
     return kids
 
 
-@pytest.mark.slow  # a run of the installed command with worker processes on real video
 def test_a_worker_that_dies_fails_no_other_video(tmp_path, hamilton_clip):
     """A worker process killed (SIGKILL, as the out-of-memory killer does) in the middle of a video:
     the batch starts fresh workers and analyses again the videos the dead pool lost, the killed one
@@ -455,7 +454,6 @@ if os.environ.get("EDGE_FER_TEST_KILLER"):  # the worker analysing this video ki
 """
 
 
-@pytest.mark.slow  # runs of the installed command with worker processes on real video
 def test_a_video_that_kills_its_worker_twice_fails_alone(tmp_path, hamilton_clip):
     """A video whose worker dies every time (as one that crashes the decoder or runs out of memory):
     it is failed with that reason after its second death, its staged files removed; the other videos
