@@ -27,6 +27,14 @@ PAYLOAD = os.urandom(5000) + b"model"  # made by the test: not a real model
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
 
+def _send(handler, body: bytes) -> None:
+    """A whole 200 answer with its Content-Length."""
+    handler.send_response(200)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 class _Server:
     """Serves ``routes`` (path -> bytes, or a callable(handler)) on 127.0.0.1; counts requests."""
 
@@ -44,10 +52,7 @@ class _Server:
                 if body is None:
                     self.send_error(404)
                     return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                _send(self, body)
 
             def log_message(self, *a):
                 pass
@@ -454,10 +459,7 @@ def test_a_mirror_password_never_shows(tmp_path):
         if h.headers.get("Authorization") != auth:
             h.send_error(401)
             return
-        h.send_response(200)
-        h.send_header("Content-Length", str(len(PAYLOAD)))
-        h.end_headers()
-        h.wfile.write(PAYLOAD)
+        _send(h, PAYLOAD)
 
     with _Server({"/m.onnx": private}) as srv:
         url = srv.url("/m.onnx").replace("http://", "http://mirror:s3cretPW@")
