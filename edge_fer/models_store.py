@@ -423,10 +423,17 @@ def describe() -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     for s in KNOWN.values():
         p = installed_path(s.name)
+        try:
+            got = sha256_file(p) if p else None
+        except OSError:
+            got = "unreadable"
         rows.append(
             {
                 "name": s.name,
                 "installed": str(p) if p else None,
+                # the installed file's own hash: not the pinned one for a damaged copy, or a build pulled
+                # with --sha256
+                "installed_sha256": got,
                 "sha256": s.sha256,
                 "size": s.size,
                 "description": s.description,

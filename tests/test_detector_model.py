@@ -150,3 +150,28 @@ def test_doctor_says_when_the_shipped_model_is_damaged(tmp_path, damage, needle)
     assert row["status"] == "FAIL" and needle in row["detail"] and "shipped" in row["detail"]
     assert "reinstall" in row["fix"]
     assert got["rc"] == 1  # the default `edge-fer run` cannot work: the verdict fails
+
+
+def test_a_damaged_pulled_yunet_is_reported_and_run_falls_back_to_the_shipped_one(tmp_path, face_images):
+    """A pulled (cached) YuNet update that was damaged: doctor said OK (it checked only the shipped file)
+    while run refused to start with exit 2, and models list showed it as installed without a word."""
+    cache = Path(os.environ["EDGE_FER_CACHE_DIR"])
+    r = cli("models", "pull", "yunet", "--from", str(shipped_yunet()))
+    assert r.returncode == 0, r.stderr
+    pulled = cache / "models" / YUNET_FILE
+    os.truncate(pulled, 100_000)
+
+    doc = cli("doctor", "--no-camera", "--json", "-")
+    rows = {c["name"]: c for c in json.loads(doc.stdout)["checks"]}
+    row = rows["detector yunet"]
+    assert row["status"] == "WARN" and "pulled into the cache cannot be used" in row["detail"], row
+    assert "models pull yunet --force" in row["fix"], row
+
+    out = tmp_path / "ev.jsonl"
+    r = cli("run", "--source", str(face_images["obama"]), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "using the YuNet model shipped in the package" in r.stderr
+    assert [json.loads(x)["type"] for x in out.read_text().splitlines()]  # the face was found and classified
+
+    listing = cli("models", "list")
+    assert "is not the pinned one" in listing.stdout, listing.stdout

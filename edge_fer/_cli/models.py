@@ -86,7 +86,12 @@ def register(app: typer.Typer) -> None:
             return
         typer.echo(f"cache: {models_store.models_dir()}")
         for row in rows:
-            where = row["installed"] or "not installed ('edge-fer models pull " + str(row["name"]) + "')"
+            where = str(row["installed"] or "not installed ('edge-fer models pull " + str(row["name"]) + "')")
+            if row["installed"] and row["installed_sha256"] != row["sha256"]:
+                where += (
+                    f"\n         its SHA-256 {str(row['installed_sha256'])[:16]}... is not the pinned one: damaged, "
+                    "or a build pulled with --sha256 ('edge-fer doctor' says whether it loads)"
+                )
             typer.echo(
                 f"{row['name']:8} {where}\n         {row['description']}; sha256 {row['sha256']} ({row['source']})"
             )

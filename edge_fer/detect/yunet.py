@@ -76,6 +76,24 @@ def _cv_reason(e: BaseException, path: Path) -> str:
     return f"OpenCV: {reason}"
 
 
+def load_net(p: Path, args: tuple[float, float, int], shipped: bool = False) -> cv2.FaceDetectorYN:
+    """``cv2.FaceDetectorYN`` on the model file ``p`` (``args``: score threshold, NMS threshold, top
+    k), run once on a blank image: a file that is not a working YuNet graph is a :class:`ModelError`
+    naming it and what is wrong."""
+    check_model_file(p, shipped)
+    what = f"{'the shipped ' if shipped else ''}YuNet model {p}"
+    try:
+        net = cv2.FaceDetectorYN.create(str(p), "", (320, 320), *args)
+    except Exception as e:  # cv2.error, or SystemError for some malformed files
+        raise ModelError(f"{what}: damaged or truncated ONNX file ({_cv_reason(e, p)})") from None
+    try:  # a readable ONNX graph that is not YuNet fails on its first frame: find out now
+        net.setInputSize((32, 32))
+        net.detect(np.zeros((32, 32, 3), np.uint8))
+    except Exception as e:
+        raise ModelError(f"{what}: not a YuNet face detector graph ({_cv_reason(e, p)})") from None
+    return net
+
+
 class YuNetDetector(WindowDetector):
     """Runs on a BGR frame downscaled by ``scale``; boxes and landmarks scaled back. ``model``,
     ``scale``, ``score_threshold`` and ``min_size`` as in ``[detector]``, checked there."""
@@ -104,25 +122,27 @@ class YuNetDetector(WindowDetector):
                 f"the yunet detector needs cv2.FaceDetectorYN (OpenCV 4.8+; this is OpenCV {cv2.__version__})",
                 "pip install 'opencv-python-headless>=4.8,<5'",
             )
-        shipped = False
-        if not model:
-            found, origin = default_model()
-            shipped = origin == "shipped"
-            model = str(found)
-        p = Path(model)
-        check_model_file(p, shipped)
-        what = f"{'the shipped ' if shipped else ''}YuNet model {p}"
-        try:
-            self.net = cv2.FaceDetectorYN.create(
-                str(p), "", (320, 320), float(score_threshold), float(nms_threshold), int(top_k)
-            )
-        except Exception as e:  # cv2.error, or SystemError for some malformed files
-            raise ModelError(f"{what}: damaged or truncated ONNX file ({_cv_reason(e, p)})") from None
-        try:  # a readable ONNX graph that is not YuNet fails on its first frame: find out now
-            self.net.setInputSize((32, 32))
-            self.net.detect(np.zeros((32, 32, 3), np.uint8))
-        except Exception as e:
-            raise ModelError(f"{what}: not a YuNet face detector graph ({_cv_reason(e, p)})") from None
+        args = (float(score_threshold), float(nms_threshold), int(top_k))
+        if model:
+            p = Path(model)
+            self.net = load_net(p, args)
+        else:
+            p, origin = default_model()
+            try:
+                self.net = load_net(p, args, shipped=origin == "shipped")
+            except ModelError as e:
+                if origin != "pulled":
+                    raise
+                # a damaged update in the cache must not stop a camera that worked with the shipped model
+                from edge_fer.models import shipped_yunet
+
+                log.warning(
+                    "%s; using the YuNet model shipped in the package ('edge-fer models pull yunet "
+                    "--force' fetches the update again)",
+                    e,
+                )
+                p = shipped_yunet()
+                self.net = load_net(p, args, shipped=True)
         self.scale = float(scale)
         # ``scale`` never takes a frame's longer side below this (a 320 px camera is not halved: its
         # faces are small already); a frame smaller than this is used as it is
@@ -130,7 +150,7 @@ class YuNetDetector(WindowDetector):
         self.min_size = int(min_size)
         self._size: tuple[int, int] | None = None
         self.model_path = str(p)
-        self._args = (float(score_threshold), float(nms_threshold), int(top_k))
+        self._args = args
         # window search (edge_fer.detect.roi): a second network at a fixed small input size, so the
         # full-frame network never has to be resized between the two kinds of pass
         self.roi_size = int(roi_size)

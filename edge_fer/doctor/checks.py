@@ -240,6 +240,23 @@ def detector_check(y: dict, haar: dict, opencv: str) -> Check:
     """The default detector: YuNet's ``cv2.FaceDetectorYN`` and the model shipped in the package."""
     fix_model = "reinstall edge-fer (pip install --force-reinstall edge-fer), or 'edge-fer models pull yunet'"
     status = y.get("status")
+    if y.get("pulled_error") and status in ("ok", "changed"):
+        return Check(
+            "detector yunet",
+            WARN,
+            f"the YuNet model pulled into the cache cannot be used ({y['pulled_error']}): edge-fer run falls back "
+            f"to the shipped model, which loads",
+            "edge-fer models pull yunet --force (fetch it again), or edge-fer models remove yunet",
+            data={"yunet": y},
+        )
+    if y.get("pulled_path") and status in ("ok", "changed"):
+        return Check(
+            "detector yunet",
+            OK,
+            f"cv2.FaceDetectorYN present (OpenCV {opencv}); the model pulled into the cache loads "
+            f"({y['pulled_path']}): the default detector uses it",
+            data={"yunet": y},
+        )
     if status == "ok":
         return Check(
             "detector yunet",

@@ -219,7 +219,24 @@ def _yunet_status() -> dict[str, Any]:
         out.update(status="error", error=f"the shipped detector cannot be used: {e}{bad}")
         return out
     out["status"] = "ok" if out.get("sha256_ok") else "changed"
+    _pulled_yunet_status(out)
     return out
+
+
+def _pulled_yunet_status(out: dict[str, Any]) -> None:
+    """A copy pulled into the cache is what ``edge-fer run`` prefers: whether it loads
+    (``pulled_path``, and ``pulled_error`` when it does not: run then falls back to the shipped one)."""
+    from edge_fer.detect.yunet import default_model, load_net
+    from edge_fer.errors import ModelError
+
+    path, origin = default_model()
+    if origin != "pulled":
+        return
+    out["pulled_path"] = str(path)
+    try:
+        load_net(path, (0.6, 0.3, 50))
+    except ModelError as e:
+        out["pulled_error"] = str(e)
 
 
 def _probe_camera(a: dict) -> dict:
