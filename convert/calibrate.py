@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from edge_fer import calibration
-from edge_fer.errors import ModelError
+from edge_fer.errors import DataError, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -291,6 +291,29 @@ def bundle_probs(bundle_bytes: bytes, batch: np.ndarray, chunk: int = 256) -> np
     return np.concatenate(out) if out else np.zeros((0, len(clf.labels)), np.float32)
 
 
+#: below this many faces a fitted calibration is said to be uncertain (a warning, not an error)
+FEW_FIT_FACES = 100
+
+
+class TooLittleData(DataError):
+    """Faces on which a calibration cannot be fitted: one class, or none misclassified (the likelihood
+    then grows without bound as the temperature goes to 0: every score would become 1.0)."""
+
+
+def check_fit_data(z: np.ndarray, y: np.ndarray) -> None:
+    """:class:`TooLittleData` unless ``y`` holds two classes or more and the logits ``z`` get at least
+    one face wrong; a warning when there are fewer than :data:`FEW_FIT_FACES` faces."""
+    n, classes = len(y), len(np.unique(y))
+    wrong = int((np.asarray(z).argmax(1) != y).sum()) if n else 0
+    if classes < 2 or wrong == 0:
+        raise TooLittleData(
+            f"cannot fit a calibration on {n} face(s) of {classes} class(es), {wrong} misclassified: it needs "
+            "faces of 2 or more classes, some of them misclassified (with none wrong, the fit makes every score 1.0)"
+        )
+    if n < FEW_FIT_FACES:
+        log.warning("calibration fitted on only %d faces: its scale is uncertain (a few hundred are better)", n)
+
+
 def fit_calibration(
     bundle_bytes: bytes,
     crops: np.ndarray,
@@ -312,6 +335,7 @@ def fit_calibration(
     batch = clf.prepare_crops(list(crops))
     y = np.asarray(y, np.int64)
     z = bundle_logits(bundle_bytes, batch)
+    check_fit_data(z, y)
     foldable = vector_foldable(bundle_bytes)
     selection: dict[str, Any] | None = None
     chosen = method

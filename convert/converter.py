@@ -57,7 +57,15 @@ def convert_run(opts: ConvertOptions) -> ConvertReport:
     quantize.check_classifier(model, meta, str(src.model_path))
     data = _Data.load(opts, src, meta)
     q_bytes, info = _quantize(model, data.calib_x, opts.io)
-    cal = _calibrate(q_bytes, data, meta, opts.calibration_method) if opts.calibrate else None
+    cal, skipped = None, ""
+    if opts.calibrate:
+        from edge_fer.convert.calibrate import TooLittleData
+
+        try:
+            cal = _calibrate(q_bytes, data, meta, opts.calibration_method)
+        except TooLittleData as e:  # on by default: a tiny or one-class selection split keeps the scores as trained
+            skipped = str(e)
+            log.warning("calibration skipped: %s", skipped)
     if cal is not None:
         from edge_fer.convert.calibrate import fold
 
@@ -69,6 +77,8 @@ def convert_run(opts: ConvertOptions) -> ConvertReport:
     report = _report(opts, src, paths, model, bundle, info, data, check, bundle_meta)
     if cal is not None:
         report.probability_calibration = cal.report()
+    elif skipped:
+        report.probability_calibration = {"skipped": skipped}
     _write_outputs(opts, src, paths, model, data, bundle, report, bundle_meta, cal)
     _compile_edgetpu(opts, paths, report)
     jsondoc.write(paths.report, report.to_dict())  # "-": stdout

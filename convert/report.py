@@ -118,6 +118,8 @@ def format_table(report: ConvertReport) -> str:
 
 def calibration_lines(cal: dict[str, Any]) -> list[str]:
     """The terminal summary of a calibration fit (``probability_calibration`` of a report)."""
+    if cal.get("skipped"):
+        return [f"calibration: skipped, {cal['skipped']}; scores are the raw softmax"]
     b, a, on = cal["before"], cal["after"], cal["fitted_on"]
     if cal.get("temperature") is not None:
         how = f"temperature T={cal['temperature']:.4f} (softmax beta {cal['softmax_beta']:.4f})"

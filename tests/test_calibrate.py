@@ -280,3 +280,30 @@ def test_an_unknown_calibration_method_is_one_line(smooth, tmp_path):
         "matrix",
     )
     assert_one_line_error(p, "calibration-method")
+
+
+def test_a_calibration_that_no_face_contradicts_is_refused_not_folded(smooth, tmp_path):
+    """Recalibrating on faces the model gets all right drove the temperature toward 0 and folded it in
+    (T=0.17 on one face: every score 1.0, NLL -0.0 in the report; ECE on other faces 0.16 -> 0.29)."""
+    import cv2
+
+    from edge_fer.classify import Classifier
+    from tests.test_convert import make_crops
+
+    model = smooth["raw"]
+    clf = Classifier(model.read_bytes(), source="test", device="cpu", threads=1)
+    x, _ = make_crops(40, seed=5)
+    preds = [p.label for p in clf.predict(clf.prepare_crops(list(x)))]
+    picked: dict[str, list] = {}
+    for img, label in zip(x, preds):  # faces of two classes, each labelled as the model predicts it
+        picked.setdefault(label, []).append(img)
+    classes = [c for c in picked if len(picked[c]) >= 5][:2]
+    assert len(classes) == 2, preds
+    for label in classes:
+        (tmp_path / "right" / label).mkdir(parents=True)
+        for i, img in enumerate(picked[label][:5]):
+            cv2.imwrite(str(tmp_path / "right" / label / f"{i}.png"), img)
+    out = tmp_path / "re.tflite"
+    r = cli("convert", str(model), "--eval-data", str(tmp_path / "right"), "-o", str(out))
+    assert_one_line_error(r, "cannot fit a calibration on", "of 2 class(es), 0 misclassified")
+    assert not out.exists()
