@@ -117,3 +117,35 @@ def test_adapt_onto_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, tiny_ae
     r = cli("adapt", str(tiny_ae_run), "--unlabeled", str(crops), "--out", str(blocker / "adapted"), "--ae-epochs", "1")
     line = assert_one_line_error(r, str(blocker / "adapted"))
     assert ".adapt-tmp" not in line
+
+
+def test_an_interrupt_while_the_adapted_run_is_written_leaves_no_staging_folder(tmp_path, tiny_ae_run):
+    """Ctrl-C (SIGINT) while the adapted run was being written left the hidden staging folder behind."""
+    import signal
+    import subprocess
+    import time
+
+    from tests.cli import cli_command
+
+    crops = write_crops(tmp_path / "crops", 120)
+    out = tmp_path / "adapted"
+    staging = tmp_path / ".adapted.adapt-tmp"
+    proc = subprocess.Popen(
+        cli_command("adapt", str(tiny_ae_run), "--unlabeled", str(crops), "--out", str(out), "--ae-epochs", "1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not staging.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert staging.exists(), "the run ended before its staging folder appeared"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err[-2000:]
+    assert not staging.exists() and not out.exists(), sorted(p.name for p in tmp_path.iterdir())

@@ -232,13 +232,10 @@ def adapt(opts: AdaptOptions) -> dict:
     tmp = RunDir(opts.out.with_name(f".{opts.out.name}.adapt-tmp"))
     try:
         _write_run(tmp, run, cfg, opts, (model, ae), (new, y_pseudo), replace(meta, provenance=prov), report)
-    except EdgeFerError:
+    except BaseException as e:  # Ctrl-C and SIGTERM too: the staging folder goes with the failure
         shutil.rmtree(tmp.root, ignore_errors=True)
-        raise
-    except Exception as e:  # h5py's or TensorFlow's words for a full disk: one line, exit 74
-        shutil.rmtree(tmp.root, ignore_errors=True)
-        err = as_output_error(opts.out.parent, e, hint=False)
-        if err is None:
+        err = None if isinstance(e, EdgeFerError) else as_output_error(opts.out.parent, e, hint=False)
+        if err is None:  # h5py's or TensorFlow's words for a full disk become one line, exit 74
             raise
         raise err from None
     log.info("adapted run written to %s (%.1f s)", opts.out, report["seconds"])
@@ -272,9 +269,19 @@ def _write_run(
     np.savez_compressed(tmp.calibration, x=new, y=y_pseudo, labels=np.asarray(meta.labels))
     meta.save(tmp.metadata)
     atomic_write_json(tmp.adapt_report, report)
+    # --overwrite: the old run is moved aside first and removed only once the new one is in place, so
+    # an interrupt in between never leaves neither
+    old = opts.out.with_name(f".{opts.out.name}.adapt-old")
+    shutil.rmtree(old, ignore_errors=True)
     if opts.out.exists():
-        shutil.rmtree(opts.out)
-    replace_durably(tmp.root, opts.out)
+        os.replace(opts.out, old)
+    try:
+        replace_durably(tmp.root, opts.out)
+    except BaseException:
+        if old.exists() and not opts.out.exists():
+            os.replace(old, opts.out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _faces(opts: AdaptOptions, meta: ModelMeta, cfg: dict) -> tuple[np.ndarray, np.ndarray, str | None]:
