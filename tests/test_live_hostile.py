@@ -157,3 +157,20 @@ def test_stuck_viewer_frees_its_slot(running):
         assert pipe.errors == 0
     finally:
         stuck.close()
+
+
+def test_viewers_that_reload_are_not_refused(running):
+    """Viewers that drop their connection abruptly (a page reload, a closed tab) kept their slots until
+    the server next wrote to them, so a few quick reloads got 503 with nobody watching."""
+    import struct
+
+    _, sink = running
+    assert sink.preview is not None
+    for i in range(sink.preview.max_viewers + 3):
+        s = raw(sink.port, get("/stream.mjpg", AUTH))
+        try:
+            assert status_of(s) == 200, f"viewer {i} refused"
+            s.recv(4096)
+        finally:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST, as a reload can
+            s.close()

@@ -61,7 +61,7 @@ from edge_fer.errors import ConfigError
 from edge_fer.redact import register_secret
 from edge_fer.sinks.auth import TokenCheck
 from edge_fer.sinks.hostcheck import HostCheck
-from edge_fer.sinks.preview import CONTENT_TYPE, Preview, caption, part
+from edge_fer.sinks.preview import CONTENT_TYPE, Preview, caption, part, socket_open
 from edge_fer.sinks.prometheus import PROMETHEUS_CONTENT_TYPE, render_metrics
 from edge_fer.sinks.room import Room
 from edge_fer.sinks.timeline import Timeline
@@ -180,7 +180,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command == "HEAD":
             self._send(200, b"", CONTENT_TYPE)
             return
-        if not preview.join(client):
+        if not preview.join(client, socket_open(self.connection)):
             body = {"error": "too many preview viewers", "max_viewers": preview.max_viewers}
             self._send(503, _json_bytes(body), "application/json", {"Retry-After": "10"})
             return

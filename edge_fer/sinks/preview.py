@@ -13,9 +13,11 @@ at all only blocks its own thread (until the socket's timeout), never the encode
 from __future__ import annotations
 
 import logging
+import select
+import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +51,8 @@ class Preview:
         self._jpeg = b""
         self._seq = 0
         self._stats = PreviewStats()
+        self._alive: dict[int, Callable[[], bool]] = {}  # viewer thread -> is its connection open
+        self._gone: set[int] = set()  # viewer threads told to stop: their connection closed
         self._stopped = False
         self._last_refusal_log = 0.0
         self._thread = threading.Thread(target=self._run, name="edge-fer-preview", daemon=True)
@@ -72,11 +76,15 @@ class Preview:
             self._cond.notify_all()
 
     # -- viewers (server threads) -------------------------------------------------------------------
-    def join(self, client: str) -> bool:
-        """Take a viewer slot; False (logged) when all ``max_viewers`` are taken."""
+    def join(self, client: str, alive: Callable[[], bool] | None = None) -> bool:
+        """Take a viewer slot; False (logged) when all ``max_viewers`` are taken. ``alive()``: whether
+        this viewer's connection is still open; when all slots are taken, viewers that have gone (a
+        reload, a closed tab: noticed otherwise only at their next write) are let go first."""
         with self._cond:
             if self._stopped:
                 return False
+            if self._stats.viewers >= self.max_viewers:
+                self._reclaim()
             if self._stats.viewers >= self.max_viewers:
                 self._stats.refused += 1
                 refused, now = self._stats.refused, time.monotonic()
@@ -84,6 +92,8 @@ class Preview:
                 if loud:
                     self._last_refusal_log = now
             else:
+                if alive is not None:
+                    self._alive[threading.get_ident()] = alive
                 self._stats.viewers += 1
                 self._stats.served += 1
                 n = self._stats.viewers
@@ -102,8 +112,21 @@ class Preview:
         log.info("live preview: viewer from %s connected (%d of at most %d)", client, n, self.max_viewers)
         return True
 
+    def _reclaim(self, wait: float = 1.0) -> None:
+        """(Lock held.) Tell viewers whose connection has closed to stop, and wait up to ``wait`` s for
+        their slots."""
+        gone = {tid for tid, alive in self._alive.items() if not _safe(alive)}
+        if not gone:
+            return
+        self._gone |= gone
+        self._cond.notify_all()
+        self._cond.wait_for(lambda: self._stats.viewers < self.max_viewers, wait)
+
     def leave(self, client: str) -> None:
         with self._cond:
+            tid = threading.get_ident()
+            self._alive.pop(tid, None)
+            self._gone.discard(tid)
             self._stats.viewers = max(0, self._stats.viewers - 1)
             n = self._stats.viewers
             self._cond.notify_all()
@@ -111,10 +134,11 @@ class Preview:
 
     def next_frame(self, after: int, timeout: float = 5.0) -> tuple[int, bytes] | None:
         """The newest JPEG once its number is above ``after`` (``(seq, jpeg)``); ``(after, b"")`` when
-        none came within ``timeout``; None once the preview is stopped."""
+        none came within ``timeout``; None once the preview is stopped or this viewer was let go."""
+        tid = threading.get_ident()
         with self._cond:
-            self._cond.wait_for(lambda: self._seq > after or self._stopped, timeout)
-            if self._stopped:
+            self._cond.wait_for(lambda: self._seq > after or self._stopped or tid in self._gone, timeout)
+            if self._stopped or tid in self._gone:
                 return None
             return (self._seq, self._jpeg) if self._seq > after else (after, b"")
 
@@ -187,3 +211,29 @@ def caption(track_id: int, label: str, score: float | None) -> str:
 
 
 __all__ = ["BOUNDARY", "CONTENT_TYPE", "Preview", "PreviewStats", "caption", "part"]
+
+
+def _safe(alive: Callable[[], bool]) -> bool:
+    try:
+        return bool(alive())
+    except Exception:  # noqa: BLE001 (a check that fails says nothing: keep the viewer)
+        return True
+
+
+def socket_open(sock: socket.socket) -> Callable[[], bool]:
+    """Whether the peer of ``sock`` still has it open, without blocking or consuming anything: a
+    closed or reset connection reads as end of file or an error."""
+
+    def alive() -> bool:
+        try:
+            # select first: a socket with a timeout waits for data even with MSG_DONTWAIT
+            readable, _, _ = select.select([sock], [], [], 0)
+            if not readable:
+                return True  # open, nothing sent: a viewer
+            return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))  # b"": the peer closed
+        except (BlockingIOError, InterruptedError):
+            return True
+        except (OSError, ValueError):  # reset, or already closed here
+            return False
+
+    return alive
