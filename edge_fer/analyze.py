@@ -478,7 +478,7 @@ def _analyze(
     summary = {
         "video": path_text(video),
         "complete": not error,
-        "error": error,
+        "error": error or None,  # null when complete, as in index.json
         "duration_s": round(duration, 3),
         "fps": round(pipe.source.fps, 3),
         "frames": frames,
