@@ -201,3 +201,19 @@ def test_an_encrypted_zip_member_is_skipped_and_counted(tmp_path, tiny_bundle):
     _mark_encrypted(z, "happy/0.png")
     rep = run_eval(tmp_path, "--model", str(tiny_bundle), "--data", str(z))
     assert rep["n"] == 5 and rep["skipped"]["unreadable"] == 1
+
+
+def test_a_folder_of_public_test_faces_says_how_to_evaluate_them(tmp_path, tiny_bundle):
+    """FER-named files without PrivateTest_ ones said only 'no test split (splits found: val)'."""
+    from tests.datasets import faces
+
+    x, _ = faces(4)
+    for i, img in enumerate(x):
+        (tmp_path / "d" / "happy").mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(tmp_path / "d" / "happy" / f"PublicTest_{i}.png"), img)
+    line = assert_one_line_error(
+        cli("eval", "--model", str(tiny_bundle), "--data", str(tmp_path / "d")), "no test split"
+    )
+    assert "val (PublicTest_*)" in line and "--split" in line, line
+    p = cli("eval", "--model", str(tiny_bundle), "--data", str(tmp_path / "d"), "--split", "val", "-q")
+    assert p.returncode == 0, p.stderr

@@ -216,7 +216,10 @@ def load_labeled_images(
     else:
         if key not in raw:
             have = ", ".join(sorted(raw)) or "none"
-            raise DataError(f"{source}: no {split or 'test'} split (splits found: {have})")
+            names = {"train": "train (Training_*)", "val": "val (PublicTest_*)", "test": "test (PrivateTest_*)"}
+            found = ", ".join(names.get(k, k) for k in sorted(raw)) or "none"
+            hint = f"; choose one with --split ({have}) or all of them with --split all" if raw else ""
+            raise DataError(f"{source}: no {split or 'test'} split (splits found: {found}){hint}")
         xs, ys = raw[key]
         fer = "FER2013" in report.kind
         name = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}[key] if fer else key
