@@ -282,6 +282,7 @@ def test_an_unknown_calibration_method_is_one_line(smooth, tmp_path):
     assert_one_line_error(p, "calibration-method")
 
 
+@pytest.mark.train
 def test_a_calibration_that_no_face_contradicts_is_refused_not_folded(smooth, tmp_path):
     """Recalibrating on faces the model gets all right drove the temperature toward 0 and folded it in
     (T=0.17 on one face: every score 1.0, NLL -0.0 in the report; ECE on other faces 0.16 -> 0.29)."""

@@ -120,6 +120,7 @@ def test_user_folders_with_aliases_and_class_map(tmp_path):
         (["grumpi=angry"], "--class-map names no folder here: grumpi (class folders: grumpy, happiness)"),
     ],
 )
+@pytest.mark.train  # through `edge-fer train`, which needs a training backend installed
 def test_a_class_map_that_conflicts_or_names_no_folder_is_one_line(tmp_path, maps, needle):
     """These were silent: the last mapping won, an empty folder name was taken, and a mistyped folder
     left its class out of training without a word."""
