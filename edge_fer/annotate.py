@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edge_fer.fsutil import opencv_path
+from edge_fer.fsutil import opencv_path, probe_folder
 from edge_fer.types import Frame
 
 if TYPE_CHECKING:
@@ -70,7 +70,6 @@ def check_target(path: str | Path) -> None:
         raise ConfigError(
             f"--annotate {path}: {what} is not a video container it can write; use one of {', '.join(VIDEO_SUFFIXES)}"
         )
-    from edge_fer.fsutil import probe_folder
 
     try:
         probe_folder(p.parent)
@@ -163,20 +162,10 @@ class Annotator:
 def _open_error(path: Path) -> Exception:
     """Why OpenCV could not open a video for writing (it does not say): a full or read-only disk is an
     :class:`~edge_fer.errors.OutputError` (exit 74), anything else a :class:`ConfigError` (exit 2)."""
-    from edge_fer.errors import OUTPUT_ERRNOS, ConfigError, OutputError
+    from edge_fer.errors import ConfigError, write_error
 
-    probe = path.parent / f".edge-fer-write-test-{os.getpid()}"
     try:
-        with open(probe, "wb") as f:
-            f.write(b"\0" * 65536)
-            f.flush()
-            os.fsync(f.fileno())
+        probe_folder(path.parent, 65536)
     except OSError as e:
-        if e.errno in OUTPUT_ERRNOS:
-            return OutputError(f"cannot write annotated video {path}: {e.strerror or e}")
-    finally:
-        try:
-            probe.unlink()
-        except OSError:
-            pass
+        return write_error(f"cannot write annotated video {path}: {e.strerror or e}", e, ConfigError)
     return ConfigError(f"cannot write annotated video {path}")

@@ -61,6 +61,12 @@ class OutputError(EdgeFerError):
     exit_code = EXIT_IOERR
 
 
+def write_error(message: str, e: OSError, kind: type[EdgeFerError] = EdgeFerError) -> EdgeFerError:
+    """``message`` as the error of a write that failed with ``e``: an :class:`OutputError` (exit 74)
+    for a full or read-only disk (:data:`OUTPUT_ERRNOS`), else ``kind`` (a wrong path: exit 2)."""
+    return (OutputError if e.errno in OUTPUT_ERRNOS else kind)(message)
+
+
 class MissingDependencyError(EdgeFerError):
     """A dependency that no edge-fer extra provides is missing (a system package, a specific build);
     the message says how to install it."""

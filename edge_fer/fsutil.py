@@ -129,14 +129,21 @@ def replace_durably(src: str | Path, target: str | Path) -> None:
     fsync_dir(Path(target).absolute().parent)
 
 
-def probe_folder(folder: str | Path) -> None:
-    """Create ``folder`` if needed and write (then remove) an empty file in it: whether outputs can go
-    there, found out before any work is done. Raises the :class:`OSError` when they cannot."""
+def probe_folder(folder: str | Path, nbytes: int = 0) -> None:
+    """Create ``folder`` if needed and write (then remove) a file of ``nbytes`` zero bytes in it,
+    flushed to the disk: whether outputs can go there (an empty file finds a read-only or missing
+    folder, a few blocks a full disk). Raises the :class:`OSError` when they cannot."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     probe = folder / f".edge-fer-write-test-{os.getpid()}"
-    probe.write_bytes(b"")
-    probe.unlink()
+    try:
+        with open(probe, "wb") as f:
+            if nbytes:
+                f.write(b"\0" * nbytes)
+                f.flush()
+                os.fsync(f.fileno())
+    finally:
+        probe.unlink(missing_ok=True)
 
 
 def atomic_write_bytes(target: str | Path, data: bytes) -> None:

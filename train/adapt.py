@@ -43,7 +43,7 @@ from edge_fer.train.rundir import RunDir
 from edge_fer.train.space import as_output_error, bytes_needed, ensure_space
 
 from edge_fer.bundle import ModelMeta
-from edge_fer.errors import OUTPUT_ERRNOS, DataError, EdgeFerError, ModelError, OutputError
+from edge_fer.errors import DataError, EdgeFerError, ModelError, write_error
 from edge_fer.fsutil import atomic_write_json, replace_durably
 
 log = logging.getLogger("edge_fer.train.adapt")
@@ -263,8 +263,7 @@ def _write_run(
     try:
         tmp.ckpt.mkdir(parents=True)
     except OSError as e:  # named as the folder asked for, not the hidden one beside it
-        kind = OutputError if e.errno in OUTPUT_ERRNOS else EdgeFerError
-        raise kind(f"cannot write {opts.out}: {e.strerror or e}") from None
+        raise write_error(f"cannot write {opts.out}: {e.strerror or e}", e) from None
     _write_models(tmp, run, cfg, opts.out, model, ae)
     np.savez_compressed(tmp.calibration, x=new, y=y_pseudo, labels=np.asarray(meta.labels))
     meta.save(tmp.metadata)

@@ -31,7 +31,7 @@ from edge_fer.train.rundir import RunDir
 from edge_fer.train.space import as_output_error
 
 from edge_fer.bundle import Preprocessing
-from edge_fer.errors import OUTPUT_ERRNOS, DataError, EdgeFerError, OutputError
+from edge_fer.errors import DataError, EdgeFerError, write_error
 from edge_fer.fsutil import atomic_write_bytes, atomic_write_json
 
 log = logging.getLogger("edge_fer.train")
@@ -109,8 +109,7 @@ def prepare_run_dir(cfg: TrainConfig, resume: bool, overwrite: bool) -> tuple[Ru
     try:
         run.ckpt.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        kind = OutputError if e.errno in OUTPUT_ERRNOS else EdgeFerError  # a full disk, or a wrong path
-        raise kind(f"cannot create {run.root}: {e.strerror or e}") from None
+        raise write_error(f"cannot create {run.root}: {e.strerror or e}", e) from None
     atomic_write_json(run.config, asdict(cfg))
     return run, cfg, {"done": [], "timing": {}}
 

@@ -35,7 +35,7 @@ import sys
 import time
 from pathlib import Path
 
-from edge_fer.errors import OUTPUT_ERRNOS, ConfigError, OutputError
+from edge_fer.errors import ConfigError, write_error
 from edge_fer.types import Sink, SinkStats
 
 log = logging.getLogger(__name__)
@@ -74,8 +74,7 @@ def open_output(path: str | Path, overwrite: bool = False) -> int:
     except OSError as e:
         if fifo and e.errno == errno.ENXIO:
             raise ConfigError(f"cannot open output {p}: it is a FIFO (named pipe) that nobody reads") from None
-        kind = OutputError if e.errno in OUTPUT_ERRNOS else ConfigError  # a full or read-only disk: exit 74
-        raise kind(f"cannot open output {p}: {e.strerror or e}") from None
+        raise write_error(f"cannot open output {p}: {e.strerror or e}", e, ConfigError) from None
     if fifo:
         os.set_blocking(fd, True)
     return fd
