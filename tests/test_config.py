@@ -223,7 +223,7 @@ def test_flags_land_on_their_config_keys(capsys):
 def test_help_shows_the_schema_defaults():
     helps = {p.opts[0]: p.help for p in _params("run")} | {"bench " + p.opts[0]: p.help for p in _params("bench")}
     assert helps["--detector"].endswith("(default: yunet)")
-    assert helps["--full-every"].endswith("(default: 4)") and helps["--detect-scale"].endswith("(default: 0.5)")
+    assert helps["--full-every"].endswith("(default: 8)") and helps["--detect-scale"].endswith("(default: 0.5)")
     assert helps["bench --detect-scale"] == helps["--detect-scale"]  # one definition for both commands
 
 

@@ -275,3 +275,53 @@ def test_roi_detector_counts_full_every_in_frames_when_called_every_nth_frame():
     assert det.full_every == 4  # calls: still a full pass every 12 frames
     assert det.margin == pytest.approx(0.8)  # faces move further between calls: wider windows
     assert RoiDetector(_Fake(), full_every=12, frame_gap=5).full_every == 3  # ceil(12 / 5)
+
+
+def test_a_new_shot_brings_the_full_pass_forward():
+    """A cut (the coarse pixel grid changes by more than ``cut_threshold`` on average) makes a full
+    pass at once; the count to the next scheduled pass restarts there. Slow change does not."""
+    inner = _Fake()
+    det = RoiDetector(inner, full_every=8)
+    dark, bright = np.zeros((360, 640, 3), np.uint8), np.full((360, 640, 3), 200, np.uint8)
+    det.detect(dark)  # frame 0: full pass
+    for _ in range(2):
+        det.detect(dark + 5)  # small change: no full pass
+    assert inner.calls == ["full"]
+    det.detect(bright)  # frame 3: a new shot
+    assert inner.calls == ["full", "full"]
+    for _ in range(7):
+        det.detect(bright)
+    assert inner.calls.count("full") == 2  # frames 4-10: the next scheduled pass is 8 after the cut
+    det.detect(bright)
+    assert inner.calls.count("full") == 3 and det.full_passes == 3
+
+    off = _Fake()
+    still = RoiDetector(off, full_every=8, cut_threshold=0)  # 0: cuts are not looked for
+    for img in (dark, bright, dark):
+        still.detect(img)
+    assert off.calls.count("full") == 1
+
+
+def test_edge_fer_run_finds_a_face_on_the_first_frame_after_a_cut(tmp_path, face_images):
+    """Through the installed command on a real video: five frames of an empty room, then a cut to a
+    face. The face is found on the frame of the cut (frame 5), not at the next scheduled full pass
+    (frame 8), so its track is confirmed (two detections, ``tracker.min_hits``) on frame 6, not 9."""
+    import cv2
+
+    from tests.cli import run_cli
+
+    face = cv2.imread(str(face_images["obama"]))
+    face = cv2.resize(face, (640, int(face.shape[0] * 640 / face.shape[1])))[:360]
+    face = cv2.copyMakeBorder(face, 0, 360 - face.shape[0], 0, 0, cv2.BORDER_CONSTANT)
+    room = np.full_like(face, 90)
+    cv2.rectangle(room, (60, 40), (300, 320), (40, 120, 160), -1)  # a door, no face
+    video = tmp_path / "cut.mp4"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (640, 360))
+    for i in range(16):
+        writer.write(room if i < 5 else face)
+    writer.release()
+    out = tmp_path / "events.jsonl"
+    r = run_cli("run", "--source", video, "-o", out, "--per-frame")
+    assert r.returncode == 0, r.stderr
+    frames = [e["frame"] for e in map(json.loads, out.read_text().splitlines()) if e["type"] == "face"]
+    assert frames and frames[0] == 6, frames[:3]

@@ -48,12 +48,12 @@ class DetectorConfig:
     # between full-frame passes a search only in a window around each face found by the previous
     # detection (edge_fer.detect.roi)
     full_every: int = opt(
-        4,
+        8,
         lo=0,
         hi=1000,
         flag="--full-every",
-        help="A full-frame detection every N frames, between them only a window around each "
-        "known face (0: full frame every time).",
+        help="A full-frame detection every N frames (and at once on a new shot), between them only a "
+        "window around each known face (0: full frame every time).",
     )
     scale: float = opt(0.5, lo=0.05, hi=1.0, flag="--detect-scale", help="Downscale factor of the frame for detection.")
     min_size: int = opt(

@@ -2,10 +2,15 @@
 
 :class:`RoiDetector` wraps any :class:`~edge_fer.detect.WindowDetector`, which also offers
 ``detect_roi(image, box, window)`` (the best face near ``box``, searched only at that face's own scale inside a window around it: Haar and YuNet both
-do). On frame 0, N, 2N, ... the inner detector scans the whole frame (newcomers appear there); on
+do). On frame 0 and then every N frames the inner detector scans the whole frame (newcomers appear there); on
 the frames between, each face found on the previous frame is looked for again in its window only,
 which costs a fraction of a full pass. A face that its window loses is searched again for
 ``patience`` more frames (wider window), then dropped until the next full pass finds it.
+
+A full pass also comes early on a new shot: when a coarse grid of pixels (32 x 18 samples) changed
+by more than ``cut_threshold`` grey levels on average since the previous frame (a cut, a jump of the
+camera), the known faces are stale, and the full pass finds the new ones at once instead of up to N
+frames late. The count to the next scheduled pass starts again after every full pass.
 
 On a full-pass frame the known faces that the full pass missed are looked for in their windows
 too, so a detector that flickers (Haar on a turning head) keeps the face.
@@ -63,10 +68,18 @@ class RoiDetector(Detector):
     ``patience``: calls a lost face is still searched for (its window widened) before it is
     dropped. ``full_every=1`` is a full pass on every frame (plus the windows of faces it missed).
     ``frame_gap``: frames between two calls (the pipeline's ``detector.every``): ``full_every`` still
-    counts frames, and windows grow with the gap, since faces move further between calls."""
+    counts frames, and windows grow with the gap, since faces move further between calls.
+    ``cut_threshold``: mean change of the coarse pixel grid (0-255) taken as a new shot, which brings
+    the next full pass forward to this frame (0: never)."""
 
     def __init__(
-        self, inner: Detector, full_every: int = 12, margin: float = 0.4, patience: int = 2, frame_gap: int = 1
+        self,
+        inner: Detector,
+        full_every: int = 12,
+        margin: float = 0.4,
+        patience: int = 2,
+        frame_gap: int = 1,
+        cut_threshold: float = 20.0,
     ):
         if not isinstance(inner, WindowDetector):
             raise ConfigError(f"the {inner.name} detector cannot search windows (no detect_roi)")
@@ -86,13 +99,34 @@ class RoiDetector(Detector):
         self.max_windows = inner.roi_max_windows
         self.known: list[_Known] = []
         self.frames = 0
+        self.full_passes = 0
+        self.cut_threshold = float(cut_threshold)
+        self._since_full = 0  # calls since the last full pass
+        self._grid: np.ndarray | None = None  # the previous frame's coarse pixel grid
+
+    def _new_shot(self, image: np.ndarray) -> bool:
+        """Whether ``image`` starts a new shot: its coarse pixel grid (every 1/32 of the width and
+        1/18 of the height, a few thousand values, read without copying the frame) differs from the
+        previous frame's by more than ``cut_threshold`` on average."""
+        if self.cut_threshold <= 0:
+            return False
+        h, w = image.shape[:2]
+        sy, sx = max(1, h // 18), max(1, w // 32)
+        grid = image[sy // 2 :: sy, sx // 2 :: sx].astype(np.int16)
+        prev, self._grid = self._grid, grid
+        if prev is None or prev.shape != grid.shape:
+            return False
+        return float(np.abs(grid - prev).mean()) > self.cut_threshold
 
     def detect(self, image: np.ndarray) -> list[Face]:
         h, w = image.shape[:2]
-        full = self.frames % self.full_every == 0 or len(self.known) > self.max_windows
+        cut = self._new_shot(image)
+        full = self.frames == 0 or self._since_full >= self.full_every or cut or len(self.known) > self.max_windows
         self.frames += 1
+        self._since_full = 1 if full else self._since_full + 1
         found: list[Face] = []
         if full:
+            self.full_passes += 1
             found = list(self.inner.detect(image))
         kept: list[_Known] = []
         for k in self.known:
