@@ -5,7 +5,8 @@
 
 Frames 90-210 of the shared clip are its one-face stretch: the performer at close range, no
 audience face found by YuNet at full resolution. Cut out, they make a real one-face clip for speed
-comparisons (``benchmarks/compare_fer.py``, ``benchmarks/analyze_vs_fer.py``). The frames are
+comparisons (``benchmarks/compare_fer.py``, ``benchmarks/analyze_vs_fer.py``); ``--repeat 10`` makes a
+40-second one (the stretch forwards, backwards, forwards ...), where start-up no longer dominates. The frames are
 decoded and encoded again with OpenCV's ``mp4v`` writer (no ffmpeg needed).
 """
 
@@ -22,6 +23,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--start", type=int, required=True, help="first frame kept (0-based)")
     ap.add_argument("--end", type=int, required=True, help="first frame not kept")
     ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="write the segment N times, every other time backwards (no cut where it joins): a longer clip",
+    )
     a = ap.parse_args(argv)
 
     import cv2
@@ -34,17 +41,21 @@ def main(argv: list[str] | None = None) -> int:
     size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
     a.out.parent.mkdir(parents=True, exist_ok=True)
     out = cv2.VideoWriter(str(a.out), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-    i = kept = 0
+    i, segment = 0, []
     while i < a.end:
         ok, frame = cap.read()
         if not ok:
             break
         if i >= a.start:
-            out.write(frame)
-            kept += 1
+            segment.append(frame)
         i += 1
+    for r in range(max(1, a.repeat)):
+        for frame in segment if r % 2 == 0 else segment[::-1]:
+            out.write(frame)
     out.release()
-    print(f"{a.out}: {kept} frames ({a.start}-{a.start + kept - 1}), {size[0]}x{size[1]} at {fps:.2f} fps")
+    kept = len(segment)
+    times = f", {a.repeat} times ({kept * a.repeat} frames)" if a.repeat > 1 else ""
+    print(f"{a.out}: {kept} frames ({a.start}-{a.start + kept - 1}){times}, {size[0]}x{size[1]} at {fps:.2f} fps")
     return 0 if kept else 2
 
 
