@@ -17,6 +17,7 @@ processes (:func:`analyze_all`).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import glob
@@ -27,7 +28,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -694,7 +695,8 @@ def _pool_round(
         initializer=_init_worker,
         initargs=(queue, started, level),
     ) as pool:
-        futures = {pool.submit(_run_one, i, *jobs[i], cfg, opts): i for i in todo}
+        with _workers_skip_main():  # the workers are started by the first submit
+            futures = {pool.submit(_run_one, i, *jobs[i], cfg, opts): i for i in todo}
         pending = set(futures)
         while pending:
             finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
@@ -721,6 +723,26 @@ def _pool_round(
             if frames.get(i):
                 progress(-frames[i])  # counted again when it is analysed again
     return sorted(lost), {i for i in lost if started[i]}
+
+
+@contextlib.contextmanager
+def _workers_skip_main() -> Iterator[None]:
+    """While worker processes are started: a spawned process runs the parent's main script again
+    before its task (``multiprocessing``'s "main module" fix-up), and here that script is the
+    ``edge-fer`` command, which imports the whole command line (typer, rich: about a tenth of a second
+    per worker, a large share of a short video). The workers need nothing from it
+    (:func:`_run_one` and :func:`_init_worker` are imported by name), so the script's path is hidden
+    from the start-up data. An interactive or ``python -m`` main is left alone."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or path is None or getattr(main, "__spec__", None) is not None:
+        yield
+        return
+    del main.__file__
+    try:
+        yield
+    finally:
+        main.__file__ = path
 
 
 def _drain(queue: Any, progress: Callable[[int], None] | None, frames: dict[int, int]) -> None:

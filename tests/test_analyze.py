@@ -488,3 +488,25 @@ def test_a_video_that_kills_its_worker_twice_fails_alone(tmp_path, hamilton_clip
         assert (out / name / ".complete").is_file() and not list((out / name).glob(".*.tmp*"))
     crash = out / "crash"
     assert not crash.exists() or not list(crash.glob(".*.tmp*")) and not (crash / ".complete").exists()
+
+
+def test_workers_do_not_import_the_command_line_again(tmp_path, hamilton_clip):
+    """A spawned worker runs the parent's main script again unless told not to; here that script is
+    the ``edge-fer`` command, whose import (typer, rich, pydantic) cost each worker about a tenth of a
+    second before its first frame. Python's own import log (every process inherits the variable)
+    shows the command line imported once, by the parent, and the analysis module by all three."""
+    for name in "ab":
+        shutil.copy(hamilton_clip, tmp_path / f"{name}.mp4")
+    env = {**os.environ, "PYTHONPROFILEIMPORTTIME": "1", "EDGE_FER_DEBUG": ""}
+    r = subprocess.run(
+        [EDGE_FER, "analyze", str(tmp_path / "a.mp4"), str(tmp_path / "b.mp4"), "-o", str(tmp_path / "out")]
+        + ["--workers", "2", "--max-seconds", "1", "-q"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    imported = [line.rsplit("|", 1)[1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")]
+    assert imported.count("edge_fer.analyze") == 3  # the parent and both workers
+    assert imported.count("edge_fer.cli") == 1  # the parent only
