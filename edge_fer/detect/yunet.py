@@ -94,6 +94,22 @@ def load_net(p: Path, args: tuple[float, float, int], shipped: bool = False) -> 
     return net
 
 
+def shrink(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``image`` resized to ``width`` x ``height``, averaging the pixels as ``cv2.INTER_AREA`` does
+    where it shrinks, at a fraction of its cost: OpenCV's area resize is fast only for whole-number
+    factors (a 191 px window to 64 px took 0.15 ms, a third of the window network's time). So the
+    image is first averaged down by the largest whole factor (its last rows and columns past a
+    multiple of it dropped: fewer than the factor), then bilinearly by the remaining factor of 1-2."""
+    h, w = image.shape[:2]
+    k = min(w // max(1, width), h // max(1, height))
+    if k >= 2:
+        image = image[: h - h % k, : w - w % k]
+        image = cv2.resize(image, (image.shape[1] // k, image.shape[0] // k), interpolation=cv2.INTER_AREA)
+    if image.shape[1] == width and image.shape[0] == height:
+        return image
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
 class YuNetDetector(WindowDetector):
     """Runs on a BGR frame downscaled by ``scale``; boxes and landmarks scaled back. ``model``,
     ``scale``, ``score_threshold`` and ``min_size`` as in ``[detector]``, checked there."""
@@ -222,7 +238,7 @@ class YuNetDetector(WindowDetector):
         crop = image[y0:y1, x0:x1]
         cw, ch = max(1, min(S, int(round((x1 - x0) * f)))), max(1, min(S, int(round((y1 - y0) * f))))
         canvas = np.zeros((S, S, 3), np.uint8)
-        canvas[:ch, :cw] = cv2.resize(crop, (cw, ch), interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
+        canvas[:ch, :cw] = shrink(crop, cw, ch)
         if self._roi_net is None:
             self._roi_net = cv2.FaceDetectorYN.create(self.model_path, "", (S, S), *self._args)
         _, rows = self._roi_net.detect(canvas)
