@@ -120,9 +120,10 @@ def test_adapt_onto_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, tiny_ae
 
 
 def test_an_interrupt_while_the_adapted_run_is_written_leaves_no_staging_folder(tmp_path, tiny_ae_run):
-    """Ctrl-C (SIGINT) while the adapted run was being written left the hidden staging folder behind.
-    On a fast machine the run can finish between the staging folder's appearance and the signal
-    (exit 0, a complete run): that try proves nothing, so it is made again, up to five times."""
+    """Ctrl-C (SIGINT) while the adapted run was being written left the hidden staging folder behind;
+    later, an interrupt that landed in a garbage-collection callback inside Keras's saving code was
+    lost, and the run was written whole with exit 0. A signal that comes after the run is in place
+    proves nothing: that try is made again, up to five times."""
     import shutil
     import signal
     import subprocess
@@ -153,12 +154,11 @@ def test_an_interrupt_while_the_adapted_run_is_written_leaves_no_staging_folder(
                 proc.kill()
                 proc.wait()
         assert not staging.exists(), sorted(p.name for p in tmp_path.iterdir())
-        if proc.returncode == 0:  # finished before the signal: the run is whole; try again
+        if out.exists():  # the signal came after the run was in place: it is whole; try again
             assert (out / "config.json").exists(), sorted(p.name for p in out.iterdir())
             shutil.rmtree(out)
             continue
         assert proc.returncode == 130, err[-2000:]
-        assert not out.exists(), sorted(p.name for p in tmp_path.iterdir())
         interrupted = True
         break
     assert interrupted, "every run finished before the interrupt reached it"
