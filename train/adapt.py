@@ -316,6 +316,7 @@ def _interrupts_between_steps() -> Iterator[Callable[[], None]]:
         yield step
     finally:
         signal.signal(signal.SIGINT, previous)
+    step()  # one that came after the last step, before the handler was put back
 
 
 def _faces(opts: AdaptOptions, meta: ModelMeta, cfg: dict) -> tuple[np.ndarray, np.ndarray, str | None]:
