@@ -225,6 +225,46 @@ def test_roi_detector_full_pass_every_n_and_windows_between():
     assert det.detect(img) == [] and inner.calls[-1] == "full"  # nothing to search between passes
 
 
+def test_windows_run_on_one_opencv_thread_and_full_passes_on_all():
+    """A 64 px window through OpenCV's thread pool cost twice its single-thread time on 2 cores
+    (benchmarks/opencv_threads.py); the full pass keeps the pool, and the count is put back."""
+    cv2 = pytest.importorskip("cv2")
+
+    class Counting(_Fake):
+        def __init__(self):
+            super().__init__()
+            self.threads: list[tuple[str, int]] = []
+
+        def detect(self, image):
+            self.threads.append(("full", cv2.getNumThreads()))
+            return super().detect(image)
+
+        def detect_roi(self, image, box, window):
+            self.threads.append(("roi", cv2.getNumThreads()))
+            return super().detect_roi(image, box, window)
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(3)
+    try:
+        inner = Counting()
+        inner.full = [(100, 100, 50, 50)]
+        inner.roi = (102, 100, 50, 50)
+        det = RoiDetector(inner, full_every=2)
+        img = np.zeros((360, 640), np.uint8)
+        for _ in range(3):
+            det.detect(img)
+        assert inner.threads == [("full", 3), ("roi", 1), ("full", 3)]
+        assert cv2.getNumThreads() == 3
+        inner.roi = None
+        inner.full = []
+        inner.detect_roi = lambda *a: 1 / 0  # a window that fails still puts the count back
+        with pytest.raises(ZeroDivisionError):
+            det.detect(img)
+        assert cv2.getNumThreads() == 3
+    finally:
+        cv2.setNumThreads(before)
+
+
 def test_roi_detector_keeps_a_face_the_full_pass_missed():
     inner = _Fake()
     det = RoiDetector(inner, full_every=2)

@@ -21,8 +21,11 @@ tracker does that, with ``detector.every``). Frames are numbered by the calls to
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from edge_fer.boxes import iou
@@ -53,6 +56,25 @@ def pick_nearest(faces: list[Face], box: tuple[int, int, int, int]) -> Face | No
         return (float(np.hypot(fx - cx, fy - cy)), -f.score)
 
     return min(faces, key=key)
+
+
+@contextlib.contextmanager
+def one_opencv_thread() -> Iterator[None]:
+    """OpenCV on one thread inside, its previous thread count after. A window is so small (YuNet's
+    64 x 64 input) that OpenCV's thread pool gains nothing on it and loses when the other core is
+    busy: on 2 cores the window network took 0.44 ms on one thread in every round, 0.41-0.93 ms
+    (median 0.48) on two, while the full-frame pass gains from them (2.6 ms against 3.2). The count
+    is process-wide and costs well under a microsecond to set (``benchmarks/opencv_threads.py``,
+    ``benchmarks/results/opencv_threads/``)."""
+    n = cv2.getNumThreads()
+    if n <= 1:
+        yield
+        return
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(n)
 
 
 @dataclass
@@ -129,15 +151,16 @@ class RoiDetector(Detector):
             self.full_passes += 1
             found = list(self.inner.detect(image))
         kept: list[_Known] = []
-        for k in self.known:
-            if any(iou(k.box, f.box) > 0.3 for f in found):
-                continue  # the full pass has it
-            x0, y0, x1, y1 = roi_window(k.box, self.margin * (1 + k.misses), w, h)
-            face = self.inner.detect_roi(image, k.box, (x0, y0, x1, y1)) if x1 - x0 >= 8 and y1 - y0 >= 8 else None
-            if face is not None and not any(iou(face.box, f.box) > 0.3 for f in found):
-                found.append(face)
-            elif face is None and k.misses < self.patience:
-                kept.append(_Known(k.box, k.misses + 1))
+        with one_opencv_thread():
+            for k in self.known:
+                if any(iou(k.box, f.box) > 0.3 for f in found):
+                    continue  # the full pass has it
+                x0, y0, x1, y1 = roi_window(k.box, self.margin * (1 + k.misses), w, h)
+                face = self.inner.detect_roi(image, k.box, (x0, y0, x1, y1)) if x1 - x0 >= 8 and y1 - y0 >= 8 else None
+                if face is not None and not any(iou(face.box, f.box) > 0.3 for f in found):
+                    found.append(face)
+                elif face is None and k.misses < self.patience:
+                    kept.append(_Known(k.box, k.misses + 1))
         self.known = [_Known(int_box(f.box)) for f in found] + [
             k for k in kept if not any(iou(k.box, f.box) > 0.3 for f in found)
         ]
