@@ -130,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return _internal_error(e)
     code = rv if isinstance(rv, int) else 0
+    if code == 130:  # typer turns Ctrl-C inside a command into this code, silently
+        print("edge-fer: interrupted", file=sys.stderr)
     try:  # what is still buffered for stdout: a full disk or a closed pipe is an output error
         if sys.stdout is not None:
             sys.stdout.flush()

@@ -28,14 +28,10 @@ TensorFlow is imported.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +39,7 @@ from typing import Any
 
 import numpy as np
 from edge_fer.train.adapt_options import AdaptOptions
+from edge_fer.train.interrupts import watch_interrupts
 from edge_fer.train.rundir import RunDir
 from edge_fer.train.space import as_output_error, bytes_needed, ensure_space
 
@@ -264,18 +261,19 @@ def _write_run(
     need = 2 * bytes_needed(model) + 3 * bytes_needed(ae) + new.nbytes
     ensure_space(opts.out.parent, need, f"the adapted run {opts.out}", hint=False)
     shutil.rmtree(tmp.root, ignore_errors=True)
-    with _interrupts_between_steps() as step:
+    # Ctrl-C while the files are written is raised between two files (edge_fer.train.interrupts)
+    with watch_interrupts(at_once=False) as interrupts:
         try:
             tmp.ckpt.mkdir(parents=True)
         except OSError as e:  # named as the folder asked for, not the hidden one beside it
             raise write_error(f"cannot write {opts.out}: {e.strerror or e}", e) from None
-        step()
+        interrupts.check()
         _write_models(tmp, run, cfg, opts.out, model, ae)
-        step()
+        interrupts.check()
         np.savez_compressed(tmp.calibration, x=new, y=y_pseudo, labels=np.asarray(meta.labels))
         meta.save(tmp.metadata)
         atomic_write_json(tmp.adapt_report, report)
-        step()
+        interrupts.check()
     # --overwrite: the old run is moved aside first and removed only once the new one is in place, so
     # an interrupt in between never leaves neither
     old = opts.out.with_name(f".{opts.out.name}.adapt-old")
@@ -289,34 +287,6 @@ def _write_run(
             os.replace(old, opts.out)
         raise
     shutil.rmtree(old, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _interrupts_between_steps() -> Iterator[Callable[[], None]]:
-    """Ctrl-C (SIGINT) while the files are written: noted by the handler, raised as
-    :class:`KeyboardInterrupt` by ``step()`` between two files. Raised by the handler itself, an
-    interrupt that lands in a garbage-collection callback inside Keras's saving code is printed as
-    "Exception ignored" and lost (CPython drops exceptions there): the run was then written whole
-    and the command exited 0 although the user had stopped it. Outside the main thread (a library
-    caller's worker), nothing changes."""
-    hit: list[int] = []
-
-    def note(signum: int, _frame: Any) -> None:
-        hit.append(signum)
-
-    def step() -> None:
-        if hit:
-            raise KeyboardInterrupt
-
-    if threading.current_thread() is not threading.main_thread():
-        yield step
-        return
-    previous = signal.signal(signal.SIGINT, note)
-    try:
-        yield step
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    step()  # one that came after the last step, before the handler was put back
 
 
 def _faces(opts: AdaptOptions, meta: ModelMeta, cfg: dict) -> tuple[np.ndarray, np.ndarray, str | None]:

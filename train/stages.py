@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from edge_fer.train.interrupts import InterruptWatch, keras_callbacks
 from edge_fer.train.model import NetConfig
 from edge_fer.train.options import TrainConfig
 from edge_fer.train.rundir import RunDir
@@ -114,6 +115,8 @@ class StageRunner:
     state: dict
     strategy: Any
     verbose: int = 0
+    # Ctrl-C noted while training: raised again at the next batch if its first raise was lost
+    interrupts: InterruptWatch = field(default_factory=InterruptWatch)
     history: StageHistory = field(init=False)
 
     def __post_init__(self) -> None:
@@ -135,6 +138,7 @@ class StageRunner:
     def finish(self, stage: str) -> None:
         self.done.append(stage)
         self.save_state()
+        self.interrupts.check()
 
     def fit(
         self, stage: str, model: Any, train_ds: Any, val_ds: Any, epochs: int, n_images: int, callbacks: tuple = ()
@@ -143,11 +147,15 @@ class StageRunner:
 
         backup = self.run.ckpt / f"{stage}_backup"
         # the room check first: Keras calls the callbacks in order, and the backup writes at epoch end
+        # Ctrl-C is held while an epoch's files are written (edge_fer.train.interrupts)
+        hold, release = keras_callbacks(self.interrupts)
         cbs = [
             guard_callback(self.run.ckpt),
+            hold,
             keras.callbacks.BackupAndRestore(str(backup)),
             self.history.callback(stage),
             *callbacks,
+            release,
         ]
         t0 = time.perf_counter()
         model.fit(train_ds, validation_data=val_ds, epochs=epochs, verbose=self.verbose, callbacks=cbs, shuffle=False)

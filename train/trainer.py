@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from edge_fer.train.interrupts import InterruptWatch, watch_interrupts
 from edge_fer.train.options import TrainConfig
 from edge_fer.train.results import TrainMetrics
 from edge_fer.train.rundir import RunDir
@@ -53,9 +54,9 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Tr
     if cfg.unlabeled:  # a wrong folder is refused before the run folder is made (a rerun would find a run there)
         check_unlabeled(cfg.unlabeled)
     run, cfg, state = prepare_run_dir(cfg, resume, overwrite)
-    with _log_to(run.log):
+    with _log_to(run.log), watch_interrupts() as interrupts:
         try:
-            return _train(cfg, run, state, dataset)
+            return _train(cfg, run, state, dataset, interrupts)
         except EdgeFerError:
             raise
         except Exception as e:  # a full disk, in the words of h5py or TensorFlow: one line, exit 74
@@ -147,7 +148,7 @@ class _Faces:
     val_name: str
 
 
-def _train(cfg: TrainConfig, run: RunDir, state: dict, dataset) -> TrainMetrics:
+def _train(cfg: TrainConfig, run: RunDir, state: dict, dataset, interrupts: InterruptWatch) -> TrainMetrics:
     import keras
     from edge_fer.train.backend import describe_device, keep_tensorflow_out, training_strategy
 
@@ -170,7 +171,7 @@ def _train(cfg: TrainConfig, run: RunDir, state: dict, dataset) -> TrainMetrics:
 
     keras.utils.set_random_seed(cfg.seed)
     strategy, multiple = training_strategy(device["backend"], cfg.batch_size)
-    runner = StageRunner(run, state, strategy, verbose=1 if sys.stdout.isatty() else 0)
+    runner = StageRunner(run, state, strategy, verbose=1 if sys.stdout.isatty() else 0, interrupts=interrupts)
     net = NetConfig.from_train(cfg, num_classes=len(dataset.labels))
     va = dataset.splits["val"]
     tx, ty = _training_faces(cfg, dataset)
