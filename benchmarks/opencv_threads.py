@@ -14,15 +14,14 @@ the window search does.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
 
+from edge_fer import jsondoc
 from edge_fer.bench.compare_fer import load_frames
 from edge_fer.bench.machine import machine_info
 from edge_fer.detect.yunet import shrink
@@ -97,9 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     for k, v in doc["median_ms"].items():
         print(f"{k:<22} {v:7.3f} ms")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
+    jsondoc.write(args.json, doc, indent=1, mkdir=True)
     return 0
 
 

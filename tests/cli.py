@@ -8,7 +8,7 @@ import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 EDGE_FER = str(Path(sys.executable).with_name("edge-fer"))
@@ -40,6 +40,29 @@ def run_cli(
 def popen_cli(*args: str | os.PathLike, env: dict[str, str] | None = None, **kw) -> subprocess.Popen:
     """Start ``edge-fer *args`` (a daemon under test); the caller waits for it."""
     return subprocess.Popen(cli_command(*args), env=_env(env), **kw)
+
+
+def signal_when(
+    args: list[str | os.PathLike], ready: Callable[[], bool], sig: int, wait: float = 300, timeout: float = 120
+) -> tuple[int, str]:
+    """Start ``edge-fer *args``, send it ``sig`` once ``ready()`` (polled every few milliseconds, for
+    at most ``wait`` seconds; it must still be running then), and wait for it to end: (exit code,
+    stderr). Killed if it outlives ``timeout``."""
+    import time
+
+    proc = popen_cli(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + wait
+        while not (now := ready()) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+        assert now, "the command ended, or was never ready, before the signal"
+        proc.send_signal(sig)  # to a command that may just have ended: the caller judges its outcome
+        _, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return proc.returncode, err
 
 
 # Packages a runtime-only install does not have. Importing one under env_without_tensorflow() fails as

@@ -126,39 +126,25 @@ def test_an_interrupt_while_the_adapted_run_is_written_leaves_no_staging_folder(
     proves nothing: that try is made again, up to five times."""
     import shutil
     import signal
-    import subprocess
-    import time
 
-    from tests.cli import cli_command
+    from tests.cli import signal_when
 
     crops = write_crops(tmp_path / "crops", 120)
     out = tmp_path / "adapted"
     staging = tmp_path / ".adapted.adapt-tmp"
     interrupted = False
     for _ in range(5):
-        proc = subprocess.Popen(
-            cli_command("adapt", str(tiny_ae_run), "--unlabeled", str(crops), "--out", str(out), "--ae-epochs", "1"),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+        rc, err = signal_when(
+            ["adapt", str(tiny_ae_run), "--unlabeled", str(crops), "--out", str(out), "--ae-epochs", "1"],
+            staging.exists,
+            signal.SIGINT,
         )
-        try:
-            deadline = time.monotonic() + 300
-            while not staging.exists() and proc.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.002)
-            assert staging.exists(), "the run ended before its staging folder appeared"
-            proc.send_signal(signal.SIGINT)
-            _, err = proc.communicate(timeout=120)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
         assert not staging.exists(), sorted(p.name for p in tmp_path.iterdir())
         if out.exists():  # the signal came after the run was in place: it is whole; try again
             assert (out / "config.json").exists(), sorted(p.name for p in out.iterdir())
             shutil.rmtree(out)
             continue
-        assert proc.returncode == 130, err[-2000:]
+        assert rc == 130, err[-2000:]
         interrupted = True
         break
     assert interrupted, "every run finished before the interrupt reached it"

@@ -5,8 +5,6 @@ from __future__ import annotations
 import gc
 import os
 import signal
-import subprocess
-import time
 
 import pytest
 from edge_fer.train.interrupts import watch_interrupts
@@ -105,33 +103,19 @@ def test_ctrl_c_stops_edge_fer_train_with_exit_130_and_resume_finishes(tmp_path)
     keeps the finished stages, and ``--resume`` finishes it."""
     import json
 
-    from tests.cli import cli_command, run_cli
+    from tests.cli import run_cli, signal_when
     from tests.datasets import write_csv
 
     data = write_csv(tmp_path / "fer2013.csv")
     out = tmp_path / "run"
     args = ["--ae-epochs", "1", "--head-epochs", "1", "--width", "4", "--latent-channels", "8", "--batch-size", "16"]
-    proc = subprocess.Popen(
-        cli_command("train", "--data", str(data), "--out", str(out), "--epochs", "200", *args),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    history = out / "history.jsonl"
+    rc, err = signal_when(
+        ["train", "--data", data, "--out", out, "--epochs", "200", *args],
+        lambda: history.exists() and '"finetune"' in history.read_text(),
+        signal.SIGINT,
     )
-    try:
-        history = out / "history.jsonl"
-        deadline = time.monotonic() + 300
-        while proc.poll() is None and time.monotonic() < deadline:
-            if history.exists() and '"finetune"' in history.read_text():
-                break
-            time.sleep(0.05)
-        assert proc.poll() is None, "the run ended before fine-tuning began"
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 130, err[-2000:]
+    assert rc == 130, err[-2000:]
     assert err.strip().splitlines()[-1] == "edge-fer: interrupted", err[-2000:]
     assert "Traceback" not in err, err[-2000:]
     state = json.loads((out / "state.json").read_text())
