@@ -48,9 +48,17 @@ def signal_when(
     """Start ``edge-fer *args``, send it ``sig`` once ``ready()`` (polled every few milliseconds, for
     at most ``wait`` seconds; it must still be running then), and wait for it to end: (exit code,
     stderr). Killed if it outlives ``timeout``."""
+    import signal
     import time
 
-    proc = popen_cli(*args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # as from a terminal: a test run in the background (nohup, CI) would hand its ignored SIGINT on
+    proc = popen_cli(
+        *args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(sig, signal.SIG_DFL),
+    )
     try:
         deadline = time.monotonic() + wait
         while not (now := ready()) and proc.poll() is None and time.monotonic() < deadline:

@@ -10,6 +10,14 @@ import pytest
 from edge_fer.train.interrupts import watch_interrupts
 
 
+@pytest.fixture(autouse=True)
+def _ctrl_c_as_from_a_terminal():
+    """Python's own SIGINT handler, whatever this test run inherited (a background job ignores it)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 class _InterruptedDestructor:
     """SIGINT handled inside a destructor, as it can be inside Keras's and h5py's saving code:
     CPython prints "Exception ignored" and drops the KeyboardInterrupt."""
@@ -45,6 +53,17 @@ def test_an_interrupt_lost_after_the_last_check_is_raised_when_the_block_ends():
         with watch_interrupts():
             _lose_an_interrupt()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+
+
+def test_an_ignored_ctrl_c_stays_ignored():
+    """``nohup edge-fer train ... &`` ignores SIGINT, as Python leaves it; the watch must not undo that."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with watch_interrupts() as watch:
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):
+            pass
+    assert watch.signals == []
 
 
 def test_between_steps_an_interrupt_waits_for_the_check():

@@ -13,7 +13,7 @@ writes its checkpoints at the end of an epoch straight into their files, and a C
 of one left a file that ``--resume`` could not read (an internal error, exit 70), so the end of an
 epoch is held and the interrupt raised once its files are written. Without ``at_once``, only
 ``check()`` raises (a sequence of files is written whole or not at all). Outside the main thread
-nothing changes: signals are only handled there.
+nothing changes (signals are only handled there), nor where SIGINT is ignored (a background job).
 """
 
 from __future__ import annotations
@@ -47,7 +47,9 @@ def watch_interrupts(at_once: bool = True) -> Iterator[InterruptWatch]:
         if at_once and not watch.held:
             raise KeyboardInterrupt
 
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # a command started in the background (``nohup edge-fer train ... &``) ignores Ctrl-C, as
+        # Python itself leaves it: it stays ignored
         yield watch
         return
     previous = signal.signal(signal.SIGINT, note)
